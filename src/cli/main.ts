@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// The `moxing` command line: `moxing <command> [flags]`. Each command lives in its own file and
+// registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
+
+import "../index.js"; // registers the backends
+import { demoCommand } from "./demo.js";
+import { type Command, packageJson, UsageError } from "./util.js";
+
+const COMMANDS = new Map<string, Command>([["demo", demoCommand]]);
+
+function help(): string {
+  const width = Math.max(...[...COMMANDS.keys()].map((k) => k.length));
+  const lines = [...COMMANDS.entries()].map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return [
+    "moxing: large language models in TypeScript",
+    "",
+    "Usage: moxing <command> [flags]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Flags:",
+    "  --help, -h     show help (also `moxing <command> --help`)",
+    "  --version, -v  print the version",
+    "",
+    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces)",
+  ].join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+    console.log(help());
+    return 0;
+  }
+  if (first === "--version" || first === "-v") {
+    console.log(packageJson().version);
+    return 0;
+  }
+  const cmd = COMMANDS.get(first);
+  if (!cmd) throw new UsageError(`unknown command '${first}'; run 'moxing --help' to see the commands`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(cmd.help);
+    return 0;
+  }
+  return (await cmd.run(rest)) ?? 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (process.env.MOXING_DEBUG) console.error(e.stack);
+    console.error(`moxing: ${e.message}`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);

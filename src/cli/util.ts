@@ -1,0 +1,60 @@
+// Shared CLI plumbing: the Command shape, a usage error type, and flag parsing with clear errors.
+
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type ParseArgsConfig, parseArgs } from "node:util";
+
+/** moxing's own package.json, found by walking up from this file (works from src/ and dist/src/). */
+export function packageJson(): { name: string; version: string } {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const p = join(dir, "package.json");
+    if (existsSync(p)) {
+      const pkg = JSON.parse(readFileSync(p, "utf8"));
+      if (pkg.name === "moxing") return pkg;
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`cannot find moxing's package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+export interface Command {
+  summary: string;
+  help: string;
+  run(argv: string[]): Promise<number | undefined> | number | undefined;
+}
+
+/** A mistake in how the command was called: printed as one line, exit status 2. */
+export class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/** parseArgs with strict checking, its errors turned into one-line usage errors. */
+export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (e) {
+    const msg = (e as Error).message.split("\n")[0];
+    throw new UsageError(`${cmd}: ${msg}; run 'moxing ${cmd} --help' for the flags`);
+  }
+}
+
+/** Parse a numeric flag, naming the flag and the bad value on failure. */
+export function num(
+  cmd: string,
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  opts: { int?: boolean; min?: number } = {},
+): number {
+  if (value === undefined) return fallback;
+  const v = Number(value);
+  if (!Number.isFinite(v) || (opts.int && !Number.isInteger(v)) || (opts.min !== undefined && v < opts.min)) {
+    const kind = opts.int ? "an integer" : "a number";
+    const bound = opts.min !== undefined ? ` >= ${opts.min}` : "";
+    throw new UsageError(`${cmd}: --${flag} must be ${kind}${bound} (got '${value}')`);
+  }
+  return v;
+}

@@ -1,0 +1,364 @@
+// Reverse-mode automatic differentiation: the tape (one Node per recorded op), the backward
+// pass, and ALL gradient rules in one table keyed by op name. Rules are written with tensor ops
+// run under noGrad, so they work on every backend. `satisfies Record<OpName, Rule>` makes a
+// missing rule a compile error.
+
+import type { UnaryOp } from "./backend.js";
+import { getBackend } from "./backend.js";
+import { empty, full, zeros } from "./creation.js";
+import * as ops from "./ops.js";
+import { fmtShape, sameShape } from "./shape.js";
+import { Tensor } from "./tensor.js";
+
+export type OpName =
+  | UnaryOp
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "maximum"
+  | "minimum"
+  | "where"
+  | "sum"
+  | "max"
+  | "matmul"
+  | "gather"
+  | "copy"
+  | "reshape"
+  | "permute"
+  | "expand"
+  | "slice"
+  | "cat"
+  | "softmax"
+  | "log_softmax"
+  | "layer_norm"
+  | "gelu"
+  | "cross_entropy";
+
+export interface Node {
+  op: OpName;
+  inputs: Tensor[];
+  out: Tensor;
+  // biome-ignore lint/suspicious/noExplicitAny: each rule knows the shape of what its op saved
+  saved: any;
+}
+
+/** Returns one gradient per input (null where the input needs none). */
+type Rule = (n: Node, g: Tensor) => (Tensor | null)[];
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Run fn without recording: for inference, optimizer updates and gradient rules. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Attach a node to out when any input needs a gradient. */
+export function record(op: OpName, inputs: Tensor[], out: Tensor, saved?: unknown): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out._node = { op, inputs, out, saved };
+  }
+  return out;
+}
+
+const { add, sub, mul, div, neg } = ops;
+const need = (n: Node, i: number) => (n.inputs[i] as Tensor).requiresGrad;
+const inp = (n: Node, i: number) => n.inputs[i] as Tensor;
+const fused = () => getBackend().fused;
+
+/** Both operands of a broadcasting binary op get gradients summed back to their own shape. */
+function binaryGrads(n: Node, ga: () => Tensor, gb: () => Tensor): (Tensor | null)[] {
+  return [need(n, 0) ? ops.sumToShape(ga(), inp(n, 0).shape) : null, need(n, 1) ? ops.sumToShape(gb(), inp(n, 1).shape) : null];
+}
+
+/** Gradient of a reduction, broadcast back over the reduced axes. */
+function unreduce(g: Tensor, x: Tensor, axes: readonly number[]): Tensor {
+  const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  return ops.expand(ops.reshape(g, kept), x.shape);
+}
+
+export const GRAD_RULES = {
+  neg: (_n, g) => [neg(g)],
+  exp: (n, g) => [mul(g, n.out)],
+  log: (n, g) => [div(g, inp(n, 0))],
+  sqrt: (n, g) => [div(g, mul(n.out, 2))],
+  tanh: (n, g) => [mul(g, sub(1, mul(n.out, n.out)))],
+  sigmoid: (n, g) => [mul(g, mul(n.out, sub(1, n.out)))],
+  relu: (n, g) => [mul(g, ops.gt(inp(n, 0), 0))],
+  erf: (n, g) => [mul(g, mul(ops.exp(neg(mul(inp(n, 0), inp(n, 0)))), 2 / Math.sqrt(Math.PI)))],
+  abs: (n, g) => [mul(g, sub(ops.gt(inp(n, 0), 0), ops.lt(inp(n, 0), 0)))],
+  sin: (n, g) => [mul(g, ops.cos(inp(n, 0)))],
+  cos: (n, g) => [neg(mul(g, ops.sin(inp(n, 0))))],
+
+  add: (n, g) =>
+    binaryGrads(
+      n,
+      () => g,
+      () => g,
+    ),
+  sub: (n, g) =>
+    binaryGrads(
+      n,
+      () => g,
+      () => neg(g),
+    ),
+  mul: (n, g) =>
+    binaryGrads(
+      n,
+      () => mul(g, inp(n, 1)),
+      () => mul(g, inp(n, 0)),
+    ),
+  div: (n, g) =>
+    binaryGrads(
+      n,
+      () => div(g, inp(n, 1)),
+      () => neg(div(mul(g, n.out), inp(n, 1))),
+    ),
+  pow: (n, g) =>
+    binaryGrads(
+      n,
+      () => mul(g, mul(inp(n, 1), ops.pow(inp(n, 0), sub(inp(n, 1), 1)))),
+      // d/db a^b = a^b ln a; defined as 0 where a == 0 (as PyTorch does) instead of NaN.
+      () => mul(g, ops.where(ops.eq(inp(n, 0), 0), 0, mul(n.out, ops.log(inp(n, 0))))),
+    ),
+  // Ties split the gradient evenly between both operands, as in PyTorch.
+  maximum: (n, g) => {
+    const w = add(ops.gt(inp(n, 0), inp(n, 1)), mul(ops.eq(inp(n, 0), inp(n, 1)), 0.5));
+    return binaryGrads(
+      n,
+      () => mul(g, w),
+      () => mul(g, sub(1, w)),
+    );
+  },
+  minimum: (n, g) => {
+    const w = add(ops.lt(inp(n, 0), inp(n, 1)), mul(ops.eq(inp(n, 0), inp(n, 1)), 0.5));
+    return binaryGrads(
+      n,
+      () => mul(g, w),
+      () => mul(g, sub(1, w)),
+    );
+  },
+  where: (n, g) =>
+    binaryGrads(
+      n,
+      () => ops.where(n.saved.cond, g, 0),
+      () => ops.where(n.saved.cond, 0, g),
+    ),
+
+  sum: (n, g) => [unreduce(g, inp(n, 0), n.saved.axes)],
+  max: (n, g) => {
+    const x = inp(n, 0);
+    const mask = ops.eq(x, unreduce(n.out, x, n.saved.axes));
+    const count = ops.sum(mask, n.saved.axes, true);
+    return [mul(unreduce(g, x, n.saved.axes), div(mask, ops.expand(count, x.shape)))];
+  },
+  matmul: (n, g) => {
+    const [a, b] = [inp(n, 0), inp(n, 1)];
+    return [
+      need(n, 0) ? ops.sumToShape(ops.matmul(g, ops.transpose(b, -2, -1)), a.shape) : null,
+      need(n, 1) ? ops.sumToShape(ops.matmul(ops.transpose(a, -2, -1), g), b.shape) : null,
+    ];
+  },
+  gather: (n, g) => {
+    const w = inp(n, 0);
+    const dw = zeros(w.shape);
+    getBackend().indexAdd(dw.data as Float32Array, n.saved.ids, g.contiguousData() as Float32Array, w.shape[1] as number);
+    return [dw];
+  },
+  copy: (_n, g) => [g],
+  reshape: (n, g) => [ops.reshape(g, inp(n, 0).shape)],
+  permute: (n, g) => {
+    const dims: number[] = n.saved.dims;
+    const inv = new Array<number>(dims.length);
+    dims.forEach((d, i) => {
+      inv[d] = i;
+    });
+    return [ops.permute(g, inv)];
+  },
+  expand: (n, g) => [ops.sumToShape(g, inp(n, 0).shape)],
+  slice: (n, g) => {
+    const x = inp(n, 0);
+    const dx = zeros(x.shape);
+    const { dim, start, step } = n.saved;
+    ops.slice(dx, dim, start, start + ((g.shape[dim] as number) - 1) * step + 1, step).copy_(g);
+    return [dx];
+  },
+  cat: (n, g) => ops.split(g, n.saved.sizes, n.saved.dim).map((part, i) => (need(n, i) ? part : null)),
+
+  softmax: (n, g) => {
+    const y = n.out;
+    const f = fused();
+    if (f?.softmaxBackward) {
+      const dx = empty(y.shape);
+      const cols = y.shape[y.ndim - 1] as number;
+      f.softmaxBackward(y.data as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, y.size / cols, cols, false);
+      return [dx];
+    }
+    return [mul(y, sub(g, ops.sum(mul(g, y), -1, true)))];
+  },
+  log_softmax: (n, g) => {
+    const y = n.out;
+    const f = fused();
+    if (f?.softmaxBackward) {
+      const dx = empty(y.shape);
+      const cols = y.shape[y.ndim - 1] as number;
+      f.softmaxBackward(y.data as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, y.size / cols, cols, true);
+      return [dx];
+    }
+    return [sub(g, mul(ops.exp(y), ops.sum(g, -1, true)))];
+  },
+  layer_norm: (n, g) => {
+    const f = fused();
+    if (!f?.layerNormBackward) throw new Error("layer_norm backward: the backend lost its fused kernel mid-graph");
+    const x = inp(n, 0);
+    const { weight, bias, mean, rstd } = n.saved as { weight: Tensor | null; bias: Tensor | null; mean: Float32Array; rstd: Float32Array };
+    const C = x.shape[x.ndim - 1] as number;
+    const dx = empty(x.shape);
+    const dw = weight ? zeros([C]) : null;
+    const db = bias ? zeros([C]) : null;
+    f.layerNormBackward(
+      x.data as Float32Array,
+      weight ? (weight.contiguousData() as Float32Array) : null,
+      mean,
+      rstd,
+      g.contiguousData() as Float32Array,
+      dx.data as Float32Array,
+      dw ? (dw.data as Float32Array) : null,
+      db ? (db.data as Float32Array) : null,
+      x.size / C,
+      C,
+    );
+    return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
+  },
+  gelu: (n, g) => {
+    const f = fused();
+    if (!f?.geluBackward) throw new Error("gelu backward: the backend lost its fused kernel mid-graph");
+    const x = inp(n, 0);
+    const dx = empty(x.shape);
+    f.geluBackward(x.data as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, n.saved.approximate);
+    return [dx];
+  },
+  cross_entropy: (n, g) => {
+    const f = fused();
+    if (!f?.crossEntropyBackward) throw new Error("cross_entropy backward: the backend lost its fused kernel mid-graph");
+    const x = inp(n, 0);
+    const [rows, cols] = x.shape as [number, number];
+    const dx = empty(x.shape);
+    const s = n.saved;
+    f.crossEntropyBackward(
+      x.data as Float32Array,
+      s.targets,
+      s.lse,
+      g.contiguousData() as Float32Array,
+      dx.data as Float32Array,
+      rows,
+      cols,
+      s.ignoreIndex,
+      s.labelSmoothing,
+    );
+    return [dx];
+  },
+} satisfies Record<OpName, Rule>;
+
+/** The backward pass: topological order from root, rules applied in reverse, leaf grads
+ *  accumulated, then the graph released so memory does not grow from step to step. */
+export function runBackward(root: Tensor, grad?: Tensor): void {
+  if (root._released) {
+    throw new Error("backward: this graph was already released by an earlier backward(); recompute the forward pass");
+  }
+  if (!root.requiresGrad) {
+    throw new Error("backward: this tensor does not require grad (no input had requiresGrad, or it was computed under noGrad)");
+  }
+  if (!grad && root.size !== 1) {
+    throw new Error(
+      `backward: called on a tensor of shape ${fmtShape(root.shape)}; pass a gradient of that shape, or reduce it first (e.g. loss.sum() or loss.mean())`,
+    );
+  }
+  if (grad && !sameShape(grad.shape, root.shape)) {
+    throw new Error(`backward: gradient shape ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`);
+  }
+  // Iterative DFS post-order (deep graphs would overflow the stack with recursion).
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1] as [Tensor, number];
+    const [t, i] = top;
+    const inputs = t._node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i] as Tensor;
+      if (c._released) {
+        throw new Error(
+          "backward: part of this graph was already used by an earlier backward() and released; recompute the forward pass for each backward",
+        );
+      }
+      if (c.requiresGrad && !seen.has(c)) {
+        seen.add(c);
+        stack.push([c, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, grad ?? full(root.shape, 1));
+  noGrad(() => {
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k] as Tensor;
+      const g = grads.get(t);
+      grads.delete(t);
+      if (!g) continue;
+      const node = t._node;
+      if (!node) {
+        // A leaf: keep a contiguous gradient of its own, so no two leaves share one buffer.
+        t.grad = t.grad ? add(t.grad, g) : ops.clone(g);
+        continue;
+      }
+      const gi = GRAD_RULES[node.op](node, g);
+      node.inputs.forEach((x, j) => {
+        const d = gi[j];
+        if (!d || !x.requiresGrad) return;
+        if (!sameShape(d.shape, x.shape)) {
+          throw new Error(
+            `backward: rule for '${node.op}' gave a gradient of shape ${fmtShape(d.shape)} for an input of shape ${fmtShape(x.shape)}`,
+          );
+        }
+        const prev = grads.get(x);
+        grads.set(x, prev ? add(prev, d) : d);
+      });
+    }
+  });
+  for (const t of order) {
+    if (t._node) {
+      t._node = null;
+      t._released = true;
+    }
+  }
+}
+
+export { Tensor };

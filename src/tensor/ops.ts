@@ -1,0 +1,680 @@
+// Every tensor op: primitives dispatched to the active backend, and composites built on them.
+//
+// A primitive allocates its output, calls one backend kernel and records a node for autograd;
+// its gradient rule lives in autograd.ts (GRAD_RULES). A composite (softmax, layer_norm, gelu,
+// cross_entropy, attention...) is written with primitives and so gets its gradient for free;
+// when the backend offers a fused kernel for it, the fused kernel runs instead and is recorded
+// as one node whose rule is also in GRAD_RULES. The composite stays the specification: the
+// conformance suite checks every fused kernel against it.
+
+import { isGradEnabled, type Node, noGrad, record, runBackward } from "./autograd.js";
+import type { BinaryOp, DType, FusedKernels, MatView, UnaryOp, View } from "./backend.js";
+import { getBackend } from "./backend.js";
+import { arange, empty } from "./creation.js";
+import { defaultGenerator, type Generator } from "./random.js";
+import { broadcastShapes, contiguousStrides, fmtShape, normAxes, normAxis, numel, type Shape, sameShape } from "./shape.js";
+import { Tensor, type TensorLike } from "./tensor.js";
+
+export { noGrad };
+
+// ---- helpers --------------------------------------------------------------------------------
+
+/** A fused kernel pair, only when the backend has both directions (a forward without its
+ *  backward would leave autograd without a rule). */
+function fusedPair<F extends keyof FusedKernels, B extends keyof FusedKernels>(
+  fwd: F,
+  bwd: B,
+): (Pick<FusedKernels, F | B> & FusedKernels) | null {
+  const f = getBackend().fused;
+  return f?.[fwd] && f[bwd] ? (f as FusedKernels) : null;
+}
+
+function flat(t: Tensor): Float32Array {
+  return t.contiguousData() as Float32Array;
+}
+
+function scalarLike(v: number, dtype: DType): Tensor {
+  const t = empty([], dtype);
+  t.data[0] = v;
+  return t;
+}
+
+/** Scalars become 0-d tensors; mixed int32/float32 (or a fractional scalar) promote to float32. */
+function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
+  const dtypeOf = (x: TensorLike) => (x instanceof Tensor ? x.dtype : Number.isInteger(x) ? "int32" : "float32");
+  let ta = a instanceof Tensor ? a : null;
+  let tb = b instanceof Tensor ? b : null;
+  const dt: DType = (ta ?? tb)?.dtype === "int32" && dtypeOf(a) === "int32" && dtypeOf(b) === "int32" ? "int32" : "float32";
+  ta = ta ? (ta.dtype === dt ? ta : cast(ta, dt)) : scalarLike(a as number, dt);
+  tb = tb ? (tb.dtype === dt ? tb : cast(tb, dt)) : scalarLike(b as number, dt);
+  return [ta, tb];
+}
+
+/** A view of t broadcast to shape: new leading dims and expanded size-1 dims get stride 0. */
+export function broadcastView(t: Tensor, shape: Shape): View {
+  if (sameShape(t.shape, shape)) return t;
+  const lead = shape.length - t.ndim;
+  const strides = shape.map((d, i) => {
+    if (i < lead) return 0;
+    const td = t.shape[i - lead] as number;
+    return td === 1 && d !== 1 ? 0 : (t.strides[i - lead] as number);
+  });
+  return { data: t.data, shape, strides, offset: t.offset };
+}
+
+/** Sum a broadcast gradient back down to the shape of the input it came from. */
+export function sumToShape(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return reshape(sum(g, axes, true), shape);
+}
+
+// ---- elementwise ------------------------------------------------------------------------------
+
+function unary(op: UnaryOp, x: Tensor): Tensor {
+  if (x.dtype !== "float32") x = cast(x, "float32");
+  const out = empty(x.shape);
+  getBackend().unary(op, x, out.data as Float32Array);
+  return record(op, [x], out);
+}
+
+export const neg = (x: Tensor) => unary("neg", x);
+export const exp = (x: Tensor) => unary("exp", x);
+export const log = (x: Tensor) => unary("log", x);
+export const sqrt = (x: Tensor) => unary("sqrt", x);
+export const tanh = (x: Tensor) => unary("tanh", x);
+export const sigmoid = (x: Tensor) => unary("sigmoid", x);
+export const relu = (x: Tensor) => unary("relu", x);
+export const erf = (x: Tensor) => unary("erf", x);
+export const abs = (x: Tensor) => unary("abs", x);
+export const sin = (x: Tensor) => unary("sin", x);
+export const cos = (x: Tensor) => unary("cos", x);
+
+const COMPARISONS = new Set<BinaryOp>(["eq", "ne", "lt", "le", "gt", "ge"]);
+
+function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
+  let [ta, tb] = operands(a, b);
+  // True division and real powers of integers are float, as in PyTorch.
+  if ((op === "div" || op === "pow") && ta.dtype === "int32") [ta, tb] = [cast(ta, "float32"), cast(tb, "float32")];
+  const shape = broadcastShapes(op, ta.shape, tb.shape);
+  const out = empty(shape, ta.dtype);
+  getBackend().binary(op, broadcastView(ta, shape), broadcastView(tb, shape), out.data);
+  return COMPARISONS.has(op) ? out : record(op, [ta, tb], out);
+}
+
+export const add = (a: TensorLike, b: TensorLike) => binary("add", a, b);
+export const sub = (a: TensorLike, b: TensorLike) => binary("sub", a, b);
+export const mul = (a: TensorLike, b: TensorLike) => binary("mul", a, b);
+export const div = (a: TensorLike, b: TensorLike) => binary("div", a, b);
+export const pow = (a: TensorLike, b: TensorLike) => binary("pow", a, b);
+export const maximum = (a: TensorLike, b: TensorLike) => binary("maximum", a, b);
+export const minimum = (a: TensorLike, b: TensorLike) => binary("minimum", a, b);
+/** Comparisons return 1/0 masks (float32 for float inputs) and carry no gradient. */
+export const eq = (a: TensorLike, b: TensorLike) => binary("eq", a, b);
+export const ne = (a: TensorLike, b: TensorLike) => binary("ne", a, b);
+export const lt = (a: TensorLike, b: TensorLike) => binary("lt", a, b);
+export const le = (a: TensorLike, b: TensorLike) => binary("le", a, b);
+export const gt = (a: TensorLike, b: TensorLike) => binary("gt", a, b);
+export const ge = (a: TensorLike, b: TensorLike) => binary("ge", a, b);
+
+export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  let y = x;
+  if (min !== undefined) y = maximum(y, min);
+  if (max !== undefined) y = minimum(y, max);
+  return y;
+}
+
+/** cond ? a : b elementwise, with broadcasting; cond is any tensor, non-zero meaning true. */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  const [ta, tb] = operands(a, b);
+  const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, ta.shape), tb.shape);
+  const out = empty(shape, ta.dtype);
+  getBackend().where(broadcastView(cond, shape), broadcastView(ta, shape), broadcastView(tb, shape), out.data);
+  return record("where", [ta, tb], out, { cond });
+}
+
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  broadcastShapes("maskedFill", mask.shape, x.shape);
+  return where(mask, value, x);
+}
+
+// ---- layout: views, copies, casts ------------------------------------------------------------
+
+export function contiguous(x: Tensor): Tensor {
+  if (x.isContiguous()) return x;
+  const out = empty(x.shape, x.dtype);
+  getBackend().copy(x, out);
+  return record("copy", [x], out);
+}
+
+export function clone(x: Tensor): Tensor {
+  const out = empty(x.shape, x.dtype);
+  getBackend().copy(x, out);
+  return record("copy", [x], out);
+}
+
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  const out = empty(x.shape, dtype);
+  getBackend().copy(x, out);
+  return out;
+}
+
+function inferShape(fn: string, x: Tensor, shape: readonly number[]): number[] {
+  const known = shape.filter((d) => d !== -1);
+  const infer = shape.length - known.length;
+  const size = numel(known);
+  const out = [...shape];
+  if (infer > 1) throw new Error(`${fn}: only one dimension can be -1 (got ${fmtShape(shape)})`);
+  if (infer === 1) {
+    if (size === 0 || x.size % size !== 0) {
+      throw new Error(`${fn}: cannot reshape tensor of shape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)}`);
+    }
+    out[out.indexOf(-1)] = x.size / size;
+  }
+  if (numel(out) !== x.size || out.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new Error(`${fn}: cannot reshape tensor of shape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)}`);
+  }
+  return out;
+}
+
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const target = inferShape("reshape", x, shape);
+  if (sameShape(target, x.shape)) return x;
+  const src = contiguous(x); // a non-contiguous tensor is copied first, as torch.reshape does
+  const out = new Tensor(src.data, target, contiguousStrides(target), src.offset);
+  return record("reshape", [src], out);
+}
+
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  if (x.ndim === 0) return reshape(x, [1]);
+  const s = normAxis("flatten", startDim, x.ndim);
+  const e = normAxis("flatten", endDim, x.ndim);
+  return reshape(x, [...x.shape.slice(0, s), numel(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
+}
+
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  const nd = dims.map((d) => normAxis("permute", d, x.ndim));
+  if (nd.length !== x.ndim || new Set(nd).size !== x.ndim) {
+    throw new Error(`permute: dims ${JSON.stringify(dims)} must be a permutation of 0..${x.ndim - 1} for shape ${fmtShape(x.shape)}`);
+  }
+  const out = new Tensor(
+    x.data,
+    nd.map((d) => x.shape[d] as number),
+    nd.map((d) => x.strides[d] as number),
+    x.offset,
+  );
+  return record("permute", [x], out, { dims: nd });
+}
+
+export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
+  const a = normAxis("transpose", dim0, x.ndim);
+  const b = normAxis("transpose", dim1, x.ndim);
+  const dims = Array.from({ length: x.ndim }, (_, i) => (i === a ? b : i === b ? a : i));
+  return permute(x, dims);
+}
+
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const lead = shape.length - x.ndim;
+  if (lead < 0) throw new Error(`expand: target ${fmtShape(shape)} has fewer dims than the tensor ${fmtShape(x.shape)}`);
+  const target = shape.map((d, i) => (d === -1 && i >= lead ? (x.shape[i - lead] as number) : d));
+  for (let i = 0; i < x.ndim; i++) {
+    const d = x.shape[i] as number;
+    if (d !== 1 && d !== target[i + lead]) {
+      throw new Error(`expand: cannot expand shape ${fmtShape(x.shape)} to ${fmtShape(shape)} (dim ${i} is ${d}; only size-1 dims expand)`);
+    }
+  }
+  if (sameShape(target, x.shape)) return x;
+  const v = broadcastView(x, target);
+  return record("expand", [x], new Tensor(x.data, target, v.strides, x.offset));
+}
+
+export function unsqueeze(x: Tensor, dim: number): Tensor {
+  const d = normAxis("unsqueeze", dim, x.ndim + 1);
+  const shape = [...x.shape];
+  shape.splice(d, 0, 1);
+  const strides = [...x.strides];
+  strides.splice(d, 0, d < x.ndim ? (x.strides[d] as number) * (x.shape[d] as number) : 1);
+  return record("reshape", [x], new Tensor(x.data, shape, strides, x.offset));
+}
+
+export function squeeze(x: Tensor, dim?: number): Tensor {
+  const drop = dim === undefined ? x.shape.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0) : [normAxis("squeeze", dim, x.ndim)];
+  const keep = x.shape.map((_, i) => i).filter((i) => !(drop.includes(i) && x.shape[i] === 1));
+  if (keep.length === x.ndim) return x;
+  const out = new Tensor(
+    x.data,
+    keep.map((i) => x.shape[i] as number),
+    keep.map((i) => x.strides[i] as number),
+    x.offset,
+  );
+  return record("reshape", [x], out);
+}
+
+/** A strided view selecting start..end by step along dim (Python slice semantics, clamped). */
+export function slice(x: Tensor, dim: number, start?: number, end?: number, step = 1): Tensor {
+  const d = normAxis("slice", dim, x.ndim);
+  if (!Number.isInteger(step) || step < 1) throw new Error(`slice: step must be a positive integer (got ${step})`);
+  const size = x.shape[d] as number;
+  const clampIdx = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+  const s = clampIdx(start ?? 0);
+  const e = Math.max(s, clampIdx(end ?? size));
+  const len = Math.ceil((e - s) / step);
+  const shape = [...x.shape];
+  shape[d] = len;
+  const strides = [...x.strides];
+  strides[d] = (x.strides[d] as number) * step;
+  const out = new Tensor(x.data, shape, strides, x.offset + s * (x.strides[d] as number));
+  return record("slice", [x], out, { dim: d, start: s, step });
+}
+
+/** x[i] for a number (a view of one entry of dim 0) or x[idx] for an int32 tensor of row indices. */
+export function index(x: Tensor, i: number | Tensor): Tensor {
+  if (x.ndim === 0) throw new Error("index: cannot index a 0-d tensor");
+  if (typeof i === "number") {
+    const n = x.shape[0] as number;
+    if (!Number.isInteger(i) || i < -n || i >= n) throw new Error(`index: index ${i} is out of range for dim 0 of size ${n}`);
+    const j = i < 0 ? i + n : i;
+    return squeeze(slice(x, 0, j, j + 1), 0);
+  }
+  const rows = reshape(x, [x.shape[0] as number, -1]);
+  const picked = embedding(rows, i);
+  return reshape(picked, [...i.shape, ...x.shape.slice(1)]);
+}
+
+export function split(x: Tensor, sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
+  const d = normAxis("split", dim, x.ndim);
+  const total = x.shape[d] as number;
+  let sizes: number[];
+  if (typeof sizeOrSizes === "number") {
+    if (!(sizeOrSizes > 0)) throw new Error(`split: split size must be positive (got ${sizeOrSizes})`);
+    sizes = [];
+    for (let s = 0; s < total; s += sizeOrSizes) sizes.push(Math.min(sizeOrSizes, total - s));
+  } else {
+    sizes = [...sizeOrSizes];
+    const sumSizes = sizes.reduce((p, c) => p + c, 0);
+    if (sumSizes !== total) throw new Error(`split: sizes ${JSON.stringify(sizes)} sum to ${sumSizes}, but dim ${dim} has size ${total}`);
+  }
+  let at = 0;
+  return sizes.map((n) => {
+    const part = slice(x, d, at, at + n);
+    at += n;
+    return part;
+  });
+}
+
+export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
+  const d = normAxis("chunk", dim, x.ndim);
+  return split(x, Math.ceil((x.shape[d] as number) / chunks), d);
+}
+
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new Error("cat: expects a non-empty list of tensors");
+  const first = tensors[0] as Tensor;
+  const d = normAxis("cat", dim, first.ndim);
+  const dtype = first.dtype;
+  for (const t of tensors) {
+    if (t.ndim !== first.ndim || t.shape.some((s, i) => i !== d && s !== first.shape[i])) {
+      throw new Error(`cat: shapes ${fmtShape(first.shape)} and ${fmtShape(t.shape)} differ outside dim ${dim}`);
+    }
+    if (t.dtype !== dtype) throw new Error(`cat: all tensors must share a dtype (found ${dtype} and ${t.dtype})`);
+  }
+  const sizes = tensors.map((t) => t.shape[d] as number);
+  const shape = [...first.shape];
+  shape[d] = sizes.reduce((p, c) => p + c, 0);
+  const out = empty(shape, dtype);
+  const be = getBackend();
+  let at = 0;
+  noGrad(() => {
+    for (const t of tensors) {
+      be.copy(t, slice(out, d, at, at + (t.shape[d] as number)));
+      at += t.shape[d] as number;
+    }
+  });
+  return record("cat", [...tensors], out, { dim: d, sizes });
+}
+
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+  if (tensors.length === 0) throw new Error("stack: expects a non-empty list of tensors");
+  const d = normAxis("stack", dim, (tensors[0] as Tensor).ndim + 1);
+  return cat(
+    tensors.map((t) => unsqueeze(t, d)),
+    d,
+  );
+}
+
+/** In-place copy of src (broadcast to dst's shape) into dst's memory; not recorded by autograd. */
+export function copyInto(dst: Tensor, src: TensorLike): void {
+  if (dst.requiresGrad && !dst._node && isGradEnabled()) {
+    throw new Error("copy_: a leaf tensor that requires grad cannot be modified in place; wrap the update in noGrad(() => ...)");
+  }
+  const s = src instanceof Tensor ? src : scalarLike(src, dst.dtype);
+  broadcastShapes("copy_", s.shape, dst.shape);
+  if (s.ndim > dst.ndim || s.shape.some((d, i) => d !== 1 && d !== dst.shape[dst.ndim - s.ndim + i])) {
+    throw new Error(`copy_: source shape ${fmtShape(s.shape)} does not broadcast to destination ${fmtShape(dst.shape)}`);
+  }
+  getBackend().copy(broadcastView(s, dst.shape), dst);
+}
+
+// ---- reductions ----------------------------------------------------------------------------------
+
+function reduced(x: Tensor, axes: readonly number[], keepdim: boolean): number[] {
+  return keepdim ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+}
+
+export function sum(x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor {
+  if (x.dtype !== "float32") x = cast(x, "float32");
+  const axes = normAxes("sum", dim, x.ndim);
+  const out = empty(reduced(x, axes, keepdim));
+  getBackend().reduce("sum", x, axes, out.data as Float32Array);
+  return record("sum", [x], out, { axes });
+}
+
+export function mean(x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor {
+  const axes = normAxes("mean", dim, x.ndim);
+  const n = numel(axes.map((a) => x.shape[a] as number));
+  return mul(sum(x, axes, keepdim), 1 / n);
+}
+
+/** amax: the maximum over dims; the gradient is shared equally among tied maxima (like torch.amax). */
+export function max(x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor {
+  if (x.dtype !== "float32") x = cast(x, "float32");
+  const axes = normAxes("max", dim, x.ndim);
+  if (axes.some((a) => x.shape[a] === 0)) throw new Error(`max: cannot reduce an empty dimension of shape ${fmtShape(x.shape)}`);
+  const out = empty(reduced(x, axes, keepdim));
+  getBackend().reduce("max", x, axes, out.data as Float32Array);
+  return record("max", [x], out, { axes });
+}
+
+export function min(x: Tensor, dim?: number | readonly number[], keepdim = false): Tensor {
+  return neg(max(neg(x), dim, keepdim));
+}
+
+export function variance(x: Tensor, dim?: number | readonly number[], keepdim = false, correction = 1): Tensor {
+  const axes = normAxes("var", dim, x.ndim);
+  const n = numel(axes.map((a) => x.shape[a] as number));
+  const d = sub(x, mean(x, axes, true));
+  return div(sum(mul(d, d), axes, keepdim), Math.max(0, n - correction));
+}
+
+/** Index of the maximum along dim (first one on ties), int32; no gradient. */
+export function argmax(x: Tensor, dim = -1, keepdim = false): Tensor {
+  const d = normAxis("argmax", dim, x.ndim);
+  const n = x.shape[d] as number;
+  if (n === 0) throw new Error("argmax: cannot take argmax over an empty dimension");
+  // Move dim last: rows then run over the other dims in their original order.
+  const order = [...x.shape.keys()].filter((i) => i !== d).concat(d);
+  const src = noGrad(() => permute(x, order)).contiguousData();
+  const out = empty(reduced(x, [d], keepdim), "int32");
+  for (let r = 0; r < src.length / n; r++) {
+    let best = 0;
+    let bv = src[r * n] as number;
+    for (let j = 1; j < n; j++) {
+      const v = src[r * n + j] as number;
+      if (v > bv || (Number.isNaN(v) && !Number.isNaN(bv))) {
+        bv = v;
+        best = j;
+      }
+    }
+    out.data[r] = best;
+  }
+  return out;
+}
+
+// ---- products and lookups ---------------------------------------------------------------------------
+
+/** Collapse a tensor's batch dims (all but the last two) into one stride, or null if impossible. */
+function matView(v: View, batchDims: number): MatView | null {
+  let batchStride = 0;
+  let expect = -1;
+  for (let i = batchDims - 1; i >= 0; i--) {
+    const d = v.shape[i] as number;
+    const s = v.strides[i] as number;
+    if (d === 1) continue;
+    if (expect === -1) batchStride = s;
+    else if (s !== expect) return null;
+    expect = s * d;
+  }
+  return {
+    data: v.data as Float32Array,
+    offset: v.offset,
+    batchStride,
+    rowStride: v.strides[batchDims] as number,
+    colStride: v.strides[batchDims + 1] as number,
+  };
+}
+
+/** Matrix product with batch dims and broadcasting, like torch.matmul (1-D operands included). */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim === 0 || b.ndim === 0) throw new Error("matmul: both operands need at least one dimension");
+  if (a.dtype !== "float32" || b.dtype !== "float32") {
+    throw new Error(`matmul: expected float32 operands, got ${a.dtype} and ${b.dtype}; call .float() first`);
+  }
+  if (a.ndim === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.ndim === 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const [k2, n] = b.shape.slice(-2) as [number, number];
+  if (k !== k2) {
+    throw new Error(`matmul: shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} are not aligned (inner dims ${k} and ${k2} differ)`);
+  }
+  const batchShape = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const nb = batchShape.length;
+  const batch = numel(batchShape);
+  const view = (t: Tensor, r: number, c: number): MatView => {
+    const v = broadcastView(t, [...batchShape, r, c]);
+    return (
+      matView(v, nb) ??
+      (matView(
+        noGrad(() => contiguous(new Tensor(v.data, v.shape, v.strides, v.offset))),
+        nb,
+      ) as MatView)
+    );
+  };
+  let am = view(a, m, k);
+  const bm = view(b, k, n);
+  const out = empty([...batchShape, m, n]);
+  let [B, M] = [batch, m];
+  // A weight shared across the batch: fold the batch into M and run one large GEMM.
+  if (batch > 1 && bm.batchStride === 0 && am.batchStride === m * am.rowStride) {
+    [B, M] = [1, batch * m];
+    am = { ...am, batchStride: 0 };
+  }
+  getBackend().matmul(am, bm, out.data as Float32Array, B, M, n, k);
+  return record("matmul", [a, b], out);
+}
+
+/** Rows of a (V, C) table picked by int32 indices of any shape: out (...idx.shape, C). */
+export function embedding(weight: Tensor, idx: Tensor): Tensor {
+  if (idx.dtype !== "int32")
+    throw new Error(`embedding: indices must be int32 (got ${idx.dtype}); use .int() or tensor(..., {dtype: 'int32'})`);
+  if (weight.ndim !== 2) throw new Error(`embedding: weight must be 2-D (V, C), got shape ${fmtShape(weight.shape)}`);
+  const [V, C] = weight.shape as [number, number];
+  const ids = idx.contiguousData() as Int32Array;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as number;
+    if (id < 0 || id >= V) throw new Error(`embedding: index ${id} is out of range for a table of ${V} rows`);
+  }
+  const out = empty([...idx.shape, C]);
+  getBackend().gather(flat(weight), ids, out.data as Float32Array, C);
+  return record("gather", [weight], out, { ids, rows: V });
+}
+
+// ---- composites (fused when the backend can) -------------------------------------------------------
+
+export function softmax(x: Tensor, dim = -1): Tensor {
+  return softmaxImpl(x, dim, false);
+}
+
+export function logSoftmax(x: Tensor, dim = -1): Tensor {
+  return softmaxImpl(x, dim, true);
+}
+
+function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
+  const d = normAxis(log ? "logSoftmax" : "softmax", dim, x.ndim);
+  const f = fusedPair("softmax", "softmaxBackward");
+  if (f && d === x.ndim - 1 && x.size > 0) {
+    const xc = contiguous(x);
+    const cols = x.shape[d] as number;
+    const out = empty(x.shape);
+    f.softmax(flat(xc), out.data as Float32Array, xc.size / cols, cols, log);
+    return record(log ? "log_softmax" : "softmax", [xc], out);
+  }
+  // Subtracting the max keeps exp from overflowing; it is a constant shift, so no gradient is needed.
+  const shifted = sub(
+    x,
+    noGrad(() => max(x, d, true)),
+  );
+  if (log) return sub(shifted, log_(sum(exp(shifted), d, true)));
+  const e = exp(shifted);
+  return div(e, sum(e, d, true));
+}
+const log_ = log;
+
+/** Layer normalisation over the last dim (Ba et al. 2016), with biased variance like PyTorch. */
+export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  const C = x.shape[x.ndim - 1] as number;
+  for (const [name, p] of [
+    ["weight", weight],
+    ["bias", bias],
+  ] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== C)) {
+      throw new Error(`layerNorm: ${name} has shape ${fmtShape(p.shape)} but the normalised dim has size ${C}`);
+    }
+  }
+  const f = fusedPair("layerNorm", "layerNormBackward");
+  if (f && x.size > 0) {
+    const xc = contiguous(x);
+    const rows = xc.size / C;
+    const out = empty(x.shape);
+    const meanBuf = new Float32Array(rows);
+    const rstd = new Float32Array(rows);
+    f.layerNorm(flat(xc), weight && flat(weight), bias && flat(bias), out.data as Float32Array, meanBuf, rstd, rows, C, eps);
+    const inputs = [xc, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+    return record("layer_norm", inputs, out, { mean: meanBuf, rstd, weight, bias });
+  }
+  const mu = mean(x, -1, true);
+  const xc = sub(x, mu);
+  const v = mean(mul(xc, xc), -1, true);
+  let y = mul(xc, div(1, sqrt(add(v, eps))));
+  if (weight) y = mul(y, weight);
+  if (bias) y = add(y, bias);
+  return y;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** GELU (Hendrycks & Gimpel 2016): exact x·Φ(x) with erf, or GPT-2's tanh approximation. */
+export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
+  const f = fusedPair("gelu", "geluBackward");
+  if (f && x.size > 0) {
+    const xc = contiguous(x);
+    const out = empty(x.shape);
+    f.gelu(flat(xc), out.data as Float32Array, approximate);
+    return record("gelu", [xc], out, { approximate });
+  }
+  const inner = approximate === "tanh" ? tanh(mul(add(x, mul(pow(x, 3), 0.044715)), SQRT_2_OVER_PI)) : erf(mul(x, Math.SQRT1_2));
+  return mul(mul(x, 0.5), add(inner, 1));
+}
+
+export interface CrossEntropyOptions {
+  /** Target value whose rows contribute nothing (PyTorch's default is -100). */
+  ignoreIndex?: number;
+  /** Mix the one-hot target with a uniform distribution (Szegedy et al. 2016). */
+  labelSmoothing?: number;
+  reduction?: "mean" | "sum" | "none";
+}
+
+/** Cross-entropy of logits (..., C) against int32 class targets (...), like F.cross_entropy. */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const { ignoreIndex = -100, labelSmoothing = 0, reduction = "mean" } = opts;
+  if (targets.dtype !== "int32") throw new Error(`crossEntropy: targets must be int32 class indices (got ${targets.dtype})`);
+  const C = logits.shape[logits.ndim - 1] as number;
+  if (!sameShape(logits.shape.slice(0, -1), targets.shape)) {
+    throw new Error(
+      `crossEntropy: logits ${fmtShape(logits.shape)} need targets of shape ${fmtShape(logits.shape.slice(0, -1))}, got ${fmtShape(targets.shape)}`,
+    );
+  }
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 1))
+    throw new Error(`crossEntropy: labelSmoothing must be in [0, 1] (got ${labelSmoothing})`);
+  const t = targets.contiguousData() as Int32Array;
+  let count = 0;
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i] as number;
+    if (v === ignoreIndex) continue;
+    if (v < 0 || v >= C) throw new Error(`crossEntropy: target ${v} at position ${i} is out of range for ${C} classes`);
+    count++;
+  }
+  const rows = t.length;
+  const x2 = reshape(logits, [rows, C]);
+  let losses: Tensor;
+  const f = fusedPair("crossEntropy", "crossEntropyBackward");
+  if (f && rows > 0) {
+    const xc = contiguous(x2);
+    losses = empty([rows]);
+    const lse = new Float32Array(rows);
+    f.crossEntropy(flat(xc), t, losses.data as Float32Array, lse, rows, C, ignoreIndex, labelSmoothing);
+    losses = record("cross_entropy", [xc], losses, { targets: t, lse, ignoreIndex, labelSmoothing });
+  } else {
+    const logp = logSoftmax(x2, -1);
+    const tt = new Tensor(t, [rows, 1]);
+    const onehot = eq(arange(C), tt); // (rows, C); all zero on ignored rows
+    const valid = ne(tt, ignoreIndex).float(); // (rows, 1)
+    const nll = neg(sum(mul(logp, onehot.float()), -1, true));
+    const smooth = neg(mean(logp, -1, true));
+    losses = reshape(mul(add(mul(nll, 1 - labelSmoothing), mul(smooth, labelSmoothing)), valid), [rows]);
+  }
+  if (reduction === "none") return reshape(losses, targets.shape);
+  const total = sum(losses);
+  return reduction === "sum" ? total : div(total, count);
+}
+
+/** Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout). */
+export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropout: probability must be in [0, 1] (got ${p})`);
+  if (!training || p === 0) return x;
+  const mask = empty(x.shape);
+  const scale = p === 1 ? 0 : 1 / (1 - p);
+  const m = mask.data as Float32Array;
+  for (let i = 0; i < m.length; i++) m[i] = generator.random() >= p ? scale : 0;
+  return mul(x, mask);
+}
+
+/** y = x · Wᵀ + b with W stored (out_features, in_features) as in torch.nn.Linear. */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  const y = matmul(x, transpose(weight, 0, 1));
+  return bias ? add(y, bias) : y;
+}
+
+/** softmax(q·kᵀ/√d + mask)·v (Vaswani et al. 2017). q (..., T, d), k and v (..., S, d).
+ *  attnMask broadcasts to (..., T, S): non-zero entries are masked out. Returns the attention weights too. */
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: { causal?: boolean; attnMask?: Tensor | null; scale?: number } = {},
+): { out: Tensor; weights: Tensor } {
+  const d = q.shape[q.ndim - 1] as number;
+  const T = q.shape[q.ndim - 2] as number;
+  const S = k.shape[k.ndim - 2] as number;
+  let att = mul(matmul(q, transpose(k, -2, -1)), opts.scale ?? 1 / Math.sqrt(d)); // (..., T, S)
+  if (opts.causal) {
+    // Query t sees keys up to t + (S - T): with a KV cache the queries are the last T of S positions.
+    const future = gt(reshape(arange(S), [1, S]), add(reshape(arange(T), [T, 1]), S - T));
+    att = maskedFill(att, future, Number.NEGATIVE_INFINITY);
+  }
+  if (opts.attnMask) att = maskedFill(att, opts.attnMask, Number.NEGATIVE_INFINITY);
+  const weights = softmax(att, -1);
+  return { out: matmul(weights, v), weights };
+}
+
+// ---- autograd entry ------------------------------------------------------------------------------------
+
+export function backward(root: Tensor, grad?: Tensor): void {
+  runBackward(root, grad);
+}
+
+export type { Node };
