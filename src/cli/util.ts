@@ -32,9 +32,14 @@ export class UsageError extends Error {}
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** parseArgs with strict checking, its errors turned into one-line usage errors. */
-export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O) {
+export type FlagValues<O extends Options> = {
+  [K in keyof O]?: O[K]["type"] extends "boolean" ? boolean : O[K]["multiple"] extends true ? string[] : string;
+};
+
+export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O): { values: FlagValues<O>; positionals: string[] } {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    const r = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    return { values: r.values as FlagValues<O>, positionals: r.positionals };
   } catch (e) {
     const msg = (e as Error).message.split("\n")[0];
     throw new UsageError(`${cmd}: ${msg}; run 'moxing ${cmd} --help' for the flags`);

@@ -239,7 +239,7 @@ export const GRAD_RULES = {
     const dw = weight ? zeros([C]) : null;
     const db = bias ? zeros([C]) : null;
     f.layerNormBackward(
-      x.data as Float32Array,
+      x.contiguousData() as Float32Array,
       weight ? (weight.contiguousData() as Float32Array) : null,
       mean,
       rstd,
@@ -257,7 +257,7 @@ export const GRAD_RULES = {
     if (!f?.geluBackward) throw new Error("gelu backward: the backend lost its fused kernel mid-graph");
     const x = inp(n, 0);
     const dx = empty(x.shape);
-    f.geluBackward(x.data as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, n.saved.approximate);
+    f.geluBackward(x.contiguousData() as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, n.saved.approximate);
     return [dx];
   },
   cross_entropy: (n, g) => {
@@ -268,7 +268,7 @@ export const GRAD_RULES = {
     const dx = empty(x.shape);
     const s = n.saved;
     f.crossEntropyBackward(
-      x.data as Float32Array,
+      x.contiguousData() as Float32Array,
       s.targets,
       s.lse,
       g.contiguousData() as Float32Array,

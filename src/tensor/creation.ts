@@ -54,7 +54,12 @@ export function tensor(values: NestedArray | TypedArray | number[], opts: Create
     shape.push(probe.length);
     probe = probe[0] as NestedArray;
   }
-  const flat = (Array.isArray(values) ? (values as NestedArray[]).flat(Number.POSITIVE_INFINITY) : [values]) as number[];
+  const flat: unknown[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) for (const e of v) walk(e);
+    else flat.push(v);
+  };
+  walk(values);
   if (flat.length !== numel(shape)) {
     throw new Error(
       `tensor: nested arrays are ragged (expected ${numel(shape)} numbers for shape ${fmtShape(shape)}, found ${flat.length})`,
@@ -68,7 +73,7 @@ export function tensor(values: NestedArray | TypedArray | number[], opts: Create
     throw new Error(`tensor: shape ${fmtShape(finalShape)} needs ${numel(finalShape)} values but ${flat.length} were given`);
   }
   const data = allocData(opts.dtype ?? "float32", flat.length);
-  data.set(flat);
+  data.set(flat as number[]);
   return finish(new Tensor(data, finalShape), opts);
 }
 

@@ -94,7 +94,8 @@ export const abs = (x: Tensor) => unary("abs", x);
 export const sin = (x: Tensor) => unary("sin", x);
 export const cos = (x: Tensor) => unary("cos", x);
 
-const COMPARISONS = new Set<BinaryOp>(["eq", "ne", "lt", "le", "gt", "ge"]);
+type Comparison = "eq" | "ne" | "lt" | "le" | "gt" | "ge";
+const COMPARISONS = new Set<BinaryOp>(["eq", "ne", "lt", "le", "gt", "ge"] satisfies Comparison[]);
 
 function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   let [ta, tb] = operands(a, b);
@@ -103,7 +104,7 @@ function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   const shape = broadcastShapes(op, ta.shape, tb.shape);
   const out = empty(shape, ta.dtype);
   getBackend().binary(op, broadcastView(ta, shape), broadcastView(tb, shape), out.data);
-  return COMPARISONS.has(op) ? out : record(op, [ta, tb], out);
+  return COMPARISONS.has(op) ? out : record(op as Exclude<BinaryOp, Comparison>, [ta, tb], out);
 }
 
 export const add = (a: TensorLike, b: TensorLike) => binary("add", a, b);
@@ -454,7 +455,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.dtype !== "float32" || b.dtype !== "float32") {
     throw new Error(`matmul: expected float32 operands, got ${a.dtype} and ${b.dtype}; call .float() first`);
   }
-  if (a.ndim === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (a.ndim === 1) return squeeze(matmul(unsqueeze(a, 0), b), b.ndim === 1 ? -1 : -2);
   if (b.ndim === 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];

@@ -1,0 +1,168 @@
+// GPT: a decoder-only transformer language model (Radford et al. 2018, 2019), all of it in this
+// file. Token embeddings plus positional information go through n_layer pre-LN transformer
+// blocks with causal self-attention; a final LayerNorm and a linear head (tied to the token
+// embedding) give next-token logits. Names follow nanoGPT's config and Hugging Face's GPT-2
+// parameters (transformer.wte, transformer.h.0.attn.c_attn, ...), so both carry over.
+
+import { KVCache } from "../nn/attention.js";
+import { Dropout, Embedding, LayerNorm } from "../nn/layers.js";
+import { Module, ModuleList } from "../nn/module.js";
+import { ropeTables, sinusoidalTable } from "../nn/positional.js";
+import { TransformerBlock } from "../nn/transformer.js";
+import type { ParamGroup } from "../optim/adamw.js";
+import { noGrad } from "../tensor/autograd.js";
+import { arange, randn, zeros } from "../tensor/creation.js";
+import { add, crossEntropy, linear, slice } from "../tensor/ops.js";
+import { defaultGenerator, Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+export type PositionalEncoding = "learned" | "sinusoidal" | "rope";
+
+export interface GPTConfig {
+  n_layer: number;
+  n_head: number;
+  n_embd: number;
+  /** Longest context the model attends over. */
+  block_size: number;
+  vocab_size: number;
+  dropout: number;
+  /** Biases in Linear and LayerNorm layers (GPT-2 has them). */
+  bias: boolean;
+  /** Share the token embedding with the output head (GPT-2 does). */
+  tie_weights: boolean;
+  pos_encoding: PositionalEncoding;
+}
+
+export const GPT_DEFAULTS: GPTConfig = {
+  n_layer: 4,
+  n_head: 4,
+  n_embd: 128,
+  block_size: 64,
+  vocab_size: 65,
+  dropout: 0,
+  bias: true,
+  tie_weights: true,
+  pos_encoding: "learned",
+};
+
+/** Check a config, with errors that name the field and the fix. */
+export function validateGPTConfig(c: GPTConfig): void {
+  for (const k of ["n_layer", "n_head", "n_embd", "block_size", "vocab_size"] as const) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`GPT config: ${k} must be a positive integer (got ${c[k]})`);
+  }
+  if (c.n_embd % c.n_head !== 0) throw new Error(`GPT config: n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`GPT config: dropout must be in [0, 1) (got ${c.dropout})`);
+  if (!["learned", "sinusoidal", "rope"].includes(c.pos_encoding)) {
+    throw new Error(`GPT config: pos_encoding must be learned, sinusoidal or rope (got ${c.pos_encoding})`);
+  }
+  if (c.pos_encoding === "rope" && (c.n_embd / c.n_head) % 2 !== 0)
+    throw new Error("GPT config: rope needs an even head size (n_embd / n_head)");
+}
+
+class Transformer extends Module {
+  readonly wte: Embedding;
+  readonly wpe: Embedding | null;
+  readonly drop: Dropout;
+  readonly h: ModuleList<TransformerBlock>;
+  readonly ln_f: LayerNorm;
+  constructor(c: GPTConfig, g: Generator) {
+    super();
+    this.wte = this.module("wte", new Embedding(c.vocab_size, c.n_embd, { generator: g }));
+    this.wpe = c.pos_encoding === "learned" ? this.module("wpe", new Embedding(c.block_size, c.n_embd, { generator: g })) : null;
+    this.drop = this.module("drop", new Dropout(c.dropout, g));
+    const blocks = Array.from(
+      { length: c.n_layer },
+      () => new TransformerBlock({ n_embd: c.n_embd, n_head: c.n_head, dropout: c.dropout, bias: c.bias, causal: true, generator: g }),
+    );
+    this.h = this.module("h", new ModuleList(blocks));
+    this.ln_f = this.module("ln_f", new LayerNorm(c.n_embd, 1e-5, { bias: c.bias }));
+  }
+}
+
+export interface GPTOutput {
+  logits: Tensor; // (B, T, vocab_size), or (B, 1, vocab_size) with lastOnly
+  loss: Tensor | null;
+}
+
+export class GPT extends Module {
+  readonly config: GPTConfig;
+  readonly transformer: Transformer;
+  readonly lm_head: Tensor;
+  private readonly sinusoid: Tensor | null;
+  private readonly rope: { cos: Tensor; sin: Tensor } | null;
+
+  constructor(config: Partial<GPTConfig> = {}, opts: { seed?: number; generator?: Generator } = {}) {
+    super();
+    const c = { ...GPT_DEFAULTS, ...config };
+    validateGPTConfig(c);
+    this.config = c;
+    const g = opts.generator ?? (opts.seed !== undefined ? new Generator(opts.seed) : defaultGenerator);
+    this.transformer = this.module("transformer", new Transformer(c, g));
+    this.lm_head = c.tie_weights ? this.transformer.wte.weight : this.param("lm_head.weight", zeros([c.vocab_size, c.n_embd]));
+    this.sinusoid = c.pos_encoding === "sinusoidal" ? sinusoidalTable(c.block_size, c.n_embd) : null;
+    this.rope = c.pos_encoding === "rope" ? ropeTables(c.block_size, c.n_embd / c.n_head) : null;
+    this.initWeights(g);
+  }
+
+  /** GPT-2 initialisation: N(0, 0.02) weights, zero biases, and the residual projections scaled
+   *  by 1/√(2·n_layer) so the residual stream's variance does not grow with depth. */
+  private initWeights(g: Generator): void {
+    const residStd = 0.02 / Math.sqrt(2 * this.config.n_layer);
+    noGrad(() => {
+      for (const [name, p] of this.namedParameters()) {
+        if (name.endsWith(".bias")) p.zero_();
+        else if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) p.fill_(1);
+        else p.copy_(randn([...p.shape], { generator: g, std: name.endsWith("c_proj.weight") ? residStd : 0.02 }));
+      }
+    });
+  }
+
+  /** idx (B, T) int32 token ids -> logits; with targets (B, T), also the mean cross-entropy loss. */
+  forward(idx: Tensor, opts: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean } = {}): GPTOutput {
+    const T = idx.shape[1] as number;
+    const start = opts.caches?.[0]?.length ?? 0;
+    if (start + T > this.config.block_size) {
+      throw new Error(`GPT: cannot forward a sequence of length ${start + T}, block_size is only ${this.config.block_size}`);
+    }
+    const tr = this.transformer;
+    let x = tr.wte.forward(idx); // (B, T, C) token embeddings
+    if (tr.wpe) x = add(x, tr.wpe.forward(arange(start, start + T))); // + (T, C) learned positions
+    if (this.sinusoid) x = add(x, slice(this.sinusoid, 0, start, start + T));
+    x = tr.drop.forward(x);
+    tr.h.items.forEach((block, i) => {
+      x = block.forward(x, { cache: opts.caches?.[i] ?? null, rope: this.rope });
+    });
+    x = tr.ln_f.forward(x);
+    if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
+    const logits = linear(x, this.lm_head); // (B, T, vocab_size)
+    const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
+    return { logits, loss };
+  }
+
+  /** One cache per layer, for generation. */
+  newCaches(batch: number): KVCache[] {
+    const { n_layer, n_head, n_embd, block_size } = this.config;
+    return Array.from({ length: n_layer }, () => new KVCache(batch, n_head, block_size, n_embd / n_head));
+  }
+
+  /** Parameters in GPT-2's two AdamW groups: matrices of Linear layers decay; biases,
+   *  LayerNorm weights and embeddings (including the tied head) do not. */
+  optimGroups(weightDecay: number): ParamGroup[] {
+    const decay: Tensor[] = [];
+    const noDecay: Tensor[] = [];
+    for (const [name, p] of this.namedParameters()) {
+      const isLinearWeight = p.ndim === 2 && name.endsWith(".weight") && !/\.(wte|wpe)\./.test(name);
+      (isLinearWeight || name === "lm_head.weight" ? decay : noDecay).push(p);
+    }
+    return [
+      { params: decay, weightDecay },
+      { params: noDecay, weightDecay: 0 },
+    ];
+  }
+
+  /** Parameter count; nanoGPT reports it without the position embedding table. */
+  paramCount(): { total: number; nonEmbedding: number } {
+    const total = this.numParameters();
+    return { total, nonEmbedding: total - (this.transformer.wpe?.weight.size ?? 0) };
+  }
+}

@@ -1,0 +1,118 @@
+// Multi-head self-attention (Vaswani et al. 2017, "Attention Is All You Need"): every position
+// looks at every (earlier, when causal) position through nh heads of size hs = C / nh, each
+// computing softmax(q·kᵀ/√hs)·v; the heads are concatenated and projected back to C.
+// Parameter names follow GPT-2 (c_attn holds q, k and v stacked; c_proj is the output).
+
+import { noGrad } from "../tensor/autograd.js";
+import { arange, empty } from "../tensor/creation.js";
+import { dropout, eq, maskedFill, matmul, mul, reshape, slice, softmax, transpose } from "../tensor/ops.js";
+import { defaultGenerator, type Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { Linear } from "./layers.js";
+import { Module } from "./module.js";
+import { applyRope } from "./positional.js";
+
+/** Keys and values of past positions for one layer, so generation computes each token once.
+ *  Preallocated (B, nh, maxLen, hs); attention reads the filled prefix as a strided view. */
+export class KVCache {
+  readonly k: Tensor;
+  readonly v: Tensor;
+  length = 0;
+  constructor(
+    readonly batch: number,
+    readonly nHead: number,
+    readonly maxLen: number,
+    readonly headSize: number,
+  ) {
+    this.k = empty([batch, nHead, maxLen, headSize]);
+    this.v = empty([batch, nHead, maxLen, headSize]);
+  }
+  /** Store k and v (B, nh, T, hs) after the cached ones; return all keys and values so far. */
+  append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    const T = k.shape[2] as number;
+    if (this.length + T > this.maxLen) {
+      throw new Error(`KVCache: ${this.length} cached + ${T} new positions exceed the cache size ${this.maxLen}`);
+    }
+    noGrad(() => {
+      slice(this.k, 2, this.length, this.length + T).copy_(k);
+      slice(this.v, 2, this.length, this.length + T).copy_(v);
+    });
+    this.length += T;
+    return { k: slice(this.k, 2, 0, this.length), v: slice(this.v, 2, 0, this.length) };
+  }
+}
+
+export interface AttentionOptions {
+  bias?: boolean;
+  dropout?: number;
+  /** Causal: position t attends only to positions <= t (GPT). Bidirectional otherwise (BERT). */
+  causal?: boolean;
+  generator?: Generator;
+}
+
+export interface AttentionCall {
+  /** (B, S) with 1 for real tokens and 0 for padding; padded keys get no attention. */
+  paddingMask?: Tensor | null;
+  cache?: KVCache | null;
+  rope?: { cos: Tensor; sin: Tensor } | null;
+}
+
+export class MultiHeadAttention extends Module {
+  readonly c_attn: Linear;
+  readonly c_proj: Linear;
+  readonly headSize: number;
+  readonly causal: boolean;
+  readonly dropoutP: number;
+  readonly generator: Generator;
+  /** Set true to keep the last forward's attention weights (B, nh, T, S) in `attentionWeights`. */
+  storeAttention = false;
+  attentionWeights: Tensor | null = null;
+
+  constructor(
+    readonly nEmbd: number,
+    readonly nHead: number,
+    opts: AttentionOptions = {},
+  ) {
+    super();
+    if (nEmbd % nHead !== 0) throw new Error(`MultiHeadAttention: n_embd (${nEmbd}) must be divisible by n_head (${nHead})`);
+    this.headSize = nEmbd / nHead;
+    this.causal = opts.causal ?? true;
+    this.dropoutP = opts.dropout ?? 0;
+    this.generator = opts.generator ?? defaultGenerator;
+    this.c_attn = this.module("c_attn", new Linear(nEmbd, 3 * nEmbd, { bias: opts.bias, generator: opts.generator }));
+    this.c_proj = this.module("c_proj", new Linear(nEmbd, nEmbd, { bias: opts.bias, generator: opts.generator }));
+  }
+
+  forward(x: Tensor, call: AttentionCall = {}): Tensor {
+    const [B, T, C] = x.shape as [number, number, number];
+    const [nh, hs] = [this.nHead, this.headSize];
+    const qkv = this.c_attn.forward(x); // (B, T, 3C)
+    const heads = (t: Tensor) => transpose(reshape(t, [B, T, nh, hs]), 1, 2); // (B, nh, T, hs)
+    let q = heads(slice(qkv, 2, 0, C));
+    let k = heads(slice(qkv, 2, C, 2 * C));
+    let v = heads(slice(qkv, 2, 2 * C, 3 * C));
+    const start = call.cache?.length ?? 0;
+    if (call.rope) {
+      q = applyRope(q, call.rope, start);
+      k = applyRope(k, call.rope, start);
+    }
+    if (call.cache) ({ k, v } = call.cache.append(k, v));
+    const S = k.shape[2] as number;
+    let att = mul(matmul(q, transpose(k, -2, -1)), 1 / Math.sqrt(hs)); // (B, nh, T, S)
+    if (this.causal) {
+      // Query i (absolute position start + i) may see keys 0..start + i.
+      const future = arange(S).reshape(1, S).gt(arange(T).reshape(T, 1).add(start));
+      att = maskedFill(att, future, Number.NEGATIVE_INFINITY);
+    }
+    if (call.paddingMask) {
+      const pad = eq(reshape(call.paddingMask, [B, 1, 1, S]), 0);
+      att = maskedFill(att, pad, Number.NEGATIVE_INFINITY);
+    }
+    att = softmax(att, -1);
+    if (this.storeAttention) this.attentionWeights = att.detach();
+    att = dropout(att, this.dropoutP, this.training, this.generator);
+    const y = matmul(att, v); // (B, nh, T, hs)
+    const merged = reshape(transpose(y, 1, 2), [B, T, C]); // re-assemble the heads side by side
+    return dropout(this.c_proj.forward(merged), this.dropoutP, this.training, this.generator);
+  }
+}

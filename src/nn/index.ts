@@ -1,0 +1,6 @@
+// Neural-network building blocks shared by every model.
+export { type AttentionCall, type AttentionOptions, KVCache, MultiHeadAttention } from "./attention.js";
+export { Dropout, Embedding, LayerNorm, Linear } from "./layers.js";
+export { Module, ModuleList } from "./module.js";
+export { applyRope, ropeTables, sinusoidalTable } from "./positional.js";
+export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";

@@ -1,0 +1,320 @@
+// Tier 2: the conformance suite. Every backend runs it unchanged (npm test runs it once per
+// backend with MOXING_BACKEND set). Each case computes an op on the active backend and on the
+// reference backend (the specification) over many layouts: contiguous, transposed, sliced with
+// a step, broadcast, 0-d, empty, sizes 1 and primes; fused kernels are checked, forward and
+// backward, against the reference's composition of primitives. Exact-value cases keep the suite
+// meaningful on the reference backend itself.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { Tensor } from "../../src/index.js";
+import { AdamW } from "../../src/optim/adamw.js";
+import { assertClose, assertTensorClose, mx, rnd, spaced } from "../helpers.js";
+
+const ACTIVE = mx.getBackend().name;
+const swapLast = (s: number[]) => [...s.slice(0, -2), s[s.length - 1] as number, s[s.length - 2] as number];
+
+function onReference<T>(fn: () => T): T {
+  mx.setBackend("reference");
+  try {
+    return fn();
+  } finally {
+    mx.setBackend(ACTIVE);
+  }
+}
+
+/** Run f on both backends with fresh leaf copies of the inputs; compare output and input grads. */
+function same(
+  name: string,
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  opts: { rtol?: number; atol?: number; grad?: boolean } = {},
+): void {
+  const { rtol = 1e-5, atol = 1e-6, grad = true } = opts;
+  const run = () => {
+    const xs = inputs.map((x) => {
+      const c = mx.tensor(x.contiguousData().slice(), { shape: [...x.shape] });
+      if (grad && c.dtype === "float32") c.requiresGrad = true;
+      return c;
+    });
+    const out = f(...xs);
+    if (grad && out.requiresGrad) {
+      const w = rnd([...out.shape], 777);
+      out.mul(w).sum().backward();
+    }
+    return { out, grads: xs.map((x) => x.grad) };
+  };
+  const got = run();
+  const want = onReference(run);
+  assertTensorClose(`${name} [${ACTIVE} vs reference] output`, got.out, want.out, rtol, atol);
+  got.grads.forEach((g, i) => {
+    const w = want.grads[i];
+    if (w && g) assertTensorClose(`${name} [${ACTIVE} vs reference] grad ${i}`, g, w, rtol * 10, atol * 10);
+    else assert.equal(!!g, !!w, `${name}: grad ${i} present on one backend only`);
+  });
+}
+
+const layouts: [string, (s: number) => Tensor][] = [
+  ["contiguous 7x13", (s) => rnd([7, 13], s, -2, 2)],
+  ["transposed 13x7", (s) => rnd([7, 13], s, -2, 2).T],
+  ["sliced step 2", (s) => rnd([6, 20], s, -2, 2).slice(1, 1, 19, 2)],
+  ["0-d", (s) => rnd([], s, -2, 2)],
+  ["size 1", (s) => rnd([1], s, -2, 2)],
+  ["3-d permuted", (s) => rnd([3, 4, 5], s, -2, 2).permute(2, 0, 1)],
+  ["empty", () => mx.zeros([0, 3])],
+  ["large 257x33", (s) => rnd([257, 33], s, -3, 3)],
+];
+
+describe(`conformance: primitives (${ACTIVE})`, () => {
+  const unaries: [string, (x: Tensor) => Tensor][] = [
+    ["neg", (x) => x.neg()],
+    ["exp", (x) => x.exp()],
+    ["log", (x) => x.abs().add(0.1).log()],
+    ["sqrt", (x) => x.abs().sqrt()],
+    ["tanh", (x) => x.tanh()],
+    ["sigmoid", (x) => x.sigmoid()],
+    ["relu", (x) => x.relu()],
+    ["erf", (x) => x.erf()],
+    ["abs", (x) => x.abs()],
+    ["sin", (x) => x.sin()],
+    ["cos", (x) => x.cos()],
+  ];
+  for (const [op, f] of unaries) {
+    test(`unary ${op}`, () => {
+      for (const [lname, make] of layouts) same(`${op} ${lname}`, f, [make(1)], { grad: op !== "relu" && op !== "abs" });
+    });
+  }
+
+  const pairs: [string, number[], number[]][] = [
+    ["same shape", [5, 7], [5, 7]],
+    ["row vector", [5, 7], [7]],
+    ["column vector", [5, 7], [5, 1]],
+    ["scalar", [5, 7], []],
+    ["outer", [5, 1], [1, 7]],
+    ["3-d", [2, 1, 6], [3, 6]],
+    ["big bias", [129, 65], [65]],
+  ];
+  const binaries: [string, (a: Tensor, b: Tensor) => Tensor][] = [
+    ["add", (a, b) => a.add(b)],
+    ["sub", (a, b) => a.sub(b)],
+    ["mul", (a, b) => a.mul(b)],
+    ["div", (a, b) => a.div(b.abs().add(0.5))],
+    ["pow", (a, b) => a.abs().add(0.1).pow(b)],
+    ["maximum", (a, b) => a.maximum(b)],
+    ["minimum", (a, b) => a.minimum(b)],
+    ["eq", (a, b) => a.eq(b)],
+    ["ne", (a, b) => a.ne(b)],
+    ["lt", (a, b) => a.lt(b)],
+    ["le", (a, b) => a.le(b)],
+    ["gt", (a, b) => a.gt(b)],
+    ["ge", (a, b) => a.ge(b)],
+  ];
+  for (const [op, f] of binaries) {
+    test(`binary ${op}`, () => {
+      for (const [pname, sa, sb] of pairs) {
+        same(`${op} ${pname}`, f, [spaced(sa, 2, 0.25), spaced(sb, 3, 0.25)]);
+        same(`${op} ${pname} transposed`, (a, b) => f(a.T, b), [spaced(swapLast(sa), 4, 0.25), spaced(sb, 5, 0.25)]);
+      }
+      // Integer arithmetic stays exact where float32 would round (2^24 + 1).
+      const ia = mx.tensor([16777217, -7, 3, 0], { dtype: "int32" });
+      const ib = mx.tensor([1, 2, -2, 5], { dtype: "int32" });
+      if (op !== "div" && op !== "pow") {
+        const got = f(ia, ib);
+        const want = onReference(() => f(ia, ib));
+        assert.deepEqual(got.toArray(), want.toArray(), `${op} on int32`);
+        assert.equal(got.dtype, "int32");
+      }
+    });
+  }
+
+  test("where and maskedFill with broadcasting", () => {
+    same("where", (a, b, c) => mx.where(c.gt(0), a, b), [rnd([4, 5], 6), rnd([5], 7), rnd([4, 1], 8)]);
+    same("maskedFill -inf then softmax", (a, m) => a.maskedFill(m.gt(0.3), Number.NEGATIVE_INFINITY).softmax(-1), [
+      rnd([3, 6], 9),
+      rnd([6], 10),
+    ]);
+  });
+
+  test("copy: contiguous(), strided destinations, casts", () => {
+    for (const [lname, make] of layouts) same(`contiguous ${lname}`, (x) => x.contiguous().mul(1), [make(11)]);
+    const casts = (x: Tensor) => x.mul(3).int().float();
+    same("float -> int truncation", casts, [rnd([9, 4], 12, -3, 3)], { grad: false });
+    const got = mx.zeros([4, 6]);
+    const want = onReference(() => mx.zeros([4, 6]));
+    const src = rnd([4, 3], 13);
+    mx.noGrad(() => got.slice(1, 0, 6, 2).copy_(src));
+    onReference(() => mx.noGrad(() => want.slice(1, 0, 6, 2).copy_(src)));
+    assertTensorClose("copy into strided slice", got, want);
+    const row = mx.zeros([3, 5]);
+    mx.noGrad(() => row.copy_(mx.arange(5).float()));
+    assert.deepEqual(row.index(2).toArray(), [0, 1, 2, 3, 4], "broadcast copy");
+  });
+
+  test("reductions over any axes and layouts", () => {
+    const x = rnd([3, 4, 5], 14, -2, 2);
+    const axesList: (number | number[] | undefined)[] = [undefined, 0, 1, 2, [0, 2], [1, 2], [0, 1]];
+    for (const axes of axesList) {
+      same(`sum ${JSON.stringify(axes)}`, (t) => t.sum(axes), [x]);
+      same(`sum keepdim ${JSON.stringify(axes)} permuted`, (t) => t.permute(2, 0, 1).sum(axes, true), [x]);
+      same(`max ${JSON.stringify(axes)}`, (t) => t.max(axes), [spaced([3, 4, 5], 15)]);
+    }
+    same("sum of 100k elements", (t) => t.sum(), [rnd([100000], 16)], { rtol: 1e-5, atol: 1e-3 });
+    same("mean over a big row", (t) => t.mean(-1), [rnd([4, 4099], 17)], { rtol: 1e-5, atol: 1e-5 });
+  });
+
+  test("matmul: sizes 1, primes, every transpose, batches and broadcast", () => {
+    const sizes: [number, number, number][] = [
+      [1, 1, 1],
+      [1, 7, 1],
+      [7, 1, 13],
+      [7, 13, 5],
+      [33, 17, 65],
+      [64, 96, 80],
+      [129, 67, 131],
+    ];
+    for (const [m, k, n] of sizes) {
+      const tol = { rtol: 1e-4, atol: 1e-5 * Math.sqrt(k) };
+      same(`mm ${m}x${k}x${n}`, (a, b) => a.matmul(b), [rnd([m, k], m), rnd([k, n], n)], tol);
+      same(`mm a^T ${m}x${k}x${n}`, (a, b) => a.T.matmul(b), [rnd([k, m], m), rnd([k, n], n)], tol);
+      same(`mm b^T ${m}x${k}x${n}`, (a, b) => a.matmul(b.T), [rnd([m, k], m), rnd([n, k], n)], tol);
+      same(`mm a^T b^T ${m}x${k}x${n}`, (a, b) => a.T.matmul(b.T), [rnd([k, m], m), rnd([n, k], n)], tol);
+    }
+    const tol = { rtol: 1e-4, atol: 1e-4 };
+    same("bmm", (a, b) => a.matmul(b), [rnd([3, 9, 11], 20), rnd([3, 11, 6], 21)], tol);
+    same("bmm broadcast batch", (a, b) => a.matmul(b), [rnd([2, 1, 9, 11], 22), rnd([3, 11, 6], 23)], tol);
+    same("shared weight", (a, b) => a.matmul(b), [rnd([4, 9, 11], 24), rnd([11, 6], 25)], tol);
+    same(
+      "attention-like (B, nh, T, hs) @ (B, nh, hs, T)",
+      (q, k) => q.matmul(k.transpose(-2, -1)),
+      [rnd([2, 3, 10, 8], 26), rnd([2, 3, 10, 8], 27)],
+      tol,
+    );
+    same("strided rows", (a, b) => a.slice(0, 0, 20, 3).matmul(b), [rnd([20, 16], 28), rnd([16, 5], 29)], tol);
+  });
+
+  test("gather and scatter-add (embedding)", () => {
+    const ids = mx.tensor(
+      [
+        [3, 0, 3],
+        [9, 1, 3],
+      ],
+      { dtype: "int32" },
+    );
+    same("embedding", (w) => mx.embedding(w, ids), [rnd([10, 7], 30)]);
+    same("row index", (w) => w.index(mx.tensor([2, 2, 0], { dtype: "int32" })), [rnd([4, 3, 2], 31)]);
+  });
+});
+
+describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`, () => {
+  const shapes = [
+    [1, 1],
+    [3, 5],
+    [17, 64],
+    [4, 1000],
+    [2, 3, 129],
+  ];
+  test("softmax and log_softmax", () => {
+    for (const s of shapes) {
+      same(`softmax ${s}`, (x) => x.softmax(-1), [rnd(s, 40, -5, 5)]);
+      same(`log_softmax ${s}`, (x) => x.logSoftmax(-1), [rnd(s, 41, -5, 5)]);
+    }
+    same("softmax, large logits", (x) => x.softmax(-1), [rnd([3, 50], 42, 80, 100)]);
+  });
+  test("layer_norm", () => {
+    for (const s of shapes) {
+      const C = s[s.length - 1] as number;
+      same(`layer_norm affine ${s}`, (x, w, b) => mx.layerNorm(x, w, b), [rnd(s, 43, -3, 3), rnd([C], 44, 0.5, 1.5), rnd([C], 45)], {
+        rtol: 1e-4,
+        atol: 1e-5,
+      });
+      same(`layer_norm plain ${s}`, (x) => mx.layerNorm(x, null, null), [rnd(s, 46, -3, 3)], { rtol: 1e-4, atol: 1e-5 });
+    }
+  });
+  test("gelu", () => {
+    for (const s of shapes) {
+      same(`gelu exact ${s}`, (x) => x.gelu("none"), [rnd(s, 47, -6, 6)], { atol: 2e-6 });
+      same(`gelu tanh ${s}`, (x) => x.gelu("tanh"), [rnd(s, 48, -6, 6)], { atol: 2e-6 });
+    }
+  });
+  test("cross_entropy", () => {
+    for (const [rows, C] of [
+      [1, 1],
+      [5, 7],
+      [33, 1000],
+    ] as [number, number][]) {
+      const t = mx.randint(0, C, [rows], { generator: new mx.Generator(rows) });
+      same(`ce ${rows}x${C}`, (x) => mx.crossEntropy(x, t), [rnd([rows, C], 49, -4, 4)]);
+      same(
+        `ce sum smoothing ${rows}x${C}`,
+        (x) => mx.crossEntropy(x, t, { reduction: "sum", labelSmoothing: 0.1 }),
+        [rnd([rows, C], 50, -4, 4)],
+        { rtol: 1e-5, atol: 1e-5 },
+      );
+    }
+    const t = mx.tensor([2, -100, 0, -100], { dtype: "int32" });
+    same("ce ignore_index", (x) => mx.crossEntropy(x, t, { reduction: "none" }), [rnd([4, 6], 51, -4, 4)]);
+  });
+  test("AdamW steps", () => {
+    const run = () => {
+      const p = rnd([37, 11], 52).requiresGrad_();
+      const q = rnd([11], 53).requiresGrad_();
+      const opt = new AdamW([p, q], { lr: 1e-2, betas: [0.9, 0.95], weightDecay: 0.1 });
+      for (let i = 0; i < 3; i++) {
+        opt.zeroGrad();
+        p.matmul(q).tanh().sum().backward();
+        opt.step();
+      }
+      return [p.detach(), q.detach()];
+    };
+    const got = run();
+    const want = onReference(run);
+    got.forEach((g, i) => assertTensorClose(`adamw param ${i}`, g, want[i] as Tensor, 1e-5, 1e-6));
+  });
+});
+
+describe(`conformance: exact values (${ACTIVE})`, () => {
+  test("known results", () => {
+    assert.deepEqual(
+      mx
+        .tensor([
+          [1, 2],
+          [3, 4],
+        ])
+        .matmul(
+          mx.tensor([
+            [5, 6],
+            [7, 8],
+          ]),
+        )
+        .toArray(),
+      [19, 22, 43, 50],
+    );
+    assertClose(
+      "softmax",
+      mx
+        .tensor([0, Math.log(2), Math.log(3)])
+        .softmax()
+        .toArray(),
+      [1 / 6, 2 / 6, 3 / 6],
+    );
+    assertClose("layer_norm", mx.layerNorm(mx.tensor([1, 2, 3]), null, null, 0).toArray(), [-Math.sqrt(1.5), 0, Math.sqrt(1.5)]);
+    assertClose("gelu exact", mx.tensor([1, -1]).gelu("none").toArray(), [0.8413447460685429, -0.15865525393145707]);
+    assertClose("gelu tanh", mx.tensor([1]).gelu("tanh").toArray(), [0.8411919906082768]);
+    assertClose("erf", mx.tensor([0.5, -2]).erf().toArray(), [0.5204998778130465, -0.9953222650189527]);
+    assertClose("ce", [mx.crossEntropy(mx.tensor([[0, 0]]), mx.tensor([1], { dtype: "int32" })).item()], [Math.LN2]);
+    assert.ok(Number.isNaN(mx.tensor([1, Number.NaN, 3]).max().item()), "max propagates NaN");
+    assert.ok(Number.isNaN(mx.tensor([1, Number.NaN]).sum().item()), "sum propagates NaN");
+    assert.ok(
+      Number.isNaN(
+        mx
+          .tensor([1])
+          .maximum(mx.tensor([Number.NaN]))
+          .item(),
+      ),
+      "maximum propagates NaN",
+    );
+    assert.equal(mx.zeros([0, 3]).sum().item(), 0, "sum of nothing is 0");
+    assert.deepEqual(mx.tensor([1, 2]).div(0).toArray(), [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    assert.deepEqual(mx.tensor([-2.7, 2.7]).int().toArray(), [-2, 2]);
+  });
+});
