@@ -268,7 +268,9 @@ describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`
     };
     const got = run();
     const want = onReference(run);
-    got.forEach((g, i) => assertTensorClose(`adamw param ${i}`, g, want[i] as Tensor, 1e-5, 1e-6));
+    got.forEach((g, i) => {
+      assertTensorClose(`adamw param ${i}`, g, want[i] as Tensor, 1e-5, 1e-6);
+    });
   });
 });
 
