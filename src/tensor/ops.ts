@@ -186,9 +186,40 @@ function inferShape(fn: string, x: Tensor, shape: readonly number[]): number[] {
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const target = inferShape("reshape", x, shape);
   if (sameShape(target, x.shape)) return x;
-  const src = contiguous(x); // a non-contiguous tensor is copied first, as torch.reshape does
-  const out = new Tensor(src.data, target, contiguousStrides(target), src.offset);
+  // A view when the memory layout allows it (as torch.view); otherwise a copy (as torch.reshape).
+  const strides = x.isContiguous() ? contiguousStrides(target) : viewStrides(x.shape, x.strides, target);
+  const src = strides ? x : contiguous(x);
+  const out = new Tensor(src.data, target, strides ?? contiguousStrides(target), src.offset);
   return record("reshape", [src], out);
+}
+
+/** Strides that let `newShape` view a tensor of (oldShape, oldStrides) without copying, or null.
+ *  Groups of old dims that are contiguous with each other may be split or merged freely
+ *  (the algorithm of PyTorch's computeStride). */
+function viewStrides(oldShape: Shape, oldStrides: Shape, newShape: Shape): number[] | null {
+  if (oldShape.length === 0 || numel(oldShape) === 0) return contiguousStrides(newShape);
+  const out = new Array<number>(newShape.length);
+  let viewD = newShape.length - 1;
+  let chunkBase = oldStrides[oldStrides.length - 1] as number;
+  let tensorNumel = 1;
+  let viewNumel = 1;
+  for (let d = oldShape.length - 1; d >= 0; d--) {
+    tensorNumel *= oldShape[d] as number;
+    const chunkEnds = d === 0 || (oldShape[d - 1] !== 1 && oldStrides[d - 1] !== tensorNumel * chunkBase);
+    if (!chunkEnds) continue;
+    while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] === 1)) {
+      out[viewD] = viewNumel * chunkBase;
+      viewNumel *= newShape[viewD] as number;
+      viewD--;
+    }
+    if (viewNumel !== tensorNumel) return null;
+    if (d > 0) {
+      chunkBase = oldStrides[d - 1] as number;
+      tensorNumel = 1;
+      viewNumel = 1;
+    }
+  }
+  return viewD === -1 ? out : null;
 }
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
