@@ -1,0 +1,10 @@
+// The tokenizers of moxing. Importing this module registers every built-in tokenizer type, so
+// `loadTokenizer` can read any tokenizer.json that moxing writes.
+
+export type { BPETrainOptions, HFAddedToken, HFByteLevelBPEJSON, MergeSpec } from "./bpe.js";
+export { ByteLevelBPE, parseVocabBpe } from "./bpe.js";
+export { BYTE_TO_CHAR, byteLevelToBytes, bytesToByteLevel, GPT2_SPLIT_PATTERN } from "./bytes.js";
+export type { CharTokenizerJSON, CharTokenizerOptions } from "./char.js";
+export { CharTokenizer } from "./char.js";
+export type { EncodeOptions, Tokenizer, TokenizerClass } from "./tokenizer.js";
+export { BaseTokenizer, jsonTypeOf, loadTokenizer, registerTokenizer } from "./tokenizer.js";
