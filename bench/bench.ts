@@ -1,0 +1,229 @@
+// `npm run bench`: moxing's speed beside PyTorch's, measured in the same invocation.
+//
+//   npm run bench                  a readable table
+//   npm run bench -- --json        the same, plus one JSON object on the last line
+//   npm run bench -- --quick       fewer repetitions (a smoke run)
+//
+// GEMM runs in child processes, one per thread count (MOXING_THREADS is read at start-up); the
+// PyTorch figures come from tools/torch_bench.py and tools/torch_gemm_bench.py run by
+// /usr/bin/python3 with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that child only (they
+// halve OpenBLAS's speed on this CPU). Without torch the torch_* fields are null.
+
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import * as mx from "../src/index.js";
+
+const argv = process.argv.slice(2);
+const quick = argv.includes("--quick");
+const asJson = argv.includes("--json");
+const root = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
+
+const SHAPES: [number, number, number][] = [
+  [64, 768, 768],
+  [512, 768, 768],
+  [512, 3072, 768],
+  [1024, 1024, 1024],
+];
+const SMALL = { n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, batch_size: 12, vocab_size: 65 };
+const MEDIUM = { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, batch_size: 64, vocab_size: 65 };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function timeIt(fn: () => void, reps: number, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+// ---- workers (run in a child process with MOXING_THREADS set) --------------------------------------
+
+function gemmWorker(): void {
+  const be = mx.getBackend();
+  const out = SHAPES.map(([m, n, k]) => {
+    const a = mx.randn([m, k]).data as Float32Array;
+    const b = mx.randn([k, n]).data as Float32Array;
+    const c = new Float32Array(m * n);
+    const A = { data: a, offset: 0, batchStride: 0, rowStride: k, colStride: 1 };
+    const B = { data: b, offset: 0, batchStride: 0, rowStride: n, colStride: 1 };
+    const ms = timeIt(() => be.matmul(A, B, c, 1, m, n, k), quick ? 3 : 9);
+    return { m, n, k, gflops: (2 * m * n * k) / (ms * 1e6) };
+  });
+  console.log(JSON.stringify({ backend: be.name, threads: be.threads?.() ?? 1, gemm: out }));
+}
+
+// ---- the parent ------------------------------------------------------------------------------------
+
+function runChild(env: Record<string, string>, args: string[]): unknown {
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], {
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`bench worker failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() as string);
+}
+
+function torch(script: string, args: string[]): unknown | null {
+  if (!existsSync("/usr/bin/python3")) return null;
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync("/usr/bin/python3", [`${root}tools/${script}`, ...args], { env, encoding: "utf8" });
+  if (r.status !== 0) {
+    if (/No module named 'torch'/.test(r.stderr)) return null;
+    throw new Error(`${script} failed: ${r.stderr.split("\n").slice(-3).join(" ")}`);
+  }
+  return JSON.parse(r.stdout.trim().split("\n").pop() as string);
+}
+
+function opOverhead(): { op_overhead_us: number; kernel_call_us: number } {
+  const a = mx.randn([768]);
+  const b = mx.randn([768]);
+  const calls = 10000;
+  const perCall = (fn: () => void) => {
+    for (let i = 0; i < 1000; i++) fn();
+    return (
+      (median(
+        [0, 1, 2].map(() =>
+          timeIt(
+            () => {
+              for (let i = 0; i < calls; i++) fn();
+            },
+            1,
+            0,
+          ),
+        ),
+      ) /
+        calls) *
+      1000
+    );
+  };
+  const be = mx.getBackend();
+  const out = new Float32Array(768);
+  return { op_overhead_us: perCall(() => a.add(b)), kernel_call_us: perCall(() => be.binary("add", a, b, out)) };
+}
+
+function trainStep(cfg: typeof SMALL, steps: number): { ms_per_step: number; tokens_per_s: number } {
+  const model = new mx.GPT({ ...cfg }, { seed: 0 });
+  const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-3, betas: [0.9, 0.99] });
+  const g = new mx.Generator(0);
+  const x = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
+  const y = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
+  const ms = timeIt(() => {
+    const { loss } = model.forward(x, { targets: y });
+    opt.zeroGrad();
+    loss?.backward();
+    clipGradNorm(model.parameters(), 1);
+    opt.step();
+  }, steps);
+  return { ms_per_step: ms, tokens_per_s: (cfg.batch_size * cfg.block_size) / (ms / 1000) };
+}
+
+/** The same global-norm clipping as torch.nn.utils.clip_grad_norm_, so both sides do equal work. */
+function clipGradNorm(params: mx.Tensor[], maxNorm: number): void {
+  mx.noGrad(() => {
+    let sq = 0;
+    for (const p of params) if (p.grad) sq += p.grad.mul(p.grad).sum().item();
+    const scale = maxNorm / (Math.sqrt(sq) + 1e-6);
+    if (scale < 1) for (const p of params) if (p.grad) p.grad = p.grad.mul(scale);
+  });
+}
+
+function generation(cfg: typeof SMALL, tokens: number): { tokens_per_s: number } {
+  const model = new mx.GPT({ ...cfg }, { seed: 0 });
+  const n = Math.min(tokens, cfg.block_size - 1);
+  const t0 = performance.now();
+  let count = 0;
+  for (const _ of mx.generateIds(model, [0], { temperature: 0, maxNewTokens: n })) count++;
+  return { tokens_per_s: count / ((performance.now() - t0) / 1000) };
+}
+
+function main(): void {
+  if (argv[0] === "--worker") {
+    gemmWorker();
+    return;
+  }
+  const backend = mx.getBackend().name;
+  const cpu = cpus()[0]?.model ?? "unknown";
+  const all = cpus().length;
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  log(`moxing bench: backend ${backend}, ${cpu}, ${all} cores${quick ? " (quick)" : ""}`);
+
+  const torchGemm = torch("torch_gemm_bench.py", ["--threads", `1,${all}`, "--layouts", "nn", "--reps", quick ? "3" : "9"]) as {
+    results: { m: number; n: number; k: number; threads: number; gflops: number }[];
+  } | null;
+  const gemm: { m: number; n: number; k: number; threads: number; gflops: number; torch_gflops: number | null }[] = [];
+  for (const threads of [1, all]) {
+    const r = runChild({ MOXING_THREADS: String(threads) }, ["--worker"]) as {
+      gemm: { m: number; n: number; k: number; gflops: number }[];
+    };
+    for (const g of r.gemm) {
+      const t = torchGemm?.results.find((x) => x.m === g.m && x.n === g.n && x.k === g.k && x.threads === threads);
+      gemm.push({ ...g, threads, torch_gflops: t?.gflops ?? null });
+    }
+  }
+
+  const configs = quick ? [SMALL] : [SMALL, MEDIUM];
+  const torchRest = torch("torch_bench.py", [
+    "--threads",
+    String(all),
+    "--configs",
+    JSON.stringify(configs),
+    "--steps",
+    quick ? "3" : "5",
+  ]) as {
+    op_overhead_us: number;
+    configs: { train: { ms_per_step: number; tokens_per_s: number }; generate: { tokens_per_s: number } }[];
+  } | null;
+  const overhead = opOverhead();
+  const models = configs.map((cfg, i) => ({
+    config: cfg,
+    train: trainStep(cfg, quick ? 3 : 5),
+    generate: generation(cfg, 100),
+    torch_train: torchRest?.configs[i]?.train ?? null,
+    torch_generate: torchRest?.configs[i]?.generate ?? null,
+  }));
+
+  const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? "-" : x.toFixed(d));
+  log("\nGEMM fp32, GFLOP/s (median)");
+  log("    m     n     k  threads   moxing    torch   ratio");
+  for (const g of gemm) {
+    log(
+      `${String(g.m).padStart(5)} ${String(g.n).padStart(5)} ${String(g.k).padStart(5)} ${String(g.threads).padStart(8)} ${f(g.gflops).padStart(8)} ${f(g.torch_gflops).padStart(8)} ${g.torch_gflops ? (g.gflops / g.torch_gflops).toFixed(2).padStart(7) : "      -"}`,
+    );
+  }
+  log(
+    `\nper-op overhead (add of two 768-float vectors): tensor op ${f(overhead.op_overhead_us, 2)} us, kernel call ${f(overhead.kernel_call_us, 2)} us; torch.add ${f(torchRest?.op_overhead_us, 2)} us`,
+  );
+  log("\nGPT training step (forward + backward + clip + AdamW) and generation (KV cache, batch 1)");
+  for (const m of models) {
+    const c = m.config;
+    log(`  n_layer=${c.n_layer} n_head=${c.n_head} n_embd=${c.n_embd} block_size=${c.block_size} batch_size=${c.batch_size}`);
+    log(
+      `    train: moxing ${f(m.train.ms_per_step)} ms/step (${f(m.train.tokens_per_s, 0)} tok/s); torch ${f(m.torch_train?.ms_per_step)} ms/step (${f(m.torch_train?.tokens_per_s, 0)} tok/s); speed-up ${m.torch_train ? (m.torch_train.ms_per_step / m.train.ms_per_step).toFixed(2) : "-"}x`,
+    );
+    log(`    generate: moxing ${f(m.generate.tokens_per_s, 0)} tok/s; torch ${f(m.torch_generate?.tokens_per_s, 0)} tok/s`);
+  }
+  const result = {
+    backend,
+    cpu,
+    gemm,
+    op_overhead_us: overhead.op_overhead_us,
+    kernel_call_us: overhead.kernel_call_us,
+    torch_op_overhead_us: torchRest?.op_overhead_us ?? null,
+    train_step: models[0],
+    models,
+  };
+  if (asJson) console.log(JSON.stringify(result));
+}
+
+main();

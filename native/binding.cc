@@ -1,0 +1,544 @@
+// N-API entry points. Scalars (shapes, strides, offsets, sizes, hyper-parameters) travel through a
+// shared Float64Array parameter block that the TypeScript wrapper fills before each call, so a
+// call costs one napi_get_cb_info plus one napi_get_typedarray_info per buffer.
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "ops.h"
+
+using namespace mx;
+
+namespace {
+
+constexpr size_t kParams = 1024;
+
+struct Args {
+  napi_env env;
+  double* P;
+  size_t argc;
+  napi_value argv[10];
+};
+
+bool get_args(napi_env env, napi_callback_info info, Args& a, size_t want) {
+  a.env = env;
+  a.argc = 10;
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &a.argc, a.argv, nullptr, &data) != napi_ok) return false;
+  a.P = static_cast<double*>(data);
+  if (a.argc < want) {
+    napi_throw_type_error(env, nullptr, "moxing native: too few arguments");
+    return false;
+  }
+  return true;
+}
+
+// A Float32Array or Int32Array (or null when allow_null). Throws and returns false otherwise.
+bool get_buf(const Args& a, size_t i, Buf& b, int want_dt = -1, bool allow_null = false) {
+  napi_typedarray_type t;
+  size_t len = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(a.env, a.argv[i], &t, &len, &data, nullptr, nullptr) != napi_ok) {
+    if (allow_null) {
+      napi_valuetype vt;
+      napi_typeof(a.env, a.argv[i], &vt);
+      if (vt == napi_null || vt == napi_undefined) {
+        b.p = nullptr;
+        b.len = 0;
+        b.dt = want_dt;
+        return true;
+      }
+    }
+    napi_throw_type_error(a.env, nullptr, "moxing native: expected a Float32Array or Int32Array");
+    return false;
+  }
+  if (t == napi_float32_array)
+    b.dt = F32;
+  else if (t == napi_int32_array)
+    b.dt = I32;
+  else {
+    napi_throw_type_error(a.env, nullptr, "moxing native: expected a Float32Array or Int32Array");
+    return false;
+  }
+  if (want_dt >= 0 && b.dt != want_dt) {
+    napi_throw_type_error(a.env, nullptr,
+                          want_dt == F32 ? "moxing native: expected a Float32Array" : "moxing native: expected an Int32Array");
+    return false;
+  }
+  b.p = data;
+  b.len = (i64)len;
+  return true;
+}
+
+inline i64 I(double v) { return (i64)v; }
+
+bool range_error(napi_env env, const char* msg) {
+  napi_throw_range_error(env, nullptr, msg);
+  return false;
+}
+
+// Every element an affine index set touches lies inside [0, len).
+bool check_extent(napi_env env, i64 len, i64 off, int nd, const i64* shape, const i64* st, const char* what) {
+  i64 lo = off, hi = off;
+  for (int d = 0; d < nd; d++) {
+    if (shape[d] == 0) return true;
+    const i64 e = (shape[d] - 1) * st[d];
+    if (e < 0) lo += e; else hi += e;
+  }
+  if (lo < 0 || hi >= len) {
+    napi_throw_range_error(env, nullptr, what);
+    return false;
+  }
+  return true;
+}
+
+// Reads nd, shape and `nops` stride sets + offsets from P (layout documented in index.ts).
+bool read_nd(const Args& a, Nd& L, int nops, i64& total) {
+  const double* P = a.P;
+  const i64 nd = I(P[1]);
+  if (nd < 0 || nd > MAXD) return range_error(a.env, "moxing native: too many dimensions (max 16)");
+  L.nd = (int)nd;
+  L.nops = nops;
+  total = 1;
+  for (int d = 0; d < nd; d++) {
+    L.shape[d] = I(P[2 + d]);
+    if (L.shape[d] < 0) return range_error(a.env, "moxing native: negative dimension");
+    total *= L.shape[d];
+  }
+  for (int k = 0; k < nops; k++) {
+    for (int d = 0; d < nd; d++) L.st[k][d] = I(P[2 + nd * (1 + k) + d]);
+    L.off[k] = I(P[2 + nd * (1 + nops) + k]);
+  }
+  return true;
+}
+
+// Adds a contiguous operand (the output) as operand k.
+void add_contiguous(Nd& L, int k) {
+  i64 s = 1;
+  for (int d = L.nd - 1; d >= 0; d--) {
+    L.st[k][d] = s;
+    s *= L.shape[d];
+  }
+  L.off[k] = 0;
+  L.nops = k + 1;
+}
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// ---- primitives ---------------------------------------------------------------------------------
+
+napi_value js_unary(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 2)) return nullptr;
+  Buf x, out;
+  if (!get_buf(a, 0, x) || !get_buf(a, 1, out, F32)) return nullptr;
+  const int op = (int)a.P[0];
+  if (op < 0 || op >= U_COUNT) return range_error(env, "moxing native: bad unary op"), nullptr;
+  Nd L;
+  i64 total;
+  if (!read_nd(a, L, 1, total)) return nullptr;
+  if (!check_extent(env, x.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: unary input view out of bounds"))
+    return nullptr;
+  if (out.len < total) return range_error(env, "moxing native: unary output too small"), nullptr;
+  add_contiguous(L, 1);
+  op_unary(op, L, x, static_cast<float*>(out.p));
+  return undefined(env);
+}
+
+napi_value js_binary(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf x, y, out;
+  if (!get_buf(a, 0, x) || !get_buf(a, 1, y) || !get_buf(a, 2, out)) return nullptr;
+  const int op = (int)a.P[0];
+  if (op < 0 || op >= B_COUNT) return range_error(env, "moxing native: bad binary op"), nullptr;
+  Nd L;
+  i64 total;
+  if (!read_nd(a, L, 2, total)) return nullptr;
+  if (!check_extent(env, x.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: binary input a out of bounds") ||
+      !check_extent(env, y.len, L.off[1], L.nd, L.shape, L.st[1], "moxing native: binary input b out of bounds"))
+    return nullptr;
+  if (out.len < total) return range_error(env, "moxing native: binary output too small"), nullptr;
+  add_contiguous(L, 2);
+  op_binary(op, L, x, y, out);
+  return undefined(env);
+}
+
+napi_value js_where(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 4)) return nullptr;
+  Buf c, x, y, out;
+  if (!get_buf(a, 0, c) || !get_buf(a, 1, x) || !get_buf(a, 2, y) || !get_buf(a, 3, out)) return nullptr;
+  Nd L;
+  i64 total;
+  if (!read_nd(a, L, 3, total)) return nullptr;
+  if (!check_extent(env, c.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: where cond out of bounds") ||
+      !check_extent(env, x.len, L.off[1], L.nd, L.shape, L.st[1], "moxing native: where input a out of bounds") ||
+      !check_extent(env, y.len, L.off[2], L.nd, L.shape, L.st[2], "moxing native: where input b out of bounds"))
+    return nullptr;
+  if (out.len < total) return range_error(env, "moxing native: where output too small"), nullptr;
+  add_contiguous(L, 3);
+  op_where(L, c, x, y, out);
+  return undefined(env);
+}
+
+napi_value js_copy(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 2)) return nullptr;
+  Buf s, d;
+  if (!get_buf(a, 0, s) || !get_buf(a, 1, d)) return nullptr;
+  Nd L;
+  i64 total;
+  if (!read_nd(a, L, 2, total)) return nullptr;
+  if (!check_extent(env, s.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: copy source out of bounds") ||
+      !check_extent(env, d.len, L.off[1], L.nd, L.shape, L.st[1], "moxing native: copy destination out of bounds"))
+    return nullptr;
+  op_copy(L, s, d);
+  return undefined(env);
+}
+
+napi_value js_reduce(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 2)) return nullptr;
+  Buf x, out;
+  if (!get_buf(a, 0, x) || !get_buf(a, 1, out, F32)) return nullptr;
+  const int op = (int)a.P[0];
+  Nd L;
+  i64 total;
+  if (!read_nd(a, L, 1, total)) return nullptr;
+  if (!check_extent(env, x.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: reduce input out of bounds"))
+    return nullptr;
+  bool reduced[MAXD];
+  i64 out_len = 1;
+  const i64 base = 2 + L.nd * 2 + 1;
+  for (int d = 0; d < L.nd; d++) {
+    reduced[d] = a.P[base + d] != 0.0;
+    if (!reduced[d]) out_len *= L.shape[d];
+  }
+  if (out.len < out_len) return range_error(env, "moxing native: reduce output too small"), nullptr;
+  op_reduce(op, L, reduced, x, static_cast<float*>(out.p), out_len);
+  return undefined(env);
+}
+
+bool check_mat(napi_env env, const Buf& b, i64 off, i64 bs, i64 rs, i64 cs, i64 batch, i64 rows, i64 cols,
+               const char* what) {
+  const i64 shape[3] = {batch, rows, cols};
+  const i64 st[3] = {bs, rs, cs};
+  return check_extent(env, b.len, off, 3, shape, st, what);
+}
+
+napi_value js_matmul(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf A, B, C;
+  if (!get_buf(a, 0, A, F32) || !get_buf(a, 1, B, F32) || !get_buf(a, 2, C, F32)) return nullptr;
+  const double* P = a.P;
+  const i64 aoff = I(P[0]), abs_ = I(P[1]), ars = I(P[2]), acs = I(P[3]);
+  const i64 boff = I(P[4]), bbs = I(P[5]), brs = I(P[6]), bcs = I(P[7]);
+  const i64 batch = I(P[8]), m = I(P[9]), n = I(P[10]), k = I(P[11]);
+  if (batch < 0 || m < 0 || n < 0 || k < 0) return range_error(env, "moxing native: negative matmul size"), nullptr;
+  if (!check_mat(env, A, aoff, abs_, ars, acs, batch, m, k, "moxing native: matmul operand a out of bounds") ||
+      !check_mat(env, B, boff, bbs, brs, bcs, batch, k, n, "moxing native: matmul operand b out of bounds"))
+    return nullptr;
+  if (C.len < batch * m * n) return range_error(env, "moxing native: matmul output too small"), nullptr;
+  matmul(static_cast<const float*>(A.p) + aoff, abs_, ars, acs, static_cast<const float*>(B.p) + boff, bbs, brs, bcs,
+         static_cast<float*>(C.p), batch, m, n, k);
+  return undefined(env);
+}
+
+bool check_indices(napi_env env, const Buf& idx, i64 limit) {
+  const int32_t* p = static_cast<const int32_t*>(idx.p);
+  for (i64 i = 0; i < idx.len; i++) {
+    if (p[i] < 0 || p[i] >= limit) return range_error(env, "moxing native: index out of range");
+  }
+  return true;
+}
+
+napi_value js_gather(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf table, idx, out;
+  if (!get_buf(a, 0, table, F32) || !get_buf(a, 1, idx, I32) || !get_buf(a, 2, out, F32)) return nullptr;
+  const i64 cols = I(a.P[0]);
+  if (cols <= 0) return undefined(env);
+  if (out.len < idx.len * cols) return range_error(env, "moxing native: gather output too small"), nullptr;
+  if (!check_indices(env, idx, table.len / cols)) return nullptr;
+  op_gather(static_cast<const float*>(table.p), static_cast<const int32_t*>(idx.p), static_cast<float*>(out.p),
+            idx.len, cols);
+  return undefined(env);
+}
+
+napi_value js_index_add(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf dst, idx, src;
+  if (!get_buf(a, 0, dst, F32) || !get_buf(a, 1, idx, I32) || !get_buf(a, 2, src, F32)) return nullptr;
+  const i64 cols = I(a.P[0]);
+  if (cols <= 0) return undefined(env);
+  if (src.len < idx.len * cols) return range_error(env, "moxing native: indexAdd source too small"), nullptr;
+  if (!check_indices(env, idx, dst.len / cols)) return nullptr;
+  op_index_add(static_cast<float*>(dst.p), static_cast<const int32_t*>(idx.p), static_cast<const float*>(src.p),
+               idx.len, cols);
+  return undefined(env);
+}
+
+// ---- fused ------------------------------------------------------------------------------------
+
+bool need(napi_env env, const Buf& b, i64 n, const char* what) {
+  if (b.p == nullptr && n > 0) return range_error(env, what);
+  if (b.len < n) return range_error(env, what);
+  return true;
+}
+
+#define F32P(b) static_cast<float*>((b).p)
+#define I32P(b) static_cast<int32_t*>((b).p)
+
+napi_value js_softmax(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 2)) return nullptr;
+  Buf x, out;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, out, F32)) return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  const bool log = a.P[2] != 0.0;
+  if (rows < 0 || cols < 0 || !need(env, x, rows * cols, "moxing native: softmax input too small") ||
+      !need(env, out, rows * cols, "moxing native: softmax output too small"))
+    return nullptr;
+  fused_softmax(F32P(x), F32P(out), rows, cols, log);
+  return undefined(env);
+}
+
+napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf y, dy, dx;
+  if (!get_buf(a, 0, y, F32) || !get_buf(a, 1, dy, F32) || !get_buf(a, 2, dx, F32)) return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  const bool log = a.P[2] != 0.0;
+  const i64 n = rows * cols;
+  if (rows < 0 || cols < 0 || !need(env, y, n, "moxing native: softmaxBackward y too small") ||
+      !need(env, dy, n, "moxing native: softmaxBackward dy too small") ||
+      !need(env, dx, n, "moxing native: softmaxBackward dx too small"))
+    return nullptr;
+  fused_softmax_bwd(F32P(y), F32P(dy), F32P(dx), rows, cols, log);
+  return undefined(env);
+}
+
+napi_value js_layernorm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 6)) return nullptr;
+  Buf x, w, b, out, mean, rstd;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, w, F32, true) || !get_buf(a, 2, b, F32, true) ||
+      !get_buf(a, 3, out, F32) || !get_buf(a, 4, mean, F32) || !get_buf(a, 5, rstd, F32))
+    return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  const double eps = a.P[2];
+  const i64 n = rows * cols;
+  if (rows < 0 || cols < 0 || !need(env, x, n, "moxing native: layerNorm x too small") ||
+      !need(env, out, n, "moxing native: layerNorm out too small") ||
+      !need(env, mean, rows, "moxing native: layerNorm mean too small") ||
+      !need(env, rstd, rows, "moxing native: layerNorm rstd too small") ||
+      (w.p && !need(env, w, cols, "moxing native: layerNorm weight too small")) ||
+      (b.p && !need(env, b, cols, "moxing native: layerNorm bias too small")))
+    return nullptr;
+  fused_layernorm(F32P(x), F32P(w), F32P(b), F32P(out), F32P(mean), F32P(rstd), rows, cols, eps);
+  return undefined(env);
+}
+
+napi_value js_layernorm_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 8)) return nullptr;
+  Buf x, w, mean, rstd, dy, dx, dw, db;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, w, F32, true) || !get_buf(a, 2, mean, F32) ||
+      !get_buf(a, 3, rstd, F32) || !get_buf(a, 4, dy, F32) || !get_buf(a, 5, dx, F32) ||
+      !get_buf(a, 6, dw, F32, true) || !get_buf(a, 7, db, F32, true))
+    return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  const i64 n = rows * cols;
+  if (rows < 0 || cols < 0 || !need(env, x, n, "moxing native: layerNormBackward x too small") ||
+      !need(env, dy, n, "moxing native: layerNormBackward dy too small") ||
+      !need(env, dx, n, "moxing native: layerNormBackward dx too small") ||
+      !need(env, mean, rows, "moxing native: layerNormBackward mean too small") ||
+      !need(env, rstd, rows, "moxing native: layerNormBackward rstd too small") ||
+      (w.p && !need(env, w, cols, "moxing native: layerNormBackward weight too small")) ||
+      (dw.p && !need(env, dw, cols, "moxing native: layerNormBackward dweight too small")) ||
+      (db.p && !need(env, db, cols, "moxing native: layerNormBackward dbias too small")))
+    return nullptr;
+  fused_layernorm_bwd(F32P(x), F32P(w), F32P(mean), F32P(rstd), F32P(dy), F32P(dx), F32P(dw), F32P(db), rows, cols);
+  return undefined(env);
+}
+
+napi_value js_gelu(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 2)) return nullptr;
+  Buf x, out;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, out, F32)) return nullptr;
+  if (!need(env, out, x.len, "moxing native: gelu output too small")) return nullptr;
+  fused_gelu(F32P(x), F32P(out), x.len, a.P[0] != 0.0);
+  return undefined(env);
+}
+
+napi_value js_gelu_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf x, dy, dx;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, dy, F32) || !get_buf(a, 2, dx, F32)) return nullptr;
+  if (!need(env, dy, x.len, "moxing native: geluBackward dy too small") ||
+      !need(env, dx, x.len, "moxing native: geluBackward dx too small"))
+    return nullptr;
+  fused_gelu_bwd(F32P(x), F32P(dy), F32P(dx), x.len, a.P[0] != 0.0);
+  return undefined(env);
+}
+
+napi_value js_cross_entropy(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 4)) return nullptr;
+  Buf logits, t, losses, lse;
+  if (!get_buf(a, 0, logits, F32) || !get_buf(a, 1, t, I32) || !get_buf(a, 2, losses, F32) ||
+      !get_buf(a, 3, lse, F32))
+    return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]), ignore = I(a.P[2]);
+  const double ls = a.P[3];
+  if (rows < 0 || cols < 0 || !need(env, logits, rows * cols, "moxing native: crossEntropy logits too small") ||
+      !need(env, t, rows, "moxing native: crossEntropy targets too small") ||
+      !need(env, losses, rows, "moxing native: crossEntropy losses too small") ||
+      !need(env, lse, rows, "moxing native: crossEntropy lse too small"))
+    return nullptr;
+  fused_cross_entropy(F32P(logits), I32P(t), F32P(losses), F32P(lse), rows, cols, ignore, ls);
+  return undefined(env);
+}
+
+napi_value js_cross_entropy_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 5)) return nullptr;
+  Buf logits, t, lse, dl, dlogits;
+  if (!get_buf(a, 0, logits, F32) || !get_buf(a, 1, t, I32) || !get_buf(a, 2, lse, F32) ||
+      !get_buf(a, 3, dl, F32) || !get_buf(a, 4, dlogits, F32))
+    return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]), ignore = I(a.P[2]);
+  const double ls = a.P[3];
+  if (rows < 0 || cols < 0 ||
+      !need(env, logits, rows * cols, "moxing native: crossEntropyBackward logits too small") ||
+      !need(env, dlogits, rows * cols, "moxing native: crossEntropyBackward dlogits too small") ||
+      !need(env, t, rows, "moxing native: crossEntropyBackward targets too small") ||
+      !need(env, lse, rows, "moxing native: crossEntropyBackward lse too small") ||
+      !need(env, dl, rows, "moxing native: crossEntropyBackward dlosses too small"))
+    return nullptr;
+  fused_cross_entropy_bwd(F32P(logits), I32P(t), F32P(lse), F32P(dl), F32P(dlogits), rows, cols, ignore, ls);
+  return undefined(env);
+}
+
+napi_value js_adamw(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 4)) return nullptr;
+  Buf p, g, m, v;
+  if (!get_buf(a, 0, p, F32) || !get_buf(a, 1, g, F32) || !get_buf(a, 2, m, F32) || !get_buf(a, 3, v, F32))
+    return nullptr;
+  const i64 n = p.len;
+  if (!need(env, g, n, "moxing native: adamw grad too small") || !need(env, m, n, "moxing native: adamw m too small") ||
+      !need(env, v, n, "moxing native: adamw v too small"))
+    return nullptr;
+  const double* P = a.P;
+  fused_adamw(F32P(p), F32P(g), F32P(m), F32P(v), n, P[0], P[1], P[2], P[3], P[4], P[5], P[6]);
+  return undefined(env);
+}
+
+// ---- info / test hooks --------------------------------------------------------------------------
+
+napi_value js_info(napi_env env, napi_callback_info info) {
+  napi_value o, isa, th;
+  napi_create_object(env, &o);
+  napi_create_string_utf8(env, isa_name(), NAPI_AUTO_LENGTH, &isa);
+  napi_create_int32(env, pool_threads(), &th);
+  napi_set_named_property(env, o, "isa", isa);
+  napi_set_named_property(env, o, "threads", th);
+  return o;
+}
+
+napi_value js_set_isa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  char name[32] = {0};
+  size_t len = 0;
+  bool ok = false;
+  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) == napi_ok)
+    ok = gemm_set_isa(name);
+  napi_value r;
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
+napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t n = 0;
+  if (argc >= 1 && napi_get_value_int32(env, argv[0], &n) == napi_ok && n >= 1) pool_set_threads(n);
+  return undefined(env);
+}
+
+void finalize_params(napi_env, void* data, void*) { delete[] static_cast<double*>(data); }
+
+napi_value init(napi_env env, napi_value exports) {
+  double* P = new double[kParams]();
+  napi_value ab, params;
+  if (napi_create_external_arraybuffer(env, P, kParams * sizeof(double), finalize_params, nullptr, &ab) != napi_ok) {
+    // Some runtimes forbid external buffers: fall back to a JS-owned one.
+    delete[] P;
+    void* data = nullptr;
+    napi_create_arraybuffer(env, kParams * sizeof(double), &data, &ab);
+    P = static_cast<double*>(data);
+  }
+  napi_create_typedarray(env, napi_float64_array, kParams, ab, 0, &params);
+  napi_ref keep;
+  napi_create_reference(env, ab, 1, &keep);  // the block must outlive every call
+  napi_set_named_property(env, exports, "params", params);
+
+  struct Fn {
+    const char* name;
+    napi_callback cb;
+  };
+  const Fn fns[] = {
+      {"unary", js_unary},
+      {"binary", js_binary},
+      {"where", js_where},
+      {"copy", js_copy},
+      {"reduce", js_reduce},
+      {"matmul", js_matmul},
+      {"gather", js_gather},
+      {"indexAdd", js_index_add},
+      {"softmax", js_softmax},
+      {"softmaxBackward", js_softmax_bwd},
+      {"layerNorm", js_layernorm},
+      {"layerNormBackward", js_layernorm_bwd},
+      {"gelu", js_gelu},
+      {"geluBackward", js_gelu_bwd},
+      {"crossEntropy", js_cross_entropy},
+      {"crossEntropyBackward", js_cross_entropy_bwd},
+      {"adamw", js_adamw},
+      {"info", js_info},
+      {"setIsa", js_set_isa},
+      {"setThreads", js_set_threads},
+  };
+  for (const Fn& f : fns) {
+    napi_value v;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, P, &v);
+    napi_set_named_property(env, exports, f.name, v);
+  }
+  napi_value maxd;
+  napi_create_int32(env, MAXD, &maxd);
+  napi_set_named_property(env, exports, "maxDims", maxd);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

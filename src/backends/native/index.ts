@@ -1,0 +1,314 @@
+// The native CPU backend: a thin wrapper over the N-API addon built from native/ (binding.gyp).
+//
+// Scalars (op codes, shapes, strides, offsets, sizes, hyper-parameters) are written into a shared
+// Float64Array parameter block owned by the addon, and only typed arrays are passed as arguments,
+// so a call costs well under a microsecond of overhead. Parameter layouts (must match binding.cc):
+//   view ops  P[0]=op, P[1]=nd, P[2..2+nd)=shape, then nd strides per operand, then one offset per operand
+//             (reduce appends an nd-long axis mask after the offset).
+//   matmul    P[0..12) = aOffset, aBatchStride, aRowStride, aColStride, bOffset, bBatchStride,
+//             bRowStride, bColStride, batch, m, n, k
+//   others    documented at each call below.
+
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type Backend,
+  BINARY_OPS,
+  type BinaryOp,
+  type FusedKernels,
+  type MatView,
+  type ReduceOp,
+  registerBackend,
+  type TypedArray,
+  UNARY_OPS,
+  type UnaryOp,
+  type View,
+} from "../../tensor/backend.js";
+
+interface Addon {
+  params: Float64Array;
+  maxDims: number;
+  unary(x: TypedArray, out: Float32Array): void;
+  binary(a: TypedArray, b: TypedArray, out: TypedArray): void;
+  where(c: TypedArray, a: TypedArray, b: TypedArray, out: TypedArray): void;
+  copy(src: TypedArray, dst: TypedArray): void;
+  reduce(x: TypedArray, out: Float32Array): void;
+  matmul(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  gather(table: Float32Array, idx: Int32Array, out: Float32Array): void;
+  indexAdd(dst: Float32Array, idx: Int32Array, src: Float32Array): void;
+  softmax(x: Float32Array, out: Float32Array): void;
+  softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  layerNorm(
+    x: Float32Array,
+    w: Float32Array | null,
+    b: Float32Array | null,
+    out: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+  ): void;
+  layerNormBackward(
+    x: Float32Array,
+    w: Float32Array | null,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array | null,
+    db: Float32Array | null,
+  ): void;
+  gelu(x: Float32Array, out: Float32Array): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array): void;
+  crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dlosses: Float32Array, dlogits: Float32Array): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void;
+  info(): { isa: string; threads: number };
+  setIsa(name: string): boolean;
+  setThreads(n: number): void;
+}
+
+/** The directory holding moxing's package.json (works from src/ under tsx and from dist/src/). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string };
+      if (pkg.name === "moxing") return dir;
+    } catch {
+      // no package.json here; keep walking up
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error("cannot find the moxing package root (package.json with name 'moxing')");
+    dir = up;
+  }
+}
+
+function load(): { addon: Addon | null; error: string | null } {
+  try {
+    const root = packageRoot();
+    const file = join(root, "build", "Release", "moxing_native.node");
+    const require = createRequire(import.meta.url);
+    return { addon: require(file) as Addon, error: null };
+  } catch (e) {
+    return { addon: null, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+const UNARY_CODE = Object.fromEntries(UNARY_OPS.map((op, i) => [op, i])) as Record<UnaryOp, number>;
+const BINARY_CODE = Object.fromEntries(BINARY_OPS.map((op, i) => [op, i])) as Record<BinaryOp, number>;
+
+function makeBackend(A: Addon): Backend {
+  const P = A.params;
+  const maxDims = A.maxDims;
+
+  function dims(nd: number, op: string): void {
+    if (nd > maxDims) throw new RangeError(`native ${op}: ${nd} dimensions exceed the supported ${maxDims}`);
+  }
+
+  const fused: FusedKernels = {
+    softmax(x, out, rows, cols, log) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = log ? 1 : 0;
+      A.softmax(x, out);
+    },
+    softmaxBackward(y, dy, dx, rows, cols, log) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = log ? 1 : 0;
+      A.softmaxBackward(y, dy, dx);
+    },
+    layerNorm(x, weight, bias, out, mean, rstd, rows, cols, eps) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = eps;
+      A.layerNorm(x, weight, bias, out, mean, rstd);
+    },
+    layerNormBackward(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, cols) {
+      P[0] = rows;
+      P[1] = cols;
+      A.layerNormBackward(x, weight, mean, rstd, dy, dx, dweight, dbias);
+    },
+    gelu(x, out, approximate) {
+      P[0] = approximate === "tanh" ? 1 : 0;
+      A.gelu(x, out);
+    },
+    geluBackward(x, dy, dx, approximate) {
+      P[0] = approximate === "tanh" ? 1 : 0;
+      A.geluBackward(x, dy, dx);
+    },
+    crossEntropy(logits, targets, losses, lse, rows, cols, ignoreIndex, labelSmoothing) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = ignoreIndex;
+      P[3] = labelSmoothing;
+      A.crossEntropy(logits, targets, losses, lse);
+    },
+    crossEntropyBackward(logits, targets, lse, dlosses, dlogits, rows, cols, ignoreIndex, labelSmoothing) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = ignoreIndex;
+      P[3] = labelSmoothing;
+      A.crossEntropyBackward(logits, targets, lse, dlosses, dlogits);
+    },
+    adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
+      P[0] = lr;
+      P[1] = beta1;
+      P[2] = beta2;
+      P[3] = eps;
+      P[4] = weightDecay;
+      P[5] = bc1;
+      P[6] = bc2;
+      A.adamw(param, grad, m, v);
+    },
+  };
+
+  let threadCount = A.info().threads;
+  refreshThreads = () => {
+    threadCount = A.info().threads;
+  };
+
+  return {
+    name: "native",
+    unary(op: UnaryOp, x: View, out: Float32Array): void {
+      const shape = x.shape;
+      const nd = shape.length;
+      dims(nd, "unary");
+      P[0] = UNARY_CODE[op];
+      P[1] = nd;
+      const xs = x.strides;
+      for (let i = 0; i < nd; i++) {
+        P[2 + i] = shape[i];
+        P[2 + nd + i] = xs[i];
+      }
+      P[2 + 2 * nd] = x.offset;
+      A.unary(x.data, out);
+    },
+    binary(op: BinaryOp, a: View, b: View, out: TypedArray): void {
+      const shape = a.shape;
+      const nd = shape.length;
+      dims(nd, "binary");
+      P[0] = BINARY_CODE[op];
+      P[1] = nd;
+      const as = a.strides;
+      const bs = b.strides;
+      for (let i = 0; i < nd; i++) {
+        P[2 + i] = shape[i];
+        P[2 + nd + i] = as[i];
+        P[2 + 2 * nd + i] = bs[i];
+      }
+      P[2 + 3 * nd] = a.offset;
+      P[3 + 3 * nd] = b.offset;
+      A.binary(a.data, b.data, out);
+    },
+    where(cond: View, a: View, b: View, out: TypedArray): void {
+      const shape = cond.shape;
+      const nd = shape.length;
+      dims(nd, "where");
+      P[1] = nd;
+      const cs = cond.strides;
+      const as = a.strides;
+      const bs = b.strides;
+      for (let i = 0; i < nd; i++) {
+        P[2 + i] = shape[i];
+        P[2 + nd + i] = cs[i];
+        P[2 + 2 * nd + i] = as[i];
+        P[2 + 3 * nd + i] = bs[i];
+      }
+      P[2 + 4 * nd] = cond.offset;
+      P[3 + 4 * nd] = a.offset;
+      P[4 + 4 * nd] = b.offset;
+      A.where(cond.data, a.data, b.data, out);
+    },
+    copy(src: View, dst: View): void {
+      const shape = src.shape;
+      const nd = shape.length;
+      dims(nd, "copy");
+      P[1] = nd;
+      const ss = src.strides;
+      const ds = dst.strides;
+      for (let i = 0; i < nd; i++) {
+        P[2 + i] = shape[i];
+        P[2 + nd + i] = ss[i];
+        P[2 + 2 * nd + i] = ds[i];
+      }
+      P[2 + 3 * nd] = src.offset;
+      P[3 + 3 * nd] = dst.offset;
+      A.copy(src.data, dst.data);
+    },
+    reduce(op: ReduceOp, x: View, axes: readonly number[], out: Float32Array): void {
+      const shape = x.shape;
+      const nd = shape.length;
+      dims(nd, "reduce");
+      P[0] = op === "max" ? 1 : 0;
+      P[1] = nd;
+      const xs = x.strides;
+      const mask = 3 + 2 * nd;
+      for (let i = 0; i < nd; i++) {
+        P[2 + i] = shape[i];
+        P[2 + nd + i] = xs[i];
+        P[mask + i] = 0;
+      }
+      P[2 + 2 * nd] = x.offset;
+      for (let i = 0; i < axes.length; i++) P[mask + axes[i]] = 1;
+      A.reduce(x.data, out);
+    },
+    matmul(a: MatView, b: MatView, out: Float32Array, batch: number, m: number, n: number, k: number): void {
+      P[0] = a.offset;
+      P[1] = a.batchStride;
+      P[2] = a.rowStride;
+      P[3] = a.colStride;
+      P[4] = b.offset;
+      P[5] = b.batchStride;
+      P[6] = b.rowStride;
+      P[7] = b.colStride;
+      P[8] = batch;
+      P[9] = m;
+      P[10] = n;
+      P[11] = k;
+      A.matmul(a.data, b.data, out);
+    },
+    gather(table: Float32Array, idx: Int32Array, out: Float32Array, cols: number): void {
+      P[0] = cols;
+      A.gather(table, idx, out);
+    },
+    indexAdd(dst: Float32Array, idx: Int32Array, src: Float32Array, cols: number): void {
+      P[0] = cols;
+      A.indexAdd(dst, idx, src);
+    },
+    fused,
+    threads(): number {
+      return threadCount;
+    },
+  };
+}
+
+let refreshThreads: () => void = () => {};
+
+const loaded = load();
+
+/** The native backend, or null when the addon could not be loaded (see nativeLoadError). */
+export const nativeBackend: Backend | null = loaded.addon ? makeBackend(loaded.addon) : null;
+/** Why the addon could not be loaded, or null when it was. */
+export const nativeLoadError: string | null = loaded.error;
+
+if (nativeBackend) registerBackend(nativeBackend, 10);
+
+/** Instruction set the GEMM kernels use ("avx512", "avx2" or "generic") and the worker thread count. */
+export function nativeInfo(): { isa: string; threads: number } {
+  if (!loaded.addon) return { isa: "none", threads: 0 };
+  return loaded.addon.info();
+}
+
+/** Test and benchmark hooks. setIsa returns false when the CPU lacks the instruction set. */
+export const nativeTesting = {
+  setIsa(name: "avx512" | "avx2" | "generic"): boolean {
+    return loaded.addon ? loaded.addon.setIsa(name) : false;
+  },
+  setThreads(n: number): void {
+    if (!loaded.addon) return;
+    loaded.addon.setThreads(n);
+    refreshThreads();
+  },
+};

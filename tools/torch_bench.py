@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""PyTorch side of `npm run bench`: per-op overhead, GPT training-step time and generation speed
+for the same workloads bench/bench.ts runs in moxing, measured in the same invocation.
+
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/torch_bench.py \
+        --threads 2 --configs '[{"n_layer":4,"n_head":4,"n_embd":128,"block_size":64,"batch_size":12,"vocab_size":65}]'
+Prints one JSON object on its last line.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_gpt import GPT  # noqa: E402  (the same model as the quality benchmark)
+
+
+def op_overhead_us(calls=10000):
+    a, b = torch.randn(768), torch.randn(768)
+    for _ in range(1000):
+        torch.add(a, b)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        torch.add(a, b)
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def train_step(cfg, steps):
+    torch.manual_seed(0)
+    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"])
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    B, T = cfg["batch_size"], cfg["block_size"]
+    x = torch.randint(cfg["vocab_size"], (B, T))
+    y = torch.randint(cfg["vocab_size"], (B, T))
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        _, loss = m(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        if i >= 2:  # the first steps allocate and warm caches
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"ms_per_step": med * 1e3, "tokens_per_s": B * T / med}
+
+
+def generation(cfg, tokens):
+    torch.manual_seed(0)
+    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"]).eval()
+    n = min(tokens, cfg["block_size"] - 1)
+    with torch.no_grad():
+        caches = [{} for _ in m.h]
+        idx = torch.zeros((1, 1), dtype=torch.long)
+        t0 = time.perf_counter()
+        for i in range(n):
+            logits, _ = m(idx[:, -1:], caches=caches, start=i)
+            idx = torch.cat([idx, torch.argmax(logits[:, -1, :], -1, keepdim=True)], 1)
+        return {"tokens_per_s": n / (time.perf_counter() - t0)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--configs", default="[]")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--gen-tokens", type=int, default=100)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    out = {"torch": torch.__version__, "threads": a.threads, "op_overhead_us": op_overhead_us(), "configs": []}
+    for cfg in json.loads(a.configs):
+        out["configs"].append({"config": cfg, "train": train_step(cfg, a.steps), "generate": generation(cfg, a.gen_tokens)})
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
