@@ -146,12 +146,20 @@ interface Registered {
 }
 
 const registry = new Map<string, Registered>();
+const unavailable = new Map<string, string>();
 let active: Backend | null = null;
+let warned = false;
 
 /** Backends call this when their module loads; the highest priority one becomes the default. */
 export function registerBackend(backend: Backend, priority: number): void {
   registry.set(backend.name, { backend, priority });
   active = null;
+}
+
+/** A backend that could not start says why, so choosing it explains itself and the default
+ *  backend can say once that a faster one is missing. */
+export function reportUnavailable(name: string, reason: string): void {
+  unavailable.set(name, reason);
 }
 
 export function listBackends(): string[] {
@@ -161,6 +169,8 @@ export function listBackends(): string[] {
 /** Choose the backend by name for everything computed from now on. */
 export function setBackend(name: string): Backend {
   const r = registry.get(name);
+  const why = unavailable.get(name);
+  if (!r && why) throw new Error(`setBackend: the ${name} backend is unavailable: ${why}`);
   if (!r) {
     throw new Error(`setBackend: no backend named '${name}' is registered; available: ${listBackends().join(", ") || "none"}`);
   }
@@ -177,5 +187,10 @@ export function getBackend(): Backend {
     throw new Error("moxing: no backend is registered; import from 'moxing' (the package entry), which registers them");
   }
   active = best.backend;
+  if (!warned && unavailable.size && !globalThis.process?.env?.MOXING_QUIET) {
+    warned = true;
+    const missing = [...unavailable].map(([n, why]) => `the ${n} backend is unavailable: ${why}`).join("; ");
+    console.warn(`moxing: ${missing}. Using the ${active.name} backend (correct, but slower).`);
+  }
   return active;
 }

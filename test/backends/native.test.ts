@@ -749,3 +749,27 @@ describe("native backend", () => {
     }
   });
 });
+
+describe("fallback when the addon is absent", () => {
+  it("moxing says once that native is unavailable and runs on the reference backend", () => {
+    const script =
+      "import('./src/index.ts').then(m => { const a = m.tensor([1, 2]).add(1); m.tensor([3]).mul(2); console.log(m.getBackend().name, a.toArray().join(',')); })";
+    const r = spawnSync(process.execPath, ["--import", "tsx", "-e", script], {
+      cwd: new URL("../..", import.meta.url).pathname,
+      env: { ...process.env, MOXING_NATIVE_ADDON: "/nonexistent/moxing_native.node", MOXING_BACKEND: "" },
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "reference 2,3");
+    const warnings = r.stderr.split("\n").filter((l) => l.includes("native backend is unavailable"));
+    assert.equal(warnings.length, 1, `expected one warning, got: ${r.stderr}`);
+    assert.match(warnings[0] as string, /npm run build:native/);
+    const forced = spawnSync(process.execPath, ["--import", "tsx", "-e", "import('./src/index.ts').then(m => m.tensor([1]).add(1))"], {
+      cwd: new URL("../..", import.meta.url).pathname,
+      env: { ...process.env, MOXING_NATIVE_ADDON: "/nonexistent/moxing_native.node", MOXING_BACKEND: "native" },
+      encoding: "utf8",
+    });
+    assert.notEqual(forced.status, 0);
+    assert.match(forced.stderr, /the native backend is unavailable: its addon did not load/);
+  });
+});

@@ -21,6 +21,7 @@ import {
   type MatView,
   type ReduceOp,
   registerBackend,
+  reportUnavailable,
   type TypedArray,
   UNARY_OPS,
   type UnaryOp,
@@ -86,8 +87,8 @@ function packageRoot(): string {
 
 function load(): { addon: Addon | null; error: string | null } {
   try {
-    const root = packageRoot();
-    const file = join(root, "build", "Release", "moxing_native.node");
+    // MOXING_NATIVE_ADDON points at another build (or at nothing, to test the fallback).
+    const file = process.env.MOXING_NATIVE_ADDON || join(packageRoot(), "build", "Release", "moxing_native.node");
     const require = createRequire(import.meta.url);
     return { addon: require(file) as Addon, error: null };
   } catch (e) {
@@ -294,6 +295,7 @@ export const nativeBackend: Backend | null = loaded.addon ? makeBackend(loaded.a
 export const nativeLoadError: string | null = loaded.error;
 
 if (nativeBackend) registerBackend(nativeBackend, 10);
+else reportUnavailable("native", `its addon did not load (${(loaded.error ?? "").split("\n")[0]}); rebuild it with 'npm run build:native'`);
 
 /** Instruction set the GEMM kernels use ("avx512", "avx2" or "generic") and the worker thread count. */
 export function nativeInfo(): { isa: string; threads: number } {
