@@ -4,8 +4,8 @@
 // Parameter names follow GPT-2 (c_attn holds q, k and v stacked; c_proj is the output).
 
 import { noGrad } from "../tensor/autograd.js";
-import { arange, empty } from "../tensor/creation.js";
-import { dropout, eq, maskedFill, matmul, mul, reshape, slice, softmax, transpose } from "../tensor/ops.js";
+import { empty } from "../tensor/creation.js";
+import { dropout, eq, reshape, scaledDotProductAttention, slice, transpose } from "../tensor/ops.js";
 import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Linear } from "./layers.js";
@@ -98,20 +98,17 @@ export class MultiHeadAttention extends Module {
     }
     if (call.cache) ({ k, v } = call.cache.append(k, v));
     const S = k.shape[2] as number;
-    let att = mul(matmul(q, transpose(k, -2, -1)), 1 / Math.sqrt(hs)); // (B, nh, T, S)
-    if (this.causal) {
-      // Query i (absolute position start + i) may see keys 0..start + i.
-      const future = arange(S).reshape(1, S).gt(arange(T).reshape(T, 1).add(start));
-      att = maskedFill(att, future, Number.NEGATIVE_INFINITY);
-    }
-    if (call.paddingMask) {
-      const pad = eq(reshape(call.paddingMask, [B, 1, 1, S]), 0);
-      att = maskedFill(att, pad, Number.NEGATIVE_INFINITY);
-    }
-    att = softmax(att, -1);
-    if (this.storeAttention) this.attentionWeights = att.detach();
-    att = dropout(att, this.dropoutP, this.training, this.generator);
-    const y = matmul(att, v); // (B, nh, T, hs)
+    // Padded keys are masked out; (B, S) -> (B, 1, 1, S) broadcasts over heads and queries.
+    const attnMask = call.paddingMask ? eq(reshape(call.paddingMask, [B, 1, 1, S]), 0) : null;
+    const { out: y, weights } = scaledDotProductAttention(q, k, v, {
+      causal: this.causal,
+      attnMask,
+      dropout: this.dropoutP,
+      training: this.training,
+      generator: this.generator,
+      needWeights: this.storeAttention,
+    }); // (B, nh, T, hs)
+    if (this.storeAttention) this.attentionWeights = weights ? weights.detach() : null;
     const merged = reshape(transpose(y, 1, 2), [B, T, C]); // re-assemble the heads side by side
     return dropout(this.c_proj.forward(merged), this.dropoutP, this.training, this.generator);
   }

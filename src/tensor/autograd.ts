@@ -34,7 +34,8 @@ export type OpName =
   | "log_softmax"
   | "layer_norm"
   | "gelu"
-  | "cross_entropy";
+  | "cross_entropy"
+  | "attention";
 
 export interface Node {
   op: OpName;
@@ -279,6 +280,16 @@ export const GRAD_RULES = {
       s.labelSmoothing,
     );
     return [dx];
+  },
+  attention: (n, g) => {
+    const f = fused();
+    if (!f?.attentionBackward) throw new Error("attention backward: the backend lost its fused kernel mid-graph");
+    const [q, k, v] = [inp(n, 0), inp(n, 1), inp(n, 2)];
+    const { lse, bh, T, S, d, scale, causal } = n.saved;
+    const [dq, dk, dv] = [empty(q.shape), empty(k.shape), empty(v.shape)];
+    const buf = (t: Tensor) => t.contiguousData() as Float32Array;
+    f.attentionBackward(buf(q), buf(k), buf(v), buf(n.out), lse, buf(g), buf(dq), buf(dk), buf(dv), bh, T, S, d, scale, causal);
+    return [dq, dk, dv];
   },
 } satisfies Record<OpName, Rule>;
 

@@ -121,6 +121,42 @@ export interface FusedKernels {
     ignoreIndex: number,
     labelSmoothing: number,
   ): void;
+  /** Scaled dot-product attention for bh = batch × heads independent problems, one pass per
+   *  query row with an online softmax, so the (T, S) weight matrix is never stored:
+   *  out[b, i] = Σ_j softmax_j(scale · q[b, i]·k[b, j] | mask) v[b, j]. q (bh, T, hs); k, v (bh, S, hs);
+   *  out (bh, T, hs); lse (bh, T) receives each row's log-sum-exp for backward. When causal, query i
+   *  sees keys j <= i + (S - T) (the queries are the last T of S positions, as with a KV cache). */
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    bh: number,
+    T: number,
+    S: number,
+    hs: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+  /** Gradients of attention given dout, recomputing the weights from lse; dq, dk, dv are overwritten. */
+  attentionBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    dout: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    bh: number,
+    T: number,
+    S: number,
+    hs: number,
+    scale: number,
+    causal: boolean,
+  ): void;
   /** One AdamW step in place over a parameter buffer (PyTorch's torch.optim.AdamW semantics).
    *  bc1 = 1 - beta1^t and bc2 = 1 - beta2^t are the bias corrections for step t. */
   adamw(

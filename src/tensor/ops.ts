@@ -681,26 +681,58 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   return bias ? add(y, bias) : y;
 }
 
-/** softmax(q·kᵀ/√d + mask)·v (Vaswani et al. 2017). q (..., T, d), k and v (..., S, d).
- *  attnMask broadcasts to (..., T, S): non-zero entries are masked out. Returns the attention weights too. */
+export interface AttentionOptions {
+  causal?: boolean;
+  /** Broadcasts to (..., T, S); non-zero entries are masked out (e.g. padding). */
+  attnMask?: Tensor | null;
+  scale?: number;
+  /** Dropout on the attention weights (training only). */
+  dropout?: number;
+  training?: boolean;
+  generator?: Generator;
+  /** Also return the attention weights (..., T, S) for inspection; rules out the fused kernel. */
+  needWeights?: boolean;
+}
+
+/** softmax(q·kᵀ·scale + mask)·v (Vaswani et al. 2017). q (..., T, d), k and v (..., S, d).
+ *  With causal, query i sees keys j <= i + (S - T): with a KV cache the queries are the last T
+ *  of S positions. Runs the backend's fused kernel when the call allows it (no explicit mask,
+ *  no dropout, weights not requested), which never materialises the (T, S) weights. */
 export function scaledDotProductAttention(
   q: Tensor,
   k: Tensor,
   v: Tensor,
-  opts: { causal?: boolean; attnMask?: Tensor | null; scale?: number } = {},
-): { out: Tensor; weights: Tensor } {
+  opts: AttentionOptions = {},
+): { out: Tensor; weights: Tensor | null } {
   const d = q.shape[q.ndim - 1] as number;
   const T = q.shape[q.ndim - 2] as number;
   const S = k.shape[k.ndim - 2] as number;
-  let att = mul(matmul(q, transpose(k, -2, -1)), opts.scale ?? 1 / Math.sqrt(d)); // (..., T, S)
-  if (opts.causal) {
-    // Query t sees keys up to t + (S - T): with a KV cache the queries are the last T of S positions.
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const causal = opts.causal ?? false;
+  const p = opts.training ? (opts.dropout ?? 0) : 0;
+  if (!sameShape(k.shape, v.shape) || !sameShape(q.shape.slice(0, -2), k.shape.slice(0, -2)) || k.shape[k.ndim - 1] !== d) {
+    throw new Error(
+      `scaledDotProductAttention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)} and v ${fmtShape(v.shape)} must be (..., T, d), (..., S, d), (..., S, d)`,
+    );
+  }
+  const f = fusedPair("attention", "attentionBackward");
+  if (f && !opts.attnMask && p === 0 && !opts.needWeights && q.size > 0 && S > 0) {
+    const bh = q.size / (T * d);
+    const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
+    const out = empty(q.shape);
+    const lse = new Float32Array(bh * T);
+    f.attention(flat(qc), flat(kc), flat(vc), out.data as Float32Array, lse, bh, T, S, d, scale, causal);
+    return { out: record("attention", [qc, kc, vc], out, { lse, bh, T, S, d, scale, causal }), weights: null };
+  }
+  let att = mul(matmul(q, transpose(k, -2, -1)), scale); // (..., T, S)
+  if (causal) {
     const future = gt(reshape(arange(S), [1, S]), add(reshape(arange(T), [T, 1]), S - T));
     att = maskedFill(att, future, Number.NEGATIVE_INFINITY);
   }
   if (opts.attnMask) att = maskedFill(att, opts.attnMask, Number.NEGATIVE_INFINITY);
   const weights = softmax(att, -1);
-  return { out: matmul(weights, v), weights };
+  const dropped = dropout(weights, p, true, opts.generator ?? defaultGenerator);
+  return { out: matmul(dropped, v), weights };
 }
 
 // ---- autograd entry ------------------------------------------------------------------------------------

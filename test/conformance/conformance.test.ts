@@ -254,6 +254,29 @@ describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`
     const t = mx.tensor([2, -100, 0, -100], { dtype: "int32" });
     same("ce ignore_index", (x) => mx.crossEntropy(x, t, { reduction: "none" }), [rnd([4, 6], 51, -4, 4)]);
   });
+  test("attention (fused when the backend has it) vs the composite", () => {
+    const cases: [number, number, number, number, boolean][] = [
+      [1, 1, 1, 1, true],
+      [2, 5, 5, 8, true],
+      [3, 7, 7, 16, false],
+      [2, 1, 9, 8, true], // one new query over a KV cache of 9
+      [2, 4, 11, 5, true], // 4 queries, 11 keys: causal with an offset
+      [4, 64, 64, 32, true],
+    ];
+    for (const [bh, T, S, d, causal] of cases) {
+      const f = (q: Tensor, k: Tensor, v: Tensor) => mx.scaledDotProductAttention(q, k, v, { causal }).out;
+      same(`sdpa bh=${bh} T=${T} S=${S} d=${d} causal=${causal}`, f, [rnd([bh, T, d], 60), rnd([bh, S, d], 61), rnd([bh, S, d], 62)], {
+        rtol: 1e-4,
+        atol: 1e-5,
+      });
+    }
+    same(
+      "sdpa 4-d (B, nh, T, hs)",
+      (q, k, v) => mx.scaledDotProductAttention(q, k, v, { causal: true }).out,
+      [rnd([2, 3, 6, 4], 63), rnd([2, 3, 6, 4], 64), rnd([2, 3, 6, 4], 65)],
+      { rtol: 1e-4, atol: 1e-5 },
+    );
+  });
   test("AdamW steps", () => {
     const run = () => {
       const p = rnd([37, 11], 52).requiresGrad_();

@@ -232,8 +232,9 @@ const OPS: Record<string, (x: In, a: OpArgs) => Outputs> = {
       causal: a.causal,
       attnMask: x.mask ?? null,
       scale: a.scale,
+      needWeights: true,
     });
-    return { out, weights };
+    return { out, weights: weights as mx.Tensor };
   },
 };
 
