@@ -107,7 +107,7 @@ function makeBackend(A: Addon): Backend {
     if (nd > maxDims) throw new RangeError(`native ${op}: ${nd} dimensions exceed the supported ${maxDims}`);
   }
 
-  const fused: FusedKernels = {
+  const fused: Partial<FusedKernels> = {
     softmax(x, out, rows, cols, log) {
       P[0] = rows;
       P[1] = cols;
