@@ -5,6 +5,7 @@
 
 import { noGrad } from "../tensor/autograd.js";
 import { empty } from "../tensor/creation.js";
+import { persistent } from "../tensor/memory.js";
 import { dropout, eq, reshape, scaledDotProductAttention, slice, transpose } from "../tensor/ops.js";
 import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -24,8 +25,8 @@ export class KVCache {
     readonly maxLen: number,
     readonly headSize: number,
   ) {
-    this.k = empty([batch, nHead, maxLen, headSize]);
-    this.v = empty([batch, nHead, maxLen, headSize]);
+    // A cache outlives any training-step arena it may be created in.
+    [this.k, this.v] = persistent(() => [empty([batch, nHead, maxLen, headSize]), empty([batch, nHead, maxLen, headSize])]);
   }
   /** Store k and v (B, nh, T, hs) after the cached ones; return all keys and values so far. */
   append(k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {

@@ -4,6 +4,7 @@
 import { noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
 import { zerosLike } from "../tensor/creation.js";
+import { persistent } from "../tensor/memory.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export interface AdamWOptions {
@@ -65,7 +66,7 @@ export class AdamW {
           if (!p.grad) continue;
           let s = this.state.get(p);
           if (!s) {
-            s = { m: zerosLike(p), v: zerosLike(p) };
+            s = persistent(() => ({ m: zerosLike(p), v: zerosLike(p) }));
             this.state.set(p, s);
           }
           const grad = p.grad.contiguousData() as Float32Array;
@@ -115,7 +116,7 @@ export class AdamW {
       const v = sd.v[i] as Float32Array;
       if (m.length !== p.size || v.length !== p.size)
         throw new Error(`AdamW.loadStateDict: slot ${i} has ${m.length} values for a parameter of ${p.size}`);
-      const s = { m: zerosLike(p), v: zerosLike(p) };
+      const s = persistent(() => ({ m: zerosLike(p), v: zerosLike(p) }));
       s.m.data.set(m);
       s.v.data.set(v);
       this.state.set(p, s);

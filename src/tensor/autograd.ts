@@ -6,6 +6,7 @@
 import type { UnaryOp } from "./backend.js";
 import { getBackend } from "./backend.js";
 import { empty, full, zeros } from "./creation.js";
+import { persistent } from "./memory.js";
 import * as ops from "./ops.js";
 import { fmtShape, sameShape } from "./shape.js";
 import { Tensor } from "./tensor.js";
@@ -347,7 +348,9 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
       const node = t._node;
       if (!node) {
         // A leaf: keep a contiguous gradient of its own, so no two leaves share one buffer.
-        t.grad = t.grad ? add(t.grad, g) : ops.clone(g);
+        // Parameter gradients outlive a MemoryArena step (accumulation, clipping, the optimizer).
+        const prev = t.grad;
+        t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
         continue;
       }
       const gi = GRAD_RULES[node.op](node, g);

@@ -1,6 +1,7 @@
 // Creating tensors: from JS arrays and typed arrays, constants, ranges and seeded random numbers.
 
 import type { DType, TypedArray } from "./backend.js";
+import { allocData } from "./memory.js";
 import { defaultGenerator, type Generator } from "./random.js";
 import { fmtShape, numel, type Shape } from "./shape.js";
 import { type NestedArray, Tensor } from "./tensor.js";
@@ -14,11 +15,8 @@ export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
 
-export function allocData(dtype: DType, n: number): TypedArray {
-  return dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
-}
-
-/** A new zero-filled contiguous tensor (internal: no validation of the shape). */
+/** A new contiguous tensor whose contents are undefined (zero outside a MemoryArena); every
+ *  kernel output is allocated this way and fully written by the kernel. */
 export function empty(shape: Shape, dtype: DType = "float32"): Tensor {
   return new Tensor(allocData(dtype, numel(shape)), shape);
 }
@@ -44,7 +42,12 @@ export function tensor(values: NestedArray | TypedArray | number[], opts: Create
       throw new Error(`tensor: shape ${fmtShape(shape)} needs ${numel(shape)} values but the array has ${values.length}`);
     }
     const wanted = opts.dtype ?? (values instanceof Int32Array ? "int32" : "float32");
-    const data = (wanted === "int32") === values instanceof Int32Array ? values : allocData(wanted, values.length);
+    const data =
+      (wanted === "int32") === values instanceof Int32Array
+        ? values
+        : wanted === "int32"
+          ? new Int32Array(values.length)
+          : new Float32Array(values.length);
     if (data !== values) data.set(values);
     return finish(new Tensor(data, shape), opts);
   }
@@ -80,7 +83,7 @@ export function tensor(values: NestedArray | TypedArray | number[], opts: Create
 export function full(shape: Shape, value: number, opts?: CreateOptions): Tensor {
   checkShape("full", shape);
   const t = empty(shape, opts?.dtype);
-  if (value !== 0) t.data.fill(value);
+  t.data.fill(value); // an arena buffer may hold old values, so even zeros are written
   return finish(t, opts);
 }
 

@@ -1,0 +1,73 @@
+// MemoryArena: a training step run inside an arena reuses buffers and gives bit-identical results;
+// with MOXING_ARENA_CHECK=1 recycled buffers are poisoned with NaN, so any use after reset (or any
+// kernel that relied on zeroed output memory) would show up as NaN losses.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, test } from "node:test";
+import { mx } from "../helpers.js";
+
+function losses(useArena: boolean): { losses: number[]; bytes: number } {
+  const model = new mx.GPT({ n_layer: 2, n_head: 2, n_embd: 32, block_size: 16, vocab_size: 20, dropout: 0.1 }, { seed: 0 });
+  const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-2 });
+  const g = new mx.Generator(0);
+  const arena = new mx.MemoryArena();
+  const out: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    arena.reset();
+    const step = () => {
+      const x = mx.randint(0, 20, [4, 16], { generator: g });
+      const y = mx.randint(0, 20, [4, 16], { generator: g });
+      const { loss } = model.forward(x, { targets: y });
+      opt.zeroGrad();
+      loss?.backward();
+      opt.step();
+      out.push(loss?.item() ?? Number.NaN);
+    };
+    if (useArena) arena.run(step);
+    else step();
+  }
+  return { losses: out, bytes: arena.bytes };
+}
+
+describe(`MemoryArena (${mx.getBackend().name})`, () => {
+  test("training inside an arena gives the same losses and stops allocating after the first step", () => {
+    const plain = losses(false);
+    const pooled = losses(true);
+    assert.deepEqual(pooled.losses, plain.losses);
+    assert.ok(pooled.bytes > 0);
+  });
+  test("with NaN poisoning of recycled buffers the losses are unchanged", () => {
+    const code = [
+      "import('./src/index.ts').then((mx) => {",
+      "  const model = new mx.GPT({ n_layer: 2, n_head: 2, n_embd: 32, block_size: 16, vocab_size: 20 }, { seed: 0 });",
+      "  const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-2 });",
+      "  const g = new mx.Generator(0); const arena = new mx.MemoryArena(); const out = [];",
+      "  for (let i = 0; i < 5; i++) { arena.reset(); arena.run(() => {",
+      "    const x = mx.randint(0, 20, [4, 16], { generator: g }); const y = mx.randint(0, 20, [4, 16], { generator: g });",
+      "    const { loss } = model.forward(x, { targets: y }); opt.zeroGrad(); loss.backward(); opt.step(); out.push(loss.item()); }); }",
+      "  console.log(JSON.stringify(out)); });",
+    ].join("\n");
+    const run = (check: string) =>
+      spawnSync(process.execPath, ["--import", "tsx", "-e", code], {
+        cwd: new URL("../..", import.meta.url).pathname,
+        env: { ...process.env, MOXING_ARENA_CHECK: check, MOXING_QUIET: "1" },
+        encoding: "utf8",
+      });
+    const a = run("1");
+    const b = run("0");
+    assert.equal(a.status, 0, a.stderr);
+    const poisoned = JSON.parse(a.stdout.trim()) as number[];
+    assert.ok(poisoned.every(Number.isFinite), `NaN after recycling: ${poisoned}`);
+    assert.deepEqual(poisoned, JSON.parse(b.stdout.trim()));
+  });
+  test("persistent() escapes the arena", () => {
+    const arena = new mx.MemoryArena();
+    const kept = arena.run(() => mx.persistent(() => mx.full([100], 3)));
+    const temp = arena.run(() => mx.full([100], 3));
+    arena.reset();
+    arena.run(() => mx.full([100], 7)); // reuses temp's buffer
+    assert.equal(kept.toArray()[0], 3);
+    assert.equal(temp.toArray()[0], 7, "a tensor used after reset sees the new owner's data");
+  });
+});
