@@ -4,9 +4,18 @@
 
 import "../index.js"; // registers the backends
 import { demoCommand } from "./demo.js";
+import { evalCommand } from "./eval.js";
+import { infoCommand } from "./info.js";
+import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
 
-const COMMANDS = new Map<string, Command>([["demo", demoCommand]]);
+const COMMANDS = new Map<string, Command>([
+  ["demo", demoCommand],
+  ["start", startCommand],
+  ["train", trainCommand],
+  ["eval", evalCommand],
+  ["info", infoCommand],
+]);
 
 function help(): string {
   const width = Math.max(...[...COMMANDS.keys()].map((k) => k.length));

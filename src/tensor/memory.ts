@@ -36,9 +36,9 @@ export class MemoryArena {
     for (const buf of this.used) {
       if (this.poison && buf instanceof Float32Array) buf.fill(Number.NaN);
       const key = keyOf(buf instanceof Int32Array ? "int32" : "float32", buf.length);
-      let list = this.free.get(key);
-      if (!list) this.free.set(key, (list = []));
-      list.push(buf);
+      const list = this.free.get(key);
+      if (list) list.push(buf);
+      else this.free.set(key, [buf]);
     }
     this.used.length = 0;
   }

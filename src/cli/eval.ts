@@ -1,0 +1,76 @@
+// `moxing eval`: the loss and perplexity of a trained model on a text file.
+
+import { encodeText, readTextFile, sequentialWindows } from "../data/text.js";
+import { loadModel } from "../io/checkpoint.js";
+import { noGrad } from "../tensor/autograd.js";
+import type { Command } from "./util.js";
+import { num, parseFlags, UsageError } from "./util.js";
+
+const HELP = `moxing eval: mean next-token loss and perplexity of a model on a text file
+
+Usage: moxing eval --model DIR --data FILE [--batch-size 16]
+
+The file is encoded with the model's tokenizer and cut into consecutive non-overlapping windows of
+block_size tokens (the last one shorter); every token but the first is predicted once, from the
+tokens before it in its window. Prints one JSON line:
+  {"loss": mean cross-entropy in nats, "perplexity": exp(loss), "tokens": tokens predicted}`;
+
+/** Mean loss of `model` over the whole token stream, in non-overlapping block_size windows. */
+export function evaluateTokens(
+  model: ReturnType<typeof loadModel>["model"],
+  tokens: Int32Array,
+  batchSize = 16,
+  onProgress?: (predicted: number, total: number) => void,
+): { loss: number; perplexity: number; tokens: number } {
+  let sum = 0;
+  let count = 0;
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      for (const { x, y } of sequentialWindows(tokens, model.config.block_size, batchSize)) {
+        const loss = model.forward(x, { targets: y }).loss;
+        if (!loss) throw new Error("eval: the model returned no loss");
+        sum += loss.item() * y.size;
+        count += y.size;
+        onProgress?.(count, tokens.length - 1);
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  const loss = sum / count;
+  return { loss, perplexity: Math.exp(loss), tokens: count };
+}
+
+export const evalCommand: Command = {
+  summary: "loss and perplexity of a trained model on a text file",
+  help: HELP,
+  run(argv) {
+    const { values: v, positionals } = parseFlags("eval", argv, {
+      model: { type: "string" },
+      data: { type: "string" },
+      "batch-size": { type: "string" },
+    });
+    if (positionals.length) throw new UsageError(`eval: unexpected argument '${positionals[0]}'`);
+    if (!v.model) throw new UsageError("eval: --model DIR is required");
+    if (!v.data) throw new UsageError("eval: --data FILE is required");
+    const batchSize = num("eval", "batch-size", v["batch-size"], 16, { int: true, min: 1 });
+    const { model, tokenizer } = loadModel(v.model);
+    const tokens = encodeText(tokenizer, readTextFile(v.data), v.data);
+    if (tokens.length < 2) throw new Error(`data file '${v.data}' has ${tokens.length} token; evaluation needs at least 2`);
+    // On a terminal, show how far a long evaluation has got (stdout keeps just the JSON).
+    const tty = process.stderr.isTTY === true;
+    let last = 0;
+    const progress = (done: number, total: number) => {
+      const now = performance.now();
+      if (!tty || now - last < 200) return;
+      last = now;
+      process.stderr.write(`\r\x1b[Keval: ${done}/${total} tokens (${((100 * done) / total).toFixed(0)}%)`);
+    };
+    const result = evaluateTokens(model, tokens, batchSize, progress);
+    if (tty && last > 0) process.stderr.write("\r\x1b[K");
+    console.log(JSON.stringify(result));
+    return 0;
+  },
+};

@@ -1,0 +1,392 @@
+// Model directories and training checkpoints.
+//
+// A model directory holds
+//   config.json            GPT-2-style hyper-parameters (model_type "gpt2", n_layer, n_head, n_embd,
+//                          n_positions = block_size, vocab_size) plus moxing's own under "moxing"
+//   model.safetensors      the parameters by their moxing names (transformer.h.0.attn.c_attn.weight, ...), F32
+//   tokenizer.json         the tokenizer, as written by its toJSON()
+// and, when it is a training checkpoint, also
+//   optimizer.safetensors  AdamW's moments: "<param>.exp_avg" and "<param>.exp_avg_sq" per parameter
+//   trainer_state.json     step, RNG states, data sampler state, training arguments, best val loss
+//
+// Crash safety. A checkpoint is never half-written, and its files always belong together. Writing is
+// a small journal in the model directory:
+//   1. every file is written and fsynced into DIR/.checkpoint-tmp-<pid>/, with a MANIFEST.json
+//      listing the files and any stale files to delete (e.g. trainer_state.json when only a model
+//      is saved);
+//   2. that directory is renamed to DIR/.checkpoint-commit: the COMMIT POINT (one atomic rename);
+//   3. each file is renamed from there into DIR (each rename atomic), stale files are deleted, and
+//      .checkpoint-commit is removed.
+// A crash before 2 leaves the previous checkpoint untouched (the temp dir is garbage, removed later).
+// A crash during 3 leaves a complete new set in .checkpoint-commit: readers here take each file from
+// there when present (so they see the new set), and the next writer or resume rolls it forward
+// (`recoverCheckpoint`). Files of DIR that are not part of checkpoints (metrics.jsonl, data) are
+// never touched.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { GPT, type GPTConfig, type PositionalEncoding, validateGPTConfig } from "../models/gpt.js";
+import type { AdamW } from "../optim/adamw.js";
+import { tensor } from "../tensor/creation.js";
+import type { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
+import { fsyncDir, writeFileSynced } from "./atomic.js";
+import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
+
+export const CONFIG_FILE = "config.json";
+export const MODEL_FILE = "model.safetensors";
+export const TOKENIZER_FILE = "tokenizer.json";
+export const OPTIMIZER_FILE = "optimizer.safetensors";
+export const TRAINER_STATE_FILE = "trainer_state.json";
+const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+const COMMIT_DIR = ".checkpoint-commit";
+const TMP_PREFIX = ".checkpoint-tmp-";
+const MANIFEST = "MANIFEST.json";
+
+/** Errors about files on disk; the message names the file. */
+export class CheckpointError extends Error {}
+
+// ---- config.json ------------------------------------------------------------------------------
+
+export interface GPT2StyleConfig {
+  model_type: "gpt2";
+  n_layer: number;
+  n_head: number;
+  n_embd: number;
+  n_positions: number;
+  vocab_size: number;
+  layer_norm_epsilon: number;
+  activation_function: string;
+  tie_word_embeddings: boolean;
+  resid_pdrop: number;
+  embd_pdrop: number;
+  attn_pdrop: number;
+  moxing: { pos_encoding: PositionalEncoding; tie_weights: boolean; bias: boolean; dropout: number };
+}
+
+export function configToJSON(c: GPTConfig): GPT2StyleConfig {
+  return {
+    model_type: "gpt2",
+    n_layer: c.n_layer,
+    n_head: c.n_head,
+    n_embd: c.n_embd,
+    n_positions: c.block_size,
+    vocab_size: c.vocab_size,
+    layer_norm_epsilon: 1e-5,
+    activation_function: "gelu_new",
+    tie_word_embeddings: c.tie_weights,
+    resid_pdrop: c.dropout,
+    embd_pdrop: c.dropout,
+    attn_pdrop: c.dropout,
+    moxing: { pos_encoding: c.pos_encoding, tie_weights: c.tie_weights, bias: c.bias, dropout: c.dropout },
+  };
+}
+
+/** Read a GPT config from parsed config.json; `source` names the file in errors. */
+export function configFromJSON(json: unknown, source = CONFIG_FILE): GPTConfig {
+  const bad = (msg: string): never => {
+    throw new CheckpointError(`${source}: ${msg}`);
+  };
+  if (!isRecord(json)) return bad("expected a JSON object");
+  if (json.model_type !== "gpt2") bad(`model_type is ${JSON.stringify(json.model_type)}; moxing reads "gpt2" configs`);
+  const int = (k: string): number => {
+    const v = json[k];
+    if (!Number.isInteger(v) || (v as number) < 1) bad(`${k} must be a positive integer (got ${JSON.stringify(v)})`);
+    return v as number;
+  };
+  const mx = json.moxing === undefined ? {} : json.moxing;
+  if (!isRecord(mx)) return bad('"moxing" must be an object');
+  const bool = (k: string, fallback: boolean): boolean => {
+    const v = mx[k] ?? fallback;
+    if (typeof v !== "boolean") bad(`moxing.${k} must be true or false (got ${JSON.stringify(v)})`);
+    return v as boolean;
+  };
+  const dropout = mx.dropout ?? json.resid_pdrop ?? 0;
+  if (typeof dropout !== "number") bad(`moxing.dropout must be a number (got ${JSON.stringify(dropout)})`);
+  const pos = mx.pos_encoding ?? "learned";
+  const config: GPTConfig = {
+    n_layer: int("n_layer"),
+    n_head: int("n_head"),
+    n_embd: int("n_embd"),
+    block_size: int("n_positions"),
+    vocab_size: int("vocab_size"),
+    dropout: dropout as number,
+    bias: bool("bias", true),
+    tie_weights: bool("tie_weights", typeof json.tie_word_embeddings === "boolean" ? json.tie_word_embeddings : true),
+    pos_encoding: pos as PositionalEncoding,
+  };
+  try {
+    validateGPTConfig(config);
+  } catch (e) {
+    bad((e as Error).message);
+  }
+  return config;
+}
+
+// ---- reading ------------------------------------------------------------------------------------
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** The stale-file list of an interrupted commit, if any. */
+function pendingCommit(dir: string): { files: string[]; remove: string[] } | null {
+  const commit = join(dir, COMMIT_DIR);
+  if (!existsSync(commit)) return null;
+  let remove: string[] = [];
+  try {
+    const m = JSON.parse(readFileSync(join(commit, MANIFEST), "utf8")) as { remove?: unknown };
+    if (Array.isArray(m.remove)) remove = m.remove.filter((x): x is string => typeof x === "string");
+  } catch {
+    // A commit directory always has its manifest; without one, move what is there and delete nothing.
+  }
+  const files = readdirSync(commit).filter((f) => f !== MANIFEST);
+  return { files, remove };
+}
+
+/**
+ * Where to read checkpoint file `name` of `dir`: from an interrupted commit when it holds the file
+ * (it is newer), else from the directory. null when the file is absent (or an interrupted commit deletes it).
+ */
+export function checkpointFile(dir: string, name: string): string | null {
+  const pending = pendingCommit(dir);
+  if (pending?.files.includes(name)) return join(dir, COMMIT_DIR, name);
+  if (pending?.remove.includes(name)) return null;
+  const p = join(dir, name);
+  return existsSync(p) ? p : null;
+}
+
+function requireFile(dir: string, name: string): string {
+  const p = checkpointFile(dir, name);
+  if (!p) throw new CheckpointError(`${join(dir, name)}: file not found; is '${dir}' a moxing model directory?`);
+  return p;
+}
+
+function readJSONFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+  }
+}
+
+function checkDir(dir: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    throw new CheckpointError(`model directory '${dir}' does not exist`);
+  }
+  if (!isDir) throw new CheckpointError(`'${dir}' is a file, not a model directory`);
+}
+
+export function readConfig(dir: string): GPTConfig {
+  checkDir(dir);
+  const p = requireFile(dir, CONFIG_FILE);
+  return configFromJSON(readJSONFile(p), p);
+}
+
+/** The parsed config.json as written (for display). */
+export function readRawConfig(dir: string): Record<string, unknown> {
+  checkDir(dir);
+  const p = requireFile(dir, CONFIG_FILE);
+  const json = readJSONFile(p);
+  configFromJSON(json, p); // validate
+  return json as Record<string, unknown>;
+}
+
+export function readTokenizer(dir: string): Tokenizer {
+  checkDir(dir);
+  const p = requireFile(dir, TOKENIZER_FILE);
+  const json = readJSONFile(p);
+  try {
+    return loadTokenizer(json);
+  } catch (e) {
+    throw new CheckpointError(`${p}: ${(e as Error).message}`);
+  }
+}
+
+/** Copy the weights of `dir`/model.safetensors into `model` (every parameter must match). */
+export function loadWeights(dir: string, model: GPT): void {
+  const p = requireFile(dir, MODEL_FILE);
+  const tensors = readTensors(p);
+  const sd = new Map<string, Tensor>();
+  for (const [name, t] of tensors) {
+    if (t.dtype !== "F32") throw new CheckpointError(`${p}: tensor '${name}' is ${t.dtype}; model weights must be F32`);
+    sd.set(name, tensor(t.data, { shape: t.shape }));
+  }
+  try {
+    model.loadStateDict(sd);
+  } catch (e) {
+    throw new CheckpointError(`${p}: ${(e as Error).message}`);
+  }
+}
+
+function readTensors(path: string): Map<string, SafeTensor> {
+  try {
+    return readSafetensors(path).tensors;
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * Load a model directory: config, weights and tokenizer. The model is returned in eval mode.
+ * `generator` becomes the model's generator (for dropout), as in `new GPT(config, { generator })`.
+ */
+export function loadModel(dir: string, opts: { generator?: Generator } = {}): { model: GPT; tokenizer: Tokenizer; config: GPTConfig } {
+  const config = readConfig(dir);
+  const tokenizer = readTokenizer(dir);
+  if (tokenizer.vocabSize > config.vocab_size) {
+    throw new CheckpointError(
+      `${join(dir, TOKENIZER_FILE)}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocab_size}`,
+    );
+  }
+  const model = new GPT(config, opts.generator ? { generator: opts.generator } : { seed: 0 });
+  loadWeights(dir, model);
+  model.eval();
+  return { model, tokenizer, config };
+}
+
+/** AdamW's moments from `dir`/optimizer.safetensors, matched to parameters by name. */
+export function loadOptimizerState(dir: string, model: GPT, optimizer: AdamW): void {
+  const p = requireFile(dir, OPTIMIZER_FILE);
+  let file: ReturnType<typeof readSafetensors>;
+  try {
+    file = readSafetensors(p);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+    throw e;
+  }
+  const step = Number(file.metadata.step);
+  if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${p}: metadata 'step' is missing or invalid`);
+  const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
+  const m: Float32Array[] = [];
+  const v: Float32Array[] = [];
+  for (const param of optimizer.groups.flatMap((g) => g.params)) {
+    const name = names.get(param) ?? "?";
+    for (const [suffix, out] of [
+      ["exp_avg", m],
+      ["exp_avg_sq", v],
+    ] as const) {
+      const t = file.tensors.get(`${name}.${suffix}`);
+      if (!t) throw new CheckpointError(`${p}: no '${name}.${suffix}' (the optimizer state does not match the model)`);
+      if (t.dtype !== "F32" || t.data.length !== param.size) {
+        throw new CheckpointError(`${p}: '${name}.${suffix}' has ${t.data.length} ${t.dtype} values; the parameter has ${param.size}`);
+      }
+      out.push(t.data as Float32Array);
+    }
+  }
+  optimizer.loadStateDict({ step, m, v });
+}
+
+/** trainer_state.json of `dir` parsed, or null when the directory holds no training state. */
+export function readTrainerState(dir: string): unknown | null {
+  const p = checkpointFile(dir, TRAINER_STATE_FILE);
+  return p ? readJSONFile(p) : null;
+}
+
+// ---- writing ------------------------------------------------------------------------------------
+
+function toSafeTensor(t: Tensor): SafeTensor {
+  return { dtype: t.dtype === "float32" ? "F32" : "I32", shape: [...t.shape], data: t.contiguousData() };
+}
+
+export function modelToSafetensors(model: GPT): Uint8Array {
+  const tensors = new Map<string, SafeTensor>();
+  for (const [name, t] of model.stateDict()) tensors.set(name, toSafeTensor(t));
+  return encodeSafetensors(tensors, { format: "moxing" });
+}
+
+export function optimizerToSafetensors(model: GPT, optimizer: AdamW): Uint8Array {
+  const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
+  const sd = optimizer.stateDict();
+  const tensors = new Map<string, SafeTensor>();
+  optimizer.groups
+    .flatMap((g) => g.params)
+    .forEach((p, i) => {
+      const name = names.get(p);
+      if (!name) throw new Error("optimizerToSafetensors: the optimizer holds a tensor that is not a parameter of the model");
+      tensors.set(`${name}.exp_avg`, { dtype: "F32", shape: [...p.shape], data: sd.m[i] as Float32Array });
+      tensors.set(`${name}.exp_avg_sq`, { dtype: "F32", shape: [...p.shape], data: sd.v[i] as Float32Array });
+    });
+  return encodeSafetensors(tensors, { format: "moxing-adamw", step: String(sd.step) });
+}
+
+export interface CheckpointParts {
+  model: GPT;
+  tokenizer: Tokenizer;
+  /** With optimizer and trainerState it is a training checkpoint; without, a model directory
+   *  (stale optimizer / trainer state files in `dir` are then deleted). */
+  optimizer?: AdamW;
+  trainerState?: object;
+}
+
+/** Roll an interrupted commit forward and delete temp dirs of dead writers. Returns true if it rolled forward. */
+export function recoverCheckpoint(dir: string): boolean {
+  if (!existsSync(dir)) return false;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith(TMP_PREFIX)) continue;
+    const pid = Number(name.slice(TMP_PREFIX.length));
+    if (pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+  const pending = pendingCommit(dir);
+  if (!pending) return false;
+  const commit = join(dir, COMMIT_DIR);
+  for (const f of pending.files) renameSync(join(commit, f), join(dir, f));
+  for (const f of pending.remove) rmSync(join(dir, f), { force: true });
+  fsyncDir(dir);
+  rmSync(commit, { recursive: true, force: true });
+  return true;
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set. */
+export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
+  mkdirSync(dir, { recursive: true });
+  recoverCheckpoint(dir);
+  const files = new Map<string, Uint8Array | string>();
+  files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(parts.model.config), null, 2)}\n`);
+  files.set(TOKENIZER_FILE, JSON.stringify(parts.tokenizer.toJSON()));
+  files.set(MODEL_FILE, modelToSafetensors(parts.model));
+  if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
+  if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
+  const remove = CHECKPOINT_FILES.filter((f) => !files.has(f));
+
+  const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  try {
+    for (const [name, data] of files) writeFileSynced(join(tmp, name), data);
+    writeFileSynced(join(tmp, MANIFEST), JSON.stringify({ files: [...files.keys()], remove }));
+    fsyncDir(tmp);
+    renameSync(tmp, join(dir, COMMIT_DIR)); // the commit point
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  fsyncDir(dir);
+  recoverCheckpoint(dir);
+}
+
+/** Save a model and its tokenizer as a model directory (no training state). */
+export function saveModel(dir: string, model: GPT, tokenizer: Tokenizer): void {
+  saveCheckpoint(dir, { model, tokenizer });
+}

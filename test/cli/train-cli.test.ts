@@ -1,0 +1,194 @@
+// `moxing train / eval / info` end to end on a tiny model, the one-line errors for bad input, and
+// Ctrl-C (SIGINT) saving a checkpoint that --resume continues.
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const root = mkdtempSync(join(tmpdir(), "moxing-cli-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+interface Run {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `moxing ...args` from the repo root; `onStderr` may act on the process as output arrives. */
+function moxing(args: string[], onStderr?: (text: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env };
+    delete env.MOXING_DEBUG;
+    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: repo, env });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    p.stderr.on("data", (d) => {
+      stderr += d;
+      onStderr?.(stderr, (sig) => p.kill(sig));
+    });
+    p.on("error", reject);
+    p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** A failed command: non-zero exit, exactly one line on stderr, no stack trace. */
+function assertOneLineError(r: Run, pattern: RegExp, code?: number): void {
+  assert.notEqual(r.code, 0, `expected failure, got success: ${r.stdout}`);
+  if (code !== undefined) assert.equal(r.code, code, r.stderr);
+  const lines = r.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0] as string, /^moxing: /);
+  assert.match(lines[0] as string, pattern);
+  assert.doesNotMatch(r.stderr, /^\s+at /m);
+}
+
+const words = ["we", "the", "people", "of", "the", "united", "states", "in", "order", "to", "form", "a", "more", "perfect", "union"];
+let text = "";
+for (let i = 0; text.length < 4000; i++) text += `${words[(i * 5 + (i >> 3)) % words.length]}${i % 9 === 8 ? ".\n" : " "}`;
+const data = join(root, "data.txt");
+const model = join(root, "model");
+const tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--eval-iters", "1"];
+
+describe("moxing train / eval / info", () => {
+  before(() => writeFileSync(data, text));
+
+  test("train a few steps, then eval and info on the result", async () => {
+    const r = await moxing(["train", "--data", data, "--out", model, ...tiny, "--max-steps", "6", "--eval-interval", "3"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /done: 6 steps, train loss \d\.\d{4}, val loss \d\.\d{4}/);
+    assert.match(r.stderr, /step 6\/6 +loss \d\.\d+ .*tok\/s +ETA/);
+    assert.match(r.stderr, /step 3: train loss \d\.\d{4}, val loss \d\.\d{4}/);
+    const lines = readFileSync(join(model, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      lines.map((l) => l.step),
+      [1, 2, 3, 4, 5, 6],
+    );
+    for (const l of lines) for (const k of ["train_loss", "lr", "tokens_per_s", "ms_per_step"]) assert.equal(typeof l[k], "number", k);
+    assert.equal(typeof lines[2].val_loss, "number");
+
+    const [ev, info] = await Promise.all([moxing(["eval", "--model", model, "--data", data]), moxing(["info", "--model", model])]);
+    assert.equal(ev.code, 0, ev.stderr);
+    const e = JSON.parse(ev.stdout);
+    assert.deepEqual(Object.keys(e).sort(), ["loss", "perplexity", "tokens"]);
+    assert.equal(e.tokens, text.length - 1);
+    assert.ok(e.loss > 0 && e.loss < 5, `loss ${e.loss}`);
+    assert.ok(Math.abs(e.perplexity - Math.exp(e.loss)) < 1e-9);
+    assert.equal(info.code, 0, info.stderr);
+    const i = JSON.parse(info.stdout);
+    assert.equal(i.config.model_type, "gpt2");
+    assert.equal(i.config.n_layer, 1);
+    assert.equal(i.config.n_positions, 16);
+    assert.equal(i.tokenizer.type, "char");
+    assert.equal(i.config.vocab_size, i.tokenizer.vocab_size);
+    const { n_embd: C, vocab_size: V, n_positions: T } = i.config;
+    const perLayer = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
+    assert.equal(i.parameters.total, V * C + T * C + perLayer + 2 * C);
+    assert.equal(i.parameters.non_embedding, i.parameters.total - T * C);
+    assert.equal(i.training.step, 6);
+  });
+
+  test("--help for each command", async () => {
+    const runs = await Promise.all(["train", "eval", "info", "start"].map((c) => moxing([c, "--help"])));
+    for (const [k, c] of ["train", "eval", "info", "start"].entries()) {
+      const r = runs[k] as Run;
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, new RegExp(`^moxing ${c}: `));
+      assert.match(r.stdout, new RegExp(`Usage: moxing ${c}`));
+    }
+    const top = await moxing(["--help"]);
+    for (const c of ["train", "eval", "info", "start"]) assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
+  });
+
+  test("bad input: one line on stderr, non-zero exit, no stack trace", async () => {
+    const empty = join(root, "empty.txt");
+    writeFileSync(empty, "");
+    const snow = join(root, "snow.txt");
+    writeFileSync(snow, `${text.slice(0, 100)}☃ snow`);
+    const corrupt = join(root, "corrupt");
+    cpSync(model, corrupt, { recursive: true });
+    const weights = readFileSync(join(corrupt, "model.safetensors"));
+    writeFileSync(join(corrupt, "model.safetensors"), weights.subarray(0, 100));
+    const badConfig = join(root, "bad-config");
+    cpSync(model, badConfig, { recursive: true });
+    writeFileSync(join(badConfig, "config.json"), "{");
+    mkdirSync(join(root, "empty-dir"));
+    const out = join(root, "never");
+    const cases: [string[], RegExp, number?][] = [
+      [["train", "--data", join(root, "missing.txt"), "--out", out], /data file '.*missing\.txt' does not exist/, 1],
+      [["train", "--data", empty, "--out", out], /data file '.*empty\.txt' is empty/, 1],
+      [
+        ["train", "--data", data, "--out", out, "--block-size", "1000"],
+        /block_size 1000 is longer than the validation split \(\d+ tokens; .*use a smaller --block-size or more data/,
+        1,
+      ],
+      [["train", "--data", data, "--out", out, "--frobnicate"], /train: Unknown option '--frobnicate'/, 2],
+      [["train", "--data", data], /--out DIR is required/, 2],
+      [["train", "--data", data, "--out", out, "--max-steps", "ten"], /--max-steps must be an integer >= 0 \(got 'ten'\)/, 2],
+      [["train", "--data", data, "--out", out, "--tokenizer", "word"], /--tokenizer must be char or bpe/, 2],
+      [
+        ["train", "--data", data, "--out", out, "--n-embd", "30", "--n-head", "4"],
+        /--n-embd \(30\) must be divisible by --n-head \(4\)/,
+        1,
+      ],
+      [["train", "--data", data, "--out", model], /already holds a training run; pass --resume/, 1],
+      [["train", "--out", join(root, "empty-dir"), "--resume"], /nothing to resume/, 1],
+      [["train", "--data", data, "--out", model, "--resume", "--n-layer", "3"], /--n-layer 3 differs from the run being resumed \(1/, 1],
+      [["eval", "--model", corrupt, "--data", data], /corrupt[/\\]model\.safetensors: .*truncated/, 1],
+      [["eval", "--model", badConfig, "--data", data], /bad-config[/\\]config\.json: not valid JSON/, 1],
+      [["eval", "--model", join(root, "nope"), "--data", data], /model directory '.*nope' does not exist/, 1],
+      [["eval", "--model", model, "--data", snow], /snow\.txt: CharTokenizer\.encode: the character "☃" \(U\+2603\)/, 1],
+      [["eval", "--model", model], /--data FILE is required/, 2],
+      [["info", "--model", join(root, "empty-dir")], /config\.json: file not found/, 1],
+      [["nosuchcommand"], /unknown command 'nosuchcommand'/, 2],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => moxing(args)));
+    cases.forEach(([args, pattern, code], k) => {
+      try {
+        assertOneLineError(runs[k] as Run, pattern, code);
+      } catch (e) {
+        (e as Error).message = `moxing ${args.join(" ")}: ${(e as Error).message}`;
+        throw e;
+      }
+    });
+    assert.ok(!existsSync(out), "a failed run leaves no output directory");
+  });
+
+  test("Ctrl-C saves a checkpoint and says how to resume; --resume finishes the run", async () => {
+    const out = join(root, "interrupted");
+    let sent = false;
+    const r = await moxing(
+      ["train", "--data", data, "--out", out, ...tiny, "--max-steps", "100000", "--eval-interval", "1000"],
+      (err, kill) => {
+        if (!sent && /step \d+\/100000/.test(err)) {
+          sent = true;
+          kill("SIGINT");
+        }
+      },
+    );
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /interrupted: saving a checkpoint/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    assert.match(
+      r.stdout,
+      /stopped at step \d+; checkpoint saved in .*interrupted\. Resume with: moxing train --out .*interrupted --resume/,
+    );
+    const state = JSON.parse(readFileSync(join(out, "trainer_state.json"), "utf8"));
+    assert.ok(state.step >= 1 && state.step < 100000);
+    const resumed = await moxing(["train", "--out", out, "--resume", "--max-steps", String(state.step + 3)]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, new RegExp(`resuming at step ${state.step}`));
+    assert.match(resumed.stdout, new RegExp(`done: ${state.step + 3} steps`));
+  });
+});
