@@ -5,6 +5,7 @@
 import "../index.js"; // registers the backends
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
+import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
 import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
@@ -13,6 +14,7 @@ const COMMANDS = new Map<string, Command>([
   ["demo", demoCommand],
   ["start", startCommand],
   ["train", trainCommand],
+  ["generate", generateCommand],
   ["eval", evalCommand],
   ["info", infoCommand],
 ]);

@@ -99,16 +99,48 @@ describe("moxing train / eval / info", () => {
     assert.equal(i.training.step, 6);
   });
 
+  test("generate streams a continuation of the prompt; bad prompts and flags are one-line errors", async () => {
+    const prompt = text.slice(0, 10);
+    const r = await moxing(["generate", "--model", model, "--prompt", prompt, "--max-new-tokens", "20", "--seed", "3"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.startsWith(prompt), r.stdout);
+    assert.equal([...r.stdout.trimEnd()].length <= prompt.length + 20, true);
+    const again = await moxing(["generate", "--model", model, "--prompt", prompt, "--max-new-tokens", "20", "--seed", "3"]);
+    assert.equal(again.stdout, r.stdout, "same seed, same text");
+    const greedy = await moxing(["generate", "--model", model, "--prompt", prompt, "--max-new-tokens", "12", "--temperature", "0"]);
+    const greedyNoCache = await moxing([
+      "generate",
+      "--model",
+      model,
+      "--prompt",
+      prompt,
+      "--max-new-tokens",
+      "12",
+      "--temperature",
+      "0",
+      "--no-cache",
+    ]);
+    assert.equal(greedy.stdout, greedyNoCache.stdout, "the KV cache does not change greedy output");
+    const bad = await Promise.all([
+      moxing(["generate", "--model", model, "--prompt", "☃"]),
+      moxing(["generate", "--model", model, "--prompt", "a", "--top-p", "2"]),
+      moxing(["generate", "--model", model]),
+    ]);
+    assertOneLineError(bad[0] as Run, /the prompt cannot be encoded: .*"☃" \(U\+2603\)/, 2);
+    assertOneLineError(bad[1] as Run, /--top-p must be in \(0, 1\]/, 2);
+    assertOneLineError(bad[2] as Run, /--prompt TEXT is required/, 2);
+  });
+
   test("--help for each command", async () => {
-    const runs = await Promise.all(["train", "eval", "info", "start"].map((c) => moxing([c, "--help"])));
-    for (const [k, c] of ["train", "eval", "info", "start"].entries()) {
+    const runs = await Promise.all(["train", "eval", "info", "start", "generate"].map((c) => moxing([c, "--help"])));
+    for (const [k, c] of ["train", "eval", "info", "start", "generate"].entries()) {
       const r = runs[k] as Run;
       assert.equal(r.code, 0);
       assert.match(r.stdout, new RegExp(`^moxing ${c}: `));
       assert.match(r.stdout, new RegExp(`Usage: moxing ${c}`));
     }
     const top = await moxing(["--help"]);
-    for (const c of ["train", "eval", "info", "start"]) assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
+    for (const c of ["train", "eval", "info", "start", "generate"]) assert.match(top.stdout, new RegExp(`^  ${c} `, "m"));
   });
 
   test("bad input: one line on stderr, non-zero exit, no stack trace", async () => {

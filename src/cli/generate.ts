@@ -1,0 +1,75 @@
+// `moxing generate`: continue a prompt with a trained model, streaming tokens to stdout.
+
+import { generate } from "../generate/index.js";
+import { loadModel } from "../io/checkpoint.js";
+import type { Command } from "./util.js";
+import { num, parseFlags, UsageError } from "./util.js";
+
+const HELP = `moxing generate: continue a prompt with a trained model, streaming to stdout
+
+Usage: moxing generate --model DIR --prompt TEXT [flags]
+
+  --model DIR            a model directory written by 'moxing train' (or 'moxing start')
+  --prompt TEXT          the text to continue ('-' reads it from standard input)
+  --max-new-tokens N     how many tokens to generate (default 200)
+  --temperature T        0 for greedy decoding; higher is more random (default 0.8)
+  --top-k K              sample only among the K most likely tokens; 0 for all (default 200)
+  --top-p P              nucleus sampling: the smallest set reaching probability P (default 1)
+  --repetition-penalty R > 1 discourages repeating tokens (default 1)
+  --stop TEXT            stop when this text appears (repeatable)
+  --seed N               random seed (default 1)
+  --no-cache             recompute the whole context each step instead of using the KV cache`;
+
+export const generateCommand: Command = {
+  summary: "continue a prompt with a trained model (streams tokens)",
+  help: HELP,
+  async run(argv) {
+    const { values: v, positionals } = parseFlags("generate", argv, {
+      model: { type: "string" },
+      prompt: { type: "string" },
+      "max-new-tokens": { type: "string" },
+      temperature: { type: "string" },
+      "top-k": { type: "string" },
+      "top-p": { type: "string" },
+      "repetition-penalty": { type: "string" },
+      stop: { type: "string", multiple: true },
+      seed: { type: "string" },
+      "no-cache": { type: "boolean" },
+    });
+    if (positionals.length) throw new UsageError(`generate: unexpected argument '${positionals[0]}'; put the text after --prompt`);
+    if (!v.model) throw new UsageError("generate: --model DIR is required");
+    if (v.prompt === undefined) throw new UsageError("generate: --prompt TEXT is required (use --prompt - to read standard input)");
+    const prompt = v.prompt === "-" ? await readStdin() : v.prompt;
+    const opts = {
+      maxNewTokens: num("generate", "max-new-tokens", v["max-new-tokens"], 200, { int: true, min: 1 }),
+      temperature: num("generate", "temperature", v.temperature, 0.8, { min: 0 }),
+      topK: num("generate", "top-k", v["top-k"], 200, { int: true, min: 0 }),
+      topP: num("generate", "top-p", v["top-p"], 1, { min: 0 }),
+      repetitionPenalty: num("generate", "repetition-penalty", v["repetition-penalty"], 1, { min: 0 }),
+      seed: num("generate", "seed", v.seed, 1, { int: true }),
+      stop: v.stop,
+      useCache: !v["no-cache"],
+    };
+    if (!(opts.topP > 0 && opts.topP <= 1)) throw new UsageError(`generate: --top-p must be in (0, 1] (got '${v["top-p"]}')`);
+    if (!(opts.repetitionPenalty > 0))
+      throw new UsageError(`generate: --repetition-penalty must be > 0 (got '${v["repetition-penalty"]}')`);
+    const { model, tokenizer } = loadModel(v.model);
+    let ids: number[];
+    try {
+      ids = tokenizer.encode(prompt);
+    } catch (e) {
+      throw new UsageError(`generate: the prompt cannot be encoded: ${(e as Error).message}`);
+    }
+    if (ids.length === 0) throw new UsageError("generate: the prompt is empty; give at least one character");
+    process.stdout.write(prompt);
+    generate(model, tokenizer, prompt, { ...opts, onText: (piece) => process.stdout.write(piece) });
+    process.stdout.write("\n");
+    return 0;
+  },
+};
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
