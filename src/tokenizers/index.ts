@@ -8,3 +8,4 @@ export type { CharTokenizerJSON, CharTokenizerOptions } from "./char.js";
 export { CharTokenizer } from "./char.js";
 export type { EncodeOptions, Tokenizer, TokenizerClass } from "./tokenizer.js";
 export { BaseTokenizer, jsonTypeOf, loadTokenizer, registerTokenizer } from "./tokenizer.js";
+export * from "./wordpiece.js";
