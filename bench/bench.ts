@@ -72,9 +72,10 @@ function runChild(env: Record<string, string>, args: string[]): unknown {
   return JSON.parse(r.stdout.trim().split("\n").pop() as string);
 }
 
-function torch(script: string, args: string[]): unknown | null {
+function torch(script: string, args: string[], threads: number): unknown | null {
   if (!existsSync("/usr/bin/python3")) return null;
-  const env = { ...process.env };
+  // OpenBLAS starts its own pthreads regardless of torch.set_num_threads, so its count is set too.
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   const r = spawnSync("/usr/bin/python3", [`${root}tools/${script}`, ...args], { env, encoding: "utf8" });
@@ -158,29 +159,29 @@ function main(): void {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   log(`moxing bench: backend ${backend}, ${cpu}, ${all} cores${quick ? " (quick)" : ""}`);
 
-  const torchGemm = torch("torch_gemm_bench.py", ["--threads", `1,${all}`, "--layouts", "nn", "--reps", quick ? "3" : "9"]) as {
-    results: { m: number; n: number; k: number; threads: number; gflops: number }[];
-  } | null;
+  type TorchGemm = { results: { m: number; n: number; k: number; threads: number; gflops: number }[] };
+  const torchGemm = [1, all].flatMap(
+    (t) =>
+      (torch("torch_gemm_bench.py", ["--threads", String(t), "--layouts", "nn", "--reps", quick ? "3" : "9"], t) as TorchGemm | null)
+        ?.results ?? [],
+  );
   const gemm: { m: number; n: number; k: number; threads: number; gflops: number; torch_gflops: number | null }[] = [];
   for (const threads of [1, all]) {
     const r = runChild({ MOXING_THREADS: String(threads) }, ["--worker"]) as {
       gemm: { m: number; n: number; k: number; gflops: number }[];
     };
     for (const g of r.gemm) {
-      const t = torchGemm?.results.find((x) => x.m === g.m && x.n === g.n && x.k === g.k && x.threads === threads);
+      const t = torchGemm.find((x) => x.m === g.m && x.n === g.n && x.k === g.k && x.threads === threads);
       gemm.push({ ...g, threads, torch_gflops: t?.gflops ?? null });
     }
   }
 
   const configs = quick ? [SMALL] : [SMALL, MEDIUM];
-  const torchRest = torch("torch_bench.py", [
-    "--threads",
-    String(all),
-    "--configs",
-    JSON.stringify(configs),
-    "--steps",
-    quick ? "3" : "5",
-  ]) as {
+  const torchRest = torch(
+    "torch_bench.py",
+    ["--threads", String(all), "--configs", JSON.stringify(configs), "--steps", quick ? "3" : "5"],
+    all,
+  ) as {
     op_overhead_us: number;
     configs: { train: { ms_per_step: number; tokens_per_s: number }; generate: { tokens_per_s: number } }[];
   } | null;

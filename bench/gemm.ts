@@ -1,5 +1,6 @@
-// GEMM throughput of the native backend: GFLOP/s (median of 9 runs) on the transformer shapes,
-// on 1 thread and on all threads, for A·B ("nn") and A·Wᵀ ("nt", the nn.Linear layout).
+// GEMM throughput of the native backend: GFLOP/s (median of 9 runs, 51 for the small products) on
+// the transformer shapes and the few-row shapes of generation, on 1 thread and on all threads, for
+// A·B ("nn") and A·Wᵀ ("nt", the nn.Linear layout).
 //   node --import tsx bench/gemm.ts            (after the addon is built: node scripts/build-native.mjs)
 //   node --import tsx bench/gemm.ts --torch    also runs tools/torch_gemm_bench.py for comparison
 import { spawnSync } from "node:child_process";
@@ -12,6 +13,16 @@ export const GEMM_SHAPES: readonly [number, number, number][] = [
   [512, 768, 768],
   [512, 3072, 768],
   [1024, 1024, 1024],
+];
+
+/** Few-row products of generation (one token, or a few sequences, at a time): matrix-vector and
+ *  small-m paths. Not in tools/torch_gemm_bench.py's list, so the torch column shows "-". */
+export const SMALL_GEMM_SHAPES: readonly [number, number, number][] = [
+  [1, 768, 768],
+  [1, 3072, 768],
+  [1, 768, 3072],
+  [4, 768, 768],
+  [16, 768, 768],
 ];
 
 export interface GemmResult {
@@ -39,7 +50,7 @@ export function benchGemm(reps = 9): GemmResult[] {
     for (const threads of threadCounts) {
       nativeTesting.setThreads(threads);
       for (const layout of ["nn", "nt"] as const) {
-        for (const [m, n, k] of GEMM_SHAPES) {
+        for (const [m, n, k] of [...GEMM_SHAPES, ...SMALL_GEMM_SHAPES]) {
           const a: MatView = {
             data: new Float32Array(m * k).map(() => Math.random() - 0.5),
             offset: 0,
@@ -55,7 +66,8 @@ export function benchGemm(reps = 9): GemmResult[] {
           const out = new Float32Array(m * n);
           for (let i = 0; i < 2; i++) B.matmul(a, b, out, 1, m, n, k);
           const times: number[] = [];
-          for (let r = 0; r < reps; r++) {
+          const runs = m * n * k < 1 << 24 ? Math.max(reps, 51) : reps;
+          for (let r = 0; r < runs; r++) {
             const t0 = process.hrtime.bigint();
             B.matmul(a, b, out, 1, m, n, k);
             times.push(Number(process.hrtime.bigint() - t0) / 1e9);
