@@ -29,7 +29,8 @@
         "native/gemm.cc",
         "native/gemm_generic.cc",
         "native/ops.cc",
-        "native/fused.cc"
+        "native/fused.cc",
+        "native/attention.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "libraries": ["-lpthread"]

@@ -450,6 +450,69 @@ napi_value js_adamw(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// P[0..6) = bh, T, S, hs, scale, causal
+bool attn_dims(const Args& a, i64& bh, i64& T, i64& S, i64& hs, double& scale, bool& causal) {
+  const double* P = a.P;
+  bh = I(P[0]);
+  T = I(P[1]);
+  S = I(P[2]);
+  hs = I(P[3]);
+  scale = P[4];
+  causal = P[5] != 0.0;
+  if (bh < 0 || T < 0 || S < 0 || hs < 0) return range_error(a.env, "moxing native: negative attention size");
+  return true;
+}
+
+napi_value js_attention(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 5)) return nullptr;
+  Buf q, k, v, out, lse;
+  if (!get_buf(a, 0, q, F32) || !get_buf(a, 1, k, F32) || !get_buf(a, 2, v, F32) || !get_buf(a, 3, out, F32) ||
+      !get_buf(a, 4, lse, F32))
+    return nullptr;
+  i64 bh, T, S, hs;
+  double scale;
+  bool causal;
+  if (!attn_dims(a, bh, T, S, hs, scale, causal)) return nullptr;
+  const i64 nq = bh * T * hs, nk = bh * S * hs;
+  if (!need(env, q, nq, "moxing native: attention q too small") ||
+      !need(env, k, nk, "moxing native: attention k too small") ||
+      !need(env, v, nk, "moxing native: attention v too small") ||
+      !need(env, out, nq, "moxing native: attention out too small") ||
+      !need(env, lse, bh * T, "moxing native: attention lse too small"))
+    return nullptr;
+  fused_attention(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), bh, T, S, hs, scale, causal);
+  return undefined(env);
+}
+
+napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 9)) return nullptr;
+  Buf q, k, v, out, lse, dout, dq, dk, dv;
+  if (!get_buf(a, 0, q, F32) || !get_buf(a, 1, k, F32) || !get_buf(a, 2, v, F32) || !get_buf(a, 3, out, F32) ||
+      !get_buf(a, 4, lse, F32) || !get_buf(a, 5, dout, F32) || !get_buf(a, 6, dq, F32) ||
+      !get_buf(a, 7, dk, F32) || !get_buf(a, 8, dv, F32))
+    return nullptr;
+  i64 bh, T, S, hs;
+  double scale;
+  bool causal;
+  if (!attn_dims(a, bh, T, S, hs, scale, causal)) return nullptr;
+  const i64 nq = bh * T * hs, nk = bh * S * hs;
+  if (!need(env, q, nq, "moxing native: attentionBackward q too small") ||
+      !need(env, k, nk, "moxing native: attentionBackward k too small") ||
+      !need(env, v, nk, "moxing native: attentionBackward v too small") ||
+      !need(env, out, nq, "moxing native: attentionBackward out too small") ||
+      !need(env, lse, bh * T, "moxing native: attentionBackward lse too small") ||
+      !need(env, dout, nq, "moxing native: attentionBackward dout too small") ||
+      !need(env, dq, nq, "moxing native: attentionBackward dq too small") ||
+      !need(env, dk, nk, "moxing native: attentionBackward dk too small") ||
+      !need(env, dv, nk, "moxing native: attentionBackward dv too small"))
+    return nullptr;
+  fused_attention_bwd(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), F32P(dout), F32P(dq), F32P(dk), F32P(dv), bh,
+                      T, S, hs, scale, causal);
+  return undefined(env);
+}
+
 // ---- info / test hooks --------------------------------------------------------------------------
 
 napi_value js_info(napi_env env, napi_callback_info info) {
@@ -524,6 +587,8 @@ napi_value init(napi_env env, napi_value exports) {
       {"crossEntropy", js_cross_entropy},
       {"crossEntropyBackward", js_cross_entropy_bwd},
       {"adamw", js_adamw},
+      {"attention", js_attention},
+      {"attentionBackward", js_attention_bwd},
       {"info", js_info},
       {"setIsa", js_set_isa},
       {"setThreads", js_set_threads},

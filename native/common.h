@@ -38,6 +38,13 @@ struct GemmImpl {
   const char* name;
   int mr, nr, kc, mc, nc;
   void (*run)(const GemmArgs& g);
+  // Matrix-vector products (m == 1 or n == 1), y contiguous and overwritten, x contiguous:
+  //   gemv_t: y[j] = sum_p x[p] * w[j*ldw + p]  (rows of w dotted with x; x @ Wᵀ for W (n, k))
+  //   gemv_n: y[j] = sum_p x[p] * w[p*ldw + j]  (rows of w combined by x; x @ W for W (k, n))
+  void (*gemv_t)(i64 n, i64 k, const float* x, const float* w, i64 ldw, float* y);
+  void (*gemv_n)(i64 n, i64 k, const float* x, const float* w, i64 ldw, float* y);
+  // Few rows in the nn.Linear layout, W read in place: c[i*ldc + j] = sum_p a[i*lda + p] * w[j*ldw + p].
+  void (*gemm_nt_small)(i64 m, i64 n, i64 k, const float* a, i64 lda, const float* w, i64 ldw, float* c, i64 ldc);
 };
 
 // Each is defined in its own translation unit, compiled with its own instruction-set flags.

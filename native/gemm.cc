@@ -119,6 +119,102 @@ void run_piece(const MatmulCtx& x, i64 t) {
   im->run(g);
 }
 
+// A batch of matrix-vector products (m == 1 or n == 1): y_b (N) = sum_p x_b[p * xs] M_b(p, j), with
+// M_b(p, j) = w[b*w_bs + p*ps + j*js]; one of ps, js is 1.
+struct GemvCtx {
+  const GemmImpl* impl;
+  const float* x;
+  i64 x_bs, xs;
+  const float* w;
+  i64 w_bs, ps, js;
+  float* y;
+  i64 N, k;
+  i64 parts, chunk;  // pieces of N per batch entry
+};
+
+void run_gemv(const GemvCtx& g, i64 t) {
+  const i64 bi = t / g.parts, j0 = (t % g.parts) * g.chunk;
+  if (j0 >= g.N) return;
+  const i64 nn = (g.N - j0) < g.chunk ? (g.N - j0) : g.chunk;
+  const float* x = g.x + bi * g.x_bs;
+  if (g.xs != 1) {
+    float* xc = Workspace::grow(tl_ws.a, tl_ws.na, (size_t)g.k);
+    if (!xc) std::abort();
+    for (i64 p = 0; p < g.k; p++) xc[p] = x[p * g.xs];
+    x = xc;
+  }
+  const float* w = g.w + bi * g.w_bs + j0 * g.js;
+  float* y = g.y + bi * g.N + j0;
+  if (g.js == 1)
+    g.impl->gemv_n(nn, g.k, x, w, g.ps, y);
+  else
+    g.impl->gemv_t(nn, g.k, x, w, g.js, y);
+}
+
+void gemv(GemvCtx& g, i64 batch) {
+  const int T = pool_threads();
+  const double work = (double)batch * (double)g.N * (double)g.k;
+  g.parts = 1;
+  g.chunk = g.N;
+  if (T > 1 && work >= 131072.0 && batch < 2 * T) {
+    // Split N into pieces (a few per thread for a loaded machine) of at least 64 rows of w for
+    // gemv_t, or 256 columns for gemv_n, whose pieces read w in row segments of that width.
+    const i64 want = ceil_div(4 * T, batch);
+    const i64 most = ceil_div(g.N, g.js == 1 ? 256 : 64);
+    g.parts = want < most ? want : most;
+    g.chunk = ceil_div(ceil_div(g.N, g.parts), 16) * 16;
+    g.parts = ceil_div(g.N, g.chunk);
+  }
+  const i64 ntasks = batch * g.parts;
+  if (ntasks == 1 || T <= 1 || work < 131072.0) {
+    for (i64 t = 0; t < ntasks; t++) run_gemv(g, t);
+    return;
+  }
+  auto f = [&g](i64 t) { run_gemv(g, t); };
+  parallel_for(ntasks, f);
+}
+
+// Few-row products in the nn.Linear layout (A rows and W rows contiguous): c_b = A_b · W_bᵀ.
+struct NtCtx {
+  const GemmImpl* impl;
+  const float* a;
+  i64 a_bs, lda;
+  const float* w;
+  i64 w_bs, ldw;
+  float* c;
+  i64 m, n, k;
+  i64 parts, chunk;  // pieces of n per batch entry
+};
+
+void run_nt(const NtCtx& g, i64 t) {
+  const i64 bi = t / g.parts, j0 = (t % g.parts) * g.chunk;
+  if (j0 >= g.n) return;
+  const i64 nn = (g.n - j0) < g.chunk ? (g.n - j0) : g.chunk;
+  g.impl->gemm_nt_small(g.m, nn, g.k, g.a + bi * g.a_bs, g.lda, g.w + bi * g.w_bs + j0 * g.ldw, g.ldw,
+                        g.c + bi * g.m * g.n + j0, g.n);
+}
+
+void nt_small(NtCtx& g, i64 batch) {
+  const int T = pool_threads();
+  const double work = (double)batch * (double)g.m * (double)g.n * (double)g.k;
+  g.parts = 1;
+  g.chunk = g.n;
+  if (T > 1 && work >= 131072.0 && batch < 2 * T) {
+    const i64 want = ceil_div(4 * T, batch);
+    const i64 most = ceil_div(g.n, 64);
+    g.parts = want < most ? want : most;
+    g.chunk = ceil_div(ceil_div(g.n, g.parts), 16) * 16;
+    g.parts = ceil_div(g.n, g.chunk);
+  }
+  const i64 ntasks = batch * g.parts;
+  if (ntasks == 1 || T <= 1 || work < 131072.0) {
+    for (i64 t = 0; t < ntasks; t++) run_nt(g, t);
+    return;
+  }
+  auto f = [&g](i64 t) { run_nt(g, t); };
+  parallel_for(ntasks, f);
+}
+
 }  // namespace
 
 const GemmImpl* gemm_select() { return g_impl; }
@@ -150,6 +246,25 @@ void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs
   if (batch > 1 && b_bs == 0 && a_bs == m * rsa) {
     m *= batch;
     batch = 1;
+  }
+  // Matrix-vector products (token-by-token generation): stream the matrix in place.
+  if (m == 1 && (csb == 1 || rsb == 1)) {
+    GemvCtx g{g_impl, a, a_bs, csa, b, b_bs, rsb, csb, c, n, k, 1, n};
+    gemv(g, batch);
+    return;
+  }
+  // Few rows against the nn.Linear weight layout: dot products over W's rows in place beat packing
+  // (transposing) W for m up to about 16 on every kernel set.
+  if (m <= 16 && csa == 1 && rsb == 1 && n >= 4) {
+    NtCtx g{g_impl, a, a_bs, rsa, b, b_bs, csb, c, m, n, k, 1, n};
+    nt_small(g, batch);
+    return;
+  }
+  if (n == 1 && (csa == 1 || rsa == 1)) {
+    // c[i] = sum_p b[p] A(i, p): A's rows are the matrix's columns.
+    GemvCtx g{g_impl, b, b_bs, rsb, a, a_bs, csa, rsa, c, m, k, 1, m};
+    gemv(g, batch);
+    return;
   }
   MatmulCtx x;
   x.impl = g_impl;

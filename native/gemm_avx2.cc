@@ -53,10 +53,12 @@ inline void kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, in
 
 }  // namespace
 
+#define GEMM_VW 8
 #include "gemm_body.inc"
 
 namespace mx {
-const GemmImpl gemm_impl_avx2 = {"avx2", GEMM_MR, GEMM_NR, GEMM_KC, GEMM_MC, GEMM_NC, gemm_run};
+const GemmImpl gemm_impl_avx2 = {"avx2", GEMM_MR, GEMM_NR, GEMM_KC, GEMM_MC, GEMM_NC,
+                                  gemm_run, gemv_t, gemv_n, gemm_nt_small};
 }
 
 #endif  // __x86_64__

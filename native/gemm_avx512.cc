@@ -101,8 +101,11 @@ inline void pack_b_panel_trans(i64 kc, const float* b, i64 cs, float* dst) {
 }
 #define GEMM_PACK_B_PANEL_TRANS pack_b_panel_trans
 
-// Same tile reading B unpacked (row-major, row stride ldb): small-m products skip packing B.
-inline void kernel_ldb(i64 kc, const float* a, const float* b, i64 ldb, float* c, i64 ldc, int acc) {
+// Same tile reading B unpacked, also storing the rows it reads as a packed panel (dst[p*32 + j]),
+// so the remaining row tiles of a small-m product reuse it from L1: B is read from memory once
+// and never in a separate packing pass.
+inline void kernel_ldb_pack(i64 kc, const float* a, const float* b, i64 ldb, float* dst, float* c, i64 ldc,
+                            int acc) {
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
   __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
@@ -127,9 +130,12 @@ inline void kernel_ldb(i64 kc, const float* a, const float* b, i64 ldb, float* c
     const __m512 b1 = _mm512_loadu_ps(b + 16);
     _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
     _mm_prefetch((const char*)(b + 8 * ldb + 16), _MM_HINT_T0);
+    _mm512_storeu_ps(dst, b0);
+    _mm512_storeu_ps(dst + 16, b1);
     MX_ROW(0) MX_ROW(1) MX_ROW(2) MX_ROW(3) MX_ROW(4) MX_ROW(5) MX_ROW(6) MX_ROW(7)
     a += 8;
     b += ldb;
+    dst += 32;
   }
 #undef MX_ROW
 #define MX_STORE(i)                                                                   \
@@ -146,17 +152,20 @@ inline void kernel_ldb(i64 kc, const float* a, const float* b, i64 ldb, float* c
 #undef MX_STORE
 }
 
-#define GEMM_KERNEL_LDB kernel_ldb
+#define GEMM_KERNEL_LDB_PACK kernel_ldb_pack
 #ifndef GEMM_SMALL_M
 #define GEMM_SMALL_M 96
 #endif
 
 }  // namespace
 
+#define GEMM_VW 16
+#define GEMM_NT_R 4
 #include "gemm_body.inc"
 
 namespace mx {
-const GemmImpl gemm_impl_avx512 = {"avx512", GEMM_MR, GEMM_NR, GEMM_KC, GEMM_MC, GEMM_NC, gemm_run};
+const GemmImpl gemm_impl_avx512 = {"avx512", GEMM_MR, GEMM_NR, GEMM_KC, GEMM_MC, GEMM_NC,
+                                  gemm_run, gemv_t, gemv_n, gemm_nt_small};
 }
 
 #endif  // __x86_64__

@@ -473,6 +473,98 @@ describe("native backend", () => {
     });
   }
 
+  /** Row-major (k, n) B ("nn") or the nn.Linear weight layout (n, k) used as Wᵀ ("nt"). */
+  function weightMat(k: number, n: number, layout: "nn" | "nt", batch = 1): MatView {
+    const span = k * n + 3;
+    const data = randn(batch * span + 2);
+    return layout === "nn"
+      ? { data, offset: 2, batchStride: batch > 1 ? span : 0, rowStride: n, colStride: 1 }
+      : { data, offset: 2, batchStride: batch > 1 ? span : 0, rowStride: 1, colStride: k };
+  }
+
+  for (const isa of ["avx512", "avx2", "generic"] as const) {
+    it(`matmul (${isa}): matrix-vector (m = 1, n = 1) and small-m paths, odd sizes, threads`, (t) => {
+      if (!maybe(t)) return;
+      const before = nativeInfo().isa;
+      if (!nativeTesting.setIsa(isa)) {
+        t.skip(`this CPU lacks ${isa}`);
+        return;
+      }
+      try {
+        for (const threads of [1, 2, 3]) {
+          withThreads(threads, () => {
+            // m = 1: x @ W (nn) and x @ Wᵀ (nt), x contiguous or strided, batched
+            for (const [n, k, batch] of [
+              [1, 1, 1],
+              [5, 3, 1],
+              [17, 33, 2],
+              [31, 1, 1],
+              [1031, 77, 1],
+              [300, 1029, 1],
+              [2051, 300, 3],
+              [64, 16, 5],
+            ] as const) {
+              for (const layout of ["nn", "nt"] as const) {
+                const xs = rand() < 0.5 ? 1 : 3;
+                const a: MatView = { data: randn(batch * k * xs + 4), offset: 1, batchStride: k * xs, rowStride: k * xs, colStride: xs };
+                const b = weightMat(k, n, layout, batch);
+                const out = new Float32Array(batch * n).fill(NaN);
+                B!.matmul(a, b, out, batch, 1, n, k);
+                close(
+                  out,
+                  refMatmul(a, b, batch, 1, n, k),
+                  1e-4,
+                  1e-4 * Math.sqrt(k),
+                  `${isa} gemv ${layout} b${batch} 1x${n}x${k} t${threads}`,
+                );
+              }
+            }
+            // n = 1: A @ v with A row-major or transposed
+            for (const [m, k] of [
+              [1, 1],
+              [7, 13],
+              [1500, 301],
+              [33, 2049],
+            ] as const) {
+              for (const trans of [false, true]) {
+                const a: MatView = trans
+                  ? { data: randn(m * k + 1), offset: 1, batchStride: 0, rowStride: 1, colStride: m }
+                  : { data: randn(m * k + 1), offset: 1, batchStride: 0, rowStride: k, colStride: 1 };
+                const b: MatView = { data: randn(2 * k), offset: 0, batchStride: 0, rowStride: 2, colStride: 1 };
+                const out = new Float32Array(m).fill(NaN);
+                B!.matmul(a, b, out, 1, m, 1, k);
+                close(out, refMatmul(a, b, 1, m, 1, k), 1e-4, 1e-4 * Math.sqrt(k), `${isa} gemv n=1 ${m}x${k} trans=${trans}`);
+              }
+            }
+            // small m: A·Wᵀ over W's rows in place (m <= 16), B panels packed on the fly (k beyond one
+            // cache block, n beyond one nc block)
+            for (const [m, n, k] of [
+              [2, 45, 7],
+              [6, 5, 1],
+              [3, 97, 300],
+              [16, 130, 35],
+              [13, 67, 129],
+              [9, 33, 513],
+              [17, 800, 257],
+              [64, 131, 600],
+              [95, 3100, 40],
+            ] as const) {
+              for (const layout of ["nn", "nt"] as const) {
+                const a: MatView = { data: randn(m * k), offset: 0, batchStride: 0, rowStride: k, colStride: 1 };
+                const b = weightMat(k, n, layout);
+                const out = new Float32Array(m * n).fill(NaN);
+                B!.matmul(a, b, out, 1, m, n, k);
+                close(out, refMatmul(a, b, 1, m, n, k), 1e-4, 1e-4 * Math.sqrt(k), `${isa} small-m ${layout} ${m}x${n}x${k} t${threads}`);
+              }
+            }
+          });
+        }
+      } finally {
+        nativeTesting.setIsa(before as "avx512");
+      }
+    });
+  }
+
   it("MOXING_ISA and MOXING_THREADS select the path in a fresh process", (t) => {
     if (!maybe(t)) return;
     const here = fileURLToPath(import.meta.url);
@@ -720,6 +812,140 @@ describe("native backend", () => {
         }
         close(dlogits, ed, 1e-4, 1e-6, `ce backward ${rows}x${cols} ls=${ls}`);
       }
+    }
+  });
+
+  // ---- attention -------------------------------------------------------------------------------
+
+  /** Double-precision attention: out, lse and (given dout) dq, dk, dv, from explicit weights. */
+  function attentionRef(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    dout: Float32Array | null,
+    bh: number,
+    T: number,
+    S: number,
+    hs: number,
+    scale: number,
+    causal: boolean,
+  ) {
+    const out = new Float64Array(bh * T * hs);
+    const lse = new Float64Array(bh * T);
+    const dq = new Float64Array(bh * T * hs);
+    const dk = new Float64Array(bh * S * hs);
+    const dv = new Float64Array(bh * S * hs);
+    const off = S - T;
+    const p = new Float64Array(S);
+    const dp = new Float64Array(S);
+    for (let b = 0; b < bh; b++) {
+      for (let i = 0; i < T; i++) {
+        const qi = (b * T + i) * hs;
+        const nv = causal ? Math.min(S, i + off + 1) : S;
+        if (nv <= 0) {
+          for (let d = 0; d < hs; d++) out[qi + d] = NaN;
+          lse[b * T + i] = -Infinity;
+          continue;
+        }
+        let m = -Infinity;
+        for (let j = 0; j < nv; j++) {
+          let s = 0;
+          for (let d = 0; d < hs; d++) s += q[qi + d] * k[(b * S + j) * hs + d];
+          p[j] = s * scale;
+          m = Math.max(m, p[j]);
+        }
+        let sum = 0;
+        for (let j = 0; j < nv; j++) sum += p[j] = Math.exp(p[j] - m);
+        for (let j = 0; j < nv; j++) p[j] /= sum;
+        lse[b * T + i] = m + Math.log(sum);
+        for (let d = 0; d < hs; d++) {
+          let o = 0;
+          for (let j = 0; j < nv; j++) o += p[j] * v[(b * S + j) * hs + d];
+          out[qi + d] = o;
+        }
+        if (!dout) continue;
+        let D = 0;
+        for (let j = 0; j < nv; j++) {
+          let s = 0;
+          for (let d = 0; d < hs; d++) s += dout[qi + d] * v[(b * S + j) * hs + d];
+          dp[j] = s;
+          D += p[j] * s;
+        }
+        for (let j = 0; j < nv; j++) {
+          const ds = p[j] * (dp[j] - D);
+          const kj = (b * S + j) * hs;
+          for (let d = 0; d < hs; d++) {
+            dq[qi + d] += scale * ds * k[kj + d];
+            dk[kj + d] += scale * ds * q[qi + d];
+            dv[kj + d] += p[j] * dout[qi + d];
+          }
+        }
+      }
+    }
+    return { out, lse, dq, dk, dv };
+  }
+
+  /** Element-wise check with an absolute floor relative to the largest reference magnitude. */
+  function closeNorm(actual: Float32Array, expected: Float64Array, rtol: number, what: string): void {
+    let mx = 0;
+    for (const e of expected) if (Number.isFinite(e)) mx = Math.max(mx, Math.abs(e));
+    close(actual, expected, rtol, rtol * mx + 1e-6, what);
+  }
+
+  function checkAttention(bh: number, T: number, S: number, hs: number, causal: boolean, backward = true): void {
+    const what = `attention bh=${bh} T=${T} S=${S} hs=${hs} causal=${causal}`;
+    const q = randn(bh * T * hs, 2);
+    const k = randn(bh * S * hs, 2);
+    const v = randn(bh * S * hs);
+    const scale = 1 / Math.sqrt(hs);
+    const out = new Float32Array(bh * T * hs).fill(NaN);
+    const lse = new Float32Array(bh * T).fill(NaN);
+    B!.fused!.attention!(q, k, v, out, lse, bh, T, S, hs, scale, causal);
+    const dout = backward ? randn(bh * T * hs) : null;
+    const ref = attentionRef(q, k, v, dout, bh, T, S, hs, scale, causal);
+    closeNorm(out, ref.out, 2e-5, `${what} out`);
+    close(lse, ref.lse, 1e-5, 1e-5, `${what} lse`);
+    if (!dout) return;
+    const dq = new Float32Array(bh * T * hs).fill(NaN);
+    const dk = new Float32Array(bh * S * hs).fill(NaN);
+    const dv = new Float32Array(bh * S * hs).fill(NaN);
+    B!.fused!.attentionBackward!(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal);
+    closeNorm(dq, ref.dq, 3e-5, `${what} dq`);
+    closeNorm(dk, ref.dk, 3e-5, `${what} dk`);
+    closeNorm(dv, ref.dv, 3e-5, `${what} dv`);
+  }
+
+  it("attention forward and backward: causal offsets, T=1 generation, odd head sizes", (t) => {
+    if (!maybe(t)) return;
+    // fixed edge cases: one row, KV-cache offsets, head sizes 1 / odd / 64, bh 1 / 7
+    const cases: [number, number, number, number, boolean][] = [
+      [1, 1, 1, 1, true],
+      [1, 1, 1, 1, false],
+      [7, 1, 256, 64, true],
+      [7, 1, 37, 13, false],
+      [3, 2, 5, 16, true],
+      [1, 64, 64, 64, true],
+      [2, 33, 70, 7, true],
+      [7, 40, 40, 1, false],
+      [1, 100, 257, 64, true],
+      [2, 65, 129, 48, false],
+      [1, 5, 3, 4, true], // S < T: the first rows see no key
+      [2, 40, 300, 128, true], // wide heads, several key tiles per row
+      [1, 3, 1000, 96, false], // long context, few rows
+    ];
+    for (const [bh, T, S, hs, causal] of cases) checkAttention(bh, T, S, hs, causal);
+    for (let it = 0; it < 25; it++) {
+      const T = pick([1, 1, 2, 3, 17, 31, 32, 33, 64, 65, 100]);
+      const S = T + pick([0, 0, 0, 1, 5, 31, 64, 70]);
+      checkAttention(pick([1, 2, 7]), T, S, pick([1, 3, 8, 13, 16, 31, 32, 64]), rand() < 0.6);
+    }
+    // threads: row groups / key groups split one batch-head entry, and the generation path over bh
+    for (const threads of [1, 2, 3]) {
+      withThreads(threads, () => {
+        checkAttention(1, 200, 200, 32, true);
+        checkAttention(2, 96, 160, 64, false);
+        checkAttention(48, 1, 130, 64, true, false);
+      });
     }
   });
 

@@ -64,6 +64,18 @@ interface Addon {
   crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array): void;
   crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dlosses: Float32Array, dlogits: Float32Array): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array): void;
+  attentionBackward(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    dout: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+  ): void;
   info(): { isa: string; threads: number };
   setIsa(name: string): boolean;
   setThreads(n: number): void;
@@ -163,7 +175,34 @@ function makeBackend(A: Addon): Backend {
       P[6] = bc2;
       A.adamw(param, grad, m, v);
     },
+    // attention: P[0..6) = bh, T, S, hs, scale, causal
+    attention(q, k, v, out, lse, bh, T, S, hs, scale, causal) {
+      P[0] = bh;
+      P[1] = T;
+      P[2] = S;
+      P[3] = hs;
+      P[4] = scale;
+      P[5] = causal ? 1 : 0;
+      A.attention(q, k, v, out, lse);
+    },
+    attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal) {
+      P[0] = bh;
+      P[1] = T;
+      P[2] = S;
+      P[3] = hs;
+      P[4] = scale;
+      P[5] = causal ? 1 : 0;
+      A.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv);
+    },
   };
+
+  // An addon built before the attention kernels existed (a stale build) still loads: core then
+  // composes attention from primitives instead of calling a missing function.
+  if (typeof A.attention !== "function" || typeof A.attentionBackward !== "function") {
+    const partial: Partial<FusedKernels> = fused;
+    delete partial.attention;
+    delete partial.attentionBackward;
+  }
 
   let threadCount = A.info().threads;
   refreshThreads = () => {
