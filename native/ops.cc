@@ -479,6 +479,9 @@ void reduce_typed(bool is_max, Nd& L, i64 total, const T* x, double* acc, i64 ou
           const double v = (double)xp[i * sx];
           if (v > ap[i * so] || v != v) ap[i * so] = v;
         }
+      } else if (so == 1 && sx == 1) {
+        // A row added into the accumulator row (a bias gradient): unit strides let it vectorise.
+        for (i64 i = 0; i < n; i++) ap[i] += (double)xp[i];
       } else {
         for (i64 i = 0; i < n; i++) ap[i * so] += (double)xp[i * sx];
       }

@@ -178,6 +178,13 @@ export const GRAD_RULES = {
   },
   matmul: (n, g) => {
     const [a, b] = [inp(n, 0), inp(n, 1)];
+    if (b.ndim === 2 && a.ndim > 2 && need(n, 1)) {
+      // A weight shared across the batch (x @ W): its gradient is one GEMM over all B·T rows,
+      // not a batch of per-example products summed afterwards.
+      const [k, m] = [a.shape[a.ndim - 1] as number, g.shape[g.ndim - 1] as number];
+      const dB = ops.matmul(ops.transpose(ops.reshape(a, [-1, k]), 0, 1), ops.reshape(g, [-1, m]));
+      return [need(n, 0) ? ops.matmul(g, ops.transpose(b, -2, -1)) : null, dB];
+    }
     return [
       need(n, 0) ? ops.sumToShape(ops.matmul(g, ops.transpose(b, -2, -1)), a.shape) : null,
       need(n, 1) ? ops.sumToShape(ops.matmul(ops.transpose(a, -2, -1), g), b.shape) : null,
