@@ -85,7 +85,14 @@ export function record(op: OpName, inputs: Tensor[], out: Tensor, saved?: unknow
   return out;
 }
 
-const { add, sub, mul, div, neg } = ops;
+// Looked up at call time, not destructured at load: autograd and ops import each other, and
+// whichever loads second would otherwise see the other's exports before they exist.
+type Arg = Tensor | number;
+const add = (a: Arg, b: Arg) => ops.add(a, b);
+const sub = (a: Arg, b: Arg) => ops.sub(a, b);
+const mul = (a: Arg, b: Arg) => ops.mul(a, b);
+const div = (a: Arg, b: Arg) => ops.div(a, b);
+const neg = (a: Tensor) => ops.neg(a);
 const need = (n: Node, i: number) => (n.inputs[i] as Tensor).requiresGrad;
 const inp = (n: Node, i: number) => n.inputs[i] as Tensor;
 const fused = () => getBackend().fused;
