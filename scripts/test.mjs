@@ -51,7 +51,7 @@ const probe = spawnSync(
 const backends = (probe.stdout.trim().split("\n").pop() || "reference").split(",");
 // Tests that exercise whole programs (CLI, training) run once on the default backend; the
 // engine's tiers (conformance, gradcheck, parity) run on every backend.
-const perBackend = files.filter((f) => /test\/(tensor|parity|conformance|backends)\//.test(f));
+const perBackend = files.filter((f) => /test\/(tensor|parity|conformance|backends)\/|parity\.test\.ts$/.test(f));
 const once = files.filter((f) => !perBackend.includes(f));
 for (const b of backends) {
   if (perBackend.length) run(process.execPath, ["--import", "tsx", "--test", "--test-reporter=spec", ...perBackend], { MOXING_BACKEND: b });

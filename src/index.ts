@@ -4,9 +4,40 @@
 import "./backends/reference/index.js";
 import "./backends/native/index.js";
 
+// BERT: the model, its directories, pretraining, fine-tuning, data formats and pipelines.
+export { getEntities, parseConll, readConllFile, type SeqevalReport, seqevalScores, type TaggedSentence } from "./data/conll.js";
+export { type DataProvenance, type LabeledText, parseLabeled, readLabeledFile } from "./data/labeled.js";
+export { gazetteerTags, lexiconScore, sentencesOf, silverNer, silverSentiment, syntheticQa } from "./data/silver.js";
+export { hasSpamAssassin, spamAssassin } from "./data/spam.js";
+export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, readSquadFile, squadEvaluate } from "./data/squad.js";
 export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
+export { BertFileError, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
+export {
+  BERT_DEFAULTS,
+  BERT_PRESETS,
+  Bert,
+  type BertConfig,
+  BertModel,
+  type BertOutput,
+  type BertPreset,
+  type BertTask,
+  bertConfig,
+  idsTensor,
+} from "./models/bert.js";
 export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
+export {
+  cosineSimilarity,
+  embedTexts,
+  PipelineError,
+  pipeline,
+  registerPipeline,
+  SUPPORTED_TASKS,
+  sentenceEmbeddings,
+  WordVectors,
+} from "./pipelines/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
+export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";
+export { type MlmOptions, maskTokens, pretrainMlm } from "./train/mlm.js";

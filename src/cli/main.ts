@@ -3,10 +3,16 @@
 // registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
 
 import "../index.js"; // registers the backends
+import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
+import { exportCommand } from "./export.js";
+import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
+import { pipelineCommand } from "./pipeline.js";
+import { pretrainMlmCommand } from "./pretrain-mlm.js";
+import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
 
@@ -17,6 +23,12 @@ const COMMANDS = new Map<string, Command>([
   ["generate", generateCommand],
   ["eval", evalCommand],
   ["info", infoCommand],
+  ["convert", convertCommand],
+  ["export", exportCommand],
+  ["pretrain-mlm", pretrainMlmCommand],
+  ["finetune", finetuneCommand],
+  ["similar", similarCommand],
+  ["pipeline", pipelineCommand],
 ]);
 
 function help(): string {

@@ -50,3 +50,25 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   }
   fsyncDir(dirname(path));
 }
+
+/** writeFileAtomic for data given in pieces (large files are never assembled in memory). */
+export function writeFileAtomicChunks(path: string, chunks: Iterable<Uint8Array>): void {
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${counter++}`);
+  try {
+    const fd = openSync(tmp, "w");
+    try {
+      for (const c of chunks) {
+        let off = 0;
+        while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dirname(path));
+}

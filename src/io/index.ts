@@ -1,6 +1,6 @@
-// Files on disk: safetensors, model directories and training checkpoints.
+// Files on disk: safetensors, GGUF, model directories (Hugging Face's GPT-2 layout) and training checkpoints.
 
-export { fsyncDir, writeFileAtomic } from "./atomic.js";
+export { fsyncDir, writeFileAtomic, writeFileAtomicChunks } from "./atomic.js";
 export type { CheckpointParts, GPT2StyleConfig } from "./checkpoint.js";
 export {
   CheckpointError,
@@ -8,26 +8,38 @@ export {
   checkpointFile,
   configFromJSON,
   configToJSON,
+  endOfTextId,
   loadModel,
   loadOptimizerState,
   loadWeights,
   MODEL_FILE,
+  MODEL_INDEX_FILE,
   OPTIMIZER_FILE,
   readConfig,
   readRawConfig,
   readTokenizer,
   readTrainerState,
+  readWeights,
   recoverCheckpoint,
   saveCheckpoint,
   saveModel,
   TOKENIZER_FILE,
   TRAINER_STATE_FILE,
+  weightFiles,
 } from "./checkpoint.js";
-export type { HeaderEntry, SafeTensor, SafetensorsHeader, TensorData } from "./safetensors.js";
+export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
+export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
+export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
+export type { ModelFormat } from "./model-files.js";
+export { detectFormat, loadModelFrom, MODEL_FORMATS, outputFormat, saveModelAs } from "./model-files.js";
+export type { HeaderEntry, ReadOptions, SafeTensor, SafetensorsHeader, TensorData } from "./safetensors.js";
 export {
+  bf16ToF32,
+  DTYPE_BYTES,
   DTYPES,
   decodeSafetensors,
   encodeSafetensors,
+  f16ToF32,
   MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   readSafetensors,

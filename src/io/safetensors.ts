@@ -12,10 +12,16 @@
 // before it allocates a single tensor, so a corrupt or hostile file costs nothing and says what is
 // wrong. The checks follow the reference implementation (huggingface/safetensors).
 //
-// Adding a dtype (F16, BF16, ...) means one entry in DTYPES: its byte width and how to decode to /
-// encode from a typed array. Nothing else changes.
+// Every dtype of the format is known by its byte width (DTYPE_BYTES), so any valid file's header
+// validates. Tensor data is decoded for the dtypes in DTYPES: F32 and I32 as they are, F16 and BF16
+// widened to F32 (read only; moxing writes F32). A tensor of another dtype (F64, I64, ...) is refused
+// when its data is asked for, naming the tensor; reading can skip tensors (`only`) that are not
+// needed, such as the attention-mask buffers of old GPT-2 checkpoints.
+//
+// Files are read tensor by tensor (header first, then each tensor's bytes from its offset), so a
+// file larger than one Node buffer can be read and nothing is allocated before the header checks out.
 
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { writeFileAtomic } from "./atomic.js";
 
@@ -52,10 +58,10 @@ interface DTypeSpec {
   bytes: number;
   /** Decode `n` little-endian elements. `bytes` is a fresh copy owned by the caller, byteOffset 0. */
   decode(bytes: Uint8Array, n: number): TensorData;
-  /** Whether `data` can be written as this dtype. */
-  accepts(data: TensorData): boolean;
-  /** Little-endian bytes of `data`. */
-  encode(data: TensorData): Uint8Array;
+  /** Whether `data` can be written as this dtype (absent: read only). */
+  accepts?(data: TensorData): boolean;
+  /** Little-endian bytes of `data` (absent: read only). */
+  encode?(data: TensorData): Uint8Array;
 }
 
 const LITTLE_ENDIAN_HOST = endianness() === "LE";
@@ -86,10 +92,73 @@ function fourByte(ctor: Float32ArrayConstructor | Int32ArrayConstructor, getter:
   };
 }
 
-/** The dtypes this module reads and writes. */
+/** The little-endian u16 values of `bytes` (2n bytes, byteOffset 0). */
+function u16s(bytes: Uint8Array, n: number): Uint16Array {
+  if (LITTLE_ENDIAN_HOST) return new Uint16Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, n);
+  const out = new Uint16Array(n);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < n; i++) out[i] = dv.getUint16(2 * i, true);
+  return out;
+}
+
+let halfTable: Float32Array | null = null;
+
+/** IEEE 754 binary16 -> float32 for all 65536 bit patterns (exact: every half is a float). */
+function halfToFloatTable(): Float32Array {
+  if (halfTable) return halfTable;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) t[h] = sign * 2 ** -14 * (frac / 1024);
+    else if (exp === 0x1f) t[h] = frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+    else t[h] = sign * 2 ** (exp - 15) * (1 + frac / 1024);
+  }
+  halfTable = t;
+  return t;
+}
+
+/** Convert IEEE half-precision floats (F16) to float32. */
+export function f16ToF32(halves: Uint16Array): Float32Array {
+  const table = halfToFloatTable();
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) out[i] = table[halves[i] as number] as number;
+  return out;
+}
+
+/** Convert bfloat16 values (the top 16 bits of a float32) to float32. */
+export function bf16ToF32(halves: Uint16Array): Float32Array {
+  const bits = new Uint32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) bits[i] = (halves[i] as number) << 16;
+  return new Float32Array(bits.buffer);
+}
+
+/** The dtypes whose data this module decodes (F16 and BF16 to Float32Array) and, where it can, writes. */
 export const DTYPES: Record<string, DTypeSpec> = {
   F32: fourByte(Float32Array, "getFloat32"),
   I32: fourByte(Int32Array, "getInt32"),
+  F16: { bytes: 2, decode: (bytes, n) => f16ToF32(u16s(bytes, n)) },
+  BF16: { bytes: 2, decode: (bytes, n) => bf16ToF32(u16s(bytes, n)) },
+};
+
+/** Byte width of every dtype of the safetensors format (huggingface/safetensors' Dtype enum). */
+export const DTYPE_BYTES: Readonly<Record<string, number>> = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 
 /** Headers larger than this are refused (the reference implementation's limit). */
@@ -97,6 +166,24 @@ export const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = "__metadata__";
 
 export class SafetensorsError extends Error {}
+
+/** A name from a file, quoted for a one-line message: control characters escaped, long names cut. */
+export function quoteName(name: string): string {
+  const cut = name.length > 120 ? `${name.slice(0, 117)}...` : name;
+  return `'${cut.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, "0")}`)}'`;
+}
+
+/** A JSON value from a file, shown briefly (deeply nested or huge values cannot blow up a message). */
+export function preview(v: unknown): string {
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    return "a deeply nested value";
+  }
+  if (s === undefined) return String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
 
 function fail(source: string, msg: string): never {
   throw new SafetensorsError(`${source}: ${msg}`);
@@ -111,7 +198,7 @@ function numelOf(shape: readonly number[], source: string, name: string): number
   let n = 1;
   for (const d of shape) {
     n *= d;
-    if (n > Number.MAX_SAFE_INTEGER) fail(source, `tensor '${name}' has shape [${shape.join(", ")}], too many elements`);
+    if (n > Number.MAX_SAFE_INTEGER) fail(source, `tensor ${quoteName(name)} has shape ${preview(shape)}, too many elements`);
   }
   return n;
 }
@@ -162,7 +249,7 @@ export function parseSafetensorsHeader(prefix: Uint8Array, totalLength = prefix.
       if (!isPlainObject(raw)) fail(source, `"${METADATA_KEY}" must be an object of strings`);
       for (const [k, v] of Object.entries(raw)) {
         if (typeof v !== "string")
-          fail(source, `"${METADATA_KEY}" value for '${k}' is ${JSON.stringify(v)}; metadata values must be strings`);
+          fail(source, `"${METADATA_KEY}" value for ${quoteName(k)} is ${preview(v)}; metadata values must be strings`);
         metadata[k] = v;
       }
       continue;
@@ -178,8 +265,8 @@ export function parseSafetensorsHeader(prefix: Uint8Array, totalLength = prefix.
   let prev = "";
   for (const [name, e] of byOffset) {
     const [b, en] = e.dataOffsets;
-    if (b < end) fail(source, `tensors '${prev}' and '${name}' overlap (bytes ${b}..${end} are claimed by both)`);
-    if (b > end) fail(source, `bytes ${end}..${b} of the data section belong to no tensor (before '${name}')`);
+    if (b < end) fail(source, `tensors ${quoteName(prev)} and ${quoteName(name)} overlap (bytes ${b}..${end} are claimed by both)`);
+    if (b > end) fail(source, `bytes ${end}..${b} of the data section belong to no tensor (before ${quoteName(name)})`);
     end = en;
     prev = name;
   }
@@ -190,48 +277,70 @@ export function parseSafetensorsHeader(prefix: Uint8Array, totalLength = prefix.
 
 function parseEntry(name: string, raw: unknown, dataLength: number, source: string): HeaderEntry {
   if (name === "") fail(source, "a tensor has an empty name");
-  if (!isPlainObject(raw)) fail(source, `tensor '${name}': entry must be an object with dtype, shape and data_offsets`);
+  if (!isPlainObject(raw)) fail(source, `tensor ${quoteName(name)}: entry must be an object with dtype, shape and data_offsets`);
   const { dtype, shape, data_offsets: offsets } = raw;
-  if (typeof dtype !== "string") fail(source, `tensor '${name}': dtype must be a string (got ${JSON.stringify(dtype)})`);
-  const spec = DTYPES[dtype];
-  if (!spec) fail(source, `tensor '${name}' has dtype ${dtype}, which moxing does not read (supported: ${Object.keys(DTYPES).join(", ")})`);
+  if (typeof dtype !== "string") fail(source, `tensor ${quoteName(name)}: dtype must be a string (got ${preview(dtype)})`);
+  const width = DTYPE_BYTES[dtype];
+  if (width === undefined || !Object.hasOwn(DTYPE_BYTES, dtype)) {
+    fail(
+      source,
+      `tensor ${quoteName(name)} has dtype ${quoteName(dtype)}, which is not a safetensors dtype (known: ${Object.keys(DTYPE_BYTES).join(", ")})`,
+    );
+  }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail(source, `tensor '${name}': shape must be an array of non-negative integers (got ${JSON.stringify(shape)})`);
+    fail(source, `tensor ${quoteName(name)}: shape must be an array of non-negative integers (got ${preview(shape)})`);
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
-    fail(source, `tensor '${name}': data_offsets must be [begin, end] non-negative integers (got ${JSON.stringify(offsets)})`);
+    fail(source, `tensor ${quoteName(name)}: data_offsets must be [begin, end] non-negative integers (got ${preview(offsets)})`);
   }
   const [begin, end] = offsets as [number, number];
-  if (begin > end) fail(source, `tensor '${name}': data_offsets [${begin}, ${end}] end before they begin`);
+  if (begin > end) fail(source, `tensor ${quoteName(name)}: data_offsets [${begin}, ${end}] end before they begin`);
   if (end > dataLength)
     fail(
       source,
-      `tensor '${name}': data_offsets [${begin}, ${end}] run past the data section (${dataLength} bytes); the file is truncated or damaged`,
+      `tensor ${quoteName(name)}: data_offsets [${begin}, ${end}] run past the data section (${dataLength} bytes); the file is truncated or damaged`,
     );
-  const want = numelOf(shape as number[], source, name) * spec.bytes;
+  const want = numelOf(shape as number[], source, name) * width;
   if (end - begin !== want) {
-    fail(
-      source,
-      `tensor '${name}': shape [${(shape as number[]).join(", ")}] of ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`,
-    );
+    fail(source, `tensor ${quoteName(name)}: shape ${preview(shape)} of ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`);
   }
   return { dtype, shape: [...(shape as number[])], dataOffsets: [begin, end] };
+}
+
+/** Options for reading: which tensors to decode (default all; the header is always validated whole). */
+export interface ReadOptions {
+  only?: (name: string, entry: HeaderEntry) => boolean;
+}
+
+const WRITABLE = Object.keys(DTYPES).filter((d) => DTYPES[d]?.encode);
+
+/** Decode one tensor's bytes (a fresh buffer at byteOffset 0, owned by the result). */
+function decodeEntry(name: string, e: HeaderEntry, bytes: Uint8Array, source: string): SafeTensor {
+  const spec = Object.hasOwn(DTYPES, e.dtype) ? DTYPES[e.dtype] : undefined;
+  if (!spec) {
+    fail(
+      source,
+      `tensor ${quoteName(name)} has dtype ${e.dtype}, which moxing does not convert (it reads ${Object.keys(DTYPES).join(", ")})`,
+    );
+  }
+  return { dtype: e.dtype, shape: e.shape, data: spec.decode(bytes, bytes.length / spec.bytes) };
 }
 
 /** Decode a whole safetensors buffer into tensors (copies; the result does not alias `buf`). */
 export function decodeSafetensors(
   buf: Uint8Array,
   source = "safetensors",
+  opts: ReadOptions = {},
 ): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
   const header = parseSafetensorsHeader(buf, buf.length, source);
   const tensors = new Map<string, SafeTensor>();
   for (const [name, e] of header.tensors) {
-    const spec = DTYPES[e.dtype] as DTypeSpec;
+    if (opts.only && !opts.only(name, e)) continue;
     const [b, en] = e.dataOffsets;
     // A copy at byteOffset 0, so aligned for any typed array (Buffer.slice would alias buf).
     const bytes = new Uint8Array(en - b);
     bytes.set(buf.subarray(header.dataStart + b, header.dataStart + en));
-    tensors.set(name, { dtype: e.dtype, shape: e.shape, data: spec.decode(bytes, (en - b) / spec.bytes) });
+    tensors.set(name, decodeEntry(name, e, bytes, source));
   }
   return { tensors, metadata: header.metadata };
 }
@@ -255,9 +364,10 @@ export function encodeSafetensors(
   let offset = 0;
   for (const [name, t] of entries) {
     if (name === "" || name === METADATA_KEY) throw new SafetensorsError(`safetensors: '${name}' cannot be a tensor name`);
-    const spec = DTYPES[t.dtype];
-    if (!spec)
-      throw new SafetensorsError(`safetensors: tensor '${name}' has dtype ${t.dtype}; supported: ${Object.keys(DTYPES).join(", ")}`);
+    const spec = Object.hasOwn(DTYPES, t.dtype) ? DTYPES[t.dtype] : undefined;
+    if (!spec?.encode || !spec.accepts) {
+      throw new SafetensorsError(`safetensors: tensor '${name}' has dtype ${t.dtype}; moxing writes ${WRITABLE.join(" and ")}`);
+    }
     if (!spec.accepts(t.data)) throw new SafetensorsError(`safetensors: tensor '${name}': its data array cannot be written as ${t.dtype}`);
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new SafetensorsError(`safetensors: tensor '${name}' has an invalid shape [${t.shape.join(", ")}]`);
@@ -295,39 +405,69 @@ function readError(path: string, e: unknown): never {
   throw new SafetensorsError(`${path}: cannot read (${(e as Error).message})`);
 }
 
-/** Read and validate a safetensors file. */
-export function readSafetensors(path: string): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
-  let buf: Uint8Array;
+/** Fill `buf` from `fd` at file position `pos`; false if the file ends first. */
+function readFully(fd: number, buf: Uint8Array, pos: number): boolean {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, pos + got);
+    if (n === 0) return false;
+    got += n;
+  }
+  return true;
+}
+
+function openForReading(path: string): number {
   try {
-    buf = readFileSync(path);
+    return openSync(path, "r");
   } catch (e) {
     readError(path, e);
   }
-  return decodeSafetensors(buf, path);
+}
+
+function headerOf(fd: number, path: string): SafetensorsHeader {
+  const st = fstatSync(fd);
+  if (st.isDirectory()) throw new SafetensorsError(`${path}: is a directory, not a safetensors file`);
+  const size = st.size;
+  const first = new Uint8Array(Math.min(8, size));
+  if (!readFully(fd, first, 0)) fail(path, "file ended while reading the header length");
+  const len = headerLength(first, size, path);
+  const prefix = new Uint8Array(8 + len);
+  prefix.set(first);
+  if (!readFully(fd, prefix.subarray(8), 8)) fail(path, "file ended while reading the header");
+  return parseSafetensorsHeader(prefix, size, path);
+}
+
+/**
+ * Read and validate a safetensors file. The header is checked completely before any tensor is read;
+ * then each tensor (each one `opts.only` accepts) is read from its offset into its own buffer.
+ */
+export function readSafetensors(
+  path: string,
+  opts: ReadOptions = {},
+): { tensors: Map<string, SafeTensor>; metadata: Record<string, string>; header: SafetensorsHeader } {
+  const fd = openForReading(path);
+  try {
+    const header = headerOf(fd, path);
+    const tensors = new Map<string, SafeTensor>();
+    for (const [name, e] of header.tensors) {
+      if (opts.only && !opts.only(name, e)) continue;
+      const [b, en] = e.dataOffsets;
+      const bytes = new Uint8Array(en - b);
+      if (!readFully(fd, bytes, header.dataStart + b))
+        fail(path, `file ended while reading tensor ${quoteName(name)}; it was truncated while being read`);
+      tensors.set(name, decodeEntry(name, e, bytes, path));
+    }
+    return { tensors, metadata: header.metadata, header };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Read only the header of a safetensors file (names, dtypes, shapes, metadata), validated. */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  let fd: number;
+  const fd = openForReading(path);
   try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    readError(path, e);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const first = new Uint8Array(Math.min(8, size));
-    readSync(fd, first, 0, first.length, 0);
-    const len = headerLength(first, size, path);
-    const prefix = new Uint8Array(8 + len);
-    prefix.set(first);
-    let got = 8;
-    while (got < prefix.length) {
-      const n = readSync(fd, prefix, got, prefix.length - got, got);
-      if (n === 0) fail(path, "file ended while reading the header");
-      got += n;
-    }
-    return parseSafetensorsHeader(prefix, size, path);
+    return headerOf(fd, path);
   } finally {
     closeSync(fd);
   }

@@ -11,7 +11,7 @@ import { ropeTables, sinusoidalTable } from "../nn/positional.js";
 import { TransformerBlock } from "../nn/transformer.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
-import { arange, randn, zeros } from "../tensor/creation.js";
+import { arange, randn, tensor, zeros } from "../tensor/creation.js";
 import { add, crossEntropy, linear, slice } from "../tensor/ops.js";
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -165,4 +165,117 @@ export class GPT extends Module {
     const total = this.numParameters();
     return { total, nonEmbedding: total - (this.transformer.wpe?.weight.size ?? 0) };
   }
+}
+
+// ---- weights in Hugging Face's GPT-2 layout ----------------------------------------------------------
+//
+// On disk a GPT is a GPT2LMHeadModel state dict: the same dotted names as moxing's parameters, with
+// two differences. (1) GPT-2's attention and MLP projections are Conv1D modules, whose weight is
+// (in, out), the transpose of a Linear's (out, in): c_attn, attn.c_proj, c_fc and mlp.c_proj of
+// every block are stored transposed. (2) A tied head has no lm_head.weight (it is wte). Files from
+// other writers may also name tensors without the "transformer." prefix (GPT2Model's own state
+// dict, as in the gpt2 repository on the Hub) and may carry the causal-mask buffers attn.bias and
+// attn.masked_bias of old transformers versions; both are accepted, the buffers ignored.
+
+/** A tensor's values and shape, as the weight files hold them (F16/BF16 already widened to F32). */
+export interface WeightTensor {
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+/** Which parameters are Conv1D (in, out) in Hugging Face's GPT-2 and Linear (out, in) in moxing. */
+export function isConv1DWeight(name: string): boolean {
+  return /^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
+}
+
+/** Row-major (rows, cols) -> (cols, rows), into a new array. */
+export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = data[base + c] as number;
+  }
+  return out;
+}
+
+/** A file's tensor name as moxing names it ("h.0.ln_1.weight" -> "transformer.h.0.ln_1.weight"),
+ *  or null for tensors that are not weights (GPT-2's causal-mask buffers). */
+export function canonicalWeightName(name: string): string | null {
+  const bare = name.startsWith("transformer.") ? name.slice("transformer.".length) : name;
+  if (/^h\.\d+\.attn\.(bias|masked_bias)$/.test(bare)) return null;
+  if (/^(wte|wpe|ln_f|h)\./.test(bare)) return `transformer.${bare}`;
+  return name;
+}
+
+/** The model's weights in Hugging Face GPT-2 layout (Conv1D weights transposed; copies). */
+export function hfStateDict(model: GPT): Map<string, WeightTensor> {
+  const out = new Map<string, WeightTensor>();
+  for (const [name, t] of model.stateDict()) {
+    const data = Float32Array.from(t.contiguousData() as Float32Array);
+    if (isConv1DWeight(name)) {
+      const [rows, cols] = t.shape as [number, number];
+      out.set(name, { shape: [cols, rows], data: transpose2d(data, rows, cols) });
+    } else {
+      out.set(name, { shape: [...t.shape], data });
+    }
+  }
+  return out;
+}
+
+function fmtDims(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/**
+ * Copy weights in Hugging Face GPT-2 layout into `model`. Names may lack the "transformer." prefix;
+ * mask buffers are ignored, and so is lm_head.weight when the head is tied. Every other tensor must
+ * be one of the model's, with its shape; errors name the tensor and say what was expected.
+ * `layout: "linear"` reads files whose four projections are stored (out, in), as moxing wrote
+ * them before it adopted Hugging Face's layout.
+ */
+export function loadHFStateDict(model: GPT, tensors: Map<string, WeightTensor>, opts: { layout?: "conv1d" | "linear" } = {}): void {
+  const layout = opts.layout ?? "conv1d";
+  const own = model.stateDict();
+  const found = new Map<string, { file: string; t: WeightTensor }>();
+  const unexpected: string[] = [];
+  for (const [fileName, t] of tensors) {
+    const name = canonicalWeightName(fileName);
+    if (name === null) continue;
+    if (name === "lm_head.weight" && model.config.tie_weights) continue; // the tied head is wte
+    if (!own.has(name)) {
+      unexpected.push(fileName);
+      continue;
+    }
+    const prev = found.get(name);
+    if (prev) throw new Error(`tensors '${prev.file}' and '${fileName}' are the same weight (${name}); keep one`);
+    found.set(name, { file: fileName, t });
+  }
+  const missing = [...own.keys()].filter((k) => !found.has(k));
+  const list = (ks: string[]) => `'${ks.slice(0, 3).join("', '")}'${ks.length > 3 ? ` (+${ks.length - 3} more)` : ""}`;
+  if (missing.length) {
+    const hint =
+      missing.includes("lm_head.weight") && !model.config.tie_weights
+        ? "; the config says the head is not tied (tie_word_embeddings false) but the file has no lm_head.weight"
+        : "; do config.json and the weights belong to the same model?";
+    throw new Error(`missing tensor ${list(missing)}${hint}`);
+  }
+  if (unexpected.length) {
+    throw new Error(
+      `unexpected tensor ${list(unexpected)}: not a weight of a GPT-2 model with this config (n_layer ${model.config.n_layer})`,
+    );
+  }
+  const sd = new Map<string, Tensor>();
+  for (const [name, { file, t }] of found) {
+    const want = own.get(name)?.shape as number[];
+    const conv = layout === "conv1d" && isConv1DWeight(name);
+    const fileShape = conv ? [want[1] as number, want[0] as number] : want;
+    if (t.shape.length !== fileShape.length || t.shape.some((d, i) => d !== fileShape[i])) {
+      const note = conv ? " (Hugging Face's Conv1D layout: (in_features, out_features))" : "";
+      throw new Error(`tensor '${file}' has shape ${fmtDims(t.shape)} but this model needs ${fmtDims(fileShape)}${note}`);
+    }
+    if (!(t.data instanceof Float32Array)) throw new Error(`tensor '${file}' holds integers; weights must be floating point`);
+    const data = conv ? transpose2d(t.data, fileShape[0] as number, fileShape[1] as number) : t.data;
+    sd.set(name, tensor(data, { shape: want }));
+  }
+  model.loadStateDict(sd);
 }

@@ -119,6 +119,48 @@ describe("safetensors round trip", () => {
   });
 });
 
+describe("F16 and BF16 are read as float32; other dtypes validate but are not decoded", () => {
+  test("F16: normals, subnormals, zeros, infinities, NaN; BF16: the top half of a float32", () => {
+    const halves = [0x3c00, 0xc000, 0x7bff, 0x0001, 0x0400, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x3555];
+    const want = [1, -2, 65504, 2 ** -24, 2 ** -14, -0, Infinity, -Infinity, Number.NaN, 0.333251953125];
+    const bf = [0x3f80, 0xc0a0, 0x7f80, 0x0001];
+    const bfWant = [1, -5, Infinity, new Float32Array(new Uint32Array([0x00010000]).buffer)[0] as number];
+    const data = new Uint8Array([...new Uint8Array(new Uint16Array(halves).buffer), ...new Uint8Array(new Uint16Array(bf).buffer)]);
+    const buf = build(
+      { h: { dtype: "F16", shape: [2, 5], data_offsets: [0, 20] }, b: { dtype: "BF16", shape: [4], data_offsets: [20, 28] } },
+      data,
+    );
+    const { tensors } = decodeSafetensors(buf);
+    const h = tensors.get("h");
+    assert.equal(h?.dtype, "F16");
+    assert.ok(h?.data instanceof Float32Array);
+    assert.deepEqual([...(h?.data ?? [])], want);
+    assert.ok(Object.is(h?.data[5], -0));
+    assert.deepEqual([...(tensors.get("b")?.data ?? [])], bfWant);
+  });
+
+  test("F64, I64, U8, BOOL headers validate; their data is refused only when asked for", () => {
+    const buf = build(
+      { d: { dtype: "F64", shape: [1], data_offsets: [0, 8] }, w: { dtype: "F32", shape: [2], data_offsets: [8, 16] } },
+      new Uint8Array([...new Uint8Array(new Float64Array([1.5]).buffer), ...f32bytes([1, 2])]),
+    );
+    assert.throws(
+      () => decodeSafetensors(buf, "x.safetensors"),
+      /x\.safetensors: tensor 'd' has dtype F64, which moxing does not convert \(it reads F32, I32, F16, BF16\)/,
+    );
+    const only = decodeSafetensors(buf, "x", { only: (name) => name !== "d" });
+    assert.deepEqual([...only.tensors.keys()], ["w"]);
+    rejects(
+      build({ d: { dtype: "I64", shape: [3], data_offsets: [0, 16] } }, new Uint8Array(16)),
+      /needs 24 bytes but data_offsets span 16/,
+    );
+    const p = join(dir, "mixed.safetensors");
+    writeFileSync(p, buf);
+    assert.deepEqual([...readSafetensors(p, { only: (_, e) => e.dtype === "F32" }).tensors.keys()], ["w"]);
+    assert.equal(readSafetensorsHeader(p).tensors.get("d")?.dtype, "F64");
+  });
+});
+
 describe("safetensors rejects malformed files before allocating", () => {
   const ok = { w: { dtype: "F32", shape: [2], data_offsets: [0, 8] } };
   const data = f32bytes([1, 2]);
@@ -146,7 +188,7 @@ describe("safetensors rejects malformed files before allocating", () => {
   test("bad dtype, shape, offsets", () => {
     rejects(
       build({ w: { dtype: "Q4", shape: [2], data_offsets: [0, 8] } }, data),
-      /dtype Q4, which moxing does not read \(supported: F32, I32\)/,
+      /dtype 'Q4', which is not a safetensors dtype \(known: BOOL, U8/,
     );
     rejects(build({ w: { dtype: "F32", shape: [-2], data_offsets: [0, 8] } }, data), /shape must be an array of non-negative integers/);
     rejects(build({ w: { dtype: "F32", shape: [1.5], data_offsets: [0, 8] } }, data), /shape must be/);
@@ -167,6 +209,18 @@ describe("safetensors rejects malformed files before allocating", () => {
     rejects(build(ok, two), /data section is 16 bytes but the tensors cover 8/);
     rejects(build({ ...ok, __metadata__: { step: 3 } }, data), /metadata values must be strings/);
     rejects(build({ ...ok, __metadata__: [] }, data), /must be an object of strings/);
+  });
+
+  test("hostile headers: deep nesting, control characters in names, huge shapes - still one short line", () => {
+    const deep = `{"w":{"dtype":"F32","shape":${"[".repeat(200_000)}${"]".repeat(200_000)},"data_offsets":[0,0]}}`;
+    rejects(build(null, new Uint8Array(0), deep), /shape must be an array of non-negative integers \(got a deeply nested value\)/);
+    rejects(build({ "a\nb\u2028c": { dtype: "F32", shape: [1], data_offsets: [0, 8] } }, data), /tensor 'a\\u000ab\\u2028c': shape \[1\]/);
+    rejects(build({ w: { dtype: "F\n32", shape: [1], data_offsets: [0, 4] } }, f32bytes([1])), /dtype 'F\\u000a32'/);
+    const long = new Array(1_000_000).fill(1);
+    assert.throws(
+      () => decodeSafetensors(build({ w: { dtype: "F32", shape: long, data_offsets: [0, 8] } }, data), "bad.safetensors"),
+      (e: Error) => e.message.length < 400 && /shape \[1,1,1,.*\.\.\. of F32 needs 4 bytes/.test(e.message),
+    );
   });
 
   test("a damaged file on disk names the file", () => {

