@@ -12,6 +12,7 @@ export { hasSpamAssassin, spamAssassin } from "./data/spam.js";
 export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, readSquadFile, squadEvaluate } from "./data/squad.js";
 export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
 export { BertFileError, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
+export * from "./io/index.js";
 export {
   BERT_DEFAULTS,
   BERT_PRESETS,
@@ -41,3 +42,4 @@ export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
 export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";
 export { type MlmOptions, maskTokens, pretrainMlm } from "./train/mlm.js";
+export { estimateLoss, TRAIN_DEFAULTS, type TrainArgs, type TrainOptions, train } from "./train/trainer.js";

@@ -1,15 +1,16 @@
 // `moxing generate`: continue a prompt with a trained model, streaming tokens to stdout.
 
 import { generate } from "../generate/index.js";
-import { loadModel } from "../io/checkpoint.js";
+import { loadModelFrom } from "../io/model-files.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
 
 const HELP = `moxing generate: continue a prompt with a trained model, streaming to stdout
 
-Usage: moxing generate --model DIR --prompt TEXT [flags]
+Usage: moxing generate --model PATH --prompt TEXT [flags]
 
-  --model DIR            a model directory written by 'moxing train' (or 'moxing start')
+  --model PATH           a model directory (from 'moxing train', or Hugging Face's GPT-2 layout),
+                         a .gguf file from 'moxing export', or a .safetensors file with config.json beside it
   --prompt TEXT          the text to continue ('-' reads it from standard input)
   --max-new-tokens N     how many tokens to generate (default 200)
   --temperature T        0 for greedy decoding; higher is more random (default 0.8)
@@ -37,7 +38,7 @@ export const generateCommand: Command = {
       "no-cache": { type: "boolean" },
     });
     if (positionals.length) throw new UsageError(`generate: unexpected argument '${positionals[0]}'; put the text after --prompt`);
-    if (!v.model) throw new UsageError("generate: --model DIR is required");
+    if (!v.model) throw new UsageError("generate: --model PATH is required");
     if (v.prompt === undefined) throw new UsageError("generate: --prompt TEXT is required (use --prompt - to read standard input)");
     const prompt = v.prompt === "-" ? await readStdin() : v.prompt;
     const opts = {
@@ -53,7 +54,7 @@ export const generateCommand: Command = {
     if (!(opts.topP > 0 && opts.topP <= 1)) throw new UsageError(`generate: --top-p must be in (0, 1] (got '${v["top-p"]}')`);
     if (!(opts.repetitionPenalty > 0))
       throw new UsageError(`generate: --repetition-penalty must be > 0 (got '${v["repetition-penalty"]}')`);
-    const { model, tokenizer } = loadModel(v.model);
+    const { model, tokenizer } = loadModelFrom(v.model);
     let ids: number[];
     try {
       ids = tokenizer.encode(prompt);

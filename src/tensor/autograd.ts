@@ -3,10 +3,10 @@
 // run under noGrad, so they work on every backend. `satisfies Record<OpName, Rule>` makes a
 // missing rule a compile error.
 
-import type { UnaryOp } from "./backend.js";
+import type { TypedArray, UnaryOp } from "./backend.js";
 import { getBackend } from "./backend.js";
 import { empty, full, zeros } from "./creation.js";
-import { persistent } from "./memory.js";
+import { currentArena, persistent } from "./memory.js";
 import * as ops from "./ops.js";
 import { fmtShape, sameShape } from "./shape.js";
 import { Tensor } from "./tensor.js";
@@ -36,7 +36,8 @@ export type OpName =
   | "layer_norm"
   | "gelu"
   | "cross_entropy"
-  | "attention";
+  | "attention"
+  | "linear";
 
 export interface Node {
   op: OpName;
@@ -296,6 +297,16 @@ export const GRAD_RULES = {
     );
     return [dx];
   },
+  linear: (n, g) => {
+    const [x, w] = [inp(n, 0), inp(n, 1)];
+    const [N, K] = w.shape as [number, number];
+    const g2 = ops.reshape(g, [-1, N]); // (rows, out)
+    return [
+      need(n, 0) ? ops.matmul(g, w) : null, // (..., out) @ (out, in)
+      need(n, 1) ? ops.matmul(ops.transpose(g2, 0, 1), ops.reshape(x, [-1, K])) : null, // (out, rows) @ (rows, in)
+      n.inputs.length > 2 && need(n, 2) ? ops.sum(g2, 0) : null,
+    ];
+  },
   attention: (n, g) => {
     const f = fused();
     if (!f?.attentionBackward) throw new Error("attention backward: the backend lost its fused kernel mid-graph");
@@ -352,7 +363,24 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
     }
   }
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, grad ?? full(root.shape, 1));
+  // Inside a MemoryArena, gradient buffers go back to it as soon as they are dead: a rule's
+  // temporaries right after the rule, and each gradient once its node is done. Only buffers held
+  // by entries of `grads` can still be live, so a count per buffer says when one is free.
+  const arena = currentArena();
+  const refs = new Map<TypedArray, number>();
+  const hold = (t: Tensor) => refs.set(t.data, (refs.get(t.data) ?? 0) + 1);
+  const drop = (t: Tensor) => {
+    const n = (refs.get(t.data) ?? 1) - 1;
+    if (n > 0) refs.set(t.data, n);
+    else {
+      refs.delete(t.data);
+      arena?.release(t.data);
+    }
+  };
+  const root0 = grad ?? full(root.shape, 1);
+  grads.set(root, root0);
+  hold(root0);
+  if (grad) hold(grad); // the caller's tensor is never recycled
   noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k] as Tensor;
@@ -365,9 +393,18 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
         // Parameter gradients outlive a MemoryArena step (accumulation, clipping, the optimizer).
         const prev = t.grad;
         t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
+        drop(g);
         continue;
       }
-      const gi = GRAD_RULES[node.op](node, g);
+      let gi: (Tensor | null)[];
+      if (arena) {
+        const { result, allocated } = arena.collect(() => GRAD_RULES[node.op](node, g));
+        const kept = new Set(result.map((d) => d?.data));
+        for (const buf of allocated) if (!kept.has(buf)) arena.release(buf);
+        gi = result;
+      } else {
+        gi = GRAD_RULES[node.op](node, g);
+      }
       node.inputs.forEach((x, j) => {
         const d = gi[j];
         if (!d || !x.requiresGrad) return;
@@ -377,8 +414,14 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
           );
         }
         const prev = grads.get(x);
-        grads.set(x, prev ? add(prev, d) : d);
+        const next = prev ? add(prev, d) : d;
+        grads.set(x, next);
+        hold(next);
+        if (prev) drop(prev);
       });
+      drop(g);
+      // Result buffers that no input kept (a gradient for an input that needs none) are dead too.
+      for (const d of gi) if (d && !refs.has(d.data)) arena?.release(d.data);
     }
   });
   for (const t of order) {

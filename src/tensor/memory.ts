@@ -15,7 +15,8 @@ let current: MemoryArena | null = null;
 
 export class MemoryArena {
   private readonly free = new Map<string, TypedArray[]>();
-  private readonly used: TypedArray[] = [];
+  private readonly used = new Set<TypedArray>();
+  private tracker: TypedArray[] | null = null;
   private readonly poison = globalThis.process?.env?.MOXING_ARENA_CHECK === "1";
   /** Bytes of all buffers the arena owns (its high-water mark). */
   bytes = 0;
@@ -33,26 +34,48 @@ export class MemoryArena {
 
   /** Take back every buffer handed out since the last reset; tensors that use them become invalid. */
   reset(): void {
-    for (const buf of this.used) {
-      if (this.poison && buf instanceof Float32Array) buf.fill(Number.NaN);
-      const key = keyOf(buf instanceof Int32Array ? "int32" : "float32", buf.length);
-      const list = this.free.get(key);
-      if (list) list.push(buf);
-      else this.free.set(key, [buf]);
+    for (const buf of this.used) this.recycle(buf);
+    this.used.clear();
+  }
+
+  /** Hand one buffer back before the reset, when the caller knows no tensor uses it any more
+   *  (autograd does this for gradient temporaries). Buffers the arena does not own are ignored. */
+  release(buf: TypedArray): void {
+    if (this.used.delete(buf)) this.recycle(buf);
+  }
+
+  /** Run fn and also return the buffers it took from the arena. */
+  collect<T>(fn: () => T): { result: T; allocated: TypedArray[] } {
+    const prev = this.tracker;
+    const allocated: TypedArray[] = [];
+    this.tracker = allocated;
+    try {
+      return { result: fn(), allocated };
+    } finally {
+      this.tracker = prev;
+      prev?.push(...allocated);
     }
-    this.used.length = 0;
+  }
+
+  private recycle(buf: TypedArray): void {
+    if (this.poison && buf instanceof Float32Array) buf.fill(Number.NaN);
+    const key = keyOf(buf instanceof Int32Array ? "int32" : "float32", buf.length);
+    const list = this.free.get(key);
+    if (list) list.push(buf);
+    else this.free.set(key, [buf]);
   }
 
   /** Drop every buffer (for when the shapes of a step change for good). */
   clear(): void {
     this.free.clear();
-    this.used.length = 0;
+    this.used.clear();
     this.bytes = 0;
   }
 
   take(dtype: DType, n: number): TypedArray {
     const buf = this.free.get(keyOf(dtype, n))?.pop() ?? allocFresh(dtype, n, this);
-    this.used.push(buf);
+    this.used.add(buf);
+    this.tracker?.push(buf);
     return buf;
   }
 }
@@ -70,6 +93,11 @@ function allocFresh(dtype: DType, n: number, arena: MemoryArena | null): TypedAr
  *  Tiny buffers (scalars) are not worth pooling. */
 export function allocData(dtype: DType, n: number): TypedArray {
   return current && n >= 64 ? current.take(dtype, n) : allocFresh(dtype, n, null);
+}
+
+/** The arena supplying buffers right now, if any. */
+export function currentArena(): MemoryArena | null {
+  return current;
 }
 
 /** Run fn with no arena: what it creates survives resets (optimizer state, parameter grads). */

@@ -675,10 +675,33 @@ export function dropout(x: Tensor, p: number, training = true, generator: Genera
   return mul(x, mask);
 }
 
-/** y = x · Wᵀ + b with W stored (out_features, in_features) as in torch.nn.Linear. */
+/** y = x · Wᵀ + b with W stored (out_features, in_features) as in torch.nn.Linear.
+ *  One GEMM over all leading dims with the bias added in place, recorded as one node: the same
+ *  as matmul(x, Wᵀ) + b, without keeping the product before the bias alive for backward. */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const y = matmul(x, transpose(weight, 0, 1));
-  return bias ? add(y, bias) : y;
+  const [N, K] = weight.shape as [number, number];
+  if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== K) {
+    throw new Error(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} (in_features ${K})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== N)) throw new Error(`linear: bias ${fmtShape(bias.shape)} should be [${N}]`);
+  if (x.dtype !== "float32") throw new Error(`linear: expected a float32 input, got ${x.dtype}`);
+  const x2 = contiguous(x);
+  const M = x2.size / K;
+  const out = empty([...x.shape.slice(0, -1), N]);
+  const o = out.data as Float32Array;
+  const be = getBackend();
+  const w = weight.isContiguous() ? weight : contiguous(weight);
+  be.matmul(
+    { data: x2.data as Float32Array, offset: x2.offset, batchStride: 0, rowStride: K, colStride: 1 },
+    { data: w.data as Float32Array, offset: w.offset, batchStride: 0, rowStride: 1, colStride: K }, // Wᵀ as a view
+    o,
+    1,
+    M,
+    N,
+    K,
+  );
+  if (bias) be.binary("add", out, broadcastView(bias, out.shape), o);
+  return record("linear", bias ? [x2, w, bias] : [x2, w], out);
 }
 
 export interface AttentionOptions {

@@ -97,6 +97,16 @@ describe(`gradcheck (${B})`, () => {
   ];
   for (const [name, f, ma, mb] of binary) test(name, () => gradcheck(name, f, [ma(), mb()]));
 
+  test("linear with bias equals x·Wᵀ + b, and its gradients check", () => {
+    gradcheck("linear+bias", (x, w, b) => mx.linear(x, w, b), [rnd([2, 3, 4], 101), rnd([5, 4], 102), rnd([5], 103)]);
+    gradcheck("linear of a transposed input", (x, w, b) => mx.linear(x.T, w, b), [rnd([4, 3], 104), rnd([5, 4], 105), rnd([5], 106)]);
+    const [x, w, b] = [rnd([2, 3, 4], 107), rnd([5, 4], 108), rnd([5], 109)];
+    const want = x.matmul(w.T).add(b).toArray();
+    const got = mx.linear(x, w, b).toArray();
+    got.forEach((v, i) => {
+      if (Math.abs(v - (want[i] as number)) > 1e-6) throw new Error(`linear differs from matmul + bias at ${i}: ${v} vs ${want[i]}`);
+    });
+  });
   test("layer_norm affine", () => {
     gradcheck("layer_norm", (x, w, b) => mx.layerNorm(x, w, b), [rnd([2, 3, 6], 90), rnd([6], 91, 0.5, 1.5), rnd([6], 92)]);
   });
