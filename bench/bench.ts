@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as mx from "../src/index.js";
+import { clipGradNorm, forwardBackward } from "../src/train/grad.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
@@ -119,24 +120,19 @@ function trainStep(cfg: typeof SMALL, steps: number): { ms_per_step: number; tok
   const g = new mx.Generator(0);
   const x = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
   const y = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
+  const params = model.parameters();
+  // Exactly what the trainer does each step: the step's tensors in an arena, global-norm clipping.
+  const arena = new mx.MemoryArena();
   const ms = timeIt(() => {
-    const { loss } = model.forward(x, { targets: y });
-    opt.zeroGrad();
-    loss?.backward();
-    clipGradNorm(model.parameters(), 1);
-    opt.step();
+    arena.reset();
+    arena.run(() => {
+      opt.zeroGrad();
+      forwardBackward(model, [{ x, y }]);
+      clipGradNorm(params, 1);
+      opt.step();
+    });
   }, steps);
   return { ms_per_step: ms, tokens_per_s: (cfg.batch_size * cfg.block_size) / (ms / 1000) };
-}
-
-/** The same global-norm clipping as torch.nn.utils.clip_grad_norm_, so both sides do equal work. */
-function clipGradNorm(params: mx.Tensor[], maxNorm: number): void {
-  mx.noGrad(() => {
-    let sq = 0;
-    for (const p of params) if (p.grad) sq += p.grad.mul(p.grad).sum().item();
-    const scale = maxNorm / (Math.sqrt(sq) + 1e-6);
-    if (scale < 1) for (const p of params) if (p.grad) p.grad = p.grad.mul(scale);
-  });
 }
 
 function generation(cfg: typeof SMALL, tokens: number): { tokens_per_s: number } {

@@ -385,6 +385,21 @@ napi_value js_gelu(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// P[0] = rows, P[1] = cols, P[2] = tanh approximation
+napi_value js_bias_gelu(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf x, bias, out;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, bias, F32) || !get_buf(a, 2, out, F32)) return nullptr;
+  const i64 rows = (i64)a.P[0], cols = (i64)a.P[1];
+  if (!need(env, x, rows * cols, "moxing native: biasGelu x too small") ||
+      !need(env, bias, cols, "moxing native: biasGelu bias too small") ||
+      !need(env, out, rows * cols, "moxing native: biasGelu output too small"))
+    return nullptr;
+  fused_bias_gelu(F32P(x), F32P(bias), F32P(out), rows, cols, a.P[2] != 0.0);
+  return undefined(env);
+}
+
 napi_value js_gelu_bwd(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, a, 3)) return nullptr;
@@ -584,6 +599,7 @@ napi_value init(napi_env env, napi_value exports) {
       {"layerNormBackward", js_layernorm_bwd},
       {"gelu", js_gelu},
       {"geluBackward", js_gelu_bwd},
+      {"biasGelu", js_bias_gelu},
       {"crossEntropy", js_cross_entropy},
       {"crossEntropyBackward", js_cross_entropy_bwd},
       {"adamw", js_adamw},

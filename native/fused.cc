@@ -339,6 +339,25 @@ void fused_gelu(const float* x, float* out, i64 n, bool tanh_approx) {
   });
 }
 
+// Bias + GELU epilogue of a Linear layer: x[r, c] += bias[c] in place (x becomes the
+// pre-activation kept for backward), then out = gelu(x), in one pass over each row.
+MX_CLONES void add_row(float* x, const float* b, i64 n) {
+  for (i64 i = 0; i < n; i++) x[i] += b[i];
+}
+
+void fused_bias_gelu(float* x, const float* bias, float* out, i64 rows, i64 cols, bool tanh_approx) {
+  for_rows(rows, cols, [&](i64 r0, i64 r1) {
+    for (i64 r = r0; r < r1; r++) {
+      float* xr = x + r * cols;
+      add_row(xr, bias, cols);
+      if (tanh_approx)
+        gelu_tanh(xr, out + r * cols, cols);
+      else
+        gelu_erf(xr, out + r * cols, cols);
+    }
+  });
+}
+
 void fused_gelu_bwd(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx) {
   for_elems(n, [&](i64 a, i64 b) {
     if (tanh_approx)

@@ -44,6 +44,7 @@ void fused_layernorm_bwd(const float* x, const float* w, const float* mean, cons
                          float* dx, float* dw, float* db, i64 rows, i64 cols);
 void fused_gelu(const float* x, float* out, i64 n, bool tanh_approx);
 void fused_gelu_bwd(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx);
+void fused_bias_gelu(float* x, const float* bias, float* out, i64 rows, i64 cols, bool tanh_approx);
 void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, i64 rows, i64 cols,
                          i64 ignore, double ls);
 void fused_cross_entropy_bwd(const float* logits, const int32_t* t, const float* lse, const float* dlosses,

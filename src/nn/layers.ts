@@ -21,8 +21,9 @@ export class Linear extends Module {
     this.weight = this.param("weight", rand([outFeatures, inFeatures], { low: -bound, high: bound, generator: g }));
     this.bias = opts.bias === false ? null : this.param("bias", rand([outFeatures], { low: -bound, high: bound, generator: g }));
   }
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias); // (..., in) -> (..., out)
+  /** (..., in) -> (..., out); an activation fuses into the bias add when the backend can. */
+  forward(x: Tensor, activation: "none" | "gelu" | "gelu_tanh" = "none"): Tensor {
+    return linear(x, this.weight, this.bias, activation);
   }
 }
 

@@ -1,7 +1,7 @@
 // The position-wise feed-forward network and the transformer block that stacks attention and
 // feed-forward with residual connections and layer norms.
 
-import { dropout, gelu } from "../tensor/ops.js";
+import { dropout } from "../tensor/ops.js";
 import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type AttentionCall, MultiHeadAttention } from "./attention.js";
@@ -38,7 +38,7 @@ export class FeedForward extends Module {
     this.c_proj = this.module("c_proj", new Linear(nInner, nEmbd, { bias: opts.bias, generator: opts.generator }));
   }
   forward(x: Tensor): Tensor {
-    const h = gelu(this.c_fc.forward(x), this.opts.gelu ?? "tanh"); // (B, T, 4C)
+    const h = this.c_fc.forward(x, (this.opts.gelu ?? "tanh") === "tanh" ? "gelu_tanh" : "gelu"); // (B, T, 4C)
     return dropout(this.c_proj.forward(h), this.opts.dropout ?? 0, this.training, this.opts.generator ?? defaultGenerator);
   }
 }

@@ -17,6 +17,18 @@ import type { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 
 export type Pooling = "mean" | "cls" | "none";
 
+/** Run fn with the model in eval mode (no dropout), restoring its mode after: a model straight from
+ *  pretrainMlm or finetune is still in training mode, and embeddings must not be random. */
+function inEvalMode<T>(model: Bert, fn: () => T): T {
+  const was = model.training;
+  model.eval();
+  try {
+    return noGrad(fn);
+  } finally {
+    model.train(was);
+  }
+}
+
 function l2normalize(v: Float32Array): Float32Array {
   let s = 0;
   for (const x of v) s += x * x;
@@ -63,7 +75,7 @@ export function embedTexts(
   const pooling = o.pooling ?? "mean";
   const maxLength = Math.min(o.maxLength ?? 512, model.config.max_position_embeddings);
   if (texts.length === 0) throw new Error("embedTexts: no texts given");
-  return noGrad(() => {
+  return inEvalMode(model, () => {
     const { ids, mask, T } = encodeBatch(tokenizer, texts, maxLength);
     const h = model.bert.forward({ inputIds: ids, attentionMask: mask }).lastHiddenState;
     const H = model.config.hidden_size;
@@ -160,7 +172,8 @@ export class WordVectors {
     for (let i = 0; i < words.length; i += 64) {
       const chunk = words.slice(i, i + 64);
       const { ids, mask, T } = encodeBatch(this.tokenizer, chunk, 32);
-      const h = noGrad(
+      const h = inEvalMode(
+        this.model,
         () => this.model.bert.forward({ inputIds: ids, attentionMask: mask }).lastHiddenState.contiguousData() as Float32Array,
       );
       const m = mask.contiguousData();

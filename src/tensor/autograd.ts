@@ -37,7 +37,8 @@ export type OpName =
   | "gelu"
   | "cross_entropy"
   | "attention"
-  | "linear";
+  | "linear"
+  | "linear_gelu";
 
 export interface Node {
   op: OpName;
@@ -107,6 +108,18 @@ function binaryGrads(n: Node, ga: () => Tensor, gb: () => Tensor): (Tensor | nul
 function unreduce(g: Tensor, x: Tensor, axes: readonly number[]): Tensor {
   const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   return ops.expand(ops.reshape(g, kept), x.shape);
+}
+
+/** Gradients of y = x·Wᵀ + b (shared by linear and linear_gelu). */
+function linearGrads(n: Node, g: Tensor): (Tensor | null)[] {
+  const [x, w] = [inp(n, 0), inp(n, 1)];
+  const [N, K] = w.shape as [number, number];
+  const g2 = ops.reshape(g, [-1, N]); // (rows, out)
+  return [
+    need(n, 0) ? ops.matmul(g, w) : null, // (..., out) @ (out, in)
+    need(n, 1) ? ops.matmul(ops.transpose(g2, 0, 1), ops.reshape(x, [-1, K])) : null, // (out, rows) @ (rows, in)
+    n.inputs.length > 2 && need(n, 2) ? ops.sum(g2, 0) : null,
+  ];
 }
 
 export const GRAD_RULES = {
@@ -297,16 +310,15 @@ export const GRAD_RULES = {
     );
     return [dx];
   },
-  linear: (n, g) => {
-    const [x, w] = [inp(n, 0), inp(n, 1)];
-    const [N, K] = w.shape as [number, number];
-    const g2 = ops.reshape(g, [-1, N]); // (rows, out)
-    return [
-      need(n, 0) ? ops.matmul(g, w) : null, // (..., out) @ (out, in)
-      need(n, 1) ? ops.matmul(ops.transpose(g2, 0, 1), ops.reshape(x, [-1, K])) : null, // (out, rows) @ (rows, in)
-      n.inputs.length > 2 && need(n, 2) ? ops.sum(g2, 0) : null,
-    ];
+  linear_gelu: (n, g) => {
+    const f = fused();
+    if (!f?.geluBackward) throw new Error("linear_gelu backward: the backend lost its fused kernel mid-graph");
+    const pre: Tensor = n.saved.pre;
+    const dpre = empty(pre.shape);
+    f.geluBackward(pre.data as Float32Array, g.contiguousData() as Float32Array, dpre.data as Float32Array, n.saved.approximate);
+    return linearGrads(n, dpre);
   },
+  linear: (n, g) => linearGrads(n, g),
   attention: (n, g) => {
     const f = fused();
     if (!f?.attentionBackward) throw new Error("attention backward: the backend lost its fused kernel mid-graph");

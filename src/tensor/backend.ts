@@ -97,6 +97,9 @@ export interface FusedKernels {
   /** out = gelu(x); approximate "tanh" or "none" (exact, erf). */
   gelu(x: Float32Array, out: Float32Array, approximate: "tanh" | "none"): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, approximate: "tanh" | "none"): void;
+  /** A Linear layer's bias + GELU epilogue: x (rows, cols) += bias per row, in place (x keeps the
+   *  pre-activation for backward), and out = gelu(x). */
+  biasGelu(x: Float32Array, bias: Float32Array, out: Float32Array, rows: number, cols: number, approximate: "tanh" | "none"): void;
   /** Per-row loss of cross-entropy on logits (rows, cols) against targets; rows whose target equals
    *  ignoreIndex get loss 0. Writes the row's log-sum-exp to lse for backward. */
   crossEntropy(

@@ -678,7 +678,7 @@ export function dropout(x: Tensor, p: number, training = true, generator: Genera
 /** y = x · Wᵀ + b with W stored (out_features, in_features) as in torch.nn.Linear.
  *  One GEMM over all leading dims with the bias added in place, recorded as one node: the same
  *  as matmul(x, Wᵀ) + b, without keeping the product before the bias alive for backward. */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, activation: "none" | "gelu" | "gelu_tanh" = "none"): Tensor {
   const [N, K] = weight.shape as [number, number];
   if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== K) {
     throw new Error(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(weight.shape)} (in_features ${K})`);
@@ -700,8 +700,18 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     N,
     K,
   );
+  const approximate = activation === "gelu_tanh" ? "tanh" : "none";
+  const f = fusedPair("biasGelu", "geluBackward");
+  if (activation !== "none" && bias && f) {
+    // Fused epilogue: the GEMM output becomes the pre-activation (bias added in place) and the
+    // GELU goes to a second buffer, so backward has both without another pass over memory.
+    const act = empty(out.shape);
+    f.biasGelu(o, flat(bias), act.data as Float32Array, M, N, approximate);
+    return record("linear_gelu", [x2, w, bias], act, { pre: out, approximate });
+  }
   if (bias) be.binary("add", out, broadcastView(bias, out.shape), o);
-  return record("linear", bias ? [x2, w, bias] : [x2, w], out);
+  const y = record("linear", bias ? [x2, w, bias] : [x2, w], out);
+  return activation === "none" ? y : gelu(y, approximate);
 }
 
 export interface AttentionOptions {

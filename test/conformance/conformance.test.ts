@@ -254,6 +254,18 @@ describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`
     const t = mx.tensor([2, -100, 0, -100], { dtype: "int32" });
     same("ce ignore_index", (x) => mx.crossEntropy(x, t, { reduction: "none" }), [rnd([4, 6], 51, -4, 4)]);
   });
+  test("linear with a GELU epilogue (bias + GELU fused when the backend has it)", () => {
+    for (const act of ["gelu", "gelu_tanh"] as const) {
+      same(`linear ${act}`, (x, w, b) => mx.linear(x, w, b, act), [rnd([3, 5, 16], 66), rnd([24, 16], 67), rnd([24], 68)], {
+        rtol: 1e-4,
+        atol: 1e-5,
+      });
+      same(`linear ${act} 1 row`, (x, w, b) => mx.linear(x, w, b, act), [rnd([1, 7], 69), rnd([5, 7], 70), rnd([5], 71)], {
+        rtol: 1e-4,
+        atol: 1e-5,
+      });
+    }
+  });
   test("attention (fused when the backend has it) vs the composite", () => {
     const cases: [number, number, number, number, boolean][] = [
       [1, 1, 1, 1, true],

@@ -107,6 +107,10 @@ describe(`gradcheck (${B})`, () => {
       if (Math.abs(v - (want[i] as number)) > 1e-6) throw new Error(`linear differs from matmul + bias at ${i}: ${v} vs ${want[i]}`);
     });
   });
+  test("linear with a GELU epilogue", () => {
+    gradcheck("linear+gelu", (x, w, b) => mx.linear(x, w, b, "gelu"), [rnd([2, 3, 4], 110), rnd([5, 4], 111), rnd([5], 112)]);
+    gradcheck("linear+gelu_tanh", (x, w, b) => mx.linear(x, w, b, "gelu_tanh"), [rnd([3, 4], 113), rnd([5, 4], 114), rnd([5], 115)]);
+  });
   test("layer_norm affine", () => {
     gradcheck("layer_norm", (x, w, b) => mx.layerNorm(x, w, b), [rnd([2, 3, 6], 90), rnd([6], 91, 0.5, 1.5), rnd([6], 92)]);
   });

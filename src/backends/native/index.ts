@@ -61,6 +61,7 @@ interface Addon {
   ): void;
   gelu(x: Float32Array, out: Float32Array): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  biasGelu?(x: Float32Array, bias: Float32Array, out: Float32Array): void;
   crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array): void;
   crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dlosses: Float32Array, dlogits: Float32Array): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void;
@@ -151,6 +152,12 @@ function makeBackend(A: Addon): Backend {
       P[0] = approximate === "tanh" ? 1 : 0;
       A.geluBackward(x, dy, dx);
     },
+    biasGelu(x, bias, out, rows, cols, approximate) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = approximate === "tanh" ? 1 : 0;
+      (A.biasGelu as NonNullable<Addon["biasGelu"]>)(x, bias, out);
+    },
     crossEntropy(logits, targets, losses, lse, rows, cols, ignoreIndex, labelSmoothing) {
       P[0] = rows;
       P[1] = cols;
@@ -203,6 +210,7 @@ function makeBackend(A: Addon): Backend {
     delete partial.attention;
     delete partial.attentionBackward;
   }
+  if (typeof A.biasGelu !== "function") delete (fused as Partial<FusedKernels>).biasGelu;
 
   let threadCount = A.info().threads;
   refreshThreads = () => {
