@@ -173,21 +173,42 @@ function main(): void {
   }
 
   const configs = quick ? [SMALL] : [SMALL, MEDIUM];
-  const torchRest = torch(
-    "torch_bench.py",
-    ["--threads", String(all), "--configs", JSON.stringify(configs), "--steps", quick ? "3" : "5"],
-    all,
-  ) as {
+  // PyTorch eager on this 2-core machine is sometimes faster on one thread than on two (OpenBLAS
+  // threads contend), so it gets both and the better figure counts.
+  type TorchRun = {
+    threads: number;
     op_overhead_us: number;
     configs: { train: { ms_per_step: number; tokens_per_s: number }; generate: { tokens_per_s: number } }[];
-  } | null;
+  };
+  const torchRuns = [...new Set([1, all])]
+    .map(
+      (t) =>
+        torch(
+          "torch_bench.py",
+          ["--threads", String(t), "--configs", JSON.stringify(configs), "--steps", quick ? "3" : "5"],
+          t,
+        ) as TorchRun | null,
+    )
+    .filter((r): r is TorchRun => r !== null);
+  const bestOf = <T>(pick: (r: TorchRun) => T | undefined, better: (a: T, b: T) => boolean): (T & { threads: number }) | null =>
+    torchRuns.reduce<(T & { threads: number }) | null>((best, r) => {
+      const v = pick(r);
+      return v !== undefined && (!best || better(v, best)) ? { ...v, threads: r.threads } : best;
+    }, null);
+  const torchRest = torchRuns.length ? { op_overhead_us: Math.min(...torchRuns.map((r) => r.op_overhead_us)) } : null;
   const overhead = opOverhead();
   const models = configs.map((cfg, i) => ({
     config: cfg,
     train: trainStep(cfg, quick ? 3 : 5),
     generate: generation(cfg, 100),
-    torch_train: torchRest?.configs[i]?.train ?? null,
-    torch_generate: torchRest?.configs[i]?.generate ?? null,
+    torch_train: bestOf(
+      (r) => r.configs[i]?.train,
+      (a, b) => a.ms_per_step < b.ms_per_step,
+    ),
+    torch_generate: bestOf(
+      (r) => r.configs[i]?.generate,
+      (a, b) => a.tokens_per_s > b.tokens_per_s,
+    ),
   }));
 
   const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? "-" : x.toFixed(d));
@@ -206,9 +227,11 @@ function main(): void {
     const c = m.config;
     log(`  n_layer=${c.n_layer} n_head=${c.n_head} n_embd=${c.n_embd} block_size=${c.block_size} batch_size=${c.batch_size}`);
     log(
-      `    train: moxing ${f(m.train.ms_per_step)} ms/step (${f(m.train.tokens_per_s, 0)} tok/s); torch ${f(m.torch_train?.ms_per_step)} ms/step (${f(m.torch_train?.tokens_per_s, 0)} tok/s); speed-up ${m.torch_train ? (m.torch_train.ms_per_step / m.train.ms_per_step).toFixed(2) : "-"}x`,
+      `    train: moxing ${f(m.train.ms_per_step)} ms/step (${f(m.train.tokens_per_s, 0)} tok/s); torch ${f(m.torch_train?.ms_per_step)} ms/step (${f(m.torch_train?.tokens_per_s, 0)} tok/s, ${m.torch_train?.threads ?? "-"} thread(s)); speed-up ${m.torch_train ? (m.torch_train.ms_per_step / m.train.ms_per_step).toFixed(2) : "-"}x`,
     );
-    log(`    generate: moxing ${f(m.generate.tokens_per_s, 0)} tok/s; torch ${f(m.torch_generate?.tokens_per_s, 0)} tok/s`);
+    log(
+      `    generate: moxing ${f(m.generate.tokens_per_s, 0)} tok/s; torch ${f(m.torch_generate?.tokens_per_s, 0)} tok/s (${m.torch_generate?.threads ?? "-"} thread(s))`,
+    );
   }
   const result = {
     backend,
