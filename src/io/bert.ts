@@ -28,6 +28,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { writeFileAtomic } from "./atomic.js";
+import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
 export const BERT_CONFIG_FILE = "config.json";
@@ -407,52 +408,13 @@ export function saveBert(dir: string, parts: BertSaveParts): void {
     join(dir, BERT_CONFIG_FILE),
     `${JSON.stringify(bertConfigToJSON(model, { labels: parts.labels, notes: parts.notes }), null, 2)}\n`,
   );
-  if (parts.optimizer) writeFileAtomic(join(dir, BERT_OPTIMIZER_FILE), optimizerTensors(model, parts.optimizer));
+  if (parts.optimizer) writeFileAtomic(join(dir, BERT_OPTIMIZER_FILE), optimizerToSafetensors(model, parts.optimizer));
   if (parts.trainerState) writeFileAtomic(join(dir, BERT_TRAINER_STATE_FILE), `${JSON.stringify(parts.trainerState, null, 2)}\n`);
-}
-
-function optimizerTensors(model: Bert, optimizer: AdamW): Uint8Array {
-  const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
-  const sd = optimizer.stateDict();
-  const tensors = new Map<string, SafeTensor>();
-  optimizer.groups
-    .flatMap((g) => g.params)
-    .forEach((p, i) => {
-      const name = names.get(p);
-      if (!name) throw new Error("saveBert: the optimizer holds a tensor that is not a parameter of the model");
-      tensors.set(`${name}.exp_avg`, { dtype: "F32", shape: [...p.shape], data: sd.m[i] as Float32Array });
-      tensors.set(`${name}.exp_avg_sq`, { dtype: "F32", shape: [...p.shape], data: sd.v[i] as Float32Array });
-    });
-  return encodeSafetensors(tensors, { format: "moxing-adamw", step: String(sd.step) });
 }
 
 /** Restore AdamW's moments saved by saveBert. */
 export function loadBertOptimizer(dir: string, model: Bert, optimizer: AdamW): void {
-  const p = join(dir, BERT_OPTIMIZER_FILE);
-  let file: ReturnType<typeof readSafetensors>;
-  try {
-    file = readSafetensors(p);
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new BertFileError(e.message);
-    throw e;
-  }
-  const step = Number(file.metadata.step);
-  if (!Number.isInteger(step) || step < 0) throw new BertFileError(`${p}: metadata 'step' is missing or invalid`);
-  const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
-  const m: Float32Array[] = [];
-  const v: Float32Array[] = [];
-  for (const param of optimizer.groups.flatMap((g) => g.params)) {
-    const name = names.get(param) ?? "?";
-    for (const [suffix, out] of [
-      ["exp_avg", m],
-      ["exp_avg_sq", v],
-    ] as const) {
-      const t = file.tensors.get(`${name}.${suffix}`);
-      if (!t || t.data.length !== param.size) throw new BertFileError(`${p}: '${name}.${suffix}' is missing or has the wrong size`);
-      out.push(t.data as Float32Array);
-    }
-  }
-  optimizer.loadStateDict({ step, m, v });
+  loadOptimizerFile(join(dir, BERT_OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
 }
 
 /** trainer_state.json of a directory, or null. */

@@ -51,6 +51,7 @@ import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
 import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
+import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
 export const CONFIG_FILE = "config.json";
@@ -388,37 +389,9 @@ export function loadModel(dir: string, opts: { generator?: Generator } = {}): { 
 
 /** AdamW's moments from `dir`/optimizer.safetensors, matched to parameters by name. */
 export function loadOptimizerState(dir: string, model: GPT, optimizer: AdamW): void {
-  const p = requireFile(dir, OPTIMIZER_FILE);
-  let file: ReturnType<typeof readSafetensors>;
-  try {
-    file = readSafetensors(p);
-  } catch (e) {
-    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
-    throw e;
-  }
-  const step = Number(file.metadata.step);
-  if (!Number.isInteger(step) || step < 0) throw new CheckpointError(`${p}: metadata 'step' is missing or invalid`);
-  const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
-  const m: Float32Array[] = [];
-  const v: Float32Array[] = [];
-  for (const param of optimizer.groups.flatMap((g) => g.params)) {
-    const name = names.get(param) ?? "?";
-    for (const [suffix, out] of [
-      ["exp_avg", m],
-      ["exp_avg_sq", v],
-    ] as const) {
-      const t = file.tensors.get(`${name}.${suffix}`);
-      if (!t) throw new CheckpointError(`${p}: no '${name}.${suffix}' (the optimizer state does not match the model)`);
-      if (t.dtype !== "F32" || t.data.length !== param.size) {
-        throw new CheckpointError(`${p}: '${name}.${suffix}' has ${t.data.length} ${t.dtype} values; the parameter has ${param.size}`);
-      }
-      out.push(t.data as Float32Array);
-    }
-  }
-  optimizer.loadStateDict({ step, m, v });
+  loadOptimizerFile(requireFile(dir, OPTIMIZER_FILE), model, optimizer, (m) => new CheckpointError(m));
 }
 
-/** trainer_state.json of `dir` parsed, or null when the directory holds no training state. */
 export function readTrainerState(dir: string): unknown | null {
   const p = checkpointFile(dir, TRAINER_STATE_FILE);
   return p ? readJSONFile(p) : null;
@@ -432,21 +405,6 @@ export function modelToSafetensors(model: GPT): Uint8Array {
   for (const [name, t] of hfStateDict(model)) tensors.set(name, { dtype: "F32", ...t });
   // transformers refuses safetensors files whose metadata lacks format "pt".
   return encodeSafetensors(tensors, { format: "pt" });
-}
-
-export function optimizerToSafetensors(model: GPT, optimizer: AdamW): Uint8Array {
-  const names = new Map(model.namedParameters().map(([n, t]) => [t, n]));
-  const sd = optimizer.stateDict();
-  const tensors = new Map<string, SafeTensor>();
-  optimizer.groups
-    .flatMap((g) => g.params)
-    .forEach((p, i) => {
-      const name = names.get(p);
-      if (!name) throw new Error("optimizerToSafetensors: the optimizer holds a tensor that is not a parameter of the model");
-      tensors.set(`${name}.exp_avg`, { dtype: "F32", shape: [...p.shape], data: sd.m[i] as Float32Array });
-      tensors.set(`${name}.exp_avg_sq`, { dtype: "F32", shape: [...p.shape], data: sd.v[i] as Float32Array });
-    });
-  return encodeSafetensors(tensors, { format: "moxing-adamw", step: String(sd.step) });
 }
 
 export interface CheckpointParts {
