@@ -167,10 +167,10 @@ export const START_DEFAULTS = {
   nEmbd: 128,
   blockSize: 64,
   batchSize: 16,
-  maxSteps: 1500,
+  maxSteps: 3500,
   learningRate: 2e-3,
   warmupSteps: 50,
-  evalInterval: 250,
+  evalInterval: 500,
   evalIters: 10,
   seed: 1337,
 } as const;

@@ -389,6 +389,9 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
       arena?.release(t.data);
     }
   };
+  // A gradient buffer may be updated in place when one map entry holds it and it is a plain
+  // contiguous buffer (an expanded view repeats elements, so writing through it would not do).
+  const exclusive = (t: Tensor) => refs.get(t.data) === 1 && t.isContiguous();
   const root0 = grad ?? full(root.shape, 1);
   grads.set(root, root0);
   hold(root0);
@@ -405,6 +408,31 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
         // Parameter gradients outlive a MemoryArena step (accumulation, clipping, the optimizer).
         const prev = t.grad;
         t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
+        drop(g);
+        continue;
+      }
+      if (node.op === "slice" && inp(node, 0).requiresGrad) {
+        // A slice's gradient goes straight into its part of the input's gradient buffer, so
+        // several slices of one tensor (q, k and v of a fused projection) share one buffer
+        // instead of each zero-padding a full-size copy to be added up.
+        const x = inp(node, 0);
+        const { dim, start, step } = node.saved;
+        const prev = grads.get(x);
+        let target = prev && exclusive(prev) ? prev : null;
+        const fresh = !target;
+        if (!target) {
+          target = prev ? ops.clone(prev) : zeros(x.shape);
+          grads.set(x, target);
+          hold(target);
+          if (prev) drop(prev);
+        }
+        const part = ops.slice(target, dim, start, start + ((g.shape[dim] as number) - 1) * step + 1, step);
+        if (fresh && !prev) part.copy_(g);
+        else {
+          const sum = add(part, g);
+          part.copy_(sum);
+          arena?.release(sum.data);
+        }
         drop(g);
         continue;
       }
@@ -426,6 +454,11 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
           );
         }
         const prev = grads.get(x);
+        if (prev && exclusive(prev) && prev.data !== d.data) {
+          // Nothing else holds prev's buffer: accumulate into it instead of allocating a sum.
+          getBackend().binary("add", prev, d, prev.contiguousData()); // a view of prev's own elements
+          return;
+        }
         const next = prev ? add(prev, d) : d;
         grads.set(x, next);
         hold(next);
