@@ -46,7 +46,7 @@ function help(): string {
     "  --help, -h     show help (also `moxing <command> --help`)",
     "  --version, -v  print the version",
     "",
-    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces)",
+    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces), MOXING_QUIET=1 (no fallback notice)",
   ].join("\n");
 }
 

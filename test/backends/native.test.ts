@@ -982,7 +982,7 @@ describe("fallback when the addon is absent", () => {
       "import('./src/index.ts').then(m => { const a = m.tensor([1, 2]).add(1); m.tensor([3]).mul(2); console.log(m.getBackend().name, a.toArray().join(',')); })";
     const r = spawnSync(process.execPath, ["--import", "tsx", "-e", script], {
       cwd: new URL("../..", import.meta.url).pathname,
-      env: { ...process.env, MOXING_NATIVE_ADDON: "/nonexistent/moxing_native.node", MOXING_BACKEND: "" },
+      env: { ...process.env, MOXING_NATIVE_ADDON: "/nonexistent/moxing_native.node", MOXING_BACKEND: "", MOXING_QUIET: "" },
       encoding: "utf8",
     });
     assert.equal(r.status, 0, r.stderr);

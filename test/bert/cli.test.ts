@@ -22,7 +22,9 @@ interface Run {
 
 function moxing(args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env };
+    // MOXING_QUIET: without the native addon the one-time fallback notice would be a second
+    // stderr line (that notice has its own test in test/backends/native.test.ts).
+    const env: NodeJS.ProcessEnv = { ...process.env, MOXING_QUIET: "1" };
     delete env.MOXING_DEBUG;
     const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: repo, env });
     let stdout = "";

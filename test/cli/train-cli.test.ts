@@ -23,7 +23,9 @@ interface Run {
 /** Run `moxing ...args` from the repo root; `onStderr` may act on the process as output arrives. */
 function moxing(args: string[], onStderr?: (text: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env };
+    // MOXING_QUIET: without the native addon the one-time fallback notice would be a second
+    // stderr line (that notice has its own test in test/backends/native.test.ts).
+    const env: NodeJS.ProcessEnv = { ...process.env, MOXING_QUIET: "1" };
     delete env.MOXING_DEBUG;
     const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: repo, env });
     let stdout = "";
