@@ -2,51 +2,15 @@
 // one-line errors for bad input.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { assertOneLineError, moxing } from "../cli-run.js";
 import { corpus } from "./helpers.js";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const root = mkdtempSync(join(tmpdir(), "moxing-bert-cli-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function moxing(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // MOXING_QUIET: without the native addon the one-time fallback notice would be a second
-    // stderr line (that notice has its own test in test/backends/native.test.ts).
-    const env: NodeJS.ProcessEnv = { ...process.env, MOXING_QUIET: "1" };
-    delete env.MOXING_DEBUG;
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: repo, env });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function assertOneLineError(r: Run, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `expected failure, got success: ${r.stdout}`);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0] as string, /^moxing: /);
-  assert.match(lines[0] as string, pattern);
-}
 
 const model = join(root, "mlm");
 const f = (name: string, content: string) => {

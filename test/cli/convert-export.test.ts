@@ -3,55 +3,20 @@
 // one line on stderr.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { assertOneLineError, moxing, type Run, repo } from "../cli-run.js";
 import "../../src/index.js";
 import { saveModel } from "../../src/io/checkpoint.js";
 import { GPT } from "../../src/models/gpt.js";
 import { CharTokenizer } from "../../src/tokenizers/index.js";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const fixture = join(repo, "tools", "fixtures", "hf-gpt2");
 const expected = JSON.parse(readFileSync(join(fixture, "expected.json"), "utf8")) as { prompt: string; greedy: number[] };
 const root = mkdtempSync(join(tmpdir(), "moxing-convert-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function moxing(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, MOXING_QUIET: "1" };
-    delete env.MOXING_DEBUG;
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: repo, env });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("error", reject);
-    p.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function assertOneLineError(r: Run, pattern: RegExp, code?: number): void {
-  assert.notEqual(r.code, 0, `expected failure, got success: ${r.stdout}`);
-  if (code !== undefined) assert.equal(r.code, code, r.stderr);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0] as string, /^moxing: /);
-  assert.match(lines[0] as string, pattern);
-}
 
 const greedyArgs = ["--prompt", expected.prompt, "--temperature", "0", "--max-new-tokens", String(expected.greedy.length)];
 

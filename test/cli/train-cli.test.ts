@@ -2,56 +2,14 @@
 // Ctrl-C (SIGINT) saving a checkpoint that --resume continues.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { assertOneLineError, moxing, type Run } from "../cli-run.js";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const root = mkdtempSync(join(tmpdir(), "moxing-cli-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-interface Run {
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run `moxing ...args` from the repo root; `onStderr` may act on the process as output arrives. */
-function moxing(args: string[], onStderr?: (text: string, kill: (sig: NodeJS.Signals) => void) => void): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // MOXING_QUIET: without the native addon the one-time fallback notice would be a second
-    // stderr line (that notice has its own test in test/backends/native.test.ts).
-    const env: NodeJS.ProcessEnv = { ...process.env, MOXING_QUIET: "1" };
-    delete env.MOXING_DEBUG;
-    const p = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: repo, env });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-      onStderr?.(stderr, (sig) => p.kill(sig));
-    });
-    p.on("error", reject);
-    p.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
-
-/** A failed command: non-zero exit, exactly one line on stderr, no stack trace. */
-function assertOneLineError(r: Run, pattern: RegExp, code?: number): void {
-  assert.notEqual(r.code, 0, `expected failure, got success: ${r.stdout}`);
-  if (code !== undefined) assert.equal(r.code, code, r.stderr);
-  const lines = r.stderr.trimEnd().split("\n");
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert.match(lines[0] as string, /^moxing: /);
-  assert.match(lines[0] as string, pattern);
-  assert.doesNotMatch(r.stderr, /^\s+at /m);
-}
 
 const words = ["we", "the", "people", "of", "the", "united", "states", "in", "order", "to", "form", "a", "more", "perfect", "union"];
 let text = "";
