@@ -117,27 +117,6 @@ MX_CLONES void mm(i64 M, i64 N, i64 K, const float* A, i64 ars, i64 acs, const f
   }
 }
 
-// Float reductions over 16 explicit lanes so the loops vectorise without -ffast-math.
-#define MX_LANE_SUM(N, EXPR, RESULT)                                   \
-  float RESULT;                                                        \
-  {                                                                    \
-    float acc_[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; \
-    i64 i_ = 0;                                                        \
-    for (; i_ + 16 <= (N); i_ += 16)                                   \
-      for (int j_ = 0; j_ < 16; j_++) {                                \
-        const i64 k = i_ + j_;                                         \
-        acc_[j_] += (EXPR);                                            \
-      }                                                                \
-    float t_ = 0.0f;                                                   \
-    for (; i_ < (N); i_++) {                                           \
-      const i64 k = i_;                                                \
-      t_ += (EXPR);                                                    \
-    }                                                                  \
-    for (int j_ = 0; j_ < 8; j_++) acc_[j_] += acc_[j_ + 8];           \
-    for (int j_ = 0; j_ < 4; j_++) acc_[j_] += acc_[j_ + 4];           \
-    RESULT = ((acc_[0] + acc_[1]) + (acc_[2] + acc_[3])) + t_;         \
-  }
-
 // max over s[0..n) * scale; NaN if any is NaN.
 MX_CLONES float scaled_max(const float* s, i64 n, float scale) {
   float acc[16];

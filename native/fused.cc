@@ -43,27 +43,6 @@ void for_elems(i64 n, F&& body) {
   parallel_for(pieces, task);
 }
 
-// Float reductions use 16 explicit lanes so the compiler can vectorise them without -ffast-math.
-#define MX_LANE_SUM(N, EXPR, RESULT)                               \
-  float RESULT;                                                    \
-  {                                                                \
-    float acc_[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; \
-    i64 i = 0;                                                     \
-    for (; i + 16 <= (N); i += 16)                                 \
-      for (int j_ = 0; j_ < 16; j_++) {                            \
-        const i64 k = i + j_;                                      \
-        acc_[j_] += (EXPR);                                        \
-      }                                                            \
-    float t_ = 0.0f;                                               \
-    for (; i < (N); i++) {                                         \
-      const i64 k = i;                                             \
-      t_ += (EXPR);                                                \
-    }                                                              \
-    for (int j_ = 0; j_ < 8; j_++) acc_[j_] += acc_[j_ + 8];       \
-    for (int j_ = 0; j_ < 4; j_++) acc_[j_] += acc_[j_ + 4];       \
-    RESULT = ((acc_[0] + acc_[1]) + (acc_[2] + acc_[3])) + t_;     \
-  }
-
 MX_CLONES float row_max(const float* x, i64 n) {
   float acc[16];
   int nan[16];

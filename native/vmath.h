@@ -10,6 +10,28 @@
 #define MX_CLONES
 #endif
 
+// Float reductions over 16 explicit lanes so the loops vectorise without -ffast-math: RESULT is
+// the sum of EXPR for k in [0, N).
+#define MX_LANE_SUM(N, EXPR, RESULT)                                   \
+  float RESULT;                                                        \
+  {                                                                    \
+    float acc_[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; \
+    i64 i_ = 0;                                                        \
+    for (; i_ + 16 <= (N); i_ += 16)                                   \
+      for (int j_ = 0; j_ < 16; j_++) {                                \
+        const i64 k = i_ + j_;                                         \
+        acc_[j_] += (EXPR);                                            \
+      }                                                                \
+    float t_ = 0.0f;                                                   \
+    for (; i_ < (N); i_++) {                                           \
+      const i64 k = i_;                                                \
+      t_ += (EXPR);                                                    \
+    }                                                                  \
+    for (int j_ = 0; j_ < 8; j_++) acc_[j_] += acc_[j_ + 8];           \
+    for (int j_ = 0; j_ < 4; j_++) acc_[j_] += acc_[j_ + 4];           \
+    RESULT = ((acc_[0] + acc_[1]) + (acc_[2] + acc_[3])) + t_;         \
+  }
+
 namespace mx {
 
 static inline __attribute__((always_inline)) float vexp(float x) {
