@@ -30,7 +30,8 @@
         "native/gemm_generic.cc",
         "native/ops.cc",
         "native/fused.cc",
-        "native/attention.cc"
+        "native/attention.cc",
+        "native/memory.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "libraries": ["-lpthread"]

@@ -412,6 +412,7 @@ struct Attn {
   float *o, *l;           // forward outputs (out, lse)
   float *dq, *dk, *dv;    // backward outputs
   i64 bh, T, S, hs;
+  i64 kvs;    // elements between consecutive batch-heads of k and v (S * hs when contiguous)
   float scale;
   bool causal;
   i64 G;      // groups per batch-head entry (row groups forward, key groups backward)
@@ -430,8 +431,8 @@ void fwd_row(const Attn& a, i64 b, i64 i, float* s) {
   float* oi = a.o + (b * T + i) * hs;
   const i64 nv = a.causal ? std::min(S, i + off + 1) : S;
   if (nv <= 0) return set_masked_row(oi, a.l + b * T + i, hs);
-  const float* K = a.k + b * S * hs;
-  const float* V = a.v + b * S * hs;
+  const float* K = a.k + b * a.kvs;
+  const float* V = a.v + b * a.kvs;
   dots(qi, K, nv, hs, s);
   const float m = scaled_max(s, nv, a.scale);
   const float sum = exp_row(s, s, nv, a.scale, m);
@@ -456,8 +457,8 @@ void fwd_rows(const Attn& a, i64 b, i64 r0, i64 r1) {
   float* O = Sb + BR * BC;
   float* mrow = O + BR * hsp;
   float* lrow = mrow + BR;
-  const float* K = a.k + b * S * hs;
-  const float* V = a.v + b * S * hs;
+  const float* K = a.k + b * a.kvs;
+  const float* V = a.v + b * a.kvs;
   pack_t(K, kend, hs, Kt, ldk);
   pack_rows(V, kend, hs, Vp, hsp);
 
@@ -592,12 +593,13 @@ void run_tasks(i64 n, double work, F& body) {
 }  // namespace
 
 void fused_attention(const float* q, const float* k, const float* v, float* out, float* lse, i64 bh, i64 T, i64 S,
-                     i64 hs, double scale, bool causal) {
+                     i64 hs, double scale, bool causal, i64 kv_stride) {
   if (bh <= 0 || T <= 0) return;
   Attn a{};
   a.q = q;
   a.k = k;
   a.v = v;
+  a.kvs = kv_stride > 0 ? kv_stride : S * hs;
   a.o = out;
   a.l = lse;
   a.bh = bh;

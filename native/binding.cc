@@ -489,14 +489,20 @@ napi_value js_attention(napi_env env, napi_callback_info info) {
   double scale;
   bool causal;
   if (!attn_dims(a, bh, T, S, hs, scale, causal)) return nullptr;
-  const i64 nq = bh * T * hs, nk = bh * S * hs;
+  // P[6]: the batch-head stride of k and v (0: contiguous).
+  const i64 kvs = I(a.P[6]) > 0 ? I(a.P[6]) : S * hs;
+  if (kvs < S * hs) {
+    range_error(env, "moxing native: attention kv stride smaller than S * hs");
+    return nullptr;
+  }
+  const i64 nq = bh * T * hs, nk = bh > 0 ? (bh - 1) * kvs + S * hs : 0;
   if (!need(env, q, nq, "moxing native: attention q too small") ||
       !need(env, k, nk, "moxing native: attention k too small") ||
       !need(env, v, nk, "moxing native: attention v too small") ||
       !need(env, out, nq, "moxing native: attention out too small") ||
       !need(env, lse, bh * T, "moxing native: attention lse too small"))
     return nullptr;
-  fused_attention(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), bh, T, S, hs, scale, causal);
+  fused_attention(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), bh, T, S, hs, scale, causal, kvs);
   return undefined(env);
 }
 
@@ -565,6 +571,58 @@ napi_value js_set_threads(napi_env env, napi_callback_info info) {
 
 void finalize_params(napi_env, void* data, void*) { delete[] static_cast<double*>(data); }
 
+// Large tensors (weights above all) in memory backed by 2 MiB pages where the kernel allows it.
+// Generation streams every weight once per token; with 4 KiB pages a 120 MB model touches 30,000
+// pages and the TLB misses cost 10-15% of the token time (measured: bench/gemv-pages in the notes of
+// BENCHMARKS.md). V8 allocates ArrayBuffers with calloc, so they never get huge pages.
+struct HugeBlock {
+  void* base;
+  size_t len;
+  size_t accounted;
+};
+
+void finalize_huge(napi_env env, void*, void* hint) {
+  HugeBlock* b = static_cast<HugeBlock*>(hint);
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)b->accounted, &ignored);
+  huge_free(b->base, b->len);
+  delete b;
+}
+
+// alloc(bytes) -> a zero-filled ArrayBuffer, or null when the memory could not be mapped (the caller
+// then allocates an ordinary one).
+napi_value js_alloc(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  napi_get_null(env, &result);
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 1) return result;
+  double want = 0;
+  if (napi_get_value_double(env, argv[0], &want) != napi_ok || !(want > 0) || want > 1e15) return result;
+  const size_t bytes = (size_t)want;
+  HugeBlock* b = new HugeBlock{nullptr, 0, bytes};
+  void* data = huge_alloc(bytes, &b->base, &b->len);
+  if (!data) {
+    delete b;
+    return result;
+  }
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, data, bytes, finalize_huge, b, &ab) != napi_ok) {
+    huge_free(b->base, b->len);
+    delete b;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+    }
+    return result;
+  }
+  int64_t ignored;
+  napi_adjust_external_memory(env, (int64_t)bytes, &ignored);  // so V8's GC sees the memory it holds
+  return ab;
+}
+
 napi_value init(napi_env env, napi_value exports) {
   double* P = new double[kParams]();
   napi_value ab, params;
@@ -608,12 +666,18 @@ napi_value init(napi_env env, napi_value exports) {
       {"info", js_info},
       {"setIsa", js_set_isa},
       {"setThreads", js_set_threads},
+      {"alloc", js_alloc},
   };
   for (const Fn& f : fns) {
     napi_value v;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, P, &v);
     napi_set_named_property(env, exports, f.name, v);
   }
+  // Interface revision: 2 added alloc and attention's kv stride (P[6]). The TypeScript side checks
+  // it so a stale build is never handed parameters it would ignore.
+  napi_value abi;
+  napi_create_int32(env, 2, &abi);
+  napi_set_named_property(env, exports, "abi", abi);
   napi_value maxd;
   napi_create_int32(env, MAXD, &maxd);
   napi_set_named_property(env, exports, "maxDims", maxd);

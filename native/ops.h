@@ -50,12 +50,18 @@ void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, f
 void fused_cross_entropy_bwd(const float* logits, const int32_t* t, const float* lse, const float* dlosses,
                              float* dlogits, i64 rows, i64 cols, i64 ignore, double ls);
 // Scaled dot-product attention (attention.cc): q (bh, T, hs), k and v (bh, S, hs), out (bh, T, hs), lse (bh, T).
+// Batch-head b of k and v starts kv_stride elements after b - 1 (0: S * hs, contiguous), so a KV
+// cache of capacity > S is read in place.
 void fused_attention(const float* q, const float* k, const float* v, float* out, float* lse, i64 bh, i64 T, i64 S,
-                     i64 hs, double scale, bool causal);
+                     i64 hs, double scale, bool causal, i64 kv_stride = 0);
 void fused_attention_bwd(const float* q, const float* k, const float* v, const float* out, const float* lse,
                          const float* dout, float* dq, float* dk, float* dv, i64 bh, i64 T, i64 S, i64 hs,
                          double scale, bool causal);
 void fused_adamw(float* p, const float* g, float* m, float* v, i64 n, double lr, double b1, double b2, double eps,
                  double wd, double bc1, double bc2);
+
+// memory.cc: zero-filled memory aligned to 2 MiB pages; null when unavailable. Free with huge_free(base, len).
+void* huge_alloc(size_t bytes, void** base, size_t* len);
+void huge_free(void* base, size_t len);
 
 }  // namespace mx

@@ -5,6 +5,7 @@
 import type { GPT } from "../models/gpt.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
+import { MemoryArena } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 
@@ -92,6 +93,7 @@ export function* generateIds(model: GPT, prompt: readonly number[], opts: Genera
   let caches = useCache ? model.newCaches(1) : null;
   let pending = ctx.slice(-bs); // tokens not yet in the cache
   const wasTraining = model.training;
+  const arena = new MemoryArena();
   model.eval();
   try {
     for (let step = 0; step < maxNewTokens; step++) {
@@ -107,8 +109,11 @@ export function* generateIds(model: GPT, prompt: readonly number[], opts: Genera
       } else {
         input = ctx.slice(-bs); // nanoGPT: crop the context to the last block_size tokens
       }
-      const logits = noGrad(() => model.forward(tensor([input], { dtype: "int32" }), { caches, lastOnly: true }).logits);
-      const next = sampleNext(logits.contiguousData() as Float32Array, ctx, opts, g);
+      // Each step's activations come from an arena and go back to it once the next token is
+      // picked, so a step allocates (and zero-fills) nothing; the KV caches are persistent.
+      const forward = () => noGrad(() => model.forward(tensor([input], { dtype: "int32" }), { caches, lastOnly: true }).logits);
+      const next = arena.run(() => sampleNext(forward().contiguousData() as Float32Array, ctx, opts, g));
+      arena.reset();
       ctx.push(next);
       pending = [next];
       yield next;

@@ -484,6 +484,7 @@ export class Bert extends Module {
       this.qa_outputs = this.module("qa_outputs", new Dense(c.hidden_size, 2));
     }
     if ((opts.init ?? "normal") === "normal") this.initWeights(g);
+    this.packParameters();
   }
 
   /** Hugging Face's _init_weights: N(0, initializer_range) for dense and embedding weights (the

@@ -102,6 +102,7 @@ export class GPT extends Module {
     this.sinusoid = c.pos_encoding === "sinusoidal" ? sinusoidalTable(c.block_size, c.n_embd) : null;
     this.rope = c.pos_encoding === "rope" ? ropeTables(c.block_size, c.n_embd / c.n_head) : null;
     this.initWeights(g);
+    this.packParameters();
   }
 
   /** GPT-2 initialisation: N(0, 0.02) weights, zero biases, and the residual projections scaled

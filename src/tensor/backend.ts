@@ -60,6 +60,9 @@ export interface Backend {
   readonly fused?: Partial<FusedKernels>;
   /** Worker threads the backend uses (1 for single-threaded backends). */
   threads?(): number;
+  /** Optional: zero-filled memory for long-lived large tensors (the native backend maps it with
+   *  2 MiB pages), or null when it cannot; core then keeps ordinary ArrayBuffers. */
+  allocate?(bytes: number): ArrayBuffer | null;
 }
 
 /** Fused kernels work on contiguous row-major buffers of `rows` rows of `cols` columns. */
@@ -128,7 +131,9 @@ export interface FusedKernels {
    *  query row with an online softmax, so the (T, S) weight matrix is never stored:
    *  out[b, i] = Σ_j softmax_j(scale · q[b, i]·k[b, j] | mask) v[b, j]. q (bh, T, hs); k, v (bh, S, hs);
    *  out (bh, T, hs); lse (bh, T) receives each row's log-sum-exp for backward. When causal, query i
-   *  sees keys j <= i + (S - T) (the queries are the last T of S positions, as with a KV cache). */
+   *  sees keys j <= i + (S - T) (the queries are the last T of S positions, as with a KV cache).
+   *  kvStride (default S·hs): elements from one batch-head of k and v to the next, so the first S
+   *  positions of a KV cache with room for more are read in place. */
   attention(
     q: Float32Array,
     k: Float32Array,
@@ -141,6 +146,7 @@ export interface FusedKernels {
     hs: number,
     scale: number,
     causal: boolean,
+    kvStride?: number,
   ): void;
   /** Gradients of attention given dout, recomputing the weights from lse; dq, dk, dv are overwritten. */
   attentionBackward(

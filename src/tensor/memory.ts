@@ -9,7 +9,8 @@
 // arena or inside `persistent(...)`. With MOXING_ARENA_CHECK=1, reset() fills recycled buffers
 // with NaN so a use after reset shows up as NaN instead of silently wrong numbers.
 
-import type { DType, TypedArray } from "./backend.js";
+import { type DType, getBackend, type TypedArray } from "./backend.js";
+import type { Tensor } from "./tensor.js";
 
 let current: MemoryArena | null = null;
 
@@ -109,4 +110,37 @@ export function persistent<T>(fn: () => T): T {
   } finally {
     current = prev;
   }
+}
+
+/** Below this many bytes packing is not worth the backend's page-sized rounding. */
+const PACK_MIN_BYTES = 4 << 20;
+/** Each packed tensor starts on a cache line, as a fresh allocation would. */
+const PACK_ALIGN = 16;
+
+/**
+ * Move long-lived float32 tensors (a model's parameters) into one block of memory from the
+ * backend's `allocate`, which on the native backend is backed by 2 MiB pages. Generation reads every
+ * weight once per token, so fewer pages means fewer TLB misses (about 10% of a token's time for a
+ * 30M-parameter model). Values are kept; only tensors that own their whole buffer move (views and
+ * int tensors stay). Returns the bytes moved, 0 when the backend has no allocator or the tensors
+ * are too small to be worth it. Call it before taking views of the tensors: a view made earlier
+ * keeps the old buffer.
+ */
+export function packTensors(tensors: readonly Tensor[]): number {
+  const movable = [...new Set(tensors)].filter(
+    (t) => t.dtype === "float32" && t.offset === 0 && t.data.length === t.size && t.size > 0,
+  );
+  let floats = 0;
+  for (const t of movable) floats += Math.ceil(t.size / PACK_ALIGN) * PACK_ALIGN;
+  if (floats * 4 < PACK_MIN_BYTES) return 0;
+  const buffer = getBackend().allocate?.(floats * 4) ?? null;
+  if (!buffer) return 0;
+  let at = 0;
+  for (const t of movable) {
+    const dst = new Float32Array(buffer, at * 4, t.size);
+    dst.set(t.data as Float32Array);
+    (t as { data: TypedArray }).data = dst;
+    at += Math.ceil(t.size / PACK_ALIGN) * PACK_ALIGN;
+  }
+  return floats * 4;
 }

@@ -751,9 +751,19 @@ export function scaledDotProductAttention(
   const f = fusedPair("attention", "attentionBackward");
   if (f && !opts.attnMask && p === 0 && !opts.needWeights && q.size > 0 && S > 0) {
     const bh = q.size / (T * d);
-    const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
+    const qc = contiguous(q);
     const out = empty(q.shape);
     const lse = new Float32Array(bh * T);
+    // Inference on a KV cache: k and v are the first S positions of buffers with room for more.
+    // The kernel reads them in place instead of copying the whole cache every token.
+    const kvStride = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad) ? null : batchStride(k, v);
+    if (kvStride !== null) {
+      const kd = (k.data as Float32Array).subarray(k.offset);
+      const vd = (v.data as Float32Array).subarray(v.offset);
+      f.attention(flat(qc), kd, vd, out.data as Float32Array, lse, bh, T, S, d, scale, causal, kvStride);
+      return { out, weights: null };
+    }
+    const [kc, vc] = [contiguous(k), contiguous(v)];
     f.attention(flat(qc), flat(kc), flat(vc), out.data as Float32Array, lse, bh, T, S, d, scale, causal);
     return { out: record("attention", [qc, kc, vc], out, { lse, bh, T, S, d, scale, causal }), weights: null };
   }
@@ -766,6 +776,31 @@ export function scaledDotProductAttention(
   const weights = softmax(att, -1);
   const dropped = dropout(weights, p, true, opts.generator ?? defaultGenerator);
   return { out: matmul(dropped, v), weights };
+}
+
+/** When k and v are (..., S, d) with contiguous rows and each flattened leading index a fixed
+ *  stride apart, at least S·d (a KV cache's first S positions), that stride; null when they need a copy. */
+function batchStride(k: Tensor, v: Tensor): number | null {
+  const n = k.ndim;
+  if (k.dtype !== "float32" || v.dtype !== "float32" || n < 2) return null;
+  const S = k.shape[n - 2] as number;
+  const d = k.shape[n - 1] as number;
+  if (k.strides.some((st, i) => st !== v.strides[i])) return null;
+  if (d > 1 && k.strides[n - 1] !== 1) return null;
+  if (S > 1 && k.strides[n - 2] !== d) return null;
+  let stride: number | null = null; // of one step of the flattened leading index
+  let span = 1; // leading positions inside the current dim
+  for (let i = n - 3; i >= 0; i--) {
+    const size = k.shape[i] as number;
+    const st = k.strides[i] as number;
+    if (size > 1) {
+      if (stride === null) stride = st / span;
+      if (st !== stride * span) return null;
+    }
+    span *= size;
+  }
+  if (stride === null) return S * d; // a single batch-head
+  return Number.isInteger(stride) && stride >= S * d ? stride : null;
 }
 
 // ---- autograd entry ------------------------------------------------------------------------------------

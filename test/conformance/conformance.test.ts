@@ -288,6 +288,36 @@ describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`
       [rnd([2, 3, 6, 4], 63), rnd([2, 3, 6, 4], 64), rnd([2, 3, 6, 4], 65)],
       { rtol: 1e-4, atol: 1e-5 },
     );
+    // Inference over a KV cache: k and v are the first S of maxLen positions, read in place.
+    for (const [B, nh, T, S, maxLen, hs] of [
+      [1, 1, 1, 1, 8, 4],
+      [2, 3, 1, 5, 16, 8],
+      [2, 3, 4, 9, 12, 5],
+      [1, 2, 3, 7, 7, 16],
+    ] as const) {
+      const cached = (q: Tensor, ck: Tensor, cv: Tensor) =>
+        mx.scaledDotProductAttention(q, mx.slice(ck, 2, 0, S), mx.slice(cv, 2, 0, S), { causal: true }).out;
+      same(
+        `sdpa over a KV cache B=${B} nh=${nh} T=${T} S=${S} of ${maxLen}`,
+        cached,
+        [rnd([B, nh, T, hs], 72), rnd([B, nh, maxLen, hs], 73), rnd([B, nh, maxLen, hs], 74)],
+        { rtol: 1e-4, atol: 1e-5, grad: false },
+      );
+    }
+    // Views the in-place read must not take: a head slice (leading strides that do not collapse)
+    // and a transposed cache.
+    same(
+      "sdpa over a slice of the heads",
+      (q, ck, cv) => mx.scaledDotProductAttention(q, mx.slice(ck, 1, 1, 3), mx.slice(cv, 1, 1, 3), { causal: true }).out,
+      [rnd([2, 2, 3, 4], 75), rnd([2, 4, 3, 4], 76), rnd([2, 4, 3, 4], 77)],
+      { rtol: 1e-4, atol: 1e-5, grad: false },
+    );
+    same(
+      "sdpa over transposed keys",
+      (q, ck, cv) => mx.scaledDotProductAttention(q, mx.transpose(ck, -2, -1), mx.transpose(cv, -2, -1)).out,
+      [rnd([2, 3, 4], 78), rnd([2, 4, 5], 79), rnd([2, 4, 5], 80)],
+      { rtol: 1e-4, atol: 1e-5, grad: false },
+    );
   });
   test("AdamW steps", () => {
     const run = () => {

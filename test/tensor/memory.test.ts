@@ -71,3 +71,39 @@ describe(`MemoryArena (${mx.getBackend().name})`, () => {
     assert.equal(temp.toArray()[0], 7, "a tensor used after reset sees the new owner's data");
   });
 });
+
+describe("packTensors: parameters in one block of backend memory", () => {
+  const backend = mx.getBackend();
+  test("values are kept, each tensor starts on a cache line, tiny sets are left alone", () => {
+    const ts = [mx.randn([1500, 700], { generator: new mx.Generator(1) }), mx.randn([333], { generator: new mx.Generator(2) })];
+    const before = ts.map((t) => Float32Array.from(t.data as Float32Array));
+    const bytes = mx.packTensors([...ts, ts[0] as mx.Tensor]); // a tied tensor listed twice moves once
+    if (!backend.allocate || backend.allocate(16) === null) {
+      assert.equal(bytes, 0, `${backend.name} has no allocator: nothing moves`);
+      return;
+    }
+    assert.equal(bytes, (1050000 + 336) * 4);
+    assert.equal(ts[0]?.data.buffer, ts[1]?.data.buffer, "one block");
+    ts.forEach((t, i) => {
+      assert.deepEqual(t.data, before[i]);
+      assert.equal(t.data.byteOffset % 64, 0);
+    });
+    const small = mx.randn([100]);
+    const own = small.data;
+    assert.equal(mx.packTensors([small]), 0, "below 4 MiB packing is not worth the page rounding");
+    assert.equal(small.data, own);
+  });
+  test("a GPT's parameters share one block and train as before", () => {
+    const config = { n_layer: 2, n_head: 2, n_embd: 256, block_size: 16, vocab_size: 2000 };
+    const model = new mx.GPT(config, { seed: 0 });
+    const buffers = new Set(model.parameters().map((p) => p.data.buffer));
+    assert.equal(buffers.size, backend.allocate?.(16) ? 1 : model.parameters().length);
+    const idx = mx.tensor([[1, 2, 3, 4]], { dtype: "int32" });
+    const opt = new mx.AdamW(model.parameters(), { lr: 1e-3 });
+    const { loss } = model.forward(idx, { targets: idx });
+    loss?.backward();
+    opt.step();
+    const again = model.forward(idx, { targets: idx }).loss?.item() as number;
+    assert.ok(again < (loss?.item() as number), "a step on packed parameters lowers the loss");
+  });
+});

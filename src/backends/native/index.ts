@@ -80,6 +80,9 @@ interface Addon {
   info(): { isa: string; threads: number };
   setIsa(name: string): boolean;
   setThreads(n: number): void;
+  alloc?(bytes: number): ArrayBuffer | null;
+  /** Interface revision (absent before 2). */
+  abi?: number;
 }
 
 /** The directory holding moxing's package.json (works from src/ under tsx and from dist/src/). */
@@ -182,14 +185,15 @@ function makeBackend(A: Addon): Backend {
       P[6] = bc2;
       A.adamw(param, grad, m, v);
     },
-    // attention: P[0..6) = bh, T, S, hs, scale, causal
-    attention(q, k, v, out, lse, bh, T, S, hs, scale, causal) {
+    // attention: P[0..7) = bh, T, S, hs, scale, causal, kvStride (0: contiguous)
+    attention(q, k, v, out, lse, bh, T, S, hs, scale, causal, kvStride) {
       P[0] = bh;
       P[1] = T;
       P[2] = S;
       P[3] = hs;
       P[4] = scale;
       P[5] = causal ? 1 : 0;
+      P[6] = kvStride ?? 0;
       A.attention(q, k, v, out, lse);
     },
     attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal) {
@@ -211,6 +215,13 @@ function makeBackend(A: Addon): Backend {
     delete partial.attentionBackward;
   }
   if (typeof A.biasGelu !== "function") delete (fused as Partial<FusedKernels>).biasGelu;
+  // Before interface revision 2 the kernel ignored attention's kvStride and would read a KV cache
+  // as if it were contiguous: a stale build composes attention from primitives instead.
+  if (!((A.abi ?? 1) >= 2)) {
+    const partial: Partial<FusedKernels> = fused;
+    delete partial.attention;
+    delete partial.attentionBackward;
+  }
 
   let threadCount = A.info().threads;
   refreshThreads = () => {
@@ -328,6 +339,10 @@ function makeBackend(A: Addon): Backend {
     fused,
     threads(): number {
       return threadCount;
+    },
+    // An addon built before alloc existed (a stale build) still loads; core then keeps plain buffers.
+    allocate(bytes: number): ArrayBuffer | null {
+      return typeof A.alloc === "function" && process.env.MOXING_HUGE_PAGES !== "0" ? A.alloc(bytes) : null;
     },
   };
 }
