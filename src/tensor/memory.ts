@@ -127,9 +127,7 @@ const PACK_ALIGN = 16;
  * keeps the old buffer.
  */
 export function packTensors(tensors: readonly Tensor[]): number {
-  const movable = [...new Set(tensors)].filter(
-    (t) => t.dtype === "float32" && t.offset === 0 && t.data.length === t.size && t.size > 0,
-  );
+  const movable = [...new Set(tensors)].filter((t) => t.dtype === "float32" && t.offset === 0 && t.data.length === t.size && t.size > 0);
   let floats = 0;
   for (const t of movable) floats += Math.ceil(t.size / PACK_ALIGN) * PACK_ALIGN;
   if (floats * 4 < PACK_MIN_BYTES) return 0;
