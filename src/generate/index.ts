@@ -43,6 +43,7 @@ function checkSampling(o: SamplingOptions): void {
 /** Pick the next token id from one row of logits, given the ids so far. */
 export function sampleNext(logits: Float32Array, context: readonly number[], o: SamplingOptions, g: Generator): number {
   const { temperature = 1, topK = 0, topP = 1, repetitionPenalty = 1 } = o;
+  if (temperature === 0 && repetitionPenalty === 1) return argmax(logits); // greedy: no copy needed
   const x = Float64Array.from(logits);
   if (repetitionPenalty !== 1) {
     for (const id of new Set(context)) {
@@ -50,11 +51,7 @@ export function sampleNext(logits: Float32Array, context: readonly number[], o: 
       x[id] = v < 0 ? v * repetitionPenalty : v / repetitionPenalty;
     }
   }
-  if (temperature === 0) {
-    let best = 0;
-    for (let i = 1; i < x.length; i++) if ((x[i] as number) > (x[best] as number)) best = i;
-    return best;
-  }
+  if (temperature === 0) return argmax(x);
   for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) / temperature;
   // Candidates sorted by logit, descending; top-k and top-p cut this list.
   let order = Array.from(x.keys()).sort((a, b) => (x[b] as number) - (x[a] as number));
@@ -80,6 +77,20 @@ export function sampleNext(logits: Float32Array, context: readonly number[], o: 
     if (r < 0) return order[i] as number;
   }
   return order[order.length - 1] as number;
+}
+
+/** Index of the first largest value. */
+function argmax(x: Float32Array | Float64Array): number {
+  let best = 0;
+  let bestValue = x[0] as number;
+  for (let i = 1; i < x.length; i++) {
+    const v = x[i] as number;
+    if (v > bestValue) {
+      best = i;
+      bestValue = v;
+    }
+  }
+  return best;
 }
 
 /** Yield generated token ids one at a time. The prompt must be non-empty. */
