@@ -93,6 +93,20 @@ describe("packTensors: parameters in one block of backend memory", () => {
     assert.equal(mx.packTensors([small]), 0, "below 4 MiB packing is not worth the page rounding");
     assert.equal(small.data, own);
   });
+  test("MOXING_HUGE_PAGES=0 keeps ordinary buffers", () => {
+    const code = "import('./src/index.ts').then((mx) => console.log(mx.packTensors([mx.zeros([2000, 1000])])));";
+    const run = (huge: string) =>
+      spawnSync(process.execPath, ["--import", "tsx", "-e", code], {
+        cwd: new URL("../..", import.meta.url).pathname,
+        env: { ...process.env, MOXING_HUGE_PAGES: huge, MOXING_QUIET: "1" },
+        encoding: "utf8",
+      });
+    const off = run("0");
+    assert.equal(off.status, 0, off.stderr);
+    assert.equal(off.stdout.trim(), "0");
+    const on = run("1");
+    assert.equal(on.stdout.trim(), backend.allocate?.(16) ? String(2000 * 1000 * 4) : "0");
+  });
   test("a GPT's parameters share one block and train as before", () => {
     const config = { n_layer: 2, n_head: 2, n_embd: 256, block_size: 16, vocab_size: 2000 };
     const model = new mx.GPT(config, { seed: 0 });
