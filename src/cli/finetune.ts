@@ -3,12 +3,20 @@
 
 import { writeFileSync } from "node:fs";
 import { formatConll, readConllFile, type TaggedSentence } from "../data/conll.js";
-import { type DataProvenance, type LabeledText, readLabeledFile, shuffled, splitTrainEval } from "../data/labeled.js";
+import { type DataProvenance, type LabeledText, readLabeledFile, shuffled, splitTrainEval, stratifiedSplit } from "../data/labeled.js";
 import { SILVER_NER, SILVER_SENTIMENT, SYNTHETIC_QA, sentencesOf, silverNer, silverSentiment, syntheticQa } from "../data/silver.js";
 import { sotuCorpus } from "../data/sotu.js";
 import { SPAM_ASSASSIN_PACKAGE, spamAssassin } from "../data/spam.js";
 import { type QaExample, readSquadFile } from "../data/squad.js";
-import { FINETUNE_DEFAULTS, type FinetuneTask, finetune, resolveTask, TASK_ALIASES, type TaskData } from "../train/finetune.js";
+import {
+  FINETUNE_DEFAULTS,
+  type FinetuneTask,
+  finetune,
+  readFinetuneCheckpoint,
+  resolveTask,
+  TASK_ALIASES,
+  type TaskData,
+} from "../train/finetune.js";
 import { lineReporter } from "../train/loop.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
@@ -39,6 +47,7 @@ const DATASETS: Record<string, { task: FinetuneTask; provenance: DataProvenance;
 const HELP = `moxing finetune: fine-tune a pretrained BERT for a task and evaluate it
 
 Usage: moxing finetune --task TASK --model DIR --out DIR (--train FILE [--eval FILE] | --dataset NAME) [flags]
+       moxing finetune --out DIR --resume (--train FILE [--eval FILE] | --dataset NAME)
 
   --task TASK           ${Object.keys(TASK_ALIASES).join(" | ")}
   --model DIR           a BERT model directory (moxing pretrain-mlm, or a Hugging Face BERT with
@@ -51,7 +60,8 @@ Data (files):
                         tag per line, blank line between sentences); question-answering: SQuAD v1.1 JSON
   --labels FILE         labels, one per line, for a --train file of one text per line
   --eval FILE           evaluation data in the same format (--eval-labels FILE likewise); without it,
-                        --eval-fraction of the training data (default 0.1) is held out
+                        --eval-fraction of the training data (default 0.1) is held out (for
+                        classification, stratified: each label keeps its share)
   --predictions FILE    write the evaluation predictions: CoNLL (token gold predicted) for NER, SQuAD-style
                         {id: answer} JSON for QA, one label per line for classification
 Data (built in; --limit N caps the examples):
@@ -63,6 +73,11 @@ Training (AdamW; 10% linear warmup then cosine decay; grad clip 1.0; evaluation 
   --epochs ${FINETUNE_DEFAULTS.epochs}  --max-steps N (overrides epochs)  --batch-size ${FINETUNE_DEFAULTS.batchSize}  --learning-rate ${FINETUNE_DEFAULTS.learningRate}
   --weight-decay ${FINETUNE_DEFAULTS.weightDecay}  --max-length ${FINETUNE_DEFAULTS.maxLength}  --seed ${FINETUNE_DEFAULTS.seed}
   --doc-stride ${FINETUNE_DEFAULTS.docStride}  --max-answer-length ${FINETUNE_DEFAULTS.maxAnswerLength}   (question answering)
+Checkpoints (model, optimizer and trainer state in --out; Ctrl-C saves one and stops):
+  --checkpoint-interval N   save every N steps (default: after every evaluation)
+  --resume                  continue the run in --out exactly where it stopped, with the same data
+                            (--task and --model come from the checkpoint; --max-steps/--epochs may grow)
+  --overwrite               start over in an --out that holds a fine-tuning run
 
 Metrics: accuracy and macro F1 (classification); entity-level precision/recall/F1 as seqeval computes
 them (NER); exact match and F1 as the SQuAD v1.1 script computes them (QA). Silver and synthetic data
@@ -89,6 +104,9 @@ const FLAGS = {
   "doc-stride": { type: "string" },
   "max-answer-length": { type: "string" },
   seed: { type: "string" },
+  "checkpoint-interval": { type: "string" },
+  resume: { type: "boolean" },
+  overwrite: { type: "boolean" },
 } as const;
 
 function readData(task: FinetuneTask, path: string, labelsPath?: string): TaskData["examples"] {
@@ -98,9 +116,14 @@ function readData(task: FinetuneTask, path: string, labelsPath?: string): TaskDa
   return readSquadFile(path) as QaExample[];
 }
 
-/** Hold out a fraction of the training data; QA questions on one context stay on one side, so
- *  held-out contexts are unseen in training. */
+/** Hold out a fraction of the training data: stratified by label for classification (each label
+ *  keeps its share on both sides); QA questions on one context stay on one side, so held-out
+ *  contexts are unseen in training. */
 function holdOut(task: FinetuneTask, data: TaskData["examples"], fraction: number): [TaskData["examples"], TaskData["examples"]] {
+  if (task === "text-classification") {
+    const s = stratifiedSplit(data as LabeledText[], fraction, 11, (e) => e.label);
+    return [s.train, s.eval];
+  }
   if (task !== "question-answering") {
     const s = splitTrainEval(data as unknown[], fraction, 11);
     return [s.train, s.eval] as [TaskData["examples"], TaskData["examples"]];
@@ -118,15 +141,25 @@ export const finetuneCommand: Command = {
     const c = "finetune";
     const { values: v, positionals } = parseFlags(c, argv, FLAGS);
     if (positionals.length) throw new UsageError(`${c}: unexpected argument '${positionals[0]}'`);
-    if (!v.task) throw new UsageError(`${c}: --task is required (${Object.keys(TASK_ALIASES).join(", ")})`);
+    if (!v.out) throw new UsageError(`${c}: --out DIR is required`);
+    if (v.resume && v.overwrite) throw new UsageError(`${c}: --resume continues the run in --out and --overwrite starts over; give one`);
+    const checkpoint = v.resume ? readFinetuneCheckpoint(v.out) : null;
+    if (v.resume && !checkpoint) {
+      throw new UsageError(`${c}: nothing to resume in '${v.out}' (no fine-tuning checkpoint); run without --resume to start`);
+    }
+    const taskName = v.task ?? checkpoint?.task;
+    if (!taskName) throw new UsageError(`${c}: --task is required (${Object.keys(TASK_ALIASES).join(", ")})`);
     let task: FinetuneTask;
     try {
-      task = resolveTask(v.task);
+      task = resolveTask(taskName);
     } catch (e) {
       throw new UsageError(`${c}: ${(e as Error).message}`);
     }
-    if (!v.model) throw new UsageError(`${c}: --model DIR is required (a pretrained BERT, e.g. from moxing pretrain-mlm)`);
-    if (!v.out) throw new UsageError(`${c}: --out DIR is required`);
+    if (checkpoint && task !== checkpoint.task) {
+      throw new UsageError(`${c}: the run in '${v.out}' fine-tunes for ${checkpoint.task}, not ${task}; drop --task to resume it`);
+    }
+    const model = v.model ?? checkpoint?.model;
+    if (!model) throw new UsageError(`${c}: --model DIR is required (a pretrained BERT, e.g. from moxing pretrain-mlm)`);
     if (!v.train === !v.dataset) throw new UsageError(`${c}: give the training data with --train FILE or --dataset NAME (one of them)`);
     const limit = v.limit === undefined ? undefined : num(c, "limit", v.limit, 0, { int: true, min: 2 });
     const evalFraction = num(c, "eval-fraction", v["eval-fraction"], 0.1, { min: 0 });
@@ -157,11 +190,21 @@ export const finetuneCommand: Command = {
       const value = v[flag] as string | undefined;
       return value === undefined ? undefined : num(c, flag, value, 0, o);
     };
+    const abort = new AbortController();
+    const onSigint = () => {
+      process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
+      abort.abort();
+      process.off("SIGINT", onSigint);
+    };
+    process.on("SIGINT", onSigint);
     const r = await finetune(
       {
         task,
-        model: v.model,
+        model,
         out: v.out,
+        resume: v.resume,
+        overwrite: v.overwrite,
+        checkpointInterval: opt("checkpoint-interval", { int: true, min: 1 }),
         train: data(train),
         eval: evalData ? data(evalData) : undefined,
         provenance: { train: provenance, eval: v.eval ? { name: v.eval, kind: "unknown" } : provenance },
@@ -175,8 +218,16 @@ export const finetuneCommand: Command = {
         maxAnswerLength: opt("max-answer-length", { int: true, min: 1 }),
         seed: opt("seed", { int: true, min: 0 }),
       },
-      { onLog: lineReporter(process.stderr) },
-    );
+      { onLog: lineReporter(process.stderr), signal: abort.signal },
+    ).finally(() => process.off("SIGINT", onSigint));
+    if (r.status === "interrupted") {
+      const data = (["dataset", "limit", "train", "labels", "eval", "eval-labels", "eval-fraction"] as const)
+        .filter((f) => v[f] !== undefined)
+        .map((f) => `--${f} ${v[f]}`)
+        .join(" ");
+      console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing finetune --out ${r.out} --resume ${data}`);
+      return 130;
+    }
     if (v.predictions && r.eval) {
       const p = r.eval.predictions;
       if (task === "token-classification") writeFileSync(v.predictions, formatConll(evalData as TaggedSentence[], p as string[][]));

@@ -189,3 +189,45 @@ export function splitTrainEval<T>(items: readonly T[], evalFraction: number, see
   const n = Math.max(1, Math.round(s.length * evalFraction));
   return { train: s.slice(0, s.length - n), eval: s.slice(s.length - n) };
 }
+
+/**
+ * Train / eval split that keeps each class's share in both parts (like scikit-learn's stratified
+ * train_test_split): every class gives round-down of its share of the eval size, and the remaining
+ * eval places go to the classes with the largest remainders. A class with one example stays in train.
+ */
+export function stratifiedSplit<T>(
+  items: readonly T[],
+  evalFraction: number,
+  seed: number,
+  classOf: (item: T) => string,
+): { train: T[]; eval: T[] } {
+  const s = shuffled(items, seed);
+  const total = Math.max(1, Math.round(s.length * evalFraction));
+  const counts = new Map<string, number>();
+  for (const x of s) counts.set(classOf(x), (counts.get(classOf(x)) ?? 0) + 1);
+  const classes = [...counts.keys()].sort();
+  const quota = new Map(classes.map((c) => [c, Math.floor(((counts.get(c) as number) * total) / s.length)]));
+  let left = total - [...quota.values()].reduce((a, b) => a + b, 0);
+  const byRemainder = [...classes].sort((a, b) => {
+    const r = (c: string) => ((counts.get(c) as number) * total) / s.length - (quota.get(c) as number);
+    return r(b) - r(a);
+  });
+  for (const c of byRemainder) {
+    if (left === 0) break;
+    if ((quota.get(c) as number) + 1 < (counts.get(c) as number)) {
+      quota.set(c, (quota.get(c) as number) + 1);
+      left--;
+    }
+  }
+  const train: T[] = [];
+  const evalPart: T[] = [];
+  for (let i = s.length - 1; i >= 0; i--) {
+    const x = s[i] as T;
+    const c = classOf(x);
+    if ((quota.get(c) as number) > 0) {
+      quota.set(c, (quota.get(c) as number) - 1);
+      evalPart.push(x);
+    } else train.push(x);
+  }
+  return { train: train.reverse(), eval: evalPart.reverse() };
+}

@@ -14,20 +14,20 @@
 // then cosine decay, clipping at 1.0, shuffled batches each epoch; evaluation after every epoch.
 // The result is a model directory whose config.json names the labels and where the data came from.
 
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { getEntities, type SeqevalReport, seqevalScores, type TaggedSentence } from "../data/conll.js";
 import { checkLabels, type DataProvenance, type LabeledText, labelSet } from "../data/labeled.js";
 import { bestAnswer, type QaExample, type QaFeature, qaFeatures, squadEvaluate } from "../data/squad.js";
-import { DataError } from "../data/text.js";
-import { loadBert, saveBert } from "../io/bert.js";
+import { DataError, textDigest } from "../data/text.js";
+import { BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE, loadBert, loadBertOptimizer, readBertTrainerState, saveBert } from "../io/bert.js";
 import type { Bert } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
+import { type LoopHooks, type Metrics, runLoop, truncateMetrics } from "./loop.js";
 import { IGNORE_INDEX } from "./mlm.js";
 
 export type FinetuneTask = "text-classification" | "token-classification" | "question-answering";
@@ -385,6 +385,58 @@ export interface FinetuneOptions {
   seed?: number;
   /** Evaluate every N steps (default: every epoch, and at the end). */
   evalInterval?: number;
+  /** Save a resumable checkpoint (model, optimizer, trainer state) every N steps (default: evalInterval). */
+  checkpointInterval?: number;
+  /** Continue the run saved in `out` exactly where it stopped; the data must be the same. maxSteps
+   *  or epochs may grow; the other settings come from the checkpoint. */
+  resume?: boolean;
+  /** Start over even if `out` holds a fine-tuning run. */
+  overwrite?: boolean;
+}
+
+/** The settings a fine-tuning run is defined by, saved in its checkpoints. */
+interface FinetuneArgs {
+  task: FinetuneTask;
+  model: string;
+  maxSteps: number;
+  batchSize: number;
+  learningRate: number;
+  warmupRatio: number;
+  warmupSteps: number;
+  weightDecay: number;
+  gradClip: number;
+  maxLength: number;
+  docStride: number;
+  maxAnswerLength: number;
+  seed: number;
+  evalInterval: number;
+  checkpointInterval: number;
+}
+
+/** trainer_state.json of a fine-tuning checkpoint: with the data's digest and every random state,
+ *  a resumed run continues with exactly the batches, dropout masks and losses of an uninterrupted one. */
+interface FinetuneState {
+  format: "moxing-bert-finetune-state";
+  step: number;
+  args: FinetuneArgs;
+  data: { sha256: string; train: number; eval: number };
+  rng: { model: ReturnType<Generator["getState"]>; batches: ReturnType<Generator["getState"]> };
+  /** The current epoch's order of the training features and how far into it the run is. */
+  order: number[];
+  cursor: number;
+}
+
+/** The task and source model of the fine-tuning run saved in `dir`, or null when it holds none
+ *  (the CLI needs the task to read the data files of a resumed run). */
+export function readFinetuneCheckpoint(dir: string): { task: FinetuneTask; model: string; step: number } | null {
+  const raw = existsSync(dir) ? readBertTrainerState(dir) : null;
+  if (raw?.format !== "moxing-bert-finetune-state") return null;
+  const st = raw as unknown as FinetuneState;
+  return { task: st.args.task, model: st.args.model, step: st.step };
+}
+
+function dataDigest(train: TaskData, evalData: TaskData | undefined): string {
+  return textDigest(JSON.stringify([train.examples, evalData?.examples ?? null]));
 }
 
 export const FINETUNE_DEFAULTS = {
@@ -413,10 +465,31 @@ export interface FinetuneResult {
 
 /** Fine-tune the model in `opts.model` on `opts.train` and save it to `opts.out`; see the file comment. */
 export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Promise<FinetuneResult> {
-  const o = {
-    ...FINETUNE_DEFAULTS,
-    ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
-  } as typeof FINETUNE_DEFAULTS & FinetuneOptions;
+  let saved: FinetuneState | null = null;
+  if (opts.resume) {
+    const raw = existsSync(opts.out) ? readBertTrainerState(opts.out) : null;
+    if (raw?.format !== "moxing-bert-finetune-state") {
+      throw new Error(`nothing to resume in '${opts.out}' (no fine-tuning trainer_state.json); run without --resume to start`);
+    }
+    saved = raw as unknown as FinetuneState;
+    if (saved.args.task !== opts.task) throw new Error(`the run in '${opts.out}' fine-tunes for ${saved.args.task}, not ${opts.task}`);
+  } else if (readFinetuneCheckpoint(opts.out) && !opts.overwrite) {
+    throw new Error(
+      `'${opts.out}' already holds a fine-tuning run; pass --resume to continue it, --overwrite to start over, or choose another --out`,
+    );
+  }
+  // A resumed run keeps its settings; only its length (maxSteps, or epochs) may change.
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<FinetuneOptions>;
+  const o = (
+    saved
+      ? {
+          ...FINETUNE_DEFAULTS,
+          ...given,
+          ...saved.args,
+          maxSteps: opts.maxSteps ?? (opts.epochs !== undefined ? undefined : saved.args.maxSteps),
+        }
+      : { ...FINETUNE_DEFAULTS, ...given }
+  ) as typeof FINETUNE_DEFAULTS & FinetuneOptions;
   const emit = hooks.onLog ?? (() => {});
   const task = o.task;
   if (o.train.task !== task || (o.eval && o.eval.task !== task))
@@ -441,14 +514,21 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
     for (const t of tags) if (!labels.includes(t)) labels.push(t);
   }
   const seed = o.seed;
-  const loaded = loadBert(o.model, { task, numLabels: labels?.length ?? 2, generator: new Generator(seed) });
+  const digest = dataDigest(o.train, o.eval);
+  if (saved && saved.data.sha256 !== digest) {
+    throw new DataError(
+      `the data differs from the data the run in '${o.out}' was trained on; resume with the same --train/--eval or --dataset`,
+    );
+  }
+  const modelRng = new Generator(seed);
+  const loaded = loadBert(saved ? o.out : o.model, { task, numLabels: labels?.length ?? 2, generator: modelRng });
   const { model, tokenizer } = loaded;
   if (loaded.info.task === task && loaded.info.labels && labels && loaded.info.labels.join("\u0000") !== labels.join("\u0000")) {
     throw new DataError(
       `the model in '${o.model}' was fine-tuned with the labels ${loaded.info.labels.join(", ")}, but the training data has ${labels.join(", ")}`,
     );
   }
-  if (loaded.report.initialised.length) {
+  if (loaded.report.initialised.length && !saved) {
     emit({ type: "info", message: `new ${task} head (initialised: ${loaded.report.initialised.join(", ")}) on the encoder of ${o.model}` });
   }
   if (o.eval && labels) {
@@ -484,13 +564,48 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
   const padId = tokenizer.tokenToId(tokenizer.padToken) as number;
   const stepsPerEpoch = Math.ceil(features.length / o.batchSize);
   const maxSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
-  const warmupSteps = Math.floor(maxSteps * o.warmupRatio);
+  const warmupSteps = saved?.args.warmupSteps ?? Math.floor(maxSteps * o.warmupRatio);
   const evalInterval = o.evalInterval ?? stepsPerEpoch;
+  const checkpointInterval = o.checkpointInterval ?? evalInterval;
+  for (const [k, v] of [
+    ["evalInterval", evalInterval],
+    ["checkpointInterval", checkpointInterval],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`finetune: ${k} must be an integer >= 1 (got ${v})`);
+  }
+  const args: FinetuneArgs = {
+    task,
+    model: o.model,
+    maxSteps,
+    batchSize: o.batchSize,
+    learningRate: o.learningRate,
+    warmupRatio: o.warmupRatio,
+    warmupSteps,
+    weightDecay: o.weightDecay,
+    gradClip: o.gradClip,
+    maxLength: o.maxLength,
+    docStride: o.docStride,
+    maxAnswerLength: o.maxAnswerLength,
+    seed,
+    evalInterval,
+    checkpointInterval,
+  };
 
   // Batches: each epoch a fresh seeded permutation of the features.
   const rng = new Generator(seed + 1);
   let order: number[] = [];
   let cursor = 0;
+  if (saved) {
+    if (saved.order.length !== 0 && saved.order.length !== features.length) {
+      throw new DataError(
+        `the run in '${o.out}' had ${saved.order.length} training inputs, this data makes ${features.length}; resume with the same data`,
+      );
+    }
+    modelRng.setState(saved.rng.model);
+    rng.setState(saved.rng.batches);
+    order = [...saved.order];
+    cursor = saved.cursor;
+  }
   const nextBatch = (): Feature[] => {
     const rows: Feature[] = [];
     while (rows.length < o.batchSize) {
@@ -510,7 +625,12 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
 
   mkdirSync(o.out, { recursive: true });
   const metricsPath = join(o.out, "metrics.jsonl");
-  rmSync(metricsPath, { force: true });
+  if (saved) truncateMetrics(metricsPath, saved.step);
+  else {
+    rmSync(metricsPath, { force: true });
+    rmSync(join(o.out, BERT_OPTIMIZER_FILE), { force: true });
+    rmSync(join(o.out, BERT_TRAINER_STATE_FILE), { force: true });
+  }
   const provenance = {
     train: o.provenance?.train ?? { name: "user data", kind: "unknown" },
     eval: o.eval ? (o.provenance?.eval ?? o.provenance?.train ?? { name: "user data", kind: "unknown" }) : null,
@@ -519,12 +639,14 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
   const evalOpts = { maxLength, docStride: o.docStride, maxAnswerLength: o.maxAnswerLength };
   let lastEval: EvalResult | null = null;
   const optimizer = new AdamW(model.optimGroups(o.weightDecay), { lr: o.learningRate, betas: [0.9, 0.999], eps: 1e-8 });
+  if (saved) loadBertOptimizer(o.out, model, optimizer);
+  const startStep = saved?.step ?? 0;
   emit({
     type: "start",
-    step: 0,
+    step: startStep,
     maxSteps,
     title:
-      `fine-tuning ${o.model} for ${task}: ${(model.paramCount().total / 1e6).toFixed(2)}M parameters, ${o.train.examples.length} training examples ` +
+      `${startStep ? `resuming at step ${startStep}: ` : ""}fine-tuning ${o.model} for ${task}: ${(model.paramCount().total / 1e6).toFixed(2)}M parameters, ${o.train.examples.length} training examples ` +
       `(${features.length} inputs${labels ? `, ${labels.length} labels` : ""}, data: ${provenance.train.name}, ${provenance.train.kind})` +
       (o.eval ? `, ${o.eval.examples.length} evaluation examples` : "") +
       `; ${maxSteps} steps of ${o.batchSize}`,
@@ -535,6 +657,7 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
       optimizer,
       schedule: { lr: o.learningRate, minLr: o.learningRate / 10, warmupSteps, decaySteps: maxSteps },
       maxSteps,
+      startStep,
       gradClip: o.gradClip,
       trainStep: () => batchLoss(model, nextBatch(), padId, maxLength),
       evaluate: o.eval
@@ -544,8 +667,19 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
           }
         : undefined,
       evalInterval,
-      checkpointInterval: Math.max(maxSteps, 1),
-      checkpoint: () => saveBert(o.out, { model, tokenizer, labels, notes }),
+      checkpointInterval,
+      checkpoint: (step) => {
+        const state: FinetuneState = {
+          format: "moxing-bert-finetune-state",
+          step,
+          args,
+          data: { sha256: digest, train: o.train.examples.length, eval: o.eval?.examples.length ?? 0 },
+          rng: { model: modelRng.getState(), batches: rng.getState() },
+          order,
+          cursor,
+        };
+        saveBert(o.out, { model, tokenizer, labels, notes, optimizer, trainerState: state });
+      },
       metricsPath,
       metricsExtra: { data: provenance.train.kind },
     },

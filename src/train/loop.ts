@@ -7,7 +7,8 @@
 // gradients; one JSON line per step appended to metrics.jsonl; a checkpoint every
 // checkpointInterval steps and at the end.
 
-import { appendFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { writeFileAtomic } from "../io/atomic.js";
 import type { Module } from "../nn/module.js";
 import type { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -139,6 +140,22 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
   if (step === (spec.startStep ?? 0) && spec.evaluate) lastEval = evaluate(); // nothing to train: still report
   model.eval();
   return { status, step, lastLoss, lastEval };
+}
+
+/** Keep the metrics of steps up to `step` (a killed run may have logged steps after its checkpoint). */
+export function truncateMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const keep = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => {
+      try {
+        const o = JSON.parse(line) as { step?: unknown };
+        return typeof o.step === "number" && o.step <= step;
+      } catch {
+        return false; // empty, or cut short by the kill
+      }
+    });
+  writeFileAtomic(path, keep.map((l) => `${l}\n`).join(""));
 }
 
 /** An onLog handler printing plain progress lines to `stream` (about 20 step lines per run). */

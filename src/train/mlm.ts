@@ -13,17 +13,16 @@
 // The output directory is a BERT model directory (src/io/bert.ts) plus metrics.jsonl; checkpoints
 // hold the optimizer and the RNG states, and `resume` continues a run exactly where it stopped.
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readTextFile, textDigest } from "../data/text.js";
-import { writeFileAtomic } from "../io/atomic.js";
 import { BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE, loadBert, loadBertOptimizer, readBertTrainerState, saveBert } from "../io/bert.js";
 import { Bert, type BertConfig, type BertPreset, bertConfig } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
+import { type LoopHooks, type Metrics, runLoop, truncateMetrics } from "./loop.js";
 
 export const IGNORE_INDEX = -100;
 
@@ -253,22 +252,6 @@ export function mlmModelConfig(a: MlmArgs, vocabSize: number): BertConfig {
     ...(a.intermediateSize !== undefined ? { intermediate_size: a.intermediateSize } : {}),
     ...(a.numHeads !== undefined ? { num_attention_heads: a.numHeads } : {}),
   });
-}
-
-/** Keep the metrics of steps up to `step` (a killed run may have logged steps after its checkpoint). */
-function truncateMetrics(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const keep = readFileSync(path, "utf8")
-    .split("\n")
-    .filter((line) => {
-      try {
-        const o = JSON.parse(line) as { step?: unknown };
-        return typeof o.step === "number" && o.step <= step;
-      } catch {
-        return false; // empty, or cut short by the kill
-      }
-    });
-  writeFileAtomic(path, keep.map((l) => `${l}\n`).join(""));
 }
 
 /** Pretrain a BERT with masked language modelling on a text; see the file comment. */

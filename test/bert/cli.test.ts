@@ -112,6 +112,38 @@ describe("BERT commands", () => {
     assert.ok(near.every((n: { word: string; score: number }) => typeof n.word === "string" && n.score <= 1));
   });
 
+  test("finetune --resume continues a run in --out; a second run there needs --resume or --overwrite", async () => {
+    const rows = Array.from(
+      { length: 24 },
+      (_, i) => `the ${i % 2 ? "cat" : "dog"} is ${i % 2 ? "good" : "bad"} .\t${i % 2 ? "pos" : "neg"}`,
+    );
+    const train = f("resume.tsv", `text\tlabel\n${rows.join("\n")}\n`);
+    const out = join(root, "resumed");
+    const args = ["--train", train, "--batch-size", "8", "--checkpoint-interval", "2"];
+    const first = await moxing(["finetune", "--task", "text-classification", "--model", model, "--out", out, "--max-steps", "4", ...args]);
+    assert.equal(first.code, 0, first.stderr);
+    assertOneLineError(
+      await moxing(["finetune", "--task", "text-classification", "--model", model, "--out", out, ...args]),
+      /already holds a fine-tuning run; pass --resume to continue it, --overwrite to start over/,
+    );
+    const more = await moxing(["finetune", "--out", out, "--resume", "--max-steps", "6", ...args]);
+    assert.equal(more.code, 0, more.stderr);
+    assert.match(more.stderr, /resuming at step 4/);
+    assert.match(more.stdout, /done: 6 steps/);
+    assert.deepEqual(
+      readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).step),
+      [1, 2, 3, 4, 5, 6],
+    );
+    assertOneLineError(await moxing(["finetune", "--out", join(root, "empty"), "--resume", ...args]), /nothing to resume in .*empty/);
+    assertOneLineError(
+      await moxing(["finetune", "--task", "ner", "--out", out, "--resume", ...args]),
+      /fine-tunes for text-classification, not token-classification; drop --task/,
+    );
+  });
+
   test("bad input: a clear one-line error", async () => {
     assertOneLineError(
       await moxing(["finetune", "--task", "summarization", "--model", model, "--out", join(root, "x"), "--train", "t"]),

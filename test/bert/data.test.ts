@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import "../../src/index.js";
 import { formatConll, getEntities, parseConll, seqevalScores } from "../../src/data/conll.js";
-import { parseCsvLine, parseLabeled, splitTrainEval } from "../../src/data/labeled.js";
+import { parseCsvLine, parseLabeled, splitTrainEval, stratifiedSplit } from "../../src/data/labeled.js";
 import { buildGazetteer, gazetteerTags, lexiconScore, silverSentiment, syntheticQa, wordTokens } from "../../src/data/silver.js";
 import { hasSpamAssassin, messageText, spamAssassin } from "../../src/data/spam.js";
 import {
@@ -202,6 +202,28 @@ describe("labelled text files", () => {
     const items = Array.from({ length: 50 }, (_, i) => i);
     assert.deepEqual(splitTrainEval(items, 0.2, 3), splitTrainEval(items, 0.2, 3));
     assert.equal(splitTrainEval(items, 0.2, 3).eval.length, 10);
+  });
+
+  it("a stratified split keeps each label's share, and a label seen once stays in training", () => {
+    // 90 a, 27 b, 2 c, 1 d: 12 held out, shares 9, 2.7, 0.2 and 0.1
+    const labels = [...Array(90).fill("a"), ...Array(27).fill("b"), "c", "c", "d"];
+    const items = labels.map((label, i) => ({ text: `t${i}`, label }));
+    const s = stratifiedSplit(items, 0.1, 5, (e) => e.label);
+    const count = (xs: typeof items, l: string) => xs.filter((x) => x.label === l).length;
+    assert.equal(s.eval.length, 12);
+    assert.equal(s.train.length + s.eval.length, items.length);
+    assert.deepEqual(new Set([...s.train, ...s.eval]), new Set(items));
+    assert.equal(count(s.eval, "a"), 9);
+    assert.equal(count(s.eval, "b"), 3);
+    assert.equal(count(s.eval, "d"), 0, "a single example cannot be both trained on and held out");
+    assert.equal(count(s.eval, "c"), 0, "0.2 of an eval place: the remaining place goes to b (0.7)");
+    assert.deepEqual(
+      s,
+      stratifiedSplit(items, 0.1, 5, (e) => e.label),
+    );
+    // A plain random split of the same data usually misses the rare labels' shares.
+    const shares = [1, 2, 3, 4, 5, 6, 7, 8].map((seed) => count(stratifiedSplit(items, 0.1, seed, (e) => e.label).eval, "b"));
+    assert.ok(shares.every((n) => n === 3));
   });
 });
 

@@ -69,6 +69,46 @@ describe("fine-tuning", () => {
     assert.ok(Math.abs((top2[0]?.score ?? 0) + (top2[1]?.score ?? 0) - 1) < 1e-5);
   });
 
+  it("an interrupted run resumed from its checkpoint logs the losses and saves the weights of an uninterrupted one", async () => {
+    const withDropout = join(root, "base-dropout"); // so the dropout generator's state must be restored too
+    tinyModelDir(withDropout, undefined, 1, 0.1);
+    const spec = (out: string) => ({
+      task: "text-classification" as const,
+      model: withDropout,
+      out,
+      train: { task: "text-classification" as const, examples: sentiment(40) },
+      eval: { task: "text-classification" as const, examples: sentiment(8, 1) },
+      maxSteps: 12,
+      batchSize: 8, // 5 batches an epoch: the stop falls inside the second epoch's order
+      learningRate: 3e-3,
+      checkpointInterval: 4,
+    });
+    const losses = (out: string) =>
+      readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { step: number; train_loss: number })
+        .map((m) => [m.step, m.train_loss]);
+    const whole = join(root, "resume-whole");
+    await finetune(spec(whole));
+    const parts = join(root, "resume-parts");
+    const stop = new AbortController();
+    const first = await finetune(spec(parts), { signal: stop.signal, onLog: (e) => e.type === "step" && e.step === 7 && stop.abort() });
+    assert.equal(first.status, "interrupted");
+    assert.equal(first.step, 7);
+    await assert.rejects(finetune(spec(parts)), /already holds a fine-tuning run; pass --resume to continue it, --overwrite/);
+    await assert.rejects(
+      finetune({ ...spec(parts), resume: true, train: { task: "text-classification", examples: sentiment(41) } }),
+      /the data differs/,
+    );
+    const second = await finetune({ ...spec(parts), resume: true });
+    assert.equal(second.status, "completed");
+    assert.equal(second.step, 12);
+    assert.deepEqual(losses(parts), losses(whole));
+    assert.deepEqual(readFileSync(join(parts, "model.safetensors")), readFileSync(join(whole, "model.safetensors")));
+    await assert.rejects(finetune({ ...spec(join(root, "resume-none")), resume: true }), /nothing to resume/);
+  });
+
   it("token classification: seqeval metrics, per-word predictions, and the NER pipeline", async () => {
     const names = ["berlin", "paris", "france", "germany"];
     const sentences: TaggedSentence[] = Array.from({ length: 60 }, (_, i) => {

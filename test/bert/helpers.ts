@@ -28,11 +28,11 @@ export const TINY = {
 } as const;
 
 /** A randomly initialised fill-mask BERT with a WordPiece tokenizer trained on `text`, saved to dir. */
-export function tinyModelDir(dir: string, text = corpus(), seed = 1): { model: Bert; tokenizer: WordPieceTokenizer } {
+export function tinyModelDir(dir: string, text = corpus(), seed = 1, dropout = 0): { model: Bert; tokenizer: WordPieceTokenizer } {
   const extra = " good bad great awful is berlin paris france germany what does see ?".repeat(4);
   const tokenizer = WordPieceTokenizer.train(text + extra, { vocabSize: 160 });
   const model = new Bert(
-    bertConfig("tiny", { ...TINY, vocab_size: tokenizer.vocabSize, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 }),
+    bertConfig("tiny", { ...TINY, vocab_size: tokenizer.vocabSize, hidden_dropout_prob: dropout, attention_probs_dropout_prob: dropout }),
     {
       task: "fill-mask",
       seed,
