@@ -16,7 +16,7 @@ import { LayerNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
-import { arange, randn, zeros } from "../tensor/creation.js";
+import { arange, zeros } from "../tensor/creation.js";
 import {
   add,
   crossEntropy,
@@ -483,8 +483,9 @@ export class Bert extends Module {
     } else if (this.task === "question-answering") {
       this.qa_outputs = this.module("qa_outputs", new Dense(c.hidden_size, 2));
     }
-    if ((opts.init ?? "normal") === "normal") this.initWeights(g);
+    // Packed first, so the initialisation writes straight into the final memory.
     this.packParameters();
+    if ((opts.init ?? "normal") === "normal") this.initWeights(g);
   }
 
   /** Hugging Face's _init_weights: N(0, initializer_range) for dense and embedding weights (the
@@ -497,7 +498,7 @@ export class Bert extends Module {
         if (!only(name)) continue;
         if (name.endsWith("LayerNorm.weight")) p.fill_(1);
         else if (name.endsWith("bias")) p.zero_();
-        else p.copy_(randn([...p.shape], { generator: g, std }));
+        else p.normal_({ generator: g, std });
         if (name === "bert.embeddings.word_embeddings.weight") {
           const pad = this.config.pad_token_id;
           const H = this.config.hidden_size;

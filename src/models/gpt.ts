@@ -11,7 +11,7 @@ import { ropeTables, sinusoidalTable } from "../nn/positional.js";
 import { TransformerBlock } from "../nn/transformer.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
-import { arange, randn, tensor, zeros } from "../tensor/creation.js";
+import { arange, tensor, zeros } from "../tensor/creation.js";
 import { add, crossEntropy, linear, slice } from "../tensor/ops.js";
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -101,8 +101,9 @@ export class GPT extends Module {
     this.lm_head = c.tie_weights ? this.transformer.wte.weight : this.param("lm_head.weight", zeros([c.vocab_size, c.n_embd]));
     this.sinusoid = c.pos_encoding === "sinusoidal" ? sinusoidalTable(c.block_size, c.n_embd) : null;
     this.rope = c.pos_encoding === "rope" ? ropeTables(c.block_size, c.n_embd / c.n_head) : null;
-    this.initWeights(g);
+    // Packed first, so the initialisation writes straight into the final memory.
     this.packParameters();
+    this.initWeights(g);
   }
 
   /** GPT-2 initialisation: N(0, 0.02) weights, zero biases, and the residual projections scaled
@@ -113,7 +114,7 @@ export class GPT extends Module {
       for (const [name, p] of this.namedParameters()) {
         if (name.endsWith(".bias")) p.zero_();
         else if (/ln_\d\.weight$|ln_f\.weight$/.test(name)) p.fill_(1);
-        else p.copy_(randn([...p.shape], { generator: g, std: name.endsWith("c_proj.weight") ? residStd : 0.02 }));
+        else p.normal_({ generator: g, std: name.endsWith("c_proj.weight") ? residStd : 0.02 });
       }
     });
   }

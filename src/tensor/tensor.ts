@@ -8,6 +8,7 @@
 import type { Node } from "./autograd.js";
 import type { DType, TypedArray, View } from "./backend.js";
 import * as ops from "./ops.js";
+import { defaultGenerator, type Generator } from "./random.js";
 import { contiguousStrides, fmtShape, isContiguous, numel, type Shape } from "./shape.js";
 
 export type Scalar = number;
@@ -326,6 +327,17 @@ export class Tensor {
   }
   zero_(): this {
     return this.fill_(0);
+  }
+  /** Fill with N(mean, std²) samples in place: the values randn(shape, the same options) would
+   *  give, without allocating a second tensor (initialising a large embedding twice over). */
+  normal_(opts: { mean?: number; std?: number; generator?: Generator } = {}): this {
+    const { mean = 0, std = 1, generator: g = defaultGenerator } = opts;
+    if (this.dtype !== "float32" || !this.isContiguous()) {
+      throw new Error(`normal_: needs a contiguous float32 tensor (this one is ${this.dtype}, shape ${fmtShape(this.shape)})`);
+    }
+    const d = this.data;
+    for (let i = this.offset, end = this.offset + this.size; i < end; i++) d[i] = mean + std * g.normal();
+    return this;
   }
 }
 
