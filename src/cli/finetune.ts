@@ -19,7 +19,7 @@ import {
 } from "../train/finetune.js";
 import { lineReporter } from "../train/loop.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, UsageError } from "./util.js";
+import { num, parseFlags, UsageError, withCheckpointOnInterrupt } from "./util.js";
 
 /** Built-in datasets: which task, where the labels come from, and how to make them. */
 const DATASETS: Record<string, { task: FinetuneTask; provenance: DataProvenance; load(limit?: number): TaskData["examples"] }> = {
@@ -141,7 +141,8 @@ export const finetuneCommand: Command = {
     const c = "finetune";
     const { values: v, positionals } = parseFlags(c, argv, FLAGS);
     if (positionals.length) throw new UsageError(`${c}: unexpected argument '${positionals[0]}'`);
-    if (!v.out) throw new UsageError(`${c}: --out DIR is required`);
+    const out = v.out;
+    if (!out) throw new UsageError(`${c}: --out DIR is required`);
     if (v.resume && v.overwrite) throw new UsageError(`${c}: --resume continues the run in --out and --overwrite starts over; give one`);
     const checkpoint = v.resume ? readFinetuneCheckpoint(v.out) : null;
     if (v.resume && !checkpoint) {
@@ -190,36 +191,31 @@ export const finetuneCommand: Command = {
       const value = v[flag] as string | undefined;
       return value === undefined ? undefined : num(c, flag, value, 0, o);
     };
-    const abort = new AbortController();
-    const onSigint = () => {
-      process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
-      abort.abort();
-      process.off("SIGINT", onSigint);
-    };
-    process.on("SIGINT", onSigint);
-    const r = await finetune(
-      {
-        task,
-        model,
-        out: v.out,
-        resume: v.resume,
-        overwrite: v.overwrite,
-        checkpointInterval: opt("checkpoint-interval", { int: true, min: 1 }),
-        train: data(train),
-        eval: evalData ? data(evalData) : undefined,
-        provenance: { train: provenance, eval: v.eval ? { name: v.eval, kind: "unknown" } : provenance },
-        epochs: opt("epochs", { int: true, min: 1 }),
-        maxSteps: opt("max-steps", { int: true, min: 0 }),
-        batchSize: opt("batch-size", { int: true, min: 1 }),
-        learningRate: opt("learning-rate", { min: 0 }),
-        weightDecay: opt("weight-decay", { min: 0 }),
-        maxLength: opt("max-length", { int: true, min: 8 }),
-        docStride: opt("doc-stride", { int: true, min: 0 }),
-        maxAnswerLength: opt("max-answer-length", { int: true, min: 1 }),
-        seed: opt("seed", { int: true, min: 0 }),
-      },
-      { onLog: lineReporter(process.stderr), signal: abort.signal },
-    ).finally(() => process.off("SIGINT", onSigint));
+    const r = await withCheckpointOnInterrupt((signal) =>
+      finetune(
+        {
+          task,
+          model,
+          out,
+          resume: v.resume,
+          overwrite: v.overwrite,
+          checkpointInterval: opt("checkpoint-interval", { int: true, min: 1 }),
+          train: data(train),
+          eval: evalData ? data(evalData) : undefined,
+          provenance: { train: provenance, eval: v.eval ? { name: v.eval, kind: "unknown" } : provenance },
+          epochs: opt("epochs", { int: true, min: 1 }),
+          maxSteps: opt("max-steps", { int: true, min: 0 }),
+          batchSize: opt("batch-size", { int: true, min: 1 }),
+          learningRate: opt("learning-rate", { min: 0 }),
+          weightDecay: opt("weight-decay", { min: 0 }),
+          maxLength: opt("max-length", { int: true, min: 8 }),
+          docStride: opt("doc-stride", { int: true, min: 0 }),
+          maxAnswerLength: opt("max-answer-length", { int: true, min: 1 }),
+          seed: opt("seed", { int: true, min: 0 }),
+        },
+        { onLog: lineReporter(process.stderr), signal },
+      ),
+    );
     if (r.status === "interrupted") {
       const data = (["dataset", "limit", "train", "labels", "eval", "eval-labels", "eval-fraction"] as const)
         .filter((f) => v[f] !== undefined)

@@ -5,7 +5,7 @@ import { BERT_PRESETS, type BertPreset } from "../models/bert.js";
 import { lineReporter } from "../train/loop.js";
 import { MLM_DEFAULTS, type MlmOptions, pretrainMlm } from "../train/mlm.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, UsageError } from "./util.js";
+import { num, parseFlags, UsageError, withCheckpointOnInterrupt } from "./util.js";
 
 const HELP = `moxing pretrain-mlm: pretrain a BERT on a text file with masked language modelling
 
@@ -110,26 +110,15 @@ export const pretrainMlmCommand: Command = {
     if (opts.mlmProbability !== undefined && !(opts.mlmProbability > 0 && opts.mlmProbability < 1)) {
       throw new UsageError(`${c}: --mlm-probability must be between 0 and 1 (got '${v["mlm-probability"]}')`);
     }
-    const abort = new AbortController();
-    const onSigint = () => {
-      process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
-      abort.abort();
-      process.off("SIGINT", onSigint);
-    };
-    process.on("SIGINT", onSigint);
-    try {
-      const r = await pretrainMlm(opts, { onLog: lineReporter(process.stderr), signal: abort.signal });
-      const ev = r.eval
-        ? `, validation masked-token loss ${r.eval.mlm_loss?.toFixed(4)}, accuracy ${((r.eval.mlm_accuracy ?? 0) * 100).toFixed(1)}%`
-        : "";
-      if (r.status === "interrupted") {
-        console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing pretrain-mlm --out ${r.out} --resume`);
-        return 130;
-      }
-      console.log(`done: ${r.step} steps, train loss ${r.trainLoss?.toFixed(4) ?? "-"}${ev}; model saved in ${r.out}`);
-      return 0;
-    } finally {
-      process.off("SIGINT", onSigint);
+    const r = await withCheckpointOnInterrupt((signal) => pretrainMlm(opts, { onLog: lineReporter(process.stderr), signal }));
+    const ev = r.eval
+      ? `, validation masked-token loss ${r.eval.mlm_loss?.toFixed(4)}, accuracy ${((r.eval.mlm_accuracy ?? 0) * 100).toFixed(1)}%`
+      : "";
+    if (r.status === "interrupted") {
+      console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing pretrain-mlm --out ${r.out} --resume`);
+      return 130;
     }
+    console.log(`done: ${r.step} steps, train loss ${r.trainLoss?.toFixed(4) ?? "-"}${ev}; model saved in ${r.out}`);
+    return 0;
   },
 };

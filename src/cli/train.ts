@@ -11,7 +11,7 @@ import type { PositionalEncoding } from "../models/gpt.js";
 import { formatDuration, progressReporter } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, UsageError } from "./util.js";
+import { num, parseFlags, UsageError, withCheckpointOnInterrupt } from "./util.js";
 
 const TRAIN_HELP = `moxing train: train a GPT language model on a text file
 
@@ -85,19 +85,10 @@ function oneOf<T extends string>(cmd: string, flag: string, value: string | unde
 /** Run training with progress on stderr and Ctrl-C saving a checkpoint. */
 async function runTraining(opts: TrainOptions): Promise<TrainResult> {
   const progress = progressReporter(process.stderr);
-  const abort = new AbortController();
-  const onSigint = () => {
-    progress.done();
-    process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
-    abort.abort();
-    process.off("SIGINT", onSigint); // a second Ctrl-C gets the default: exit now
-  };
-  process.on("SIGINT", onSigint);
   try {
-    return await train(opts, { onLog: progress.onLog, signal: abort.signal });
+    return await withCheckpointOnInterrupt((signal) => train(opts, { onLog: progress.onLog, signal }), progress.done);
   } finally {
     progress.done();
-    process.off("SIGINT", onSigint);
   }
 }
 

@@ -63,3 +63,24 @@ export function num(
   }
   return v;
 }
+
+/**
+ * Run a training job so that the first Ctrl-C asks it (through the AbortSignal) to save a
+ * checkpoint after the current step and stop; a second Ctrl-C gets Node's default and exits at once.
+ * onInterrupt runs before the notice (e.g. to end a progress line).
+ */
+export async function withCheckpointOnInterrupt<T>(job: (signal: AbortSignal) => Promise<T>, onInterrupt?: () => void): Promise<T> {
+  const abort = new AbortController();
+  const onSigint = () => {
+    onInterrupt?.();
+    process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
+    abort.abort();
+    process.off("SIGINT", onSigint);
+  };
+  process.on("SIGINT", onSigint);
+  try {
+    return await job(abort.signal);
+  } finally {
+    process.off("SIGINT", onSigint);
+  }
+}
