@@ -18,7 +18,7 @@
 // and F16/BF16 weights. Loading a directory for another task keeps the encoder and starts the new
 // head from Hugging Face's initialisation, saying which weights are new.
 
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BERT_ARCHITECTURES, BERT_DEFAULTS, Bert, type BertConfig, type BertTask, validateBertConfig } from "../models/bert.js";
 import type { AdamW } from "../optim/adamw.js";
@@ -27,7 +27,7 @@ import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { writeFileAtomic } from "./atomic.js";
+import { checkpointFile, commitFiles } from "./checkpoint.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -293,14 +293,14 @@ function checkDir(dir: string): void {
 /** config.json of a BERT model directory. */
 export function readBertConfig(dir: string): { config: BertConfig; info: BertDirInfo } {
   checkDir(dir);
-  const p = join(dir, BERT_CONFIG_FILE);
+  const p = fileIn(dir, BERT_CONFIG_FILE);
   if (!existsSync(p)) throw new BertFileError(`${p}: file not found; is '${dir}' a model directory?`);
   return bertConfigFromJSON(readJSON(p), p);
 }
 
 /** The WordPiece tokenizer of a directory: tokenizer.json, else vocab.txt (+ tokenizer_config.json's do_lower_case). */
 export function readBertTokenizer(dir: string): WordPieceTokenizer {
-  const p = join(dir, BERT_TOKENIZER_FILE);
+  const p = fileIn(dir, BERT_TOKENIZER_FILE);
   if (existsSync(p)) {
     let tok: unknown;
     try {
@@ -312,9 +312,9 @@ export function readBertTokenizer(dir: string): WordPieceTokenizer {
     if (!(tok instanceof WordPieceTokenizer)) throw new BertFileError(`${p}: a BERT model needs a WordPiece tokenizer`);
     return tok;
   }
-  const vocab = join(dir, "vocab.txt");
+  const vocab = fileIn(dir, "vocab.txt");
   if (!existsSync(vocab)) throw new BertFileError(`${p}: file not found (nor vocab.txt); the directory has no tokenizer`);
-  const cfgPath = join(dir, "tokenizer_config.json");
+  const cfgPath = fileIn(dir, "tokenizer_config.json");
   const cfg = existsSync(cfgPath) ? readJSON(cfgPath) : {};
   const lowercase = isRecord(cfg) && typeof cfg.do_lower_case === "boolean" ? cfg.do_lower_case : true;
   return WordPieceTokenizer.fromVocabFile(vocab, { lowercase });
@@ -347,7 +347,7 @@ export function loadBert(
   const task = opts.task ?? info.task;
   const sameTask = task === info.task;
   const numLabels = opts.numLabels ?? (sameTask && info.labels ? info.labels.length : 2);
-  const path = join(dir, BERT_MODEL_FILE);
+  const path = fileIn(dir, BERT_MODEL_FILE);
   let file: ReturnType<typeof readSafetensors>;
   try {
     file = readSafetensors(path, { only: (name) => canonicalBertName(name) !== null });
@@ -380,15 +380,17 @@ export interface BertSaveParts {
   trainerState?: object;
 }
 
-/** Write a BERT model directory (and, with optimizer and trainerState, a training checkpoint). */
+/** Write a BERT model directory (and, with optimizer and trainerState, a training checkpoint),
+ *  atomically as a set: a crash leaves either the previous checkpoint or this one, never a mix
+ *  (the journal of checkpoint.ts). Saving a plain model deletes a stale optimizer and trainer state. */
 export function saveBert(dir: string, parts: BertSaveParts): void {
-  mkdirSync(dir, { recursive: true });
   const { model, tokenizer } = parts;
-  writeFileAtomic(join(dir, BERT_MODEL_FILE), encodeSafetensors(bertStateDict(model), { format: "pt" }));
-  writeFileAtomic(join(dir, BERT_TOKENIZER_FILE), JSON.stringify(tokenizer.toJSON()));
-  writeFileAtomic(join(dir, "vocab.txt"), tokenizer.toVocabTxt());
-  writeFileAtomic(
-    join(dir, "tokenizer_config.json"),
+  const files = new Map<string, Uint8Array | string>();
+  files.set(BERT_MODEL_FILE, encodeSafetensors(bertStateDict(model), { format: "pt" }));
+  files.set(BERT_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  files.set("vocab.txt", tokenizer.toVocabTxt());
+  files.set(
+    "tokenizer_config.json",
     `${JSON.stringify(
       {
         tokenizer_class: "BertTokenizer",
@@ -404,22 +406,30 @@ export function saveBert(dir: string, parts: BertSaveParts): void {
       2,
     )}\n`,
   );
-  writeFileAtomic(
-    join(dir, BERT_CONFIG_FILE),
-    `${JSON.stringify(bertConfigToJSON(model, { labels: parts.labels, notes: parts.notes }), null, 2)}\n`,
+  files.set(BERT_CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, { labels: parts.labels, notes: parts.notes }), null, 2)}\n`);
+  if (parts.optimizer) files.set(BERT_OPTIMIZER_FILE, optimizerToSafetensors(model, parts.optimizer));
+  if (parts.trainerState) files.set(BERT_TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
+  commitFiles(
+    dir,
+    files,
+    [BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE].filter((f) => !files.has(f)),
   );
-  if (parts.optimizer) writeFileAtomic(join(dir, BERT_OPTIMIZER_FILE), optimizerToSafetensors(model, parts.optimizer));
-  if (parts.trainerState) writeFileAtomic(join(dir, BERT_TRAINER_STATE_FILE), `${JSON.stringify(parts.trainerState, null, 2)}\n`);
+}
+
+/** Where to read `name` of a model directory: from a checkpoint whose commit was interrupted when it
+ *  holds the file (it is the newer one), else the directory's own (which may not exist). */
+function fileIn(dir: string, name: string): string {
+  return checkpointFile(dir, name) ?? join(dir, name);
 }
 
 /** Restore AdamW's moments saved by saveBert. */
 export function loadBertOptimizer(dir: string, model: Bert, optimizer: AdamW): void {
-  loadOptimizerFile(join(dir, BERT_OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
+  loadOptimizerFile(fileIn(dir, BERT_OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
 }
 
 /** trainer_state.json of a directory, or null. */
 export function readBertTrainerState(dir: string): Record<string, unknown> | null {
-  const p = join(dir, BERT_TRAINER_STATE_FILE);
+  const p = fileIn(dir, BERT_TRAINER_STATE_FILE);
   if (!existsSync(p)) return null;
   const j = readJSON(p);
   if (!isRecord(j)) throw new BertFileError(`${p}: expected a JSON object`);

@@ -446,16 +446,24 @@ function processAlive(pid: number): boolean {
 
 /** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set. */
 export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
-  mkdirSync(dir, { recursive: true });
-  recoverCheckpoint(dir);
   const files = new Map<string, Uint8Array | string>();
   files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(parts.model.config, { tokenizer: parts.tokenizer }), null, 2)}\n`);
   files.set(TOKENIZER_FILE, JSON.stringify(parts.tokenizer.toJSON()));
   files.set(MODEL_FILE, modelToSafetensors(parts.model));
   if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
   if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
-  const remove = CHECKPOINT_FILES.filter((f) => !files.has(f));
+  commitFiles(
+    dir,
+    files,
+    CHECKPOINT_FILES.filter((f) => !files.has(f)),
+  );
+}
 
+/** Write `files` into `dir` as one set through the journal described at the top of this file, and
+ *  delete the `remove` files (stale parts of an older checkpoint) with them. */
+export function commitFiles(dir: string, files: ReadonlyMap<string, Uint8Array | string>, remove: readonly string[]): void {
+  mkdirSync(dir, { recursive: true });
+  recoverCheckpoint(dir);
   const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);

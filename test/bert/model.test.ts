@@ -2,12 +2,12 @@
 // Face's published counts), one forward of bert-base and bert-large, heads, and model directories.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import * as mx from "../../src/index.js";
-import { loadBert, saveBert } from "../../src/io/bert.js";
+import { loadBert, readBertTrainerState, saveBert } from "../../src/io/bert.js";
 import { type BERT_PRESETS, Bert, bertConfig, idsTensor } from "../../src/models/bert.js";
 import { WordPieceTokenizer } from "../../src/tokenizers/wordpiece.js";
 
@@ -142,6 +142,27 @@ describe("BERT heads and model directories", () => {
     const again = loadBert(dir2);
     assert.equal(again.model.task, "text-classification");
     assert.deepEqual(again.info.labels, ["a", "b", "c", "d"]);
+  });
+
+  it("a checkpoint is written as one set: a commit cut short is read as the newer set and rolled forward", () => {
+    const m = new Bert(cfg, { task: "fill-mask", seed: 6 });
+    const dir = join(root, "journal");
+    const opt = new mx.AdamW(m.parameters(), { lr: 1e-3 });
+    saveBert(dir, { model: m, tokenizer: tok, optimizer: opt, trainerState: { format: "test", step: 1 } });
+    assert.equal(readBertTrainerState(dir)?.step, 1);
+    assert.ok(!existsSync(join(dir, ".checkpoint-commit")), "the journal is cleaned up after a commit");
+    // A writer killed after its commit point but before moving the files into place.
+    const commit = join(dir, ".checkpoint-commit");
+    mkdirSync(commit);
+    writeFileSync(join(commit, "trainer_state.json"), JSON.stringify({ format: "test", step: 2 }));
+    writeFileSync(join(commit, "MANIFEST.json"), JSON.stringify({ files: ["trainer_state.json"], remove: [] }));
+    assert.equal(readBertTrainerState(dir)?.step, 2, "readers see the committed set");
+    // The next save rolls it forward first; a plain model save drops the stale training files.
+    saveBert(dir, { model: m, tokenizer: tok });
+    assert.ok(!existsSync(commit));
+    assert.equal(readBertTrainerState(dir), null);
+    assert.ok(!existsSync(join(dir, "optimizer.safetensors")));
+    assert.equal(loadBert(dir).model.task, "fill-mask");
   });
 
   it("reads a Hugging Face BertForMaskedLM directory (no pooler, no moxing notes, vocab.txt only)", () => {
