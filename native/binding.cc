@@ -573,8 +573,8 @@ void finalize_params(napi_env, void* data, void*) { delete[] static_cast<double*
 
 // Large tensors (weights above all) in memory backed by 2 MiB pages where the kernel allows it.
 // Generation streams every weight once per token; with 4 KiB pages a 120 MB model touches 30,000
-// pages and the TLB misses cost 10-15% of the token time (measured: bench/gemv-pages in the notes of
-// BENCHMARKS.md). V8 allocates ArrayBuffers with calloc, so they never get huge pages.
+// pages, and the TLB misses cost 10-15% of the time in a C microbenchmark of that access pattern
+// (BENCHMARKS.md, section 3). V8 allocates ArrayBuffers with calloc, so they never get huge pages.
 struct HugeBlock {
   void* base;
   size_t len;

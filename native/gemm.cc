@@ -283,23 +283,21 @@ void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs
     // split, so more pieces cost more packing: three per thread (for balance on a loaded machine)
     // measured 289-299 GFLOP/s on 1024^3 with 2 threads against 330-347 for one per thread, and
     // training steps were unchanged.
-    const i64 want = ceil_div(T, batch), least = want;
+    const i64 pieces = ceil_div(T, batch);
     const i64 nr = x.impl->nr, mr = x.impl->mr;
     const i64 ncols = ceil_div(n, nr), nrows = ceil_div(m, mr);
-    auto clamp = [](i64 v, i64 lo, i64 hi) { return v < lo ? lo : (v > hi ? hi : v); };
-    const i64 pn = clamp(ncols / 4, least, want), pm = clamp(nrows / 8, least, want);
-    const double cost_n = (double)m * k + (double)k * n / pn;
-    const double cost_m = (double)m * k / pm + (double)k * n;
-    if ((cost_n <= cost_m && ncols >= least) || nrows < least) {
+    const double cost_n = (double)m * k + (double)k * n / pieces;
+    const double cost_m = (double)m * k / pieces + (double)k * n;
+    if ((cost_n <= cost_m && ncols >= pieces) || nrows < pieces) {
       if (ncols >= 2) {
         x.split_n = true;
-        x.parts = pn < ncols ? pn : ncols;
+        x.parts = pieces < ncols ? pieces : ncols;
         x.chunk = ceil_div(ncols, x.parts) * nr;
         x.parts = ceil_div(n, x.chunk);
       }
     } else {
       x.split_n = false;
-      x.parts = pm < nrows ? pm : nrows;
+      x.parts = pieces;
       x.chunk = ceil_div(nrows, x.parts) * mr;
       x.parts = ceil_div(m, x.chunk);
     }

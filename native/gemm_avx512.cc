@@ -20,7 +20,13 @@ using mx::i64;
 
 namespace {
 
-inline void kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, int acc) {
+// The 8x32 tile: C (8 rows at c, ldc apart; added to when acc) = the A panel (8 per p) times kc rows
+// of B, 32 floats each, ldb apart. Packed B (PACK false) has ldb 32. With PACK, B is read unpacked
+// and each row is also stored to dst[p*32 + j], so the remaining row tiles of a small-m product
+// reuse it from L1: B is read from memory once and never in a separate packing pass.
+template <bool PACK>
+__attribute__((always_inline)) inline void tile(i64 kc, const float* a, const float* b, i64 ldb, float* dst, float* c, i64 ldc,
+                                              int acc) {
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
   __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
@@ -43,10 +49,18 @@ inline void kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, in
   for (i64 p = 0; p < kc; p++) {
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = _mm512_loadu_ps(b + 16);
-    _mm_prefetch((const char*)(b + 512), _MM_HINT_T0);
+    if constexpr (PACK) {
+      _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
+      _mm_prefetch((const char*)(b + 8 * ldb + 16), _MM_HINT_T0);
+      _mm512_storeu_ps(dst, b0);
+      _mm512_storeu_ps(dst + 16, b1);
+      dst += 32;
+    } else {
+      _mm_prefetch((const char*)(b + 512), _MM_HINT_T0);
+    }
     MX_ROW(0) MX_ROW(1) MX_ROW(2) MX_ROW(3) MX_ROW(4) MX_ROW(5) MX_ROW(6) MX_ROW(7)
     a += 8;
-    b += 32;
+    b += ldb;
   }
 #undef MX_ROW
 #define MX_STORE(i)                                                                   \
@@ -61,6 +75,10 @@ inline void kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, in
   }
   MX_STORE(0) MX_STORE(1) MX_STORE(2) MX_STORE(3) MX_STORE(4) MX_STORE(5) MX_STORE(6) MX_STORE(7)
 #undef MX_STORE
+}
+
+inline void kernel(i64 kc, const float* a, const float* b, float* c, i64 ldc, int acc) {
+  tile<false>(kc, a, b, 32, nullptr, c, ldc, acc);
 }
 
 // Packs one full NR=32 panel of a transposed B (B(p, j) = b[p + j*cs], the nn.Linear weight layout)
@@ -101,55 +119,9 @@ inline void pack_b_panel_trans(i64 kc, const float* b, i64 cs, float* dst) {
 }
 #define GEMM_PACK_B_PANEL_TRANS pack_b_panel_trans
 
-// Same tile reading B unpacked, also storing the rows it reads as a packed panel (dst[p*32 + j]),
-// so the remaining row tiles of a small-m product reuse it from L1: B is read from memory once
-// and never in a separate packing pass.
 inline void kernel_ldb_pack(i64 kc, const float* a, const float* b, i64 ldb, float* dst, float* c, i64 ldc,
                             int acc) {
-  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
-  __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
-  __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
-  __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
-  __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
-  __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
-  for (int i = 0; i < 8; i++) {
-    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(c + i * ldc + 16), _MM_HINT_T0);
-  }
-#define MX_ROW(i)                                   \
-  {                                                 \
-    const __m512 ai = _mm512_set1_ps(a[i]);         \
-    c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);     \
-    c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);     \
-  }
-#pragma GCC unroll 4
-  for (i64 p = 0; p < kc; p++) {
-    const __m512 b0 = _mm512_loadu_ps(b);
-    const __m512 b1 = _mm512_loadu_ps(b + 16);
-    _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
-    _mm_prefetch((const char*)(b + 8 * ldb + 16), _MM_HINT_T0);
-    _mm512_storeu_ps(dst, b0);
-    _mm512_storeu_ps(dst + 16, b1);
-    MX_ROW(0) MX_ROW(1) MX_ROW(2) MX_ROW(3) MX_ROW(4) MX_ROW(5) MX_ROW(6) MX_ROW(7)
-    a += 8;
-    b += ldb;
-    dst += 32;
-  }
-#undef MX_ROW
-#define MX_STORE(i)                                                                   \
-  {                                                                                   \
-    float* ci = c + i * ldc;                                                          \
-    if (acc) {                                                                        \
-      c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(ci));                          \
-      c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(ci + 16));                     \
-    }                                                                                 \
-    _mm512_storeu_ps(ci, c##i##0);                                                    \
-    _mm512_storeu_ps(ci + 16, c##i##1);                                               \
-  }
-  MX_STORE(0) MX_STORE(1) MX_STORE(2) MX_STORE(3) MX_STORE(4) MX_STORE(5) MX_STORE(6) MX_STORE(7)
-#undef MX_STORE
+  tile<true>(kc, a, b, ldb, dst, c, ldc, acc);
 }
 
 #define GEMM_KERNEL_LDB_PACK kernel_ldb_pack

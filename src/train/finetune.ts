@@ -401,7 +401,6 @@ interface FinetuneArgs {
   maxSteps: number;
   batchSize: number;
   learningRate: number;
-  warmupRatio: number;
   warmupSteps: number;
   weightDecay: number;
   gradClip: number;
@@ -426,13 +425,17 @@ interface FinetuneState {
   cursor: number;
 }
 
+/** The fine-tuning checkpoint saved in `dir`, or null when it holds none. */
+function readState(dir: string): FinetuneState | null {
+  const raw = existsSync(dir) ? readBertTrainerState(dir) : null;
+  return raw?.format === "moxing-bert-finetune-state" ? (raw as unknown as FinetuneState) : null;
+}
+
 /** The task and source model of the fine-tuning run saved in `dir`, or null when it holds none
  *  (the CLI needs the task to read the data files of a resumed run). */
 export function readFinetuneCheckpoint(dir: string): { task: FinetuneTask; model: string; step: number } | null {
-  const raw = existsSync(dir) ? readBertTrainerState(dir) : null;
-  if (raw?.format !== "moxing-bert-finetune-state") return null;
-  const st = raw as unknown as FinetuneState;
-  return { task: st.args.task, model: st.args.model, step: st.step };
+  const st = readState(dir);
+  return st && { task: st.args.task, model: st.args.model, step: st.step };
 }
 
 function dataDigest(train: TaskData, evalData: TaskData | undefined): string {
@@ -465,19 +468,18 @@ export interface FinetuneResult {
 
 /** Fine-tune the model in `opts.model` on `opts.train` and save it to `opts.out`; see the file comment. */
 export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Promise<FinetuneResult> {
-  let saved: FinetuneState | null = null;
-  if (opts.resume) {
-    const raw = existsSync(opts.out) ? readBertTrainerState(opts.out) : null;
-    if (raw?.format !== "moxing-bert-finetune-state") {
-      throw new Error(`nothing to resume in '${opts.out}' (no fine-tuning trainer_state.json); run without --resume to start`);
-    }
-    saved = raw as unknown as FinetuneState;
-    if (saved.args.task !== opts.task) throw new Error(`the run in '${opts.out}' fine-tunes for ${saved.args.task}, not ${opts.task}`);
-  } else if (readFinetuneCheckpoint(opts.out) && !opts.overwrite) {
+  const found = readState(opts.out);
+  if (opts.resume && !found) {
+    throw new Error(`nothing to resume in '${opts.out}' (no fine-tuning trainer_state.json); run without --resume to start`);
+  }
+  if (!opts.resume && found && !opts.overwrite) {
     throw new Error(
       `'${opts.out}' already holds a fine-tuning run; pass --resume to continue it, --overwrite to start over, or choose another --out`,
     );
   }
+  const saved = opts.resume ? found : null;
+  if (saved && saved.args.task !== opts.task)
+    throw new Error(`the run in '${opts.out}' fine-tunes for ${saved.args.task}, not ${opts.task}`);
   // A resumed run keeps its settings; only its length (maxSteps, or epochs) may change.
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<FinetuneOptions>;
   const o = (
@@ -579,7 +581,6 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
     maxSteps,
     batchSize: o.batchSize,
     learningRate: o.learningRate,
-    warmupRatio: o.warmupRatio,
     warmupSteps,
     weightDecay: o.weightDecay,
     gradClip: o.gradClip,
@@ -596,11 +597,6 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
   let order: number[] = [];
   let cursor = 0;
   if (saved) {
-    if (saved.order.length !== 0 && saved.order.length !== features.length) {
-      throw new DataError(
-        `the run in '${o.out}' had ${saved.order.length} training inputs, this data makes ${features.length}; resume with the same data`,
-      );
-    }
     modelRng.setState(saved.rng.model);
     rng.setState(saved.rng.batches);
     order = [...saved.order];

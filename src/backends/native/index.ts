@@ -123,6 +123,30 @@ function makeBackend(A: Addon): Backend {
     if (nd > maxDims) throw new RangeError(`native ${op}: ${nd} dimensions exceed the supported ${maxDims}`);
   }
 
+  // The view-op layout: P[0] = op, P[1] = nd, the shared shape (v0's), each operand's strides, then
+  // each operand's offset. Operands are separate parameters, not an array, so a call allocates
+  // nothing. Returns the index after the offsets.
+  function putViews(name: string, op: number, v0: View, v1?: View, v2?: View): number {
+    const shape = v0.shape;
+    const nd = shape.length;
+    dims(nd, name);
+    P[0] = op;
+    P[1] = nd;
+    for (let i = 0; i < nd; i++) P[2 + i] = shape[i] as number;
+    let k = putStrides(2 + nd, v0.strides, nd);
+    if (v1) k = putStrides(k, v1.strides, nd);
+    if (v2) k = putStrides(k, v2.strides, nd);
+    P[k++] = v0.offset;
+    if (v1) P[k++] = v1.offset;
+    if (v2) P[k++] = v2.offset;
+    return k;
+  }
+
+  function putStrides(at: number, strides: readonly number[], nd: number): number {
+    for (let i = 0; i < nd; i++) P[at + i] = strides[i] as number;
+    return at + nd;
+  }
+
   const fused: Partial<FusedKernels> = {
     softmax(x, out, rows, cols, log) {
       P[0] = rows;
@@ -207,21 +231,17 @@ function makeBackend(A: Addon): Backend {
     },
   };
 
-  // An addon built before the attention kernels existed (a stale build) still loads: core then
-  // composes attention from primitives instead of calling a missing function.
-  if (typeof A.attention !== "function" || typeof A.attentionBackward !== "function") {
+  // An addon built before the attention kernels existed, or before interface revision 2 (when the
+  // kernel learned attention's kvStride and would otherwise read a KV cache as if it were
+  // contiguous), still loads: core then composes attention from primitives.
+  if (typeof A.attention !== "function" || typeof A.attentionBackward !== "function" || !((A.abi ?? 1) >= 2)) {
     const partial: Partial<FusedKernels> = fused;
     delete partial.attention;
     delete partial.attentionBackward;
   }
   if (typeof A.biasGelu !== "function") delete (fused as Partial<FusedKernels>).biasGelu;
-  // Before interface revision 2 the kernel ignored attention's kvStride and would read a KV cache
-  // as if it were contiguous: a stale build composes attention from primitives instead.
-  if (!((A.abi ?? 1) >= 2)) {
-    const partial: Partial<FusedKernels> = fused;
-    delete partial.attention;
-    delete partial.attentionBackward;
-  }
+  // An addon built before alloc existed leaves core with plain buffers, as MOXING_HUGE_PAGES=0 does.
+  const alloc = typeof A.alloc === "function" && process.env.MOXING_HUGE_PAGES !== "0" ? A.alloc.bind(A) : null;
 
   let threadCount = A.info().threads;
   refreshThreads = () => {
@@ -231,86 +251,26 @@ function makeBackend(A: Addon): Backend {
   return {
     name: "native",
     unary(op: UnaryOp, x: View, out: Float32Array): void {
-      const shape = x.shape;
-      const nd = shape.length;
-      dims(nd, "unary");
-      P[0] = UNARY_CODE[op];
-      P[1] = nd;
-      const xs = x.strides;
-      for (let i = 0; i < nd; i++) {
-        P[2 + i] = shape[i];
-        P[2 + nd + i] = xs[i];
-      }
-      P[2 + 2 * nd] = x.offset;
+      putViews("unary", UNARY_CODE[op], x);
       A.unary(x.data, out);
     },
     binary(op: BinaryOp, a: View, b: View, out: TypedArray): void {
-      const shape = a.shape;
-      const nd = shape.length;
-      dims(nd, "binary");
-      P[0] = BINARY_CODE[op];
-      P[1] = nd;
-      const as = a.strides;
-      const bs = b.strides;
-      for (let i = 0; i < nd; i++) {
-        P[2 + i] = shape[i];
-        P[2 + nd + i] = as[i];
-        P[2 + 2 * nd + i] = bs[i];
-      }
-      P[2 + 3 * nd] = a.offset;
-      P[3 + 3 * nd] = b.offset;
+      putViews("binary", BINARY_CODE[op], a, b);
       A.binary(a.data, b.data, out);
     },
     where(cond: View, a: View, b: View, out: TypedArray): void {
-      const shape = cond.shape;
-      const nd = shape.length;
-      dims(nd, "where");
-      P[1] = nd;
-      const cs = cond.strides;
-      const as = a.strides;
-      const bs = b.strides;
-      for (let i = 0; i < nd; i++) {
-        P[2 + i] = shape[i];
-        P[2 + nd + i] = cs[i];
-        P[2 + 2 * nd + i] = as[i];
-        P[2 + 3 * nd + i] = bs[i];
-      }
-      P[2 + 4 * nd] = cond.offset;
-      P[3 + 4 * nd] = a.offset;
-      P[4 + 4 * nd] = b.offset;
+      putViews("where", 0, cond, a, b);
       A.where(cond.data, a.data, b.data, out);
     },
     copy(src: View, dst: View): void {
-      const shape = src.shape;
-      const nd = shape.length;
-      dims(nd, "copy");
-      P[1] = nd;
-      const ss = src.strides;
-      const ds = dst.strides;
-      for (let i = 0; i < nd; i++) {
-        P[2 + i] = shape[i];
-        P[2 + nd + i] = ss[i];
-        P[2 + 2 * nd + i] = ds[i];
-      }
-      P[2 + 3 * nd] = src.offset;
-      P[3 + 3 * nd] = dst.offset;
+      putViews("copy", 0, src, dst);
       A.copy(src.data, dst.data);
     },
     reduce(op: ReduceOp, x: View, axes: readonly number[], out: Float32Array): void {
-      const shape = x.shape;
-      const nd = shape.length;
-      dims(nd, "reduce");
-      P[0] = op === "max" ? 1 : 0;
-      P[1] = nd;
-      const xs = x.strides;
-      const mask = 3 + 2 * nd;
-      for (let i = 0; i < nd; i++) {
-        P[2 + i] = shape[i];
-        P[2 + nd + i] = xs[i];
-        P[mask + i] = 0;
-      }
-      P[2 + 2 * nd] = x.offset;
-      for (let i = 0; i < axes.length; i++) P[mask + axes[i]] = 1;
+      const mask = putViews("reduce", op === "max" ? 1 : 0, x);
+      const nd = x.shape.length;
+      for (let i = 0; i < nd; i++) P[mask + i] = 0;
+      for (let i = 0; i < axes.length; i++) P[mask + (axes[i] as number)] = 1;
       A.reduce(x.data, out);
     },
     matmul(a: MatView, b: MatView, out: Float32Array, batch: number, m: number, n: number, k: number): void {
@@ -340,9 +300,8 @@ function makeBackend(A: Addon): Backend {
     threads(): number {
       return threadCount;
     },
-    // An addon built before alloc existed (a stale build) still loads; core then keeps plain buffers.
     allocate(bytes: number): ArrayBuffer | null {
-      return typeof A.alloc === "function" && process.env.MOXING_HUGE_PAGES !== "0" ? A.alloc(bytes) : null;
+      return alloc ? alloc(bytes) : null;
     },
   };
 }
