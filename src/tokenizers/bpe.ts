@@ -25,7 +25,7 @@ import {
   utf8Encode,
   utf8EncodeInto,
 } from "./bytes.js";
-import { BaseTokenizer, badIdError, isRecord, registerTokenizer } from "./tokenizer.js";
+import { BaseTokenizer, badIdError, isRecord, registerTokenizer, specialAddedTokens } from "./tokenizer.js";
 
 export type { BPETrainOptions } from "./bpe-train.js";
 
@@ -484,18 +484,7 @@ export class ByteLevelBPE extends BaseTokenizer {
     if (!isRecord(model.vocab) || !Array.isArray(model.merges)) {
       throw new Error(`${where}: model.vocab must be an object (token -> id) and model.merges an array.`);
     }
-    const specials: [string, number][] = [];
-    for (const added of Array.isArray(json.added_tokens) ? json.added_tokens : []) {
-      if (!isRecord(added) || typeof added.content !== "string" || typeof added.id !== "number") {
-        throw new Error(`${where}: bad added_tokens entry ${JSON.stringify(added)}; expected { id, content, special }.`);
-      }
-      if (added.special !== true) {
-        throw new Error(
-          `${where}: added token ${JSON.stringify(added.content)} (id ${added.id}) is not special; moxing supports only special added tokens.`,
-        );
-      }
-      specials.push([added.content, added.id]);
-    }
+    const specials = specialAddedTokens(json, where);
     return new ByteLevelBPE(model.vocab as Record<string, number>, model.merges as MergeSpec[], specials);
   }
 }

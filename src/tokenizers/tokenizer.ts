@@ -90,6 +90,24 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** tokenizer.json's added_tokens as [content, id] pairs; moxing supports special added tokens only.
+ *  `where` names the reader in errors. */
+export function specialAddedTokens(json: Record<string, unknown>, where: string): [string, number][] {
+  const out: [string, number][] = [];
+  for (const entry of Array.isArray(json.added_tokens) ? json.added_tokens : []) {
+    if (!isRecord(entry) || typeof entry.content !== "string" || typeof entry.id !== "number") {
+      throw new Error(`${where}: bad added_tokens entry ${JSON.stringify(entry)}; expected { id, content, special }.`);
+    }
+    if (entry.special !== true) {
+      throw new Error(
+        `${where}: added token ${JSON.stringify(entry.content)} (id ${entry.id}) is not special; moxing supports only special added tokens.`,
+      );
+    }
+    out.push([entry.content, entry.id]);
+  }
+  return out;
+}
+
 /** Throws the standard error for an id outside the vocabulary. */
 export function badIdError(id: unknown, vocabSize: number, what: string): Error {
   return new Error(

@@ -16,7 +16,15 @@
 
 import { readFileSync } from "node:fs";
 import { BertBasicTokenizer, type BertNormalizerOptions, type ResolvedBertNormalizerOptions, type WordAlignment } from "./basic.js";
-import { BaseTokenizer, badIdError, type EncodeOptions, escapeRegExp, isRecord, registerTokenizer } from "./tokenizer.js";
+import {
+  BaseTokenizer,
+  badIdError,
+  type EncodeOptions,
+  escapeRegExp,
+  isRecord,
+  registerTokenizer,
+  specialAddedTokens,
+} from "./tokenizer.js";
 
 export type { BertNormalizerOptions, ResolvedBertNormalizerOptions, WordAlignment, WordCallback } from "./basic.js";
 export { BertBasicTokenizer, isBertControl, isBertPunctuation, isChineseChar } from "./basic.js";
@@ -408,18 +416,7 @@ export class WordPieceTokenizer extends BaseTokenizer {
       throw unsupported("post_processor", post);
     }
 
-    const added: [string, number][] = [];
-    for (const entry of Array.isArray(json.added_tokens) ? json.added_tokens : []) {
-      if (!isRecord(entry) || typeof entry.content !== "string" || typeof entry.id !== "number") {
-        throw new Error(`${where}: bad added_tokens entry ${JSON.stringify(entry)}; expected { id, content, special }.`);
-      }
-      if (entry.special !== true) {
-        throw new Error(
-          `${where}: added token ${JSON.stringify(entry.content)} (id ${entry.id}) is not special; moxing supports only special added tokens.`,
-        );
-      }
-      added.push([entry.content, entry.id]);
-    }
+    const added = specialAddedTokens(json, where);
     // Added tokens either repeat a vocabulary entry (BERT's [CLS] etc.) or extend the vocabulary.
     const vocab = model.vocab as Record<string, number>;
     const vocabSize = Object.keys(vocab).length;
