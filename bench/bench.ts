@@ -14,7 +14,7 @@ import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as mx from "../src/index.js";
-import { clipGradNorm, forwardBackward } from "../src/train/grad.js";
+import { type BenchConfig, gptTrainStep, MEDIUM, SMALL } from "./workloads.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
@@ -27,8 +27,6 @@ const SHAPES: [number, number, number][] = [
   [512, 3072, 768],
   [1024, 1024, 1024],
 ];
-const SMALL = { n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, batch_size: 12, vocab_size: 65 };
-const MEDIUM = { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, batch_size: 64, vocab_size: 65 };
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -121,28 +119,12 @@ function opOverhead(): { op_overhead_us: number; op_in_arena_us: number; kernel_
   return { op_overhead_us: perCall(() => a.add(b)), op_in_arena_us: inArena, kernel_call_us: perCall(() => be.binary("add", a, b, out)) };
 }
 
-function trainStep(cfg: typeof SMALL, steps: number): { ms_per_step: number; tokens_per_s: number } {
-  const model = new mx.GPT({ ...cfg }, { seed: 0 });
-  const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-3, betas: [0.9, 0.99] });
-  const g = new mx.Generator(0);
-  const x = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
-  const y = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
-  const params = model.parameters();
-  // Exactly what the trainer does each step: the step's tensors in an arena, global-norm clipping.
-  const arena = new mx.MemoryArena();
-  const ms = timeIt(() => {
-    arena.reset();
-    arena.run(() => {
-      opt.zeroGrad();
-      forwardBackward(model, [{ x, y }]);
-      clipGradNorm(params, 1);
-      opt.step();
-    });
-  }, steps);
+function trainStep(cfg: BenchConfig, steps: number): { ms_per_step: number; tokens_per_s: number } {
+  const ms = timeIt(gptTrainStep(cfg).step, steps);
   return { ms_per_step: ms, tokens_per_s: (cfg.batch_size * cfg.block_size) / (ms / 1000) };
 }
 
-function generation(cfg: typeof SMALL, tokens: number): { tokens_per_s: number } {
+function generation(cfg: BenchConfig, tokens: number): { tokens_per_s: number } {
   const model = new mx.GPT({ ...cfg }, { seed: 0 });
   const n = Math.min(tokens, cfg.block_size - 1);
   const t0 = performance.now();

@@ -19,14 +19,12 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { generateIds } from "../src/generate/index.js";
 import * as mx from "../src/index.js";
-import { clipGradNorm, forwardBackward } from "../src/train/grad.js";
+import { type BenchConfig, gptTrainStep, MEDIUM, SMALL } from "./workloads.js";
 
 const argv = process.argv.slice(2);
 const asJson = argv.includes("--json");
 const root = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
 
-const SMALL = { n_layer: 4, n_head: 4, n_embd: 128, block_size: 64, batch_size: 12, vocab_size: 65 };
-const MEDIUM = { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, batch_size: 64, vocab_size: 65 };
 const CONFIGS = { small: SMALL, medium: MEDIUM };
 type ConfigName = keyof typeof CONFIGS;
 type Case = "train" | "generate";
@@ -74,29 +72,19 @@ interface MoxingMeasurement extends Measurement {
   external_mb: number;
 }
 
-function worker(kind: Case, cfg: typeof SMALL): MoxingMeasurement {
+function worker(kind: Case, cfg: BenchConfig): MoxingMeasurement {
   const base = procMemory();
   const hwmReset = resetPeak();
-  const model = new mx.GPT({ ...cfg }, { seed: 0 });
+  let model: mx.GPT;
   let arena: mx.MemoryArena | null = null;
   if (kind === "train") {
-    // bench/bench.ts's trainStep: what the trainer does each step, the step's tensors in an arena.
-    const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-3, betas: [0.9, 0.99] });
-    const g = new mx.Generator(0);
-    const x = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
-    const y = mx.randint(0, cfg.vocab_size, [cfg.batch_size, cfg.block_size], { generator: g });
-    const params = model.parameters();
-    arena = new mx.MemoryArena();
-    for (let i = 0; i < steps; i++) {
-      arena.reset();
-      arena.run(() => {
-        opt.zeroGrad();
-        forwardBackward(model, [{ x, y }]);
-        clipGradNorm(params, 1);
-        opt.step();
-      });
-    }
+    // The training step bench/bench.ts times (bench/workloads.ts).
+    const w = gptTrainStep(cfg);
+    model = w.model;
+    arena = w.arena;
+    for (let i = 0; i < steps; i++) w.step();
   } else {
+    model = new mx.GPT({ ...cfg }, { seed: 0 });
     // Batch 1, greedy, KV cache; generateIds keeps its own arena for each token's activations.
     const n = Math.min(GEN_TOKENS, cfg.block_size - 1);
     let count = 0;
@@ -133,7 +121,7 @@ function moxingChild(kind: Case, config: ConfigName): MoxingMeasurement {
 
 type TorchMeasurement = Measurement & { torch: string; threads: number };
 
-function torchChild(kind: Case, cfg: typeof SMALL): TorchMeasurement | null {
+function torchChild(kind: Case, cfg: BenchConfig): TorchMeasurement | null {
   if (!existsSync("/usr/bin/python3")) return null;
   // OpenBLAS starts its own pthreads regardless of torch.set_num_threads, so its count is set too.
   const env: NodeJS.ProcessEnv = {
@@ -179,7 +167,7 @@ function main(): void {
     `moxing memory bench: backend ${backend}, ${steps} training steps, ${GEN_TOKENS} generated tokens (fewer where block_size is smaller)`,
   );
 
-  const rows: { config: typeof SMALL; case: Case; moxing: MoxingMeasurement; torch: TorchMeasurement | null }[] = [];
+  const rows: { config: BenchConfig; case: Case; moxing: MoxingMeasurement; torch: TorchMeasurement | null }[] = [];
   for (const name of Object.keys(CONFIGS) as ConfigName[]) {
     for (const kind of ["train", "generate"] as const) {
       const moxing = moxingChild(kind, name);
