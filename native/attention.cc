@@ -118,33 +118,7 @@ MX_CLONES void mm(i64 M, i64 N, i64 K, const float* A, i64 ars, i64 acs, const f
 }
 
 // max over s[0..n) * scale; NaN if any is NaN.
-MX_CLONES float scaled_max(const float* s, i64 n, float scale) {
-  float acc[16];
-  int nan[16];
-  for (int j = 0; j < 16; j++) {
-    acc[j] = -INFINITY;
-    nan[j] = 0;
-  }
-  i64 i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; j++) {
-      const float v = s[i + j] * scale;
-      acc[j] = v > acc[j] ? v : acc[j];
-      nan[j] |= v != v;
-    }
-  float m = -INFINITY;
-  int any = 0;
-  for (; i < n; i++) {
-    const float v = s[i] * scale;
-    m = v > m ? v : m;
-    any |= v != v;
-  }
-  for (int j = 0; j < 16; j++) {
-    m = acc[j] > m ? acc[j] : m;
-    any |= nan[j];
-  }
-  return any ? NAN : m;
-}
+MX_CLONES float scaled_max(const float* s, i64 n, float scale) { return lane_max(s, n, scale); }
 
 // p[c] = exp(s[c] * scale - sub) (in place allowed); returns the sum.
 MX_CLONES float exp_row(const float* s, float* p, i64 n, float scale, float sub) {

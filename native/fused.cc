@@ -43,32 +43,8 @@ void for_elems(i64 n, F&& body) {
   parallel_for(pieces, task);
 }
 
-MX_CLONES float row_max(const float* x, i64 n) {
-  float acc[16];
-  int nan[16];
-  for (int j = 0; j < 16; j++) {
-    acc[j] = -INFINITY;
-    nan[j] = 0;
-  }
-  i64 i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; j++) {
-      const float v = x[i + j];
-      acc[j] = v > acc[j] ? v : acc[j];
-      nan[j] |= v != v;
-    }
-  float m = -INFINITY;
-  int any = 0;
-  for (; i < n; i++) {
-    m = x[i] > m ? x[i] : m;
-    any |= x[i] != x[i];
-  }
-  for (int j = 0; j < 16; j++) {
-    m = acc[j] > m ? acc[j] : m;
-    any |= nan[j];
-  }
-  return any ? NAN : m;
-}
+// max over x[0..n); NaN if any is NaN.
+MX_CLONES float row_max(const float* x, i64 n) { return lane_max(x, n, 1.0f); }
 
 // out[i] = exp(x[i] - m); returns the sum.
 MX_CLONES float exp_shift_sum(const float* x, float* out, i64 n, float m) {

@@ -118,4 +118,34 @@ static inline __attribute__((always_inline)) float verf(float x) {
 
 static inline __attribute__((always_inline)) float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
+// max over s[0..n) * scale, NaN if any is NaN, over 16 lanes so it vectorises without -ffast-math.
+// Inlined into each caller's target_clones function (a constant scale of 1 folds away).
+static inline __attribute__((always_inline)) float lane_max(const float* s, int64_t n, float scale) {
+  float acc[16];
+  int nan[16];
+  for (int j = 0; j < 16; j++) {
+    acc[j] = -INFINITY;
+    nan[j] = 0;
+  }
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) {
+      const float v = s[i + j] * scale;
+      acc[j] = v > acc[j] ? v : acc[j];
+      nan[j] |= v != v;
+    }
+  float m = -INFINITY;
+  int any = 0;
+  for (; i < n; i++) {
+    const float v = s[i] * scale;
+    m = v > m ? v : m;
+    any |= v != v;
+  }
+  for (int j = 0; j < 16; j++) {
+    m = acc[j] > m ? acc[j] : m;
+    any |= nan[j];
+  }
+  return any ? NAN : m;
+}
+
 }  // namespace mx
