@@ -151,27 +151,34 @@ void run_gemv(const GemvCtx& g, i64 t) {
     g.impl->gemv_t(nn, g.k, x, w, g.js, y);
 }
 
-void gemv(GemvCtx& g, i64 batch) {
+// Split the n outputs of each of `batch` products into pieces of at least min_piece (a few pieces
+// per thread, so a descheduled thread on a loaded machine delays only a small share), record the
+// split in g.parts / g.chunk, and run run(g, t) for every piece t, on the pool when it pays.
+template <class Ctx, class Run>
+void run_pieces(Ctx& g, i64 batch, i64 n, i64 min_piece, double work, Run run) {
   const int T = pool_threads();
-  const double work = (double)batch * (double)g.N * (double)g.k;
   g.parts = 1;
-  g.chunk = g.N;
+  g.chunk = n;
   if (T > 1 && work >= 131072.0 && batch < 2 * T) {
-    // Split N into pieces (a few per thread for a loaded machine) of at least 64 rows of w for
-    // gemv_t, or 256 columns for gemv_n, whose pieces read w in row segments of that width.
     const i64 want = ceil_div(4 * T, batch);
-    const i64 most = ceil_div(g.N, g.js == 1 ? 256 : 64);
+    const i64 most = ceil_div(n, min_piece);
     g.parts = want < most ? want : most;
-    g.chunk = ceil_div(ceil_div(g.N, g.parts), 16) * 16;
-    g.parts = ceil_div(g.N, g.chunk);
+    g.chunk = ceil_div(ceil_div(n, g.parts), 16) * 16;
+    g.parts = ceil_div(n, g.chunk);
   }
   const i64 ntasks = batch * g.parts;
   if (ntasks == 1 || T <= 1 || work < 131072.0) {
-    for (i64 t = 0; t < ntasks; t++) run_gemv(g, t);
+    for (i64 t = 0; t < ntasks; t++) run(g, t);
     return;
   }
-  auto f = [&g](i64 t) { run_gemv(g, t); };
+  auto f = [&g, &run](i64 t) { run(g, t); };
   parallel_for(ntasks, f);
+}
+
+void gemv(GemvCtx& g, i64 batch) {
+  // Pieces of at least 64 rows of w for gemv_t, or 256 columns for gemv_n, whose pieces read w in
+  // row segments of that width.
+  run_pieces(g, batch, g.N, g.js == 1 ? 256 : 64, (double)batch * (double)g.N * (double)g.k, run_gemv);
 }
 
 // Few-row products in the nn.Linear layout (A rows and W rows contiguous): c_b = A_b · W_bᵀ.
@@ -195,24 +202,7 @@ void run_nt(const NtCtx& g, i64 t) {
 }
 
 void nt_small(NtCtx& g, i64 batch) {
-  const int T = pool_threads();
-  const double work = (double)batch * (double)g.m * (double)g.n * (double)g.k;
-  g.parts = 1;
-  g.chunk = g.n;
-  if (T > 1 && work >= 131072.0 && batch < 2 * T) {
-    const i64 want = ceil_div(4 * T, batch);
-    const i64 most = ceil_div(g.n, 64);
-    g.parts = want < most ? want : most;
-    g.chunk = ceil_div(ceil_div(g.n, g.parts), 16) * 16;
-    g.parts = ceil_div(g.n, g.chunk);
-  }
-  const i64 ntasks = batch * g.parts;
-  if (ntasks == 1 || T <= 1 || work < 131072.0) {
-    for (i64 t = 0; t < ntasks; t++) run_nt(g, t);
-    return;
-  }
-  auto f = [&g](i64 t) { run_nt(g, t); };
-  parallel_for(ntasks, f);
+  run_pieces(g, batch, g.n, 64, (double)batch * (double)g.m * (double)g.n * (double)g.k, run_nt);
 }
 
 }  // namespace
