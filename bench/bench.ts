@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as mx from "../src/index.js";
+import { median, timeIt } from "./timing.js";
 import { type BenchConfig, gptTrainStep, MEDIUM, SMALL } from "./workloads.js";
 
 const argv = process.argv.slice(2);
@@ -27,22 +28,6 @@ const SHAPES: [number, number, number][] = [
   [512, 3072, 768],
   [1024, 1024, 1024],
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
-function timeIt(fn: () => void, reps: number, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
 
 // ---- workers (run in a child process with MOXING_THREADS set) --------------------------------------
 

@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import * as mx from "../src/index.js";
 import { Bert, type BertPreset, bertConfig } from "../src/models/bert.js";
 import { clipGradNorm } from "../src/train/grad.js";
+import { timeIt } from "./timing.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
@@ -53,19 +54,6 @@ interface Workload {
   seq_len: number;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-function timeIt(fn: () => void): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
-}
-
 function build(w: Workload): Bert {
   const config = bertConfig(w.size, { vocab_size: w.vocab_size, hidden_dropout_prob: 0, attention_probs_dropout_prob: 0 });
   return new Bert(config, { task: "text-classification", numLabels: 2, seed: 0 });
@@ -89,10 +77,14 @@ function inference(w: Workload): { ms_per_batch: number; sentences_per_s: number
   model.eval();
   const { inputs } = batch(w);
   const arena = new mx.MemoryArena();
-  const ms = timeIt(() => {
-    arena.reset();
-    arena.run(() => mx.noGrad(() => model.forward(inputs).logits.contiguousData()));
-  });
+  const ms = timeIt(
+    () => {
+      arena.reset();
+      arena.run(() => mx.noGrad(() => model.forward(inputs).logits.contiguousData()));
+    },
+    reps,
+    warmup,
+  );
   return { ms_per_batch: ms, sentences_per_s: (w.batch_size * 1000) / ms };
 }
 
@@ -103,18 +95,22 @@ function finetune(w: Workload): { ms_per_step: number; sentences_per_s: number }
   const params = model.parameters();
   const optimizer = new mx.AdamW(model.optimGroups(0.01), { lr: 1e-4, betas: [0.9, 0.999], eps: 1e-8 });
   const arena = new mx.MemoryArena();
-  const ms = timeIt(() => {
-    optimizer.zeroGrad();
-    arena.reset();
-    arena.run(() => {
-      const loss = model.forward(inputs, { labels }).loss as mx.Tensor;
-      loss.item();
-      loss.backward();
-      clipGradNorm(params, 1);
-      optimizer.step();
-    });
-    optimizer.zeroGrad();
-  });
+  const ms = timeIt(
+    () => {
+      optimizer.zeroGrad();
+      arena.reset();
+      arena.run(() => {
+        const loss = model.forward(inputs, { labels }).loss as mx.Tensor;
+        loss.item();
+        loss.backward();
+        clipGradNorm(params, 1);
+        optimizer.step();
+      });
+      optimizer.zeroGrad();
+    },
+    reps,
+    warmup,
+  );
   return { ms_per_step: ms, sentences_per_s: (w.batch_size * 1000) / ms };
 }
 

@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { nativeBackend, nativeInfo, nativeLoadError, nativeTesting } from "../src/backends/native/index.js";
 import type { MatView } from "../src/tensor/backend.js";
+import { median } from "./timing.js";
 
 export const GEMM_SHAPES: readonly [number, number, number][] = [
   [64, 768, 768],
@@ -33,11 +34,6 @@ export interface GemmResult {
   threads: number;
   gflops: number;
   ms: number;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
 }
 
 export function benchGemm(reps = 9): GemmResult[] {

