@@ -16,7 +16,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT  # noqa: E402  (the same model as the quality benchmark)
+from torch_gpt import GPT, bench_training  # noqa: E402  (the same model as the quality benchmark)
 
 
 def op_overhead_us(calls=10000):
@@ -30,20 +30,12 @@ def op_overhead_us(calls=10000):
 
 
 def train_step(cfg, steps):
-    torch.manual_seed(0)
-    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"])
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    _, step = bench_training(cfg)
     B, T = cfg["batch_size"], cfg["block_size"]
-    x = torch.randint(cfg["vocab_size"], (B, T))
-    y = torch.randint(cfg["vocab_size"], (B, T))
     times = []
     for i in range(steps + 2):
         t0 = time.perf_counter()
-        _, loss = m(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
+        step()
         if i >= 2:  # the first steps allocate and warm caches
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)

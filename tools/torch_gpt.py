@@ -88,6 +88,26 @@ class GPT(nn.Module):
         return logits, loss
 
 
+def bench_training(cfg):
+    """The benchmarks' training workload (tools/torch_bench.py times it, tools/torch_memory.py
+    measures its memory): the model and one step of forward, backward, clipping at 1.0 and AdamW
+    on a fixed random batch, as bench/workloads.ts does in moxing."""
+    torch.manual_seed(0)
+    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"])
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
+    x = torch.randint(cfg["vocab_size"], (cfg["batch_size"], cfg["block_size"]))
+    y = torch.randint(cfg["vocab_size"], (cfg["batch_size"], cfg["block_size"]))
+
+    def step():
+        _, loss = m(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+
+    return m, step
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

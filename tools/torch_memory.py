@@ -21,7 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT  # noqa: E402  (the same model as the quality benchmark)
+from torch_gpt import GPT, bench_training  # noqa: E402  (the same model as the quality benchmark)
 
 
 def proc_memory():
@@ -45,19 +45,9 @@ def reset_peak():
 
 
 def train(cfg, steps):
-    # tools/torch_bench.py's train_step without the timing.
-    torch.manual_seed(0)
-    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"])
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1)
-    B, T = cfg["batch_size"], cfg["block_size"]
-    x = torch.randint(cfg["vocab_size"], (B, T))
-    y = torch.randint(cfg["vocab_size"], (B, T))
+    m, step = bench_training(cfg)
     for _ in range(steps):
-        _, loss = m(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
-        opt.step()
+        step()
     return m
 
 
