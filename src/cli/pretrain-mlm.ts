@@ -5,7 +5,7 @@ import { BERT_PRESETS, type BertPreset } from "../models/bert.js";
 import { lineReporter } from "../train/loop.js";
 import { MLM_DEFAULTS, type MlmOptions, pretrainMlm } from "../train/mlm.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, UsageError, withCheckpointOnInterrupt } from "./util.js";
+import { num, parseFlags, TRAINING_RUN_FLAGS, UsageError, withCheckpointOnInterrupt } from "./util.js";
 
 const HELP = `moxing pretrain-mlm: pretrain a BERT on a text file with masked language modelling
 
@@ -38,10 +38,7 @@ checkpoint. Afterwards: moxing finetune --model DIR ..., moxing similar --model 
 pipeline('fill-mask', DIR) from the library.`;
 
 const FLAGS = {
-  data: { type: "string" },
-  out: { type: "string" },
-  resume: { type: "boolean" },
-  overwrite: { type: "boolean" },
+  ...TRAINING_RUN_FLAGS,
   "vocab-size": { type: "string" },
   size: { type: "string" },
   layers: { type: "string" },
@@ -51,17 +48,7 @@ const FLAGS = {
   "max-len": { type: "string" },
   dropout: { type: "string" },
   "mlm-probability": { type: "string" },
-  "batch-size": { type: "string" },
-  "max-steps": { type: "string" },
-  "learning-rate": { type: "string" },
-  "min-lr": { type: "string" },
-  "warmup-steps": { type: "string" },
-  "weight-decay": { type: "string" },
-  "grad-clip": { type: "string" },
-  seed: { type: "string" },
-  "eval-interval": { type: "string" },
   "eval-batches": { type: "string" },
-  "checkpoint-interval": { type: "string" },
 } as const;
 
 export const pretrainMlmCommand: Command = {

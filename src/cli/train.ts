@@ -11,7 +11,7 @@ import type { PositionalEncoding } from "../models/gpt.js";
 import { formatDuration, progressReporter } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, UsageError, withCheckpointOnInterrupt } from "./util.js";
+import { num, parseFlags, TRAINING_RUN_FLAGS, UsageError, withCheckpointOnInterrupt } from "./util.js";
 
 const TRAIN_HELP = `moxing train: train a GPT language model on a text file
 
@@ -44,10 +44,7 @@ Progress goes to stderr; metrics, one JSON object per step, to DIR/metrics.jsonl
 checkpoint and stops; --resume continues. Afterwards: moxing eval --model DIR --data FILE.`;
 
 const TRAIN_FLAGS = {
-  data: { type: "string" },
-  out: { type: "string" },
-  resume: { type: "boolean" },
-  overwrite: { type: "boolean" },
+  ...TRAINING_RUN_FLAGS,
   tokenizer: { type: "string" },
   "vocab-size": { type: "string" },
   "n-layer": { type: "string" },
@@ -56,18 +53,8 @@ const TRAIN_FLAGS = {
   "block-size": { type: "string" },
   dropout: { type: "string" },
   "pos-encoding": { type: "string" },
-  "batch-size": { type: "string" },
   "grad-accum": { type: "string" },
-  "max-steps": { type: "string" },
-  "learning-rate": { type: "string" },
-  "min-lr": { type: "string" },
-  "warmup-steps": { type: "string" },
-  "weight-decay": { type: "string" },
-  "grad-clip": { type: "string" },
-  seed: { type: "string" },
-  "eval-interval": { type: "string" },
   "eval-iters": { type: "string" },
-  "checkpoint-interval": { type: "string" },
 } as const;
 
 /** A numeric flag: undefined when absent (so a resumed run keeps its saved value). */

@@ -84,3 +84,22 @@ export async function withCheckpointOnInterrupt<T>(job: (signal: AbortSignal) =>
     process.off("SIGINT", onSigint);
   }
 }
+
+/** The flags every training command (train, pretrain-mlm) shares: data, output, resuming, the
+ *  optimiser and schedule, evaluation and checkpoint intervals. */
+export const TRAINING_RUN_FLAGS = {
+  data: { type: "string" },
+  out: { type: "string" },
+  resume: { type: "boolean" },
+  overwrite: { type: "boolean" },
+  "batch-size": { type: "string" },
+  "max-steps": { type: "string" },
+  "learning-rate": { type: "string" },
+  "min-lr": { type: "string" },
+  "warmup-steps": { type: "string" },
+  "weight-decay": { type: "string" },
+  "grad-clip": { type: "string" },
+  seed: { type: "string" },
+  "eval-interval": { type: "string" },
+  "checkpoint-interval": { type: "string" },
+} as const;
