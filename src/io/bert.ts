@@ -18,7 +18,7 @@
 // and F16/BF16 weights. Loading a directory for another task keeps the encoder and starts the new
 // head from Hugging Face's initialisation, saying which weights are new.
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BERT_ARCHITECTURES, BERT_DEFAULTS, Bert, type BertConfig, type BertTask, validateBertConfig } from "../models/bert.js";
 import type { AdamW } from "../optim/adamw.js";
@@ -27,7 +27,7 @@ import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { checkpointFile, commitFiles } from "./checkpoint.js";
+import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -265,30 +265,8 @@ export function bertStateDict(model: Bert): Map<string, SafeTensor> {
 
 // ---- directories ----------------------------------------------------------------------------------
 
-function readJSON(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new BertFileError(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${code ?? (e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new BertFileError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-  }
-}
-
-function checkDir(dir: string): void {
-  let isDir = false;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch {
-    throw new BertFileError(`model directory '${dir}' does not exist`);
-  }
-  if (!isDir) throw new BertFileError(`'${dir}' is a file, not a model directory`);
-}
+const readJSON = (path: string) => readJSONFile(path, BertFileError);
+const checkDir = (dir: string) => checkModelDir(dir, BertFileError);
 
 /** config.json of a BERT model directory. */
 export function readBertConfig(dir: string): { config: BertConfig; info: BertDirInfo } {

@@ -243,39 +243,44 @@ function requireFile(dir: string, name: string): string {
   return p;
 }
 
-function readJSONFile(path: string): unknown {
+type FileErrorClass = new (message: string) => Error;
+
+/** A JSON file's contents; unreadable or invalid files raise `Err` naming the file. */
+export function readJSONFile(path: string, Err: FileErrorClass = CheckpointError): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Err(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${code ?? (e as Error).message})`);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    throw new Err(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
   }
 }
 
-function checkDir(dir: string): void {
+/** Raise `Err` unless `dir` is an existing directory. */
+export function checkModelDir(dir: string, Err: FileErrorClass = CheckpointError): void {
   let isDir = false;
   try {
     isDir = statSync(dir).isDirectory();
   } catch {
-    throw new CheckpointError(`model directory '${dir}' does not exist`);
+    throw new Err(`model directory '${dir}' does not exist`);
   }
-  if (!isDir) throw new CheckpointError(`'${dir}' is a file, not a model directory`);
+  if (!isDir) throw new Err(`'${dir}' is a file, not a model directory`);
 }
 
 export function readConfig(dir: string): GPTConfig {
-  checkDir(dir);
+  checkModelDir(dir);
   const p = requireFile(dir, CONFIG_FILE);
   return configFromJSON(readJSONFile(p), p);
 }
 
 /** The parsed config.json as written (for display). */
 export function readRawConfig(dir: string): Record<string, unknown> {
-  checkDir(dir);
+  checkModelDir(dir);
   const p = requireFile(dir, CONFIG_FILE);
   const json = readJSONFile(p);
   configFromJSON(json, p); // validate
@@ -283,7 +288,7 @@ export function readRawConfig(dir: string): Record<string, unknown> {
 }
 
 export function readTokenizer(dir: string): Tokenizer {
-  checkDir(dir);
+  checkModelDir(dir);
   const p = checkpointFile(dir, TOKENIZER_FILE);
   if (!p) {
     // A Hugging Face GPT-2 directory may have only GPT-2's original files: vocab.json and merges.txt.
