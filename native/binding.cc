@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 
 #include "ops.h"
 
@@ -127,6 +128,23 @@ void add_contiguous(Nd& L, int k) {
   L.nops = k + 1;
 }
 
+// A view operand and the error naming it when its view leaves its buffer.
+struct Operand {
+  const Buf& buf;
+  const char* what;
+};
+
+// read_nd for these operands (in parameter-block order), then check that each view stays inside its buffer.
+bool read_views(const Args& a, Nd& L, i64& total, std::initializer_list<Operand> ops) {
+  if (!read_nd(a, L, (int)ops.size(), total)) return false;
+  int k = 0;
+  for (const Operand& o : ops) {
+    if (!check_extent(a.env, o.buf.len, L.off[k], L.nd, L.shape, L.st[k], o.what)) return false;
+    k++;
+  }
+  return true;
+}
+
 napi_value undefined(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
@@ -144,9 +162,7 @@ napi_value js_unary(napi_env env, napi_callback_info info) {
   if (op < 0 || op >= U_COUNT) return range_error(env, "moxing native: bad unary op"), nullptr;
   Nd L;
   i64 total;
-  if (!read_nd(a, L, 1, total)) return nullptr;
-  if (!check_extent(env, x.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: unary input view out of bounds"))
-    return nullptr;
+  if (!read_views(a, L, total, {{x, "moxing native: unary input view out of bounds"}})) return nullptr;
   if (out.len < total) return range_error(env, "moxing native: unary output too small"), nullptr;
   add_contiguous(L, 1);
   op_unary(op, L, x, static_cast<float*>(out.p));
@@ -162,9 +178,8 @@ napi_value js_binary(napi_env env, napi_callback_info info) {
   if (op < 0 || op >= B_COUNT) return range_error(env, "moxing native: bad binary op"), nullptr;
   Nd L;
   i64 total;
-  if (!read_nd(a, L, 2, total)) return nullptr;
-  if (!check_extent(env, x.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: binary input a out of bounds") ||
-      !check_extent(env, y.len, L.off[1], L.nd, L.shape, L.st[1], "moxing native: binary input b out of bounds"))
+  if (!read_views(a, L, total,
+                  {{x, "moxing native: binary input a out of bounds"}, {y, "moxing native: binary input b out of bounds"}}))
     return nullptr;
   if (out.len < total) return range_error(env, "moxing native: binary output too small"), nullptr;
   add_contiguous(L, 2);
@@ -179,10 +194,10 @@ napi_value js_where(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, c) || !get_buf(a, 1, x) || !get_buf(a, 2, y) || !get_buf(a, 3, out)) return nullptr;
   Nd L;
   i64 total;
-  if (!read_nd(a, L, 3, total)) return nullptr;
-  if (!check_extent(env, c.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: where cond out of bounds") ||
-      !check_extent(env, x.len, L.off[1], L.nd, L.shape, L.st[1], "moxing native: where input a out of bounds") ||
-      !check_extent(env, y.len, L.off[2], L.nd, L.shape, L.st[2], "moxing native: where input b out of bounds"))
+  if (!read_views(a, L, total,
+                  {{c, "moxing native: where cond out of bounds"},
+                   {x, "moxing native: where input a out of bounds"},
+                   {y, "moxing native: where input b out of bounds"}}))
     return nullptr;
   if (out.len < total) return range_error(env, "moxing native: where output too small"), nullptr;
   add_contiguous(L, 3);
@@ -197,9 +212,8 @@ napi_value js_copy(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, s) || !get_buf(a, 1, d)) return nullptr;
   Nd L;
   i64 total;
-  if (!read_nd(a, L, 2, total)) return nullptr;
-  if (!check_extent(env, s.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: copy source out of bounds") ||
-      !check_extent(env, d.len, L.off[1], L.nd, L.shape, L.st[1], "moxing native: copy destination out of bounds"))
+  if (!read_views(a, L, total,
+                  {{s, "moxing native: copy source out of bounds"}, {d, "moxing native: copy destination out of bounds"}}))
     return nullptr;
   op_copy(L, s, d);
   return undefined(env);
@@ -213,9 +227,7 @@ napi_value js_reduce(napi_env env, napi_callback_info info) {
   const int op = (int)a.P[0];
   Nd L;
   i64 total;
-  if (!read_nd(a, L, 1, total)) return nullptr;
-  if (!check_extent(env, x.len, L.off[0], L.nd, L.shape, L.st[0], "moxing native: reduce input out of bounds"))
-    return nullptr;
+  if (!read_views(a, L, total, {{x, "moxing native: reduce input out of bounds"}})) return nullptr;
   bool reduced[MAXD];
   i64 out_len = 1;
   const i64 base = 2 + L.nd * 2 + 1;
