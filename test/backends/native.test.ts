@@ -614,6 +614,15 @@ describe("native backend", () => {
     if (!maybe(t)) return;
     const x = { data: new Float32Array(4), shape: [2, 3], strides: [3, 1], offset: 0 };
     assert.throws(() => B!.unary("exp", x, new Float32Array(6)), RangeError);
+    // Each operand of every view op is checked, the error naming which one.
+    const ok = { data: new Float32Array(6), shape: [2, 3], strides: [3, 1], offset: 0 };
+    const out = new Float32Array(6);
+    assert.throws(() => B!.binary("add", ok, x, out), /binary input b out of bounds/);
+    assert.throws(() => B!.binary("add", x, ok, out), /binary input a out of bounds/);
+    assert.throws(() => B!.where(ok, ok, x, out), /where input b out of bounds/);
+    assert.throws(() => B!.where(x, ok, ok, out), /where cond out of bounds/);
+    assert.throws(() => B!.copy(ok, x), /copy destination out of bounds/);
+    assert.throws(() => B!.reduce("sum", x, [1], new Float32Array(2)), /reduce input out of bounds/);
     const a = { data: new Float32Array(4), offset: 0, batchStride: 0, rowStride: 2, colStride: 1 };
     assert.throws(() => B!.matmul(a, a, new Float32Array(9), 1, 3, 3, 2), RangeError);
   });
