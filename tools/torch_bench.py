@@ -16,7 +16,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT, bench_training  # noqa: E402  (the same model as the quality benchmark)
+from torch_gpt import bench_generation, bench_training  # noqa: E402  (the same model as the quality benchmark)
 
 
 def op_overhead_us(calls=10000):
@@ -43,17 +43,11 @@ def train_step(cfg, steps):
 
 
 def generation(cfg, tokens):
-    torch.manual_seed(0)
-    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"]).eval()
+    _, generate = bench_generation(cfg)
     n = min(tokens, cfg["block_size"] - 1)
-    with torch.no_grad():
-        caches = [{} for _ in m.h]
-        idx = torch.zeros((1, 1), dtype=torch.long)
-        t0 = time.perf_counter()
-        for i in range(n):
-            logits, _ = m(idx[:, -1:], caches=caches, start=i)
-            idx = torch.cat([idx, torch.argmax(logits[:, -1, :], -1, keepdim=True)], 1)
-        return {"tokens_per_s": n / (time.perf_counter() - t0)}
+    t0 = time.perf_counter()
+    generate(n)
+    return {"tokens_per_s": n / (time.perf_counter() - t0)}
 
 
 def main():

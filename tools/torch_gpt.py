@@ -108,6 +108,25 @@ def bench_training(cfg):
     return m, step
 
 
+def bench_generation(cfg):
+    """The benchmarks' generation workload: the model and a function generating n tokens, batch 1,
+    greedy, with the KV cache, after the first token (bench/bench.ts and bench/memory.ts run the
+    same in moxing)."""
+    torch.manual_seed(0)
+    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"]).eval()
+
+    def generate(n):
+        with torch.no_grad():
+            caches = [{} for _ in m.h]
+            idx = torch.zeros((1, 1), dtype=torch.long)
+            for i in range(n):
+                logits, _ = m(idx[:, -1:], caches=caches, start=i)
+                idx = torch.cat([idx, torch.argmax(logits[:, -1, :], -1, keepdim=True)], 1)
+        return idx
+
+    return m, generate
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)

@@ -21,7 +21,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_gpt import GPT, bench_training  # noqa: E402  (the same model as the quality benchmark)
+from torch_gpt import bench_generation, bench_training  # noqa: E402  (the same model as the quality benchmark)
 
 
 def proc_memory():
@@ -52,17 +52,9 @@ def train(cfg, steps):
 
 
 def generate(cfg, tokens):
-    # tools/torch_bench.py's generation: batch 1, greedy, KV cache.
-    torch.manual_seed(0)
-    m = GPT(cfg["vocab_size"], cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"]).eval()
+    m, generate_n = bench_generation(cfg)
     n = min(tokens, cfg["block_size"] - 1)
-    with torch.no_grad():
-        caches = [{} for _ in m.h]
-        idx = torch.zeros((1, 1), dtype=torch.long)
-        for i in range(n):
-            logits, _ = m(idx[:, -1:], caches=caches, start=i)
-            idx = torch.cat([idx, torch.argmax(logits[:, -1, :], -1, keepdim=True)], 1)
-    assert idx.shape[1] == n + 1
+    assert generate_n(n).shape[1] == n + 1
     return m
 
 

@@ -11,20 +11,10 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { encodeGGUF, GGUFError, type GGUFValue, parseGGUF, readGGUF } from "../../src/io/gguf.js";
 import { decodeSafetensors, encodeSafetensors, readSafetensors, SafetensorsError } from "../../src/io/safetensors.js";
+import { mulberry32 } from "../tokenizers/corpus.js";
 
 const root = mkdtempSync(join(tmpdir(), "moxing-fuzz-"));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ITERATIONS = 10_000;
 const FILE_ITERATIONS = 500;
