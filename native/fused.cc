@@ -85,15 +85,7 @@ MX_CLONES void log_softmax_bwd_row(const float* y, const float* dy, float* dx, i
 }
 
 // Sum and sum of squared deviations in double (8 independent lanes, vectorisable).
-MX_CLONES double sum_d(const float* x, i64 n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  i64 i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
-  double t = 0;
-  for (; i < n; i++) t += (double)x[i];
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
-}
+MX_CLONES double sum_d(const float* x, i64 n) { return lane_sum_d(x, n); }
 
 MX_CLONES double sqdev_d(const float* x, i64 n, double mean) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

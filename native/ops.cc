@@ -445,15 +445,7 @@ inline double run_reduce(const T* x, i64 s, i64 n, bool is_max) {
     }
     return m;
   }
-  if (s == 1) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    i64 i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
-    double t = 0;
-    for (; i < n; i++) t += (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
-  }
+  if (s == 1) return lane_sum_d(x, n);
   double t = 0;
   for (i64 i = 0; i < n; i++) t += (double)x[i * s];
   return t;

@@ -118,6 +118,18 @@ static inline __attribute__((always_inline)) float verf(float x) {
 
 static inline __attribute__((always_inline)) float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
+// Sum of x[0..n) in double over 8 independent lanes, so it vectorises without -ffast-math.
+template <class T>
+static inline __attribute__((always_inline)) double lane_sum_d(const T* x, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
+  double t = 0;
+  for (; i < n; i++) t += (double)x[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
+}
+
 // max over s[0..n) * scale, NaN if any is NaN, over 16 lanes so it vectorises without -ffast-math.
 // Inlined into each caller's target_clones function (a constant scale of 1 folds away).
 static inline __attribute__((always_inline)) float lane_max(const float* s, int64_t n, float scale) {
