@@ -10,17 +10,16 @@
 // halve OpenBLAS's speed on this CPU). Without torch the torch_* fields are null.
 
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as mx from "../src/index.js";
 import { median, timeIt } from "./timing.js";
+import { torchOrNull } from "./torch.js";
 import { type BenchConfig, gptTrainStep, MEDIUM, SMALL } from "./workloads.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const asJson = argv.includes("--json");
-const root = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
 
 const SHAPES: [number, number, number][] = [
   [64, 768, 768],
@@ -53,20 +52,6 @@ function runChild(env: Record<string, string>, args: string[]): unknown {
     encoding: "utf8",
   });
   if (r.status !== 0) throw new Error(`bench worker failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split("\n").pop() as string);
-}
-
-function torch(script: string, args: string[], threads: number): unknown | null {
-  if (!existsSync("/usr/bin/python3")) return null;
-  // OpenBLAS starts its own pthreads regardless of torch.set_num_threads, so its count is set too.
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync("/usr/bin/python3", [`${root}tools/${script}`, ...args], { env, encoding: "utf8" });
-  if (r.status !== 0) {
-    if (/No module named 'torch'/.test(r.stderr)) return null;
-    throw new Error(`${script} failed: ${r.stderr.split("\n").slice(-3).join(" ")}`);
-  }
   return JSON.parse(r.stdout.trim().split("\n").pop() as string);
 }
 
@@ -132,7 +117,7 @@ function main(): void {
   type TorchGemm = { results: { m: number; n: number; k: number; threads: number; gflops: number }[] };
   const torchGemm = [1, all].flatMap(
     (t) =>
-      (torch("torch_gemm_bench.py", ["--threads", String(t), "--layouts", "nn", "--reps", quick ? "3" : "9"], t) as TorchGemm | null)
+      (torchOrNull("torch_gemm_bench.py", ["--threads", String(t), "--layouts", "nn", "--reps", quick ? "3" : "9"], t) as TorchGemm | null)
         ?.results ?? [],
   );
   const gemm: { m: number; n: number; k: number; threads: number; gflops: number; torch_gflops: number | null }[] = [];
@@ -157,7 +142,7 @@ function main(): void {
   const torchRuns = [...new Set([1, all])]
     .map(
       (t) =>
-        torch(
+        torchOrNull(
           "torch_bench.py",
           ["--threads", String(t), "--configs", JSON.stringify(configs), "--steps", quick ? "3" : "5"],
           t,

@@ -20,14 +20,12 @@
 // OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and torch.set_num_threads at moxing's thread count. Without
 // torch the torch fields are null.
 
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { cpus } from "node:os";
-import { fileURLToPath } from "node:url";
 import * as mx from "../src/index.js";
 import { Bert, type BertPreset, bertConfig } from "../src/models/bert.js";
 import { clipGradNorm } from "../src/train/grad.js";
 import { timeIt } from "./timing.js";
+import { runTorch } from "./torch.js";
 
 const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
@@ -35,7 +33,6 @@ const arg = (name: string): string | undefined => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;
 };
-const root = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
 const reps = Number(arg("reps") ?? (quick ? 3 : 10));
 const warmup = 2;
 const sizes = (arg("sizes") ?? "tiny,mini").split(",") as BertPreset[];
@@ -121,27 +118,16 @@ type TorchResult = {
 };
 
 function torchBench(workloads: Workload[], threads: number): TorchResult | { error: string } {
-  if (!existsSync("/usr/bin/python3")) return { error: "no /usr/bin/python3" };
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync(
-    "/usr/bin/python3",
-    [
-      `${root}tools/torch_bert_bench.py`,
-      "--threads",
-      String(threads),
-      "--reps",
-      String(reps),
-      "--warmup",
-      String(warmup),
-      "--configs",
-      JSON.stringify(workloads),
-    ],
-    { env, encoding: "utf8" },
-  );
-  if (r.status !== 0) return { error: (r.stderr || String(r.error)).trim().split("\n").slice(-2).join(" ") };
-  return JSON.parse(r.stdout.trim().split("\n").pop() as string) as TorchResult;
+  try {
+    const r = runTorch<TorchResult>(
+      "torch_bert_bench.py",
+      ["--threads", String(threads), "--reps", String(reps), "--warmup", String(warmup), "--configs", JSON.stringify(workloads)],
+      threads,
+    );
+    return r.ok ? r.value : { error: r.reason };
+  } catch (e) {
+    return { error: (e as Error).message }; // the table still shows moxing's figures
+  }
 }
 
 function main(): void {

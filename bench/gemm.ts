@@ -3,11 +3,12 @@
 // A·B ("nn") and A·Wᵀ ("nt", the nn.Linear layout).
 //   node --import tsx bench/gemm.ts            (after the addon is built: node scripts/build-native.mjs)
 //   node --import tsx bench/gemm.ts --torch    also runs tools/torch_gemm_bench.py for comparison
-import { spawnSync } from "node:child_process";
+
 import { fileURLToPath } from "node:url";
 import { nativeBackend, nativeInfo, nativeLoadError, nativeTesting } from "../src/backends/native/index.js";
 import type { MatView } from "../src/tensor/backend.js";
 import { median } from "./timing.js";
+import { torchOrNull } from "./torch.js";
 
 export const GEMM_SHAPES: readonly [number, number, number][] = [
   [64, 768, 768],
@@ -79,17 +80,11 @@ export function benchGemm(reps = 9): GemmResult[] {
   return results;
 }
 
+// One torch run per thread count: OpenBLAS's thread count is fixed per process.
 function torchResults(): GemmResult[] | null {
-  const script = fileURLToPath(new URL("../tools/torch_gemm_bench.py", import.meta.url));
-  const env = { ...process.env };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync("/usr/bin/python3", [script, "--threads", `1,${nativeInfo().threads}`], { env, encoding: "utf8" });
-  if (r.status !== 0) {
-    console.error(`torch benchmark failed: ${r.stderr.trim().split("\n").pop()}`);
-    return null;
-  }
-  return (JSON.parse(r.stdout) as { results: GemmResult[] }).results;
+  const counts = [...new Set([1, nativeInfo().threads])];
+  const runs = counts.map((t) => torchOrNull<{ results: GemmResult[] }>("torch_gemm_bench.py", ["--threads", String(t)], t));
+  return runs.every((r) => r !== null) ? runs.flatMap((r) => (r as { results: GemmResult[] }).results) : null;
 }
 
 function main(): void {

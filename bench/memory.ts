@@ -15,15 +15,15 @@
 // torch the torch fields are null. MB here means 2^20 bytes (/proc's kB are 1024 bytes).
 
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { generateIds } from "../src/generate/index.js";
 import * as mx from "../src/index.js";
+import { torchOrNull } from "./torch.js";
 import { type BenchConfig, gptTrainStep, MEDIUM, SMALL } from "./workloads.js";
 
 const argv = process.argv.slice(2);
 const asJson = argv.includes("--json");
-const root = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../" : "../", import.meta.url));
 
 const CONFIGS = { small: SMALL, medium: MEDIUM };
 type ConfigName = keyof typeof CONFIGS;
@@ -122,34 +122,8 @@ function moxingChild(kind: Case, config: ConfigName): MoxingMeasurement {
 type TorchMeasurement = Measurement & { torch: string; threads: number };
 
 function torchChild(kind: Case, cfg: BenchConfig): TorchMeasurement | null {
-  if (!existsSync("/usr/bin/python3")) return null;
-  // OpenBLAS starts its own pthreads regardless of torch.set_num_threads, so its count is set too.
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    OPENBLAS_NUM_THREADS: String(TORCH_THREADS),
-    OMP_NUM_THREADS: String(TORCH_THREADS),
-  };
-  delete env.OPENBLAS_CORETYPE;
-  delete env.OPENBLAS_L2_SIZE;
-  const args = [
-    `${root}tools/torch_memory.py`,
-    "--case",
-    kind,
-    "--config",
-    JSON.stringify(cfg),
-    "--steps",
-    String(steps),
-    "--gen-tokens",
-    String(GEN_TOKENS),
-    "--threads",
-    String(TORCH_THREADS),
-  ];
-  const r = spawnSync("/usr/bin/python3", args, { env, encoding: "utf8" });
-  if (r.status !== 0) {
-    if (/No module named 'torch'/.test(r.stderr)) return null;
-    throw new Error(`torch_memory.py failed: ${r.stderr.split("\n").slice(-3).join(" ")}`);
-  }
-  return JSON.parse(r.stdout.trim().split("\n").pop() as string) as TorchMeasurement;
+  const args = ["--case", kind, "--config", JSON.stringify(cfg), "--steps", String(steps), "--gen-tokens", String(GEN_TOKENS)];
+  return torchOrNull<TorchMeasurement>("torch_memory.py", [...args, "--threads", String(TORCH_THREADS)], TORCH_THREADS);
 }
 
 function main(): void {
