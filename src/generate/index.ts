@@ -2,12 +2,26 @@
 // repeat. Logits processors (repetition penalty, temperature, top-k, top-p) run in the order
 // Hugging Face applies them; a KV cache makes each new token cost one position's forward pass.
 
-import type { GPT } from "../models/gpt.js";
+import type { KVCache } from "../nn/attention.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
 import { MemoryArena } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
+
+/** What generation needs of a model (GPT and Llama have it): a causal forward over token ids
+ *  with per-layer KV caches. */
+export interface CausalLM {
+  training: boolean;
+  train(mode?: boolean): unknown;
+  eval(): unknown;
+  /** Longest context the model attends over. */
+  readonly blockSize: number;
+  /** One cache per layer with room for maxLen positions (default: blockSize). */
+  newCaches(batch: number, maxLen?: number): KVCache[];
+  forward(idx: Tensor, opts: { caches?: KVCache[] | null; lastOnly?: boolean }): { logits: Tensor };
+}
 
 export interface SamplingOptions {
   /** 0 means greedy (always the most likely token). */
@@ -94,14 +108,15 @@ function argmax(x: Float32Array | Float64Array): number {
 }
 
 /** Yield generated token ids one at a time. The prompt must be non-empty. */
-export function* generateIds(model: GPT, prompt: readonly number[], opts: GenerateOptions = {}): IterableIterator<number> {
+export function* generateIds(model: CausalLM, prompt: readonly number[], opts: GenerateOptions = {}): IterableIterator<number> {
   checkSampling(opts);
   const { maxNewTokens = 200, useCache = true } = opts;
   if (prompt.length === 0) throw new Error("generate: the prompt is empty; give at least one token");
   const g = opts.generator ?? new Generator(opts.seed ?? 1);
-  const bs = model.config.block_size;
+  const bs = model.blockSize;
   const ctx = [...prompt];
-  let caches = useCache ? model.newCaches(1) : null;
+  // A cache only as long as this call can fill (a model's context may be 100k+ positions).
+  let caches = useCache ? model.newCaches(1, Math.min(bs, Math.min(prompt.length, bs) + maxNewTokens)) : null;
   let pending = ctx.slice(-bs); // tokens not yet in the cache
   const wasTraining = model.training;
   const arena = new MemoryArena();
@@ -113,7 +128,7 @@ export function* generateIds(model: GPT, prompt: readonly number[], opts: Genera
         if ((caches[0]?.length ?? 0) + pending.length > bs) {
           // The cache is full: start again from the last half-window of context (positions
           // restart at 0), so the next bs/2 tokens are cheap again.
-          caches = model.newCaches(1);
+          caches = model.newCaches(1, bs);
           pending = ctx.slice(-Math.max(1, Math.ceil(bs / 2)));
         }
         input = pending;
@@ -137,7 +152,7 @@ export function* generateIds(model: GPT, prompt: readonly number[], opts: Genera
 
 /** Generate text after a prompt; onText receives each new piece as soon as it is complete text. */
 export function generate(
-  model: GPT,
+  model: CausalLM,
   tokenizer: Tokenizer,
   prompt: string,
   opts: GenerateOptions & { onText?: (piece: string) => void } = {},

@@ -141,6 +141,11 @@ export class GPT extends Module {
     return { logits, loss };
   }
 
+  /** Longest context the model attends over (block_size). */
+  get blockSize(): number {
+    return this.config.block_size;
+  }
+
   /** One cache per layer, for generation. */
   newCaches(batch: number): KVCache[] {
     const { n_layer, n_head, n_embd, block_size } = this.config;

@@ -25,7 +25,7 @@ import {
   utf8Encode,
   utf8EncodeInto,
 } from "./bytes.js";
-import { BaseTokenizer, badIdError, isRecord, registerTokenizer, specialAddedTokens } from "./tokenizer.js";
+import { BaseTokenizer, badIdError, isRecord, registerTokenizer, specialAddedTokens, type Tokenizer } from "./tokenizer.js";
 
 export type { BPETrainOptions } from "./bpe-train.js";
 
@@ -545,4 +545,15 @@ class MinHeap {
   }
 }
 
-registerTokenizer(ByteLevelBPE);
+/** A reader for tokenizer.json pipelines other than GPT-2's (Llama 3, Qwen, SentencePiece-style BPE);
+ *  hf-tokenizer.ts registers HFTokenizer here, so loadTokenizer reads every BPE tokenizer.json. */
+let otherBPEPipelines: { handles(json: unknown): boolean; fromJSON(json: unknown): Tokenizer } | null = null;
+export function registerBPEPipelines(reader: { handles(json: unknown): boolean; fromJSON(json: unknown): Tokenizer }): void {
+  otherBPEPipelines = reader;
+}
+
+registerTokenizer({
+  type: ByteLevelBPE.type,
+  fromJSON: (json: unknown): Tokenizer =>
+    otherBPEPipelines?.handles(json) ? otherBPEPipelines.fromJSON(json) : ByteLevelBPE.fromJSON(json),
+});

@@ -6,6 +6,7 @@ export { ByteLevelBPE, parseVocabBpe } from "./bpe.js";
 export { BYTE_TO_CHAR, byteLevelToBytes, bytesToByteLevel, GPT2_SPLIT_PATTERN } from "./bytes.js";
 export type { CharTokenizerJSON, CharTokenizerOptions } from "./char.js";
 export { CharTokenizer } from "./char.js";
+export { HFTokenizer } from "./hf-tokenizer.js";
 export type { EncodeOptions, Tokenizer, TokenizerClass } from "./tokenizer.js";
 export { BaseTokenizer, jsonTypeOf, loadTokenizer, registerTokenizer } from "./tokenizer.js";
 export * from "./wordpiece.js";
