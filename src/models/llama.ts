@@ -56,6 +56,9 @@ export interface LlamaConfig {
   initializer_range: number;
   bos_token_id: number | null;
   eos_token_id: number | number[] | null;
+  /** Sliding-window attention's window (Mistral v0.1), or null. Within it attention is full, so the
+   *  model attends over at most this many positions. */
+  sliding_window: number | null;
 }
 
 export const LLAMA_DEFAULTS: LlamaConfig = {
@@ -76,6 +79,7 @@ export const LLAMA_DEFAULTS: LlamaConfig = {
   initializer_range: 0.02,
   bos_token_id: 1,
   eos_token_id: 2,
+  sliding_window: null,
 };
 
 /** Check a config, with errors that name the field and the fix. */
@@ -218,9 +222,9 @@ export class Llama extends Module {
     });
   }
 
-  /** Longest context the model attends over. */
+  /** Longest context the model attends over (max_position_embeddings, or the sliding window). */
   get blockSize(): number {
-    return this.config.max_position_embeddings;
+    return Math.min(this.config.max_position_embeddings, this.config.sliding_window ?? Number.POSITIVE_INFINITY);
   }
 
   /** The head's weight: lm_head's, or the token embedding's when they are tied. */
@@ -233,7 +237,9 @@ export class Llama extends Module {
     const T = idx.shape[1] as number;
     const start = opts.caches?.[0]?.length ?? 0;
     if (start + T > this.blockSize) {
-      throw new Error(`Llama: cannot forward a sequence of length ${start + T}, max_position_embeddings is only ${this.blockSize}`);
+      throw new Error(
+        `Llama: cannot forward a sequence of length ${start + T}; the model attends over at most ${this.blockSize} positions`,
+      );
     }
     let x = this.model.embed_tokens.forward(idx); // (B, T, C)
     this.model.layers.items.forEach((layer, i) => {
