@@ -7,7 +7,7 @@
 // Both layers are built from tensors handed to them, so a loader creates each weight once, in its
 // final memory, with no random initialisation first; `ParamFactory` is how a model asks for them.
 
-import { QuantizedTensor } from "../quant/ggml.js";
+import { QuantizedTensor, roundActivations } from "../quant/ggml.js";
 import { isGradEnabled, noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
 import { empty, full, tensor, zeros } from "../tensor/creation.js";
@@ -57,9 +57,11 @@ let scratch = new Float32Array(0);
 const CHUNK_BYTES = 1 << 20;
 
 /**
- * y = x · Wᵀ + b for a quantised W (N, K): rows of W are decoded in chunks, each multiplied by the
+ * y = x · Wᵀ + b for a quantised W (N, K), computed as llama.cpp's CPU backend does: x is rounded to
+ * the weight type's dot-product type (Q8_0 blocks for Q8_0/Q4_0, Q8_K for K-quants, float16 for F16;
+ * quant/ggml.ts roundActivations), then rows of W are decoded in chunks, each multiplied by the
  * backend's matmul straight into its columns of y. When x needs a gradient (an adapter trained on a
- * quantised model), the whole of W is decoded and the ordinary `linear` records the step.
+ * quantised model), the whole of W is decoded and the ordinary `linear` records the step, on x as it is.
  */
 export function quantizedLinear(x: Tensor, w: QuantizedTensor, bias: Tensor | null = null): Tensor {
   const [N, K] = [w.rows, w.cols];
@@ -67,13 +69,15 @@ export function quantizedLinear(x: Tensor, w: QuantizedTensor, bias: Tensor | nu
   if (isGradEnabled() && x.requiresGrad) return linear(x, tensor(w.toFloat32(), { shape: [N, K] }), bias);
   const x2 = contiguous(x);
   const M = x2.size / K;
+  const xr = (x2.data as Float32Array).slice(x2.offset, x2.offset + x2.size);
+  for (let m = 0; m < M; m++) roundActivations(w.type, xr, m * K, K);
   const out = empty([...x.shape.slice(0, -1), N]);
   const o = out.data as Float32Array;
   const be = getBackend();
   const R = Math.max(1, Math.min(N, Math.floor(CHUNK_BYTES / (4 * K))));
   if (scratch.length < R * K) scratch = new Float32Array(R * K);
   const tmp = M > 1 ? new Float32Array(M * R) : null;
-  const xv = { data: x2.data as Float32Array, offset: x2.offset, batchStride: 0, rowStride: K, colStride: 1 };
+  const xv = { data: xr, offset: 0, batchStride: 0, rowStride: K, colStride: 1 };
   for (let r0 = 0; r0 < N; r0 += R) {
     const rr = Math.min(R, N - r0);
     w.dequantizeRows(r0, r0 + rr, scratch);

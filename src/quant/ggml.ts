@@ -478,6 +478,82 @@ function quantizeQ4_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s
   }
 }
 
+// ---- activations, as ggml's CPU backend rounds them -------------------------------------------------------
+
+/** The type ggml's CPU backend converts activations to before a dot product with a weight of each
+ *  type (ggml-cpu.c's type_traits_cpu[].vec_dot_type). */
+export const VEC_DOT_TYPE: Readonly<Record<GGMLTypeName, "F32" | "F16" | "BF16" | "Q8_0" | "Q8_K">> = {
+  F32: "F32",
+  F16: "F16",
+  BF16: "BF16",
+  Q8_0: "Q8_0",
+  Q4_0: "Q8_0",
+  Q4_K: "Q8_K",
+  Q5_K: "Q8_K",
+  Q6_K: "Q8_K",
+};
+
+/** Round half to even (_mm256_round_ps with _MM_ROUND_NEAREST). */
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Replace each value of x[off .. off+n) by what ggml's CPU backend multiplies a weight of `weightType`
+ * with: the activation quantised to the weight's dot-product type and read back. Q8_0 (for Q8_0 and
+ * Q4_0 weights): blocks of 32, d = max|x| / 127 stored as float16, q = round(x · 127 / max|x|), as
+ * AVX2's quantize_row_q8_0; Q8_K (K-quants): blocks of 256, q = nearest_int(x · -127 / max) with max
+ * the value of largest magnitude, d = 1 / that scale (quantize_row_q8_K_ref); F16/BF16 weights:
+ * float16/bfloat16 activations. A matrix product of the values returned with the dequantised weights
+ * is, up to float32 summation order, the integer dot products ggml computes.
+ */
+export function roundActivations(weightType: GGMLTypeName, x: Float32Array, off: number, n: number): void {
+  const kind = VEC_DOT_TYPE[weightType];
+  if (kind === "F32") return;
+  if (kind === "F16") {
+    const half = halfToFloatTable();
+    for (let i = off; i < off + n; i++) x[i] = half[floatToHalf(x[i] as number)] as number;
+    return;
+  }
+  if (kind === "BF16") {
+    for (let i = off; i < off + n; i++) {
+      u32Scratch[0] = floatToBF16(x[i] as number) << 16;
+      x[i] = f32Scratch[0] as number;
+    }
+    return;
+  }
+  if (kind === "Q8_0") {
+    const half = halfToFloatTable();
+    for (let b = off; b < off + n; b += 32) {
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j] as number));
+      const d = half[floatToHalf(fr(amax / 127))] as number;
+      const id = amax !== 0 ? fr(127 / amax) : 0;
+      for (let j = 0; j < 32; j++) x[b + j] = d * roundEven(fr((x[b + j] as number) * id));
+    }
+    return;
+  }
+  for (let b = off; b < off + n; b += QK_K) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < QK_K; j++) {
+      const ax = Math.abs(x[b + j] as number);
+      if (ax > amax) {
+        amax = ax;
+        max = x[b + j] as number;
+      }
+    }
+    if (!amax) {
+      x.fill(0, b, b + QK_K);
+      continue;
+    }
+    const iscale = fr(-127 / max);
+    const d = fr(1 / iscale);
+    for (let j = 0; j < QK_K; j++) x[b + j] = d * Math.min(127, nearestInt(fr(iscale * (x[b + j] as number))));
+  }
+}
+
 // ---- a quantised tensor --------------------------------------------------------------------------------
 
 /**
