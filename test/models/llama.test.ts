@@ -14,7 +14,7 @@ import { Llama, LlamaDecoderLayer } from "../../src/models/llama.js";
 import { QEmbedding, QLinear, randomParams } from "../../src/nn/quantized.js";
 import { RotaryEmbedding, ropeInvFreq } from "../../src/nn/rotary.js";
 import { AdamW } from "../../src/optim/adamw.js";
-import { QuantizedTensor } from "../../src/quant/ggml.js";
+import { QuantizedTensor, roundActivations } from "../../src/quant/ggml.js";
 import { Generator, linear, noGrad, tensor } from "../../src/tensor/index.js";
 import { assertClose, gradcheck, rnd } from "../helpers.js";
 
@@ -115,7 +115,7 @@ describe("quantised layers", () => {
     ["Q4_K", 256],
     ["F16", 64],
   ] as const) {
-    test(`QLinear with ${type} weights equals linear() on the dequantised weights`, () => {
+    test(`QLinear with ${type} weights equals linear() of the rounded activations and the dequantised weights`, () => {
       const q = QuantizedTensor.quantize(type, [48, K], rnd([48, K], 13).contiguousData() as Float32Array);
       const lin = new QLinear(q, b);
       const deq = tensor(q.toFloat32(), { shape: [...q.shape] });
@@ -125,7 +125,9 @@ describe("quantised layers", () => {
       ]) {
         const x = rnd(shape, 14);
         const got = noGrad(() => lin.forward(x));
-        const want = noGrad(() => linear(x, deq, b));
+        const xr = Float32Array.from(x.contiguousData() as Float32Array);
+        for (let r = 0; r < xr.length; r += K) roundActivations(type, xr, r, K);
+        const want = noGrad(() => linear(tensor(xr, { shape }), deq, b));
         assertClose(`${type} ${JSON.stringify(shape)}`, got.toArray(), want.toArray(), 1e-5, 1e-5);
       }
       // A gradient to the input (an adapter on a quantised model) goes through the dequantised weights.

@@ -16,6 +16,7 @@ import {
   halfToFloatTable,
   QuantizedTensor,
   quantizeRow,
+  roundActivations,
   rowBytes,
 } from "../../src/quant/ggml.js";
 
@@ -110,6 +111,57 @@ describe("quantisation writes the reference bytes", () => {
       if ((h & 0x7c00) === 0x7c00) continue;
       assert.equal(floatToHalf(half[h] as number), h);
     }
+  });
+});
+
+describe("activations rounded as ggml's CPU backend multiplies them", () => {
+  for (const [type, block, grid] of [
+    ["Q8_0", 32, "float16 d, |q| <= 127"],
+    ["Q4_K", 256, "float32 d, q in [-127, 127]"],
+  ] as const) {
+    test(`${type} weights: ${block}-value blocks on the grid d·q (${grid}), idempotent`, () => {
+      const x = Float32Array.from(input);
+      roundActivations(type, x, 0, x.length);
+      for (let b = 0; b < x.length; b += block) {
+        const blockIn = input.subarray(b, b + block);
+        const amax = Math.max(...Array.from(blockIn, Math.abs));
+        if (amax === 0) {
+          assert.ok(
+            x.subarray(b, b + block).every((v) => v === 0),
+            "an all-zero block stays zero",
+          );
+          continue;
+        }
+        // Q8_0 stores d as float16; Q8_K keeps it in float32.
+        const d = type === "Q8_0" ? (halfToFloatTable()[floatToHalf(Math.fround(amax / 127))] as number) : amax / 127;
+        for (let j = 0; j < block; j++) {
+          const q = (x[b + j] as number) / d;
+          assert.ok(
+            Math.abs(q) <= 127.01 && Math.abs(q - Math.round(q)) < 2e-3 * Math.max(1, Math.abs(q)),
+            `${type} value ${b + j}: ${x[b + j]} is not on the grid of ${d}`,
+          );
+          // (Where float16 cannot hold the scale accurately, ggml's values move further; so do these.)
+          if (d > 6.2e-5) {
+            assert.ok(
+              Math.abs((x[b + j] as number) - (blockIn[j] as number)) <= d * 0.6,
+              `${type} value ${b + j} moved by more than half a step`,
+            );
+          }
+        }
+      }
+      const again = Float32Array.from(x);
+      roundActivations(type, again, 0, again.length);
+      assert.deepEqual(again, x);
+    });
+  }
+  test("F16 and BF16 weights: activations rounded to float16 / bfloat16; F32: untouched", () => {
+    const half = halfToFloatTable();
+    const x = Float32Array.from(input.subarray(0, 64));
+    roundActivations("F16", x, 0, 64);
+    for (let i = 0; i < 64; i++) assert.equal(x[i], half[floatToHalf(input[i] as number)]);
+    const y = Float32Array.from(input.subarray(0, 64));
+    roundActivations("F32", y, 0, 64);
+    assert.deepEqual(y, input.subarray(0, 64));
   });
 });
 
