@@ -1,7 +1,7 @@
 // `moxing generate`: continue a prompt with a trained model, streaming tokens to stdout.
 
 import { generate } from "../generate/index.js";
-import { loadModelFrom } from "../io/model-files.js";
+import { loadCausalLM } from "../io/causal-lm.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
 
@@ -9,8 +9,10 @@ const HELP = `moxing generate: continue a prompt with a trained model, streaming
 
 Usage: moxing generate --model PATH --prompt TEXT [flags]
 
-  --model PATH           a model directory (from 'moxing train', or Hugging Face's GPT-2 layout),
-                         a .gguf file from 'moxing export', or a .safetensors file with config.json beside it
+  --model PATH           a model directory (from 'moxing train', Hugging Face's GPT-2 layout, or a
+                         Llama, Mistral, Qwen2 or Qwen3 checkpoint), a .gguf file (gpt2, llama, qwen2,
+                         qwen3; F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), or a .safetensors file
+                         with config.json beside it
   --prompt TEXT          the text to continue ('-' reads it from standard input)
   --max-new-tokens N     how many tokens to generate (default 200)
   --temperature T        0 for greedy decoding; higher is more random (default 0.8)
@@ -54,7 +56,7 @@ export const generateCommand: Command = {
     if (!(opts.topP > 0 && opts.topP <= 1)) throw new UsageError(`generate: --top-p must be in (0, 1] (got '${v["top-p"]}')`);
     if (!(opts.repetitionPenalty > 0))
       throw new UsageError(`generate: --repetition-penalty must be > 0 (got '${v["repetition-penalty"]}')`);
-    const { model, tokenizer } = loadModelFrom(v.model);
+    const { model, tokenizer, eosTokenId } = loadCausalLM(v.model);
     let ids: number[];
     try {
       ids = tokenizer.encode(prompt);
@@ -63,7 +65,7 @@ export const generateCommand: Command = {
     }
     if (ids.length === 0) throw new UsageError("generate: the prompt is empty; give at least one character");
     process.stdout.write(prompt);
-    generate(model, tokenizer, prompt, { ...opts, onText: (piece) => process.stdout.write(piece) });
+    generate(model, tokenizer, prompt, { ...opts, eosTokenId: eosTokenId ?? undefined, onText: (piece) => process.stdout.write(piece) });
     process.stdout.write("\n");
     return 0;
   },

@@ -12,6 +12,7 @@ import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
+import { quantizeCommand } from "./quantize.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
@@ -25,6 +26,7 @@ const COMMANDS = new Map<string, Command>([
   ["info", infoCommand],
   ["convert", convertCommand],
   ["export", exportCommand],
+  ["quantize", quantizeCommand],
   ["pretrain-mlm", pretrainMlmCommand],
   ["finetune", finetuneCommand],
   ["similar", similarCommand],

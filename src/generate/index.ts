@@ -157,7 +157,7 @@ export function generate(
   prompt: string,
   opts: GenerateOptions & { onText?: (piece: string) => void } = {},
 ): string {
-  const ids = tokenizer.encode(prompt);
+  const ids = tokenizer.encodePrompt ? tokenizer.encodePrompt(prompt) : tokenizer.encode(prompt);
   const out: number[] = [];
   const stops = (opts.stop ?? []).filter((s) => s.length > 0);
   let emitted = "";
