@@ -1,0 +1,6 @@
+// Chat: conversations, chat templates, token ids with an assistant mask, the context policy, replies.
+export * from "./context.js";
+export * from "./generate.js";
+export * from "./messages.js";
+export * from "./template.js";
+export * from "./tokenize.js";
