@@ -7,6 +7,7 @@ import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
 import { exportCommand } from "./export.js";
+import { feedbackCommand } from "./feedback.js";
 import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
@@ -29,6 +30,7 @@ const COMMANDS = new Map<string, Command>([
   ["finetune", finetuneCommand],
   ["similar", similarCommand],
   ["pipeline", pipelineCommand],
+  ["feedback", feedbackCommand],
 ]);
 
 function help(): string {
