@@ -104,7 +104,11 @@ export class FeedbackStoreError extends Error {}
  * Bring `db` to the newest version of `migrations`, each step in its own transaction (a failed step
  * leaves the file at the previous version). Returns the versions applied.
  */
-export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS, where = "feedback store"): number[] {
+export function migrateFeedbackStore(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  where = "feedback store",
+): number[] {
   const current = db.pragma("user_version", { simple: true }) as number;
   const newest = migrations.length ? (migrations[migrations.length - 1] as Migration).version : 0;
   if (current > newest) {
@@ -169,7 +173,7 @@ export class FeedbackStore {
         if (v !== SCHEMA_VERSION)
           throw new FeedbackStoreError(`${path}: schema version ${v}, expected ${SCHEMA_VERSION}; open it once read-write to migrate it`);
       } else {
-        migrate(db, opts.migrations ?? MIGRATIONS, path);
+        migrateFeedbackStore(db, opts.migrations ?? MIGRATIONS, path);
       }
     } catch (e) {
       db.close();

@@ -11,6 +11,7 @@ import { feedbackCommand } from "./feedback.js";
 import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
+import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
 import { similarCommand } from "./similar.js";
@@ -31,6 +32,7 @@ const COMMANDS = new Map<string, Command>([
   ["similar", similarCommand],
   ["pipeline", pipelineCommand],
   ["feedback", feedbackCommand],
+  ["merge", mergeCommand],
 ]);
 
 function help(): string {

@@ -13,7 +13,7 @@ import {
   FeedbackStore,
   FeedbackStoreError,
   MIGRATIONS,
-  migrate,
+  migrateFeedbackStore,
   preferenceExamples,
   SCHEMA_VERSION,
   sftExamples,
@@ -105,15 +105,15 @@ describe("FeedbackStore", () => {
       { version: SCHEMA_VERSION + 1, description: "broken", sql: "CREATE TABLE t (x); SELECT * FROM nowhere;" },
     ];
     const db = new Database(path);
-    assert.throws(() => migrate(db, broken), /no such table: nowhere/);
+    assert.throws(() => migrateFeedbackStore(db, broken), /no such table: nowhere/);
     assert.equal(db.pragma("user_version", { simple: true }), SCHEMA_VERSION, "a failed migration leaves the old version");
     assert.equal(
       (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 't'").get() as { n: number }).n,
       0,
       "and none of its changes",
     );
-    assert.deepEqual(migrate(db, extra), [SCHEMA_VERSION + 1]);
-    assert.deepEqual(migrate(db, extra), [], "migrating twice does nothing");
+    assert.deepEqual(migrateFeedbackStore(db, extra), [SCHEMA_VERSION + 1]);
+    assert.deepEqual(migrateFeedbackStore(db, extra), [], "migrating twice does nothing");
     db.close();
     assert.throws(
       () => FeedbackStore.open(path),
