@@ -74,7 +74,10 @@ describe("LoraModel", () => {
     for (const [name, p] of base.namedParameters()) assert.equal(p.grad, null, `${name} is frozen and must get no gradient`);
     for (const [name, p] of lora.namedParameters()) {
       const g = p.grad?.contiguousData() as Float32Array | undefined;
-      assert.ok(g?.some((v) => v !== 0), `${name} needs a gradient`);
+      assert.ok(
+        g?.some((v) => v !== 0),
+        `${name} needs a gradient`,
+      );
     }
   });
 
