@@ -30,6 +30,7 @@ export {
 export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
+export * from "./rlhf/index.js";
 export {
   cosineSimilarity,
   embedTexts,

@@ -29,6 +29,9 @@ export interface EncodedChat {
 export interface EncodeChatOptions extends Omit<ChatTemplateOptions, "tokenizer"> {
   /** Compute assistantMask (costs one render per assistant turn); all zeros without it. */
   assistantMask?: boolean;
+  /** Mask only the assistant messages at this index or later (a prompt-completion pair: the
+   *  completion's turns, not assistant turns inside the prompt). Default 0. */
+  maskFrom?: number;
 }
 
 interface Span {
@@ -115,7 +118,7 @@ export function encodeChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
   const r = new SanitizedRenderer(messages, [...tokenizer.specialTokens.keys()], templateOpts);
   const { text, untrusted } = r.render(messages.length, opts.addGenerationPrompt ?? false);
   const specials = r.trustedSpecials(text, untrusted);
-  const assistant = opts.assistantMask ? assistantSpans(r, messages, text, specials, tokenizer) : [];
+  const assistant = opts.assistantMask ? assistantSpans(r, messages, text, specials, tokenizer, opts.maskFrom ?? 0) : [];
 
   // Cut points: special tokens and the edges of assistant spans.
   const ids: number[] = [];
@@ -148,6 +151,7 @@ function assistantSpans(
   full: string,
   specials: readonly (Span & { token: string })[],
   tokenizer: Tokenizer,
+  maskFrom: number,
 ): Span[] {
   const enders = new Set(endOfTurnTokens(tokenizer));
   if (enders.size === 0) {
@@ -158,7 +162,7 @@ function assistantSpans(
   }
   const spans: Span[] = [];
   messages.forEach((m, i) => {
-    if (m.role !== "assistant") return;
+    if (m.role !== "assistant" || i < maskFrom) return;
     const before = r.render(i, true).text;
     const upTo = r.render(i + 1, false).text;
     const where = `encodeChat: assistant message ${i}`;
