@@ -30,7 +30,6 @@ export {
 export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
-export * from "./rlhf/index.js";
 export {
   cosineSimilarity,
   embedTexts,
@@ -41,6 +40,7 @@ export {
   sentenceEmbeddings,
   WordVectors,
 } from "./pipelines/index.js";
+export * from "./rlhf/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
 export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";

@@ -37,7 +37,7 @@ describe("reading TRL JSONL", () => {
       completion: " 4",
     });
     assert.equal(readSFTDataset(file([{ prompt: [u("q")], completion: [a("r")] }]))[0]?.format, "prompt-completion-chat");
-    assert.equal(readSFTDataset(file("\n" + JSON.stringify({ text: "plain text" }) + "\n\n"))[0]?.format, "text");
+    assert.equal(readSFTDataset(file(`\n${JSON.stringify({ text: "plain text" })}\n\n`))[0]?.format, "text");
   });
   test("preference: plain, conversational, and with an implicit prompt", () => {
     assert.equal(readPreferenceDataset(file([{ prompt: "p", chosen: "c", rejected: "r" }]))[0]?.format, "preference");
