@@ -79,7 +79,7 @@ describe("log-probabilities and SFT vs PyTorch", () => {
     let userRows = 0;
     for (let t = 0; t + 1 < T; t++) {
       // Row t of the logits predicts token t + 1.
-      const rowNorm = (g[0]?.[t] as number[]).reduce((s, v) => s + Math.abs(v), 0);
+      const rowNorm = ((g[0] as number[][])[t] as number[]).reduce((s, v) => s + Math.abs(v), 0);
       if (e.assistantMask[t + 1]) assert.ok(rowNorm > 0, `assistant token ${t + 1} must get a gradient`);
       else {
         assert.equal(rowNorm, 0, `token ${t + 1} (${JSON.stringify(tok.decode([e.ids[t + 1] as number]))}) is not the assistant's`);
