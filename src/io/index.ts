@@ -35,6 +35,7 @@ export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_MODEL_FILE,
   adapterConfigJSON,
+  adapterFiles,
   adapterTensors,
   loadAdapter,
   readAdapterConfig,

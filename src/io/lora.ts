@@ -74,10 +74,18 @@ export function saveAdapter(
   opts: { baseModel?: string; extra?: ReadonlyMap<string, string | Uint8Array> } = {},
 ): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new CheckpointError(`'${dir}' is a file; an adapter is saved as a directory`);
+  commitFiles(dir, adapterFiles(lora, opts), []);
+}
+
+/** The files of an adapter directory (adapter_config.json, adapter_model.safetensors, and `extra`). */
+export function adapterFiles(
+  lora: LoraModel,
+  opts: { baseModel?: string; extra?: ReadonlyMap<string, string | Uint8Array> } = {},
+): Map<string, string | Uint8Array> {
   const files = new Map<string, string | Uint8Array>(opts.extra ?? []);
   files.set(ADAPTER_CONFIG_FILE, `${JSON.stringify(adapterConfigJSON(lora, opts), null, 2)}\n`);
   files.set(ADAPTER_MODEL_FILE, encodeSafetensors(adapterTensors(lora), { format: "pt" }));
-  commitFiles(dir, files, []);
+  return files;
 }
 
 /** Read and check adapter_config.json; returns the LoRA config it describes. */
