@@ -14,6 +14,7 @@ import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
+import { sftCommand } from "./sft.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
@@ -33,6 +34,7 @@ const COMMANDS = new Map<string, Command>([
   ["pipeline", pipelineCommand],
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
+  ["sft", sftCommand],
 ]);
 
 function help(): string {

@@ -20,6 +20,7 @@ import { type LoraConfig, LoraModel, PEFT_PREFIX } from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
+import type { Generator } from "../tensor/random.js";
 import { CheckpointError, commitFiles, readJSONFile } from "./checkpoint.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -129,16 +130,16 @@ export function readAdapterConfig(dir: string): LoraConfig {
 }
 
 /**
- * Load the adapter in `dir` onto `base` (adapters attached, base frozen). Every tensor of the file
+ * Load the adapter in `dir` onto `base` (adapters attached, base frozen; `generator` drives their dropout). Every tensor of the file
  * must be one of the adapters, with its shape, and every adapter must be in the file.
  */
-export function loadAdapter(dir: string, base: Module): LoraModel {
+export function loadAdapter(dir: string, base: Module, opts: { generator?: Generator } = {}): LoraModel {
   const config = readAdapterConfig(dir);
   const path = join(dir, ADAPTER_MODEL_FILE);
   if (!existsSync(path)) throw new CheckpointError(`${path}: file not found; the adapter directory has no weights`);
   let lora: LoraModel;
   try {
-    lora = new LoraModel(base, config);
+    lora = new LoraModel(base, config, opts);
   } catch (e) {
     throw new CheckpointError(`${join(dir, ADAPTER_CONFIG_FILE)}: ${(e as Error).message}`);
   }
