@@ -24,12 +24,11 @@ import { halfToFloatTable, QuantizedTensor } from "../quant/ggml.js";
 import { empty } from "../tensor/creation.js";
 import { fmtShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { readTokenizerConfig, TOKENIZER_CONFIG_FILE } from "../tokenizers/config.js";
 import { HFTokenizer } from "../tokenizers/hf-tokenizer.js";
 import { writeFileAtomic } from "./atomic.js";
 import { CheckpointError, CONFIG_FILE, checkModelDir, MODEL_FILE, readJSONFile, TOKENIZER_FILE, weightFiles } from "./checkpoint.js";
 import { quoteName, readSafetensorsHeader, SafetensorsError, writeSafetensors } from "./safetensors.js";
-
-export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 
 const ARCHITECTURES: Record<LlamaModelType, string> = {
   llama: "LlamaForCausalLM",
@@ -289,7 +288,9 @@ export function readHFTokenizer(dir: string): HFTokenizer {
   const cp = join(dir, TOKENIZER_CONFIG_FILE);
   const config = existsSync(cp) ? readJSONFile(cp) : null;
   try {
-    return HFTokenizer.fromJSON(json, config);
+    const tokenizer = HFTokenizer.fromJSON(json, config);
+    readTokenizerConfig(dir, tokenizer); // also a chat_template.jinja beside it
+    return tokenizer;
   } catch (e) {
     throw new CheckpointError(`${p}: ${(e as Error).message}`);
   }

@@ -25,6 +25,7 @@
 
 import { registerBPEPipelines } from "./bpe.js";
 import { BYTE_TO_CHAR, byteLevelToBytes, GPT2_SPLIT_PATTERN, toWellFormed, utf8Decode, utf8Encode } from "./bytes.js";
+import { applyTokenizerConfig } from "./config.js";
 import { BaseTokenizer, badIdError, escapeRegExp, isRecord } from "./tokenizer.js";
 
 type Json = Record<string, unknown>;
@@ -235,10 +236,6 @@ export class HFTokenizer extends BaseTokenizer {
   /** Ids the post-processor's template puts before and after the text (Llama's <s>). */
   readonly prefixIds: readonly number[];
   readonly suffixIds: readonly number[];
-  /** From tokenizer_config.json when given. */
-  readonly bosTokenId: number | null;
-  readonly eosTokenId: number | null;
-  readonly chatTemplate: string | null;
 
   /**
    * @param json a parsed tokenizer.json with model.type "BPE"
@@ -352,13 +349,8 @@ export class HFTokenizer extends BaseTokenizer {
 
     const { prefix, suffix } = this.template(json.post_processor);
     const cfg = isRecord(config) ? config : {};
-    const tokenOf = (v: unknown): number | null => {
-      const s = typeof v === "string" ? v : isRecord(v) && typeof v.content === "string" ? v.content : null;
-      return s === null ? null : (this.tokenToId(s) ?? null);
-    };
-    this.bosTokenId = tokenOf(cfg.bos_token);
-    this.eosTokenId = tokenOf(cfg.eos_token);
-    this.chatTemplate = typeof cfg.chat_template === "string" ? cfg.chat_template : null;
+    // bos/eos/pad/unk tokens and the chat template (this.config, as every tokenizer has it).
+    if (isRecord(config)) applyTokenizerConfig(this, config);
     // A tokenizer.json without a template (older Llama 2 conversions) adds BOS by tokenizer_config.json.
     this.prefixIds = prefix ?? (cfg.add_bos_token === true && this.bosTokenId !== null ? [this.bosTokenId] : []);
     this.suffixIds = suffix ?? (cfg.add_eos_token === true && this.eosTokenId !== null ? [this.eosTokenId] : []);
@@ -411,6 +403,20 @@ export class HFTokenizer extends BaseTokenizer {
 
   get vocabSize(): number {
     return this.idToken.length;
+  }
+
+  /** The id of tokenizer_config.json's bos_token, or null. */
+  get bosTokenId(): number | null {
+    return this.config.bos_token === undefined ? null : (this.tokenToId(this.config.bos_token) ?? null);
+  }
+
+  /** The id of tokenizer_config.json's eos_token (a chat model's end of turn), or null. */
+  get eosTokenId(): number | null {
+    return this.config.eos_token === undefined ? null : (this.tokenToId(this.config.eos_token) ?? null);
+  }
+
+  get chatTemplate(): string | null {
+    return this.config.chat_template ?? null;
   }
 
   idToToken(id: number): string | undefined {
