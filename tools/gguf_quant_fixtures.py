@@ -8,15 +8,16 @@ llama.cpp's source comes from node-llama-cpp's bundle (see tools/llamacpp_source
   1. draws 2048 float32 test values (8 rows of 256: normal, heavy-tailed, tiny, huge, constant,
      all-negative, sparse and mixed-scale blocks), seeded;
   2. quantises them with ggml's reference quantisers (quantize_row_*_ref of ggml-quants.c, compiled
-     here with -ffp-contract=off, so every float operation rounds as written) to Q8_0, Q4_0, Q4_K,
-     Q5_K and Q6_K, and with gguf-py (gguf.quants.quantize, numpy) to Q8_0, Q4_0, BF16, and numpy to F16;
+     here with -ffp-contract=off, so every float operation rounds as written) to Q8_0, Q5_0, Q4_0,
+     Q4_K, Q5_K and Q6_K, and with gguf-py (gguf.quants.quantize, numpy) to Q8_0, Q5_0, Q4_0, BF16,
+     and numpy to F16;
   3. dequantises every one of those byte strings with gguf-py (gguf.quants.dequantize).
-It checks that gguf-py and the C reference give the same Q8_0 bytes and reports how many Q4_0
-blocks differ (gguf-py emulates the rounding of ggml built with FMA, as moxing does).
+It checks that gguf-py and the C reference give the same Q8_0 bytes and reports how many Q4_0 and
+Q5_0 blocks differ (gguf-py emulates the rounding of ggml built with FMA, as moxing does).
 
 It writes tools/fixtures/ggml-quants/:
   input.f32           the test values, little-endian float32
-  TYPE.bin            the quantised bytes moxing must write (Q8_0, Q4_0, BF16, F16: gguf-py/numpy;
+  TYPE.bin            the quantised bytes moxing must write (Q8_0, Q5_0, Q4_0, BF16, F16: gguf-py/numpy;
                       Q4_K: the C reference) or read (Q5_K, Q6_K: the C reference)
   TYPE.dequant.f32    gguf-py's dequantisation of TYPE.bin
   special.f32, special.F16.bin, special.BF16.bin
@@ -60,6 +61,7 @@ int main(int argc, char **argv) {
   if (fread(x, 4, n, stdin) != (size_t)n) return 2;
   if (!strcmp(t, "Q8_0")) { quantize_row_q8_0_ref(x, y, n); bytes = n / QK8_0 * sizeof(block_q8_0); }
   else if (!strcmp(t, "Q4_0")) { quantize_row_q4_0_ref(x, y, n); bytes = n / QK4_0 * sizeof(block_q4_0); }
+  else if (!strcmp(t, "Q5_0")) { quantize_row_q5_0_ref(x, y, n); bytes = n / QK5_0 * sizeof(block_q5_0); }
   else if (!strcmp(t, "Q4_K")) { quantize_row_q4_K_ref(x, y, n); bytes = n / QK_K * sizeof(block_q4_K); }
   else if (!strcmp(t, "Q5_K")) { quantize_row_q5_K_ref(x, y, n); bytes = n / QK_K * sizeof(block_q5_K); }
   else if (!strcmp(t, "Q6_K")) { quantize_row_q6_K_ref(x, y, n); bytes = n / QK_K * sizeof(block_q6_K); }
@@ -124,19 +126,21 @@ def main():
     manifest = {"shape": list(x.shape), "types": {}, "source": "llama.cpp bundled with node-llama-cpp 3.21.1 (gguf-py, ggml-quants.c)"}
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_harness(src, tmp)
-        c_bytes = {t: c_quantize(exe, t, x.reshape(-1)) for t in ["Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]}
+        c_bytes = {t: c_quantize(exe, t, x.reshape(-1)) for t in ["Q8_0", "Q5_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"]}
     py_bytes = {
         "Q8_0": q.quantize(x, T.Q8_0).reshape(-1),
         "Q4_0": q.quantize(x, T.Q4_0).reshape(-1),
+        "Q5_0": q.quantize(x, T.Q5_0).reshape(-1),
         "BF16": q.quantize(x, T.BF16).reshape(-1),
         "F16": x.astype("<f2").view(np.uint8).reshape(-1),
     }
     if not np.array_equal(py_bytes["Q8_0"], c_bytes["Q8_0"]):
         raise SystemExit("gguf-py and ggml's C reference disagree on Q8_0 bytes")
     q4_0_blocks = int((py_bytes["Q4_0"].reshape(-1, 18) != c_bytes["Q4_0"].reshape(-1, 18)).any(axis=1).sum())
-    chosen = {"Q8_0": py_bytes["Q8_0"], "Q4_0": py_bytes["Q4_0"], "BF16": py_bytes["BF16"], "F16": py_bytes["F16"],
+    q5_0_blocks = int((py_bytes["Q5_0"].reshape(-1, 22) != c_bytes["Q5_0"].reshape(-1, 22)).any(axis=1).sum())
+    chosen = {"Q8_0": py_bytes["Q8_0"], "Q5_0": py_bytes["Q5_0"], "Q4_0": py_bytes["Q4_0"], "BF16": py_bytes["BF16"], "F16": py_bytes["F16"],
               "Q4_K": c_bytes["Q4_K"], "Q5_K": c_bytes["Q5_K"], "Q6_K": c_bytes["Q6_K"]}
-    writes = {"Q8_0": "gguf-py (= C reference)", "Q4_0": "gguf-py", "BF16": "gguf-py", "F16": "numpy astype(float16)",
+    writes = {"Q8_0": "gguf-py (= C reference)", "Q5_0": "gguf-py", "Q4_0": "gguf-py", "BF16": "gguf-py", "F16": "numpy astype(float16)",
               "Q4_K": "C reference", "Q5_K": "C reference (read only)", "Q6_K": "C reference (read only)"}
     for name, b in chosen.items():
         b.tofile(os.path.join(OUT, f"{name}.bin"))
@@ -147,6 +151,7 @@ def main():
         err = float(np.abs(d - x).max() / np.abs(x).max())
         manifest["types"][name] = {"bytes": int(b.size), "bytes_from": writes[name], "max_rel_error": round(err, 6)}
     manifest["q4_0_blocks_differing_from_c_without_fma"] = q4_0_blocks
+    manifest["q5_0_blocks_differing_from_c_without_fma"] = q5_0_blocks
     s = special_values()
     s.astype("<f4").tofile(os.path.join(OUT, "special.f32"))
     s.astype("<f2").tofile(os.path.join(OUT, "special.F16.bin"))

@@ -13,7 +13,15 @@ import type { GGMLTypeName } from "../quant/ggml.js";
 import type { Command } from "./util.js";
 import { parseFlags, UsageError } from "./util.js";
 
-const TYPES: Record<string, GGMLTypeName> = { q8_0: "Q8_0", q4_0: "Q4_0", q4_k: "Q4_K", f16: "F16", bf16: "BF16", f32: "F32" };
+const TYPES: Record<string, GGMLTypeName> = {
+  q8_0: "Q8_0",
+  q5_0: "Q5_0",
+  q4_0: "Q4_0",
+  q4_k: "Q4_K",
+  f16: "F16",
+  bf16: "BF16",
+  f32: "F32",
+};
 
 const HELP = `moxing quantize: write a Llama-family model as a quantised GGUF file
 
@@ -21,15 +29,16 @@ Usage: moxing quantize --model PATH --type TYPE --out FILE.gguf
 
   --model PATH   a Hugging Face directory of a Llama, Mistral, Qwen2 or Qwen3 model
                  (config.json, safetensors, tokenizer.json), or a llama/qwen2/qwen3 .gguf file
-  --type TYPE    q8_0 (8 bits per weight, 8.5 with scales), q4_0 (4.5), q4_k (4.5, K-quant
-                 super-blocks), f16, bf16 or f32
+  --type TYPE    q8_0 (8.5 bits per weight with the scales), q5_0 (5.5), q4_0 (4.5), q4_k (4.5,
+                 K-quant super-blocks), f16, bf16 or f32
   --out FILE     the GGUF file to write (replaced atomically; not the input file)
 
-Every matrix whose rows are a whole number of the type's blocks (32 values for q8_0 and q4_0, 256
-for q4_k) is quantised, the token embedding and the output head included; norms and biases stay
-float32. Quantisation is ggml's reference (quantize_row_q8_0_ref, quantize_row_q4_0_ref,
-quantize_row_q4_K_ref), so the bytes are those llama.cpp's own quantiser writes for these types
-without an importance matrix. Matrices already in the asked type are copied as they are.
+Every matrix is quantised, the token embedding and the output head included; norms and biases stay
+float32. A matrix whose rows are not whole blocks of the type (32 values; 256 for q4_k) falls back
+as llama.cpp's llama-quantize does: q4_k to q5_0, anything else to f16. Quantisation is ggml's
+reference (quantize_row_q8_0_ref, _q5_0_ref, _q4_0_ref, _q4_K_ref), so the bytes are those
+llama.cpp's own quantiser writes for these types without an importance matrix. Matrices already in
+the asked type are copied as they are.
 Prints the input and output sizes as JSON.`;
 
 export const quantizeCommand: Command = {

@@ -365,7 +365,7 @@ export function loadLlamaGGUF(path: string): { model: Llama; tokenizer: HFTokeni
     if (!hf) throw new GGUFError(`${path}: tensor ${quoteName(t.name)} is not part of a ${arch} model`);
     if (!ggmlTypeById(t.type)) {
       throw new GGUFError(
-        `${path}: tensor ${quoteName(t.name)} is ${t.typeName}; moxing reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K`,
+        `${path}: tensor ${quoteName(t.name)} is ${t.typeName}; moxing reads F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K, Q5_K and Q6_K`,
       );
     }
     byHF.set(hf, t);
@@ -439,7 +439,18 @@ function readWeight(fd: number, pos: number, t: GGUFTensorInfo, w: AnyWeight, wh
 // ---- writing -----------------------------------------------------------------------------------------------
 
 /** GGUF's general.file_type for a model whose matrices are all `type` (llama_ftype). */
-const FILE_TYPES: Record<GGMLTypeName, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 14, Q5_K: 16, Q6_K: 18, BF16: 32 };
+const FILE_TYPES: Record<GGMLTypeName, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q5_0: 8, Q4_K: 14, Q5_K: 16, Q6_K: 18, BF16: 32 };
+
+/** The type a matrix with rows of `cols` values is written in when `type` is asked for: llama.cpp's
+ *  llama-quantize rules (tensor_type_fallback): a K-quant needs rows of whole 256-value blocks, else
+ *  Q4_K becomes Q5_0 (and Q5_K/Q6_K the nearest 32-block types); a row that fits no block becomes F16. */
+export function typeForRow(type: GGMLTypeName, cols: number): GGMLTypeName {
+  const fits = (t: GGMLTypeName) => cols % GGML_TYPE_INFO[t].blockSize === 0;
+  if (fits(type)) return type;
+  const fallback: Partial<Record<GGMLTypeName, GGMLTypeName>> = { Q4_K: "Q5_0", Q5_K: "Q5_0", Q6_K: "Q8_0" };
+  const f = fallback[type];
+  return f && fits(f) ? f : "F16";
+}
 
 const u32 = (value: number): GGUFValue => ({ type: "u32", value });
 const f32 = (value: number): GGUFValue => ({ type: "f32", value });
@@ -554,7 +565,8 @@ function llama3RopeFactors(c: LlamaConfig): Float32Array | null {
 }
 
 export interface LlamaGGUFOptions {
-  /** GGML type of the matrices (default F32); vectors (norms, biases) are always F32. */
+  /** GGML type of the matrices (default F32; see typeForRow for rows that do not fit its blocks);
+   *  vectors (norms, biases) are always F32. */
   type?: GGMLTypeName;
   name?: string;
   /** Called after each tensor is encoded (progress). */
@@ -626,7 +638,7 @@ export function llamaGGUF(
     const heads = name.includes(".q_proj.") ? c.num_attention_heads : c.num_key_value_heads;
     const shape = [...w.shape];
     const gguf = ggufNameOf(name) as string;
-    const want: GGMLTypeName = shape.length === 2 && (shape[1] as number) % GGML_TYPE_INFO[type].blockSize === 0 ? type : "F32";
+    const want: GGMLTypeName = shape.length === 2 && type !== "F32" ? typeForRow(type, shape[1] as number) : "F32";
     if (want === "F32") {
       const v = floatValues(w);
       if (permute) permuteRows(v, shape.length === 2 ? (shape[1] as number) : 1, heads, c.head_dim, true);

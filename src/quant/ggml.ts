@@ -4,18 +4,18 @@
 // A quantised row of n values is n / blockSize blocks of typeSize bytes. Each block holds small
 // integers and one or two float16 scales (K-quants: a 256-value super-block with 6-bit sub-block
 // scales and mins). The layouts are ggml-common.h's block_q8_0, block_q4_0, block_q4_K, block_q5_K
-// and block_q6_K. Every value computed here is the float32 value of ggml-org/llama.cpp's reference
+// block_q5_0 and block_q6_K. Every value computed here is the float32 value of ggml-org/llama.cpp's reference
 // (gguf-py/gguf/quants.py on numpy): products and sums are rounded to float32 at each step in the
 // same order (Math.fround), so the results are bit for bit the same, as test/quant/ggml.test.ts
 // checks against fixtures written by tools/gguf_quant_fixtures.py.
 //
-// Quantisers (Q8_0, Q4_0, Q4_K, F16, BF16) follow ggml's reference functions
-// (quantize_row_q8_0_ref, quantize_row_q4_0_ref, quantize_row_q4_K_ref in ggml-quants.c): Q8_0 and
-// Q4_0 give gguf-py's bytes exactly; Q4_K (which gguf-py cannot quantise) gives the bytes of the C
+// Quantisers (Q8_0, Q5_0, Q4_0, Q4_K, F16, BF16) follow ggml's reference functions
+// (quantize_row_q8_0_ref, quantize_row_q5_0_ref, quantize_row_q4_0_ref, quantize_row_q4_K_ref in
+// ggml-quants.c): Q8_0, Q5_0 and Q4_0 give gguf-py's bytes exactly; Q4_K (which gguf-py cannot quantise) gives the bytes of the C
 // reference compiled without floating-point contraction.
 
 /** The GGML types moxing reads, by their id in a GGUF file. */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 export type GGMLTypeName = keyof typeof GGML_TYPE;
 
 export interface GGMLTypeInfo {
@@ -33,6 +33,7 @@ export const GGML_TYPE_INFO: Readonly<Record<GGMLTypeName, GGMLTypeInfo>> = {
   F32: { name: "F32", id: 0, blockSize: 1, typeSize: 4 },
   F16: { name: "F16", id: 1, blockSize: 1, typeSize: 2 },
   Q4_0: { name: "Q4_0", id: 2, blockSize: 32, typeSize: 18 },
+  Q5_0: { name: "Q5_0", id: 6, blockSize: 32, typeSize: 22 },
   Q8_0: { name: "Q8_0", id: 8, blockSize: 32, typeSize: 34 },
   Q4_K: { name: "Q4_K", id: 12, blockSize: QK_K, typeSize: 144 },
   Q5_K: { name: "Q5_K", id: 13, blockSize: QK_K, typeSize: 176 },
@@ -41,7 +42,7 @@ export const GGML_TYPE_INFO: Readonly<Record<GGMLTypeName, GGMLTypeInfo>> = {
 };
 
 /** The types `quantizeRow` writes (what `moxing quantize --type` offers, plus the float types). */
-export const QUANTIZE_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K"] as const satisfies readonly GGMLTypeName[];
+export const QUANTIZE_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q5_0", "Q4_0", "Q4_K"] as const satisfies readonly GGMLTypeName[];
 
 export function ggmlTypeById(id: number): GGMLTypeInfo | undefined {
   return Object.values(GGML_TYPE_INFO).find((t) => t.id === id);
@@ -164,6 +165,20 @@ const DECODERS: Record<GGMLTypeName, RowDecoder> = {
         const q = src[o + 2 + j] as number;
         out[y + b + j] = ((q & 0xf) - 8) * d;
         out[y + b + j + 16] = ((q >> 4) - 8) * d;
+      }
+    }
+  },
+  // block_q5_0: f16 d, u32 qh (bit j: the fifth bit of value j), qs[16] as in Q4_0; x = (q - 16) * d
+  Q5_0(src, o, out, y, n) {
+    const half = halfToFloatTable();
+    for (let b = 0; b < n; b += 32, o += 22) {
+      const d = half[(src[o] as number) | ((src[o + 1] as number) << 8)] as number;
+      const qh =
+        ((src[o + 2] as number) | ((src[o + 3] as number) << 8) | ((src[o + 4] as number) << 16) | ((src[o + 5] as number) << 24)) >>> 0;
+      for (let j = 0; j < 16; j++) {
+        const q = src[o + 6 + j] as number;
+        out[y + b + j] = (((q & 0xf) | (((qh >>> j) & 1) << 4)) - 16) * d;
+        out[y + b + j + 16] = (((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) - 16) * d;
       }
     }
   },
@@ -296,6 +311,9 @@ export function quantizeRow(type: GGMLTypeName, x: Float32Array, xOff: number, n
     case "Q4_0":
       for (let b = 0; b < n / 32; b++) quantizeQ4_0(x, xOff + 32 * b, out, outOff + 18 * b);
       return;
+    case "Q5_0":
+      for (let b = 0; b < n / 32; b++) quantizeQ5_0(x, xOff + 32 * b, out, outOff + 22 * b);
+      return;
     case "Q4_K": {
       const scratch = new Q4KScratch();
       for (let b = 0; b < n / QK_K; b++) quantizeQ4_K(x, xOff + QK_K * b, out, outOff + 144 * b, scratch);
@@ -337,6 +355,34 @@ function quantizeQ4_0(x: Float32Array, xo: number, out: Uint8Array, o: number): 
     const q1 = Math.min(15, Math.max(0, Math.trunc(fr((x[xo + 16 + j] as number) * id + 8.5))));
     out[o + 2 + j] = q0 | (q1 << 4);
   }
+}
+
+/** quantize_row_q5_0_ref: as Q4_0 with 5 bits, d = (the value of largest magnitude) / -16,
+ *  q = min(31, trunc(x / d + 16.5)), rounded as gguf-py does (see quantizeQ4_0). */
+function quantizeQ5_0(x: Float32Array, xo: number, out: Uint8Array, o: number): void {
+  let amax = 0;
+  let max = 0;
+  for (let j = 0; j < 32; j++) {
+    const v = x[xo + j] as number;
+    if (amax < Math.abs(v)) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  const d = fr(max / -16);
+  const id = d ? fr(1 / d) : 0;
+  putU16(out, o, floatToHalf(d));
+  let qh = 0;
+  for (let j = 0; j < 16; j++) {
+    const q0 = Math.min(31, Math.max(0, Math.trunc(fr((x[xo + j] as number) * id + 16.5))));
+    const q1 = Math.min(31, Math.max(0, Math.trunc(fr((x[xo + 16 + j] as number) * id + 16.5))));
+    out[o + 6 + j] = (q0 & 0xf) | ((q1 & 0xf) << 4);
+    qh |= ((q0 >> 4) << j) | ((q1 >> 4) << (j + 16));
+  }
+  out[o + 2] = qh & 0xff;
+  out[o + 3] = (qh >>> 8) & 0xff;
+  out[o + 4] = (qh >>> 16) & 0xff;
+  out[o + 5] = (qh >>> 24) & 0xff;
 }
 
 class Q4KScratch {
@@ -494,6 +540,7 @@ export const VEC_DOT_TYPE: Readonly<Record<GGMLTypeName, "F32" | "F16" | "BF16" 
   BF16: "BF16",
   Q8_0: "Q8_0",
   Q4_0: "Q8_0",
+  Q5_0: "Q8_0",
   Q4_K: "Q8_K",
   Q5_K: "Q8_K",
   Q6_K: "Q8_K",

@@ -225,7 +225,7 @@ describe("files it cannot run are refused in one line", () => {
     });
     assert.throws(
       () => loadLlamaGGUF(p),
-      /tensor 'blk\.0\.ffn_up\.weight' is Q2_K; moxing reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K/,
+      /tensor 'blk\.0\.ffn_up\.weight' is Q2_K; moxing reads F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K, Q5_K and Q6_K/,
     );
   });
 });

@@ -42,7 +42,7 @@ function firstBitDifference(a: Float32Array, b: Float32Array): number {
 }
 
 describe("dequantisation equals gguf-py's, bit for bit", () => {
-  for (const type of ["F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"] as GGMLTypeName[]) {
+  for (const type of ["F16", "BF16", "Q8_0", "Q5_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"] as GGMLTypeName[]) {
     test(type, () => {
       const src = bytes(`${type}.bin`);
       const want = floats(`${type}.dequant.f32`);
@@ -69,6 +69,7 @@ describe("dequantisation equals gguf-py's, bit for bit", () => {
 describe("quantisation writes the reference bytes", () => {
   const writers: [GGMLTypeName, string][] = [
     ["Q8_0", "gguf-py (= ggml's quantize_row_q8_0_ref)"],
+    ["Q5_0", "gguf-py"],
     ["Q4_0", "gguf-py"],
     ["Q4_K", "ggml's quantize_row_q4_K_ref"],
     ["F16", "numpy"],
@@ -171,7 +172,7 @@ describe("QuantizedTensor", () => {
     assert.throws(() => new QuantizedTensor("Q4_K", [2, 100]), /not a whole number of 256-value blocks/);
   });
   test("quantize then dequantize is close for every writable type", () => {
-    for (const type of ["F16", "BF16", "Q8_0", "Q4_0", "Q4_K"] as GGMLTypeName[]) {
+    for (const type of ["F16", "BF16", "Q8_0", "Q5_0", "Q4_0", "Q4_K"] as GGMLTypeName[]) {
       const q = QuantizedTensor.quantize(type, [2, 256], input.subarray(0, 512));
       const back = q.toFloat32();
       let err = 0;
