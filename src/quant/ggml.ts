@@ -388,26 +388,34 @@ function quantizeQ5_0(x: Float32Array, xo: number, out: Uint8Array, o: number): 
 class Q4KScratch {
   readonly L = new Uint8Array(QK_K);
   readonly Laux = new Uint8Array(32);
+  readonly prev = new Uint8Array(32);
+  readonly xm = new Float32Array(32);
+  scale = 0;
+  min = 0;
   readonly weights = new Float32Array(32);
   readonly mins = new Float32Array(8);
   readonly scales = new Float32Array(8);
 }
 
 /** make_qkx2_quants: the scale and min (returned as -min) of 32 values fitted to 0..nmax,
- *  searching nstep+1 candidate scales around the first guess for the least weighted error. */
+ *  searching nstep+1 candidate scales around the first guess for the least weighted error.
+ *  Every float operation rounds to float32 in C's order; the shortcuts below change no result:
+ *  x - min is kept per value until min changes, and a candidate whose levels equal the previous
+ *  candidate's has the same error, which cannot beat the best. */
 function makeQkx2Quants(
   x: Float32Array,
   xo: number,
   weights: Float32Array,
   L: Uint8Array,
   lo: number,
-  Laux: Uint8Array,
+  s: Q4KScratch,
   nmax: number,
   rmin: number,
   rdelta: number,
   nstep: number,
-): { scale: number; min: number } {
+): void {
   const n = 32;
+  const { Laux, prev, xm } = s;
   let min = x[xo] as number;
   let max = x[xo] as number;
   let sumW = weights[0] as number;
@@ -423,31 +431,42 @@ function makeQkx2Quants(
   if (min > 0) min = 0;
   if (max === min) {
     L.fill(0, lo, lo + n);
-    return { scale: 0, min: -min };
+    s.scale = 0;
+    s.min = -min;
+    return;
   }
+  for (let i = 0; i < n; i++) xm[i] = fr((x[xo + i] as number) - min);
   let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
-    const v = x[xo + i] as number;
-    const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(v - min)))));
+    let l = nearestInt(fr(iscale * (xm[i] as number)));
+    l = l < 0 ? 0 : l > nmax ? nmax : l;
     L[lo + i] = l;
-    const diff = fr(fr(fr(scale * l) + min) - v);
+    const diff = fr(fr(fr(scale * l) + min) - (x[xo + i] as number));
     bestError = fr(bestError + fr((weights[i] as number) * fr(diff * diff)));
   }
+  prev.fill(255);
   for (let is = 0; is <= nstep; is++) {
     iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / fr(max - min));
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      let l = nearestInt(fr(iscale * (xm[i] as number)));
+      l = l < 0 ? 0 : l > nmax ? nmax : l;
+      if (l !== prev[i]) same = false;
+      Laux[i] = l;
+    }
+    if (same) continue;
+    prev.set(Laux);
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const v = x[xo + i] as number;
-      const l = Math.max(0, Math.min(nmax, nearestInt(fr(iscale * fr(v - min)))));
-      Laux[i] = l;
-      const w = weights[i] as number;
-      sumL = fr(sumL + fr(w * l));
-      sumL2 = fr(sumL2 + fr(fr(w * l) * l));
-      sumXL = fr(sumXL + fr(fr(w * l) * v));
+      const l = Laux[i] as number;
+      const wl = fr((weights[i] as number) * l);
+      sumL = fr(sumL + wl);
+      sumL2 = fr(sumL2 + fr(wl * l));
+      sumXL = fr(sumXL + fr(wl * (x[xo + i] as number)));
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
     if (D > 0) {
@@ -466,16 +485,22 @@ function makeQkx2Quants(
         for (let i = 0; i < n; i++) L[lo + i] = Laux[i] as number;
         bestError = curError;
         scale = thisScale;
-        min = thisMin;
+        if (thisMin !== min) {
+          min = thisMin;
+          for (let i = 0; i < n; i++) xm[i] = fr((x[xo + i] as number) - min);
+        }
       }
     }
   }
-  return { scale, min: -min };
+  s.scale = scale;
+  s.min = -min;
 }
+
+const RDELTA = fr(0.1);
 
 /** quantize_row_q4_K_ref for one super-block of 256 values. */
 function quantizeQ4_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s: Q4KScratch): void {
-  const { L, Laux, weights, mins, scales } = s;
+  const { L, weights, mins, scales } = s;
   let maxScale = 0;
   let maxMin = 0;
   for (let j = 0; j < 8; j++) {
@@ -486,11 +511,11 @@ function quantizeQ4_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s
     }
     const avX = fr(Math.sqrt(fr(sumX2 / 32)));
     for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(x[xo + 32 * j + l] as number));
-    const r = makeQkx2Quants(x, xo + 32 * j, weights, L, 32 * j, Laux, 15, -1, fr(0.1), 20);
-    scales[j] = r.scale;
-    mins[j] = r.min;
-    if (r.scale > maxScale) maxScale = r.scale;
-    if (r.min > maxMin) maxMin = r.min;
+    makeQkx2Quants(x, xo + 32 * j, weights, L, 32 * j, s, 15, -1, RDELTA, 20);
+    scales[j] = s.scale;
+    mins[j] = s.min;
+    if (s.scale > maxScale) maxScale = s.scale;
+    if (s.min > maxMin) maxMin = s.min;
   }
   const invScale = maxScale > 0 ? fr(63 / maxScale) : 0;
   const invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
