@@ -441,7 +441,7 @@ function makeQkx2Quants(
   let bestError = 0;
   for (let i = 0; i < n; i++) {
     let l = nearestInt(fr(iscale * (xm[i] as number)));
-    l = l < 0 ? 0 : l > nmax ? nmax : l;
+    l = l < 0 ? 0 : Math.min(l, nmax);
     L[lo + i] = l;
     const diff = fr(fr(fr(scale * l) + min) - (x[xo + i] as number));
     bestError = fr(bestError + fr((weights[i] as number) * fr(diff * diff)));
@@ -452,7 +452,7 @@ function makeQkx2Quants(
     let same = true;
     for (let i = 0; i < n; i++) {
       let l = nearestInt(fr(iscale * (xm[i] as number)));
-      l = l < 0 ? 0 : l > nmax ? nmax : l;
+      l = l < 0 ? 0 : Math.min(l, nmax);
       if (l !== prev[i]) same = false;
       Laux[i] = l;
     }
