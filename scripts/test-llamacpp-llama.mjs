@@ -93,6 +93,16 @@ async function main() {
     return model.eval();
   };
 
+  /** moxing's logits at generation step k, computed as generateIds computes them (prompt, then one
+   *  token at a time through the KV cache): with 8-bit activations a full forward can differ. */
+  const stepLogits = (mx, ids, ours, k) =>
+    noGrad(() => {
+      const caches = mx.newCaches(1, ids.length + k + 1);
+      let logits = mx.forward(tensor([ids], { dtype: "int32" }), { caches, lastOnly: true }).logits;
+      for (let j = 0; j < k; j++) logits = mx.forward(tensor([[ours[j]]], { dtype: "int32" }), { caches, lastOnly: true }).logits;
+      return logits.toArray();
+    });
+
   const models = [];
   for (const name of ["llama3", "mistral", "qwen2", "qwen3"]) {
     const { model, tokenizer } = loadLlamaDir(join(root, "tools", "fixtures", "hf-llama", name));
@@ -171,9 +181,7 @@ async function main() {
           // because the two sum float32 products in different orders, not because the model differs.
           let margin = null;
           if (agree < NEW_TOKENS) {
-            const logits = noGrad(
-              () => mx.forward(tensor([[...ids, ...ours.slice(0, agree)]], { dtype: "int32" }), { lastOnly: true }).logits,
-            ).toArray();
+            const logits = stepLogits(mx, ids, ours, agree);
             const theirLogit = logits[theirs[agree]];
             let rank = 1;
             for (const v of logits) if (v > theirLogit) rank++;
