@@ -230,6 +230,8 @@ function addedToken(id: number, content: string, special: boolean) {
   return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
 }
 
+const MAX_PIECE_CHARS = 64;
+
 /** transformers' SentencePieceExtractor: merges from the scores, each piece split every way into
  *  two vocabulary pieces, ordered by the piece's score (highest first), then by the parts' ids. */
 function mergesFromScores(tokens: string[], scores: number[], mergeable: (id: number) => boolean): [string, string][] {
@@ -240,6 +242,9 @@ function mergesFromScores(tokens: string[], scores: number[], mergeable: (id: nu
   const merges: [string, string, number][] = [];
   for (const [piece, id] of vocab) {
     const chars = Array.from(piece);
+    // SentencePiece pieces are short (max_piece_length is 16 by default); a longer one cannot be
+    // split into pieces worth a merge, and skipping it bounds the work a hostile file can ask for.
+    if (chars.length > MAX_PIECE_CHARS) continue;
     const local: [string, string, number][] = [];
     for (let k = 1; k < chars.length; k++) {
       const l = chars.slice(0, k).join("");

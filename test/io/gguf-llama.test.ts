@@ -12,7 +12,7 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import "../../src/index.js";
 import { type GGUFValue, readGGUF, readGGUFHeader, writeGGUF } from "../../src/io/gguf.js";
-import { ggufNameOf, llamaGGUF, loadLlamaGGUF, permuteRows, writeLlamaGGUF } from "../../src/io/gguf-llama.js";
+import { ggufNameOf, llamaGGUF, loadLlamaGGUF, permuteRows, typeForRow, writeLlamaGGUF } from "../../src/io/gguf-llama.js";
 import { loadLlamaDir } from "../../src/io/llama.js";
 import { Llama } from "../../src/models/llama.js";
 import { QEmbedding, QLinear } from "../../src/nn/quantized.js";
@@ -151,6 +151,25 @@ describe("quantised files", () => {
       assert.deepEqual(raw(again, b), raw(path, a));
     });
   }
+
+  test("rows that are not whole blocks fall back as llama-quantize's do", () => {
+    assert.equal(typeForRow("Q4_K", 512), "Q4_K");
+    assert.equal(typeForRow("Q4_K", 576), "Q5_0", "SmolLM2's 576-wide rows: Q4_K becomes Q5_0");
+    assert.equal(typeForRow("Q8_0", 48), "F16");
+    assert.equal(typeForRow("Q4_K", 48), "F16");
+    const path = fresh();
+    const narrow = new Llama(
+      { vocab_size: 304, hidden_size: 64, intermediate_size: 256, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2 },
+      { seed: 2 },
+    );
+    writeLlamaGGUF(path, narrow, tokenizer, { type: "Q4_K" });
+    const types = Object.fromEntries(readGGUFHeader(path).tensors.map((t) => [t.name, t.typeName]));
+    assert.equal(types["blk.0.ffn_down.weight"], "Q4_K", "rows of 256");
+    assert.equal(types["blk.0.ffn_up.weight"], "Q5_0", "rows of 64");
+    assert.equal(types["blk.0.attn_norm.weight"], "F32");
+    const { model: back } = loadLlamaGGUF(path);
+    assert.equal(logits(back).length, logits(narrow).length);
+  });
 
   test("Q5_K and Q6_K tensors (written by ggml's C quantisers) read bit for bit", () => {
     // gate_proj and up_proj of a model 256 wide with 8 hidden units are (8, 256): the fixture's shape.
