@@ -51,6 +51,7 @@ import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
 import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
+import { FILE_LIMITS, readJSONFile as readJSON } from "./files.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -245,20 +246,10 @@ function requireFile(dir: string, name: string): string {
 
 type FileErrorClass = new (message: string) => Error;
 
-/** A JSON file's contents; unreadable or invalid files raise `Err` naming the file. */
-export function readJSONFile(path: string, Err: FileErrorClass = CheckpointError): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Err(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${code ?? (e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Err(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-  }
+/** A JSON file's contents; unreadable or invalid files raise `Err` naming the file (see io/files.ts:
+ *  regular files only, at most maxBytes, syntax errors by line and column). */
+export function readJSONFile(path: string, Err: FileErrorClass = CheckpointError, maxBytes: number = FILE_LIMITS.config): unknown {
+  return readJSON(path, { Err, maxBytes });
 }
 
 /** Raise `Err` unless `dir` is an existing directory. */
@@ -304,7 +295,7 @@ export function readTokenizer(dir: string): Tokenizer {
     requireFile(dir, TOKENIZER_FILE); // throws "file not found"
   }
   const path = p as string;
-  const json = readJSONFile(path);
+  const json = readJSONFile(path, CheckpointError, FILE_LIMITS.tokenizer);
   try {
     return loadTokenizer(json);
   } catch (e) {

@@ -21,9 +21,10 @@
 // Files are read tensor by tensor (header first, then each tensor's bytes from its offset), so a
 // file larger than one Node buffer can be read and nothing is allocated before the header checks out.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { writeFileAtomic } from "./atomic.js";
+import { openRegularFile } from "./files.js";
 
 /** The tensor data a caller gets back, and gives to the writer. */
 export type TensorData = Float32Array | Int32Array;
@@ -398,13 +399,6 @@ export function encodeSafetensors(
   return out;
 }
 
-function readError(path: string, e: unknown): never {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") throw new SafetensorsError(`${path}: file not found`);
-  if (code === "EISDIR") throw new SafetensorsError(`${path}: is a directory, not a safetensors file`);
-  throw new SafetensorsError(`${path}: cannot read (${(e as Error).message})`);
-}
-
 /** Fill `buf` from `fd` at file position `pos`; false if the file ends first. */
 function readFully(fd: number, buf: Uint8Array, pos: number): boolean {
   let got = 0;
@@ -417,17 +411,11 @@ function readFully(fd: number, buf: Uint8Array, pos: number): boolean {
 }
 
 function openForReading(path: string): number {
-  try {
-    return openSync(path, "r");
-  } catch (e) {
-    readError(path, e);
-  }
+  return openRegularFile(path, { Err: SafetensorsError, expected: "a safetensors file" }).fd;
 }
 
 function headerOf(fd: number, path: string): SafetensorsHeader {
-  const st = fstatSync(fd);
-  if (st.isDirectory()) throw new SafetensorsError(`${path}: is a directory, not a safetensors file`);
-  const size = st.size;
+  const size = fstatSync(fd).size;
   const first = new Uint8Array(Math.min(8, size));
   if (!readFully(fd, first, 0)) fail(path, "file ended while reading the header length");
   const len = headerLength(first, size, path);

@@ -1,0 +1,306 @@
+// Reading files a user hands us (model directories, tokenizers, configs, data), which are untrusted:
+// only regular files are read (a FIFO would block open() forever, /dev/zero would never end), each
+// format's size limit is checked before a byte is read, and a JSON file that does not parse is
+// reported by line and column, never by quoting its bytes (the file may be a symlink to something
+// private). Every reader of user files goes through here.
+
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+
+/** A user file that cannot be read as asked; the message names the file and what to do. */
+export class FileError extends Error {}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Size limits by kind of file. JSON configs are a few KB; tokenizer files a few MB (Llama 3's
+ *  tokenizer.json is 9 MB); a text file becomes one JS string, whose length V8 caps at 2^29 - 24
+ *  UTF-16 units, and a UTF-8 file never decodes to more units than it has bytes. */
+export const FILE_LIMITS = {
+  config: 16 * MiB,
+  tokenizer: 128 * MiB,
+  text: 0x1fffffe8,
+} as const;
+
+export interface ReadFileOptions {
+  /** Refuse a file larger than this many bytes. */
+  maxBytes?: number;
+  /** What the file is, for messages: "data file 'x' does not exist"; without it "x: file not found". */
+  what?: string;
+  /** What was expected instead of a directory or device, for messages (default "a regular file"). */
+  expected?: string;
+  /** The error class to throw (default FileError); the message is the same. */
+  Err?: new (
+    message: string,
+  ) => Error;
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return "a directory";
+  if (st.isFIFO()) return "a named pipe (FIFO)";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  if (st.isSocket()) return "a socket";
+  return "not a regular file";
+}
+
+export function fmtBytes(n: number): string {
+  if (n < KiB) return `${n} bytes`;
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  let v = n / KiB;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/** "what 'path' problem" when the caller names the kind of file, else "path: problem". */
+function say(path: string, what: string | undefined, problem: string): string {
+  return what ? `${what} '${path}' ${problem}` : `${path}: ${problem}`;
+}
+
+/**
+ * Open `path` for reading and return its descriptor and size, refusing anything but a regular file
+ * (symlinks are followed: Hugging Face's cache links snapshots to blobs). The open is non-blocking,
+ * so a FIFO is refused instead of waiting forever for a writer; the type is checked on the open
+ * descriptor, so the file cannot be swapped between the check and the read.
+ */
+export function openRegularFile(path: string, opts: ReadFileOptions = {}): { fd: number; size: number } {
+  const Err = opts.Err ?? FileError;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (e) {
+    throw new Err(describeReadError(path, e, opts.what, opts.expected));
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const fix = st.isDirectory() ? "pass a file" : "pass a regular file (copy the contents into one)";
+      throw new Err(say(path, opts.what, `is ${kindOf(st)}, not ${opts.expected ?? "a regular file"}; ${fix}`));
+    }
+    if (opts.maxBytes !== undefined && st.size > opts.maxBytes) {
+      const size = `${st.size} bytes${st.size >= KiB ? ` (${fmtBytes(st.size)})` : ""}`;
+      throw new Err(say(path, opts.what, `is ${size}, over the limit of ${fmtBytes(opts.maxBytes)} for such a file`));
+    }
+    return { fd, size: st.size };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** The message for a failed open or read: what happened in words, with the code. */
+export function describeReadError(path: string, e: unknown, what?: string, expected = "a regular file"): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  switch (code) {
+    case "ENOENT":
+      return say(path, what, what ? "does not exist" : "file not found");
+    case "EACCES":
+    case "EPERM":
+      return say(path, what, "cannot be read: permission denied");
+    case "ELOOP":
+      return say(path, what, "cannot be read: too many levels of symbolic links");
+    case "ENOTDIR":
+      return say(path, what, "does not exist (a part of its path is a file, not a directory)");
+    case "EISDIR":
+      return say(path, what, `is a directory, not ${expected}; pass a file`);
+    default:
+      return say(path, what, `cannot be read (${code ?? (e as Error).message})`);
+  }
+}
+
+/** The bytes of a regular file (see openRegularFile), at most opts.maxBytes of them. */
+export function readRegularFile(path: string, opts: ReadFileOptions = {}): Buffer {
+  const { fd, size } = openRegularFile(path, opts);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    // The size is the one fstat gave: a file that grows meanwhile is read as it was, one that
+    // shrinks is read as far as it goes.
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got === size ? buf : buf.subarray(0, got);
+  } catch (e) {
+    if (e instanceof Error && !(e as NodeJS.ErrnoException).code) throw e;
+    throw new (opts.Err ?? FileError)(describeReadError(path, e, opts.what, opts.expected));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A regular file's text, decoded as UTF-8 (refusing invalid UTF-8), byte-order mark dropped. */
+export function readTextFileChecked(path: string, opts: ReadFileOptions = {}): string {
+  const bytes = readRegularFile(path, opts);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new (opts.Err ?? FileError)(say(path, opts.what, "is not UTF-8 text"));
+  }
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/**
+ * A JSON file's value. The file must be a regular file within maxBytes (default: the config
+ * limit). A syntax error is reported as `PATH: not valid JSON: <what> at line L, column C`,
+ * which names the place and never echoes the file's contents.
+ */
+export function readJSONFile(path: string, opts: ReadFileOptions = {}): unknown {
+  const text = readTextFileChecked(path, { maxBytes: FILE_LIMITS.config, ...opts });
+  return parseJSON(text, path, opts.Err);
+}
+
+/** JSON.parse whose error says where the text is wrong, not what it says. */
+export function parseJSON(text: string, source: string, Err: new (message: string) => Error = FileError): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    const { offset, problem } = jsonSyntaxError(text);
+    const { line, column } = lineColumn(text, offset);
+    throw new Err(`${source}: not valid JSON: ${problem} at line ${line}, column ${column}`);
+  }
+}
+
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let start = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      start = i + 1;
+    }
+  }
+  return { line, column: offset - start + 1 };
+}
+
+/**
+ * Where and why `text` is not JSON (RFC 8259), found by a small recursive-descent scan. Only run
+ * after JSON.parse has failed, whose own message quotes the text. The problem is described by the
+ * grammar ("expected ':'"), never by the characters found.
+ */
+export function jsonSyntaxError(text: string): { offset: number; problem: string } {
+  let i = 0;
+  class Bad {
+    constructor(
+      readonly offset: number,
+      readonly problem: string,
+    ) {}
+  }
+  const fail = (problem: string, at = i): never => {
+    throw new Bad(at, at >= text.length ? "unexpected end of file" : problem);
+  };
+  const ws = () => {
+    for (;;) {
+      const c = text.charCodeAt(i);
+      if (c === 32 || c === 9 || c === 10 || c === 13) i++;
+      else return;
+    }
+  };
+  const literal = (word: string) => {
+    for (let k = 0; k < word.length; k++) if (text[i + k] !== word[k]) fail(`expected a value (${word}?)`, i + k);
+    i += word.length;
+  };
+  const digits = () => {
+    const s = i;
+    while (text.charCodeAt(i) >= 48 && text.charCodeAt(i) <= 57) i++;
+    if (i === s) fail("expected a digit");
+  };
+  const number = () => {
+    if (text[i] === "-") i++;
+    if (text[i] === "0") i++;
+    else digits();
+    if (text[i] === ".") {
+      i++;
+      digits();
+    }
+    if (text[i] === "e" || text[i] === "E") {
+      i++;
+      if (text[i] === "+" || text[i] === "-") i++;
+      digits();
+    }
+  };
+  const string = () => {
+    i++; // the opening quote
+    for (;;) {
+      if (i >= text.length) fail("unterminated string");
+      const c = text.charCodeAt(i);
+      if (c === 34) {
+        i++;
+        return;
+      }
+      if (c < 32) fail("control character inside a string (escape it)");
+      if (c === 92) {
+        const e = text[i + 1];
+        if (e === "u") {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) fail("bad \\u escape (needs 4 hex digits)");
+          i += 6;
+        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+        else fail("bad escape in a string");
+      } else i++;
+    }
+  };
+  const value = (depth: number): void => {
+    if (depth > 10000) fail("nesting too deep");
+    ws();
+    const c = text[i];
+    if (c === "{") {
+      i++;
+      ws();
+      if (text[i] === "}") {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail("expected a property name in double quotes");
+        string();
+        ws();
+        if (text[i] !== ":") fail("expected ':' after a property name");
+        i++;
+        value(depth + 1);
+        ws();
+        if (text[i] === ",") i++;
+        else if (text[i] === "}") {
+          i++;
+          return;
+        } else fail("expected ',' or '}' in an object");
+      }
+    } else if (c === "[") {
+      i++;
+      ws();
+      if (text[i] === "]") {
+        i++;
+        return;
+      }
+      for (;;) {
+        value(depth + 1);
+        ws();
+        if (text[i] === ",") i++;
+        else if (text[i] === "]") {
+          i++;
+          return;
+        } else fail("expected ',' or ']' in an array");
+      }
+    } else if (c === '"') string();
+    else if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) number();
+    else if (c === "t") literal("true");
+    else if (c === "f") literal("false");
+    else if (c === "n") literal("null");
+    else fail("expected a value");
+  };
+  try {
+    value(0);
+    ws();
+    if (i < text.length) fail("unexpected content after the JSON value");
+  } catch (e) {
+    if (e instanceof Bad) return { offset: e.offset, problem: e.problem };
+    // Deeper nesting than the stack allows: JSON.parse failed for the same reason.
+    return { offset: i, problem: "nesting too deep" };
+  }
+  return { offset: 0, problem: "not accepted by JSON.parse" };
+}
