@@ -5,6 +5,9 @@
 // private). Every reader of user files goes through here.
 
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import { fmtBytes } from "../tensor/memory.js";
+
+export { fmtBytes };
 
 /** A user file that cannot be read as asked; the message names the file and what to do. */
 export class FileError extends Error {}
@@ -41,18 +44,6 @@ function kindOf(st: Stats): string {
   if (st.isBlockDevice()) return "a block device";
   if (st.isSocket()) return "a socket";
   return "not a regular file";
-}
-
-export function fmtBytes(n: number): string {
-  if (n < KiB) return `${n} bytes`;
-  const units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-  let v = n / KiB;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
 /** "what 'path' problem" when the caller names the kind of file, else "path: problem". */
