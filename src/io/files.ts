@@ -295,3 +295,45 @@ export function jsonSyntaxError(text: string): { offset: number; problem: string
   }
   return { offset: 0, problem: "not accepted by JSON.parse" };
 }
+
+/**
+ * The first key that appears twice in one object of a valid JSON text, with the keys of the
+ * objects around it (outermost first), or null. JSON.parse silently keeps the last of the two.
+ */
+export function duplicateKey(text: string): { key: string; path: string[] } | null {
+  // One entry per open object ({ keys, key: its key in the parent }) or array (null).
+  const stack: ({ keys: Set<string>; key: string } | null)[] = [];
+  let expectKey = false;
+  let lastKey = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      let j = i + 1;
+      while (j < text.length && text.charCodeAt(j) !== 34) j += text.charCodeAt(j) === 92 ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (expectKey && top) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) {
+          const path = stack.slice(1).map((o) => (o ? o.key : "[]"));
+          return { key, path };
+        }
+        top.keys.add(key);
+        lastKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 123) {
+      stack.push({ keys: new Set(), key: lastKey });
+      expectKey = true;
+    } else if (c === 91) {
+      stack.push(null);
+      expectKey = false;
+    } else if (c === 125 || c === 93) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 44) {
+      expectKey = stack[stack.length - 1] != null;
+    }
+  }
+  return null;
+}

@@ -24,7 +24,7 @@
 import { closeSync, fstatSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { writeFileAtomic } from "./atomic.js";
-import { openRegularFile } from "./files.js";
+import { duplicateKey, jsonSyntaxError, openRegularFile } from "./files.js";
 
 /** The tensor data a caller gets back, and gives to the writer. */
 export type TensorData = Float32Array | Int32Array;
@@ -236,10 +236,21 @@ export function parseSafetensorsHeader(prefix: Uint8Array, totalLength = prefix.
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (e) {
-    fail(source, `header is not valid JSON (${(e as Error).message.split("\n")[0]})`);
+  } catch {
+    const { offset, problem } = jsonSyntaxError(text);
+    fail(source, `header is not valid JSON: ${problem} at byte ${8 + offset}`);
   }
   if (!isPlainObject(json)) fail(source, "header is not a JSON object");
+  // JSON.parse keeps the last of two equal keys; two entries for one tensor name (or two dtypes
+  // for one tensor) would silently pick one of two different sets of weights.
+  const dup = duplicateKey(text);
+  if (dup) {
+    const where = dup.path.length ? ` in the entry of ${quoteName(dup.path[0] as string)}` : "";
+    fail(
+      source,
+      `header names ${dup.path.length ? "key" : "tensor"} ${quoteName(dup.key)} twice${where}; a file must name each tensor once`,
+    );
+  }
 
   const dataStart = 8 + len;
   const dataLength = totalLength - dataStart;

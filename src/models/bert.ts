@@ -34,6 +34,7 @@ import {
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import { fmtShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkFits, estimate, type MemoryEstimate } from "./budget.js";
 
 /** Hugging Face's BertConfig fields (the ones that shape the model), with its names. */
 export interface BertConfig {
@@ -112,6 +113,26 @@ export function validateBertConfig(c: BertConfig): void {
   if (!Number.isInteger(c.pad_token_id) || c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) {
     throw new Error(`BERT config: pad_token_id ${c.pad_token_id} is not a token id (vocab_size ${c.vocab_size})`);
   }
+  // Before anything is allocated (num_hidden_layers: 1e5 used to run until V8's heap gave up).
+  checkFits("BERT config", c, BERT_DEFAULTS, estimateBertMemory);
+}
+
+/**
+ * The memory a BERT config needs to run, in bytes: the encoder's weights with the pooler and the
+ * largest head (the masked-LM head), and the activations of one full-length sequence (about 16
+ * floats per token and channel per layer plus the attention weights). Training needs about 4x
+ * the weights again and a batch's activations; this estimate is for refusing what cannot fit.
+ */
+export function estimateBertMemory(c: BertConfig): MemoryEstimate {
+  const H = c.hidden_size;
+  const I = c.intermediate_size;
+  const T = c.max_position_embeddings;
+  const embeddings = (c.vocab_size + T + c.type_vocab_size) * H + 2 * H;
+  const layer = 4 * H * H + 4 * H + 2 * I * H + I + H + 4 * H; // attention, its LayerNorm, feed-forward, LayerNorm
+  const heads = H * H + H + H * H + 3 * H + c.vocab_size; // pooler; MLM transform, LayerNorm, decoder bias
+  const P = embeddings + c.num_hidden_layers * layer + heads;
+  const activations = 4 * T * (c.num_hidden_layers * (16 * H + 2 * c.num_attention_heads * T) + c.vocab_size);
+  return estimate(P, { weights: 4 * P, activations }, 4 * Math.max(c.vocab_size * H, I * H));
 }
 
 /** How a model is built: `init` "normal" gives Hugging Face's initialisation (N(0, initializer_range)
