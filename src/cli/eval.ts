@@ -70,6 +70,10 @@ export const evalCommand: Command = {
     };
     const result = evaluateTokens(model, tokens, batchSize, progress);
     if (tty && last > 0) process.stderr.write("\r\x1b[K");
+    // JSON has no NaN: it would print {"loss": null} and exit 0, a failure that looks like a result.
+    if (!Number.isFinite(result.loss)) {
+      throw new Error(`eval: the loss on '${v.data}' is ${result.loss}; the model's activations overflow on this data`);
+    }
     console.log(JSON.stringify(result));
     return 0;
   },

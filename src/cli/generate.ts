@@ -1,6 +1,6 @@
 // `moxing generate`: continue a prompt with a trained model, streaming tokens to stdout.
 
-import { generate } from "../generate/index.js";
+import { streamText } from "../generate/index.js";
 import { loadModelFrom } from "../io/model-files.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
@@ -62,8 +62,17 @@ export const generateCommand: Command = {
       throw new UsageError(`generate: the prompt cannot be encoded: ${(e as Error).message}`);
     }
     if (ids.length === 0) throw new UsageError("generate: the prompt is empty; give at least one character");
+    const context = model.config.block_size;
+    if (opts.maxNewTokens > context && v["max-new-tokens"] !== undefined) {
+      // Allowed (generation slides over the text in linear time), but worth knowing.
+      process.stderr.write(
+        `moxing: note: --max-new-tokens ${opts.maxNewTokens} is more than the model's context of ${context} tokens; ` +
+          `past it each token is predicted from the last ${Math.ceil(context / 2)} to ${context} tokens only\n`,
+      );
+    }
     process.stdout.write(prompt);
-    generate(model, tokenizer, prompt, { ...opts, onText: (piece) => process.stdout.write(piece) });
+    // Each piece goes straight to stdout; nothing accumulates, however many tokens are asked for.
+    for (const piece of streamText(model, tokenizer, prompt, opts)) process.stdout.write(piece);
     process.stdout.write("\n");
     return 0;
   },

@@ -29,6 +29,7 @@ import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
 import { FILE_LIMITS } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -345,6 +346,7 @@ export function loadBert(
     addPoolingLayer: task === "text-classification" || hasPooler,
   });
   const report = loadBertStateDict(model, file.tensors, { allowNewHead: !sameTask, source: path });
+  checkFiniteWeights(model.namedParameters(), path, BertFileError);
   model.eval();
   return { model, tokenizer, config, info: { ...info, task, labels: sameTask ? info.labels : null }, report };
 }

@@ -52,6 +52,7 @@ import type { Generator } from "../tensor/random.js";
 import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
 import { FILE_LIMITS, readJSONFile as readJSON } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -379,6 +380,7 @@ export function loadModel(dir: string, opts: { generator?: Generator } = {}): { 
   }
   const model = new GPT(config, opts.generator ? { generator: opts.generator } : { seed: 0 });
   loadWeights(dir, model);
+  checkFiniteWeights(model.namedParameters(), dir, CheckpointError);
   model.eval();
   return { model, tokenizer, config };
 }

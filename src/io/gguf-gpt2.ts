@@ -38,6 +38,7 @@ import { sinusoidalTable } from "../nn/positional.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { endOfTextId } from "./checkpoint.js";
+import { checkFiniteWeights } from "./finite.js";
 import {
   GGUFError,
   type GGUFFile,
@@ -346,6 +347,11 @@ export function loadGGUFModel(path: string): { model: GPT; tokenizer: ByteLevelB
     });
     throw new GGUFError(`${path}: ${msg}`);
   }
+  checkFiniteWeights(
+    [...model.namedParameters()].map(([n, t]) => [ggufTensorName(n) ?? n, t]),
+    path,
+    GGUFError,
+  );
   model.eval();
   return { model, tokenizer, config };
 }

@@ -9,6 +9,7 @@ import { canonicalWeightName, GPT, type GPTConfig, hfStateDict, loadHFStateDict,
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { CheckpointError, CONFIG_FILE, loadModel, readConfig, readTokenizer, saveModel } from "./checkpoint.js";
 import { openRegularFile } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { GGUFError } from "./gguf.js";
 import { exportGGUF, loadGGUFModel } from "./gguf-gpt2.js";
 import { readSafetensors, SafetensorsError, writeSafetensors } from "./safetensors.js";
@@ -83,6 +84,7 @@ export function loadModelFrom(path: string): { model: GPT; tokenizer: Tokenizer;
     } catch (e) {
       throw new CheckpointError(`${path}: ${(e as Error).message}`);
     }
+    checkFiniteWeights(model.namedParameters(), path, CheckpointError);
     model.eval();
     return { model, tokenizer, config, format };
   });
