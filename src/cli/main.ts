@@ -3,6 +3,7 @@
 // registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
 
 import "../index.js"; // registers the backends
+import { describeSystemError, escapeForDisplay } from "../io/files.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
@@ -76,7 +77,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const e = err instanceof Error ? err : new Error(String(err));
     if (process.env.MOXING_DEBUG) console.error(e.stack);
-    console.error(`moxing: ${e.message}`);
+    // A raw system error (ENOSPC, EROFS, ENOTDIR ... from a write) says what happened and what to do.
+    // Messages may quote what a file says: no raw control or bidi characters reach the terminal.
+    console.error(`moxing: ${escapeForDisplay(describeSystemError(e) ?? e.message)}`);
     process.exitCode = e instanceof UsageError ? 2 : 1;
   },
 );

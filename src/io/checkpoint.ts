@@ -51,7 +51,7 @@ import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
 import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
-import { FILE_LIMITS, readJSONFile as readJSON } from "./files.js";
+import { FILE_LIMITS, makeOutputDir, readJSONFile as readJSON } from "./files.js";
 import { checkFiniteWeights } from "./finite.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
@@ -460,7 +460,7 @@ export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
 /** Write `files` into `dir` as one set through the journal described at the top of this file, and
  *  delete the `remove` files (stale parts of an older checkpoint) with them. */
 export function commitFiles(dir: string, files: ReadonlyMap<string, Uint8Array | string>, remove: readonly string[]): void {
-  mkdirSync(dir, { recursive: true });
+  makeOutputDir(dir);
   recoverCheckpoint(dir);
   const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });

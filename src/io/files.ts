@@ -4,7 +4,8 @@
 // reported by line and column, never by quoting its bytes (the file may be a symlink to something
 // private). Every reader of user files goes through here.
 
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readSync, type Stats, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { fmtBytes } from "../tensor/memory.js";
 
 export { fmtBytes };
@@ -336,4 +337,111 @@ export function duplicateKey(text: string): { key: string; path: string[] } | nu
     }
   }
   return null;
+}
+
+// ---- showing what files say ----------------------------------------------------------------------
+
+/** Characters that must not reach a terminal raw from a file: C0 controls but tab and newline,
+ *  DEL, C1 controls (U+009B is a one-byte CSI, an escape sequence's start), the bidirectional
+ *  controls (U+202E reverses the text after it) and the line and paragraph separators. */
+const UNSAFE_FOR_DISPLAY = /[\0-\x08\x0b-\x1f\x7f-\x9f\p{Bidi_Control}\u2028\u2029]/gu;
+
+/** `text` with every character unsafe for a terminal written as \uXXXX (JSON's escape, so a JSON
+ *  text, whose strings hold no raw tab or newline, stays valid JSON with the same value). */
+export function escapeForDisplay(text: string): string {
+  return text.replace(UNSAFE_FOR_DISPLAY, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, "0")}`);
+}
+
+// ---- writing ------------------------------------------------------------------------------------
+
+/** Where output goes wrong, in words, with what to do; null for errors that are not about files. */
+export function describeSystemError(e: unknown): string | null {
+  const err = e as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof err.code !== "string") return null;
+  const path = err.path ? `'${err.path}'` : "the output";
+  const elsewhere = "write somewhere else (another --out)";
+  switch (err.code) {
+    case "ENOSPC":
+      return `no space left on the device while writing ${path}; free some space or ${elsewhere}`;
+    case "EDQUOT":
+      return `disk quota exceeded while writing ${path}; free some space or ${elsewhere}`;
+    case "EROFS":
+      return `${path} is on a read-only file system; ${elsewhere}`;
+    case "EACCES":
+    case "EPERM":
+      return `permission denied for ${path} (${err.syscall ?? "access"}); ${elsewhere}, or change the permissions`;
+    case "ENOTDIR": {
+      let isFile = false;
+      try {
+        isFile = err.path !== undefined && statSync(err.path).isFile();
+      } catch {
+        // a part of the path above it is the file
+      }
+      const what = isFile ? `${path} is a file, not a directory` : `${path}: a part of this path is a file, not a directory`;
+      return `${what}; ${elsewhere} or move the file away`;
+    }
+    case "EISDIR":
+      return `${path} is a directory where a file was expected; ${elsewhere}`;
+    case "EEXIST":
+      return `${path} already exists and is not a directory; ${elsewhere} or move it away`;
+    case "ENAMETOOLONG":
+      return `${path}: the name is too long; use a shorter path`;
+    case "ELOOP":
+      return `${path}: too many levels of symbolic links`;
+    case "EMFILE":
+    case "ENFILE":
+      return "too many open files; close other programs or raise the limit (ulimit -n)";
+    case "EIO":
+      return `input/output error on ${path}; the disk or file system is failing`;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Create directory `dir` and any missing parents, one at a time (Node's recursive mkdir loops for
+ * ever on some paths, e.g. under /proc), with errors that say what is wrong: a part of the path
+ * that is a file, a read-only file system, no permission, no space.
+ */
+export function makeOutputDir(dir: string): void {
+  const missing: string[] = [];
+  let p = resolve(dir);
+  for (;;) {
+    let st: Stats | null = null;
+    try {
+      st = statSync(p);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw new FileError(describeSystemError(e) ?? (e as Error).message);
+    }
+    if (st) {
+      if (st.isDirectory()) break;
+      const what = p === resolve(dir) ? `'${dir}'` : `'${p}' (part of '${dir}')`;
+      throw new FileError(`${what} is a file, not a directory; write somewhere else (another --out) or move the file away`);
+    }
+    missing.push(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      mkdirSync(m);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EEXIST" && statSync(m).isDirectory()) continue; // made meanwhile by someone else
+      if (code === "ENOENT") {
+        throw new FileError(
+          `cannot create '${m}': its parent cannot hold directories (a virtual file system?); write somewhere else (another --out)`,
+        );
+      }
+      throw new FileError(describeSystemError(e) ?? (e as Error).message);
+    }
+  }
+  // A read-only file system or a directory we may not write to is found now, not after training.
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new FileError(describeSystemError(e) ?? (e as Error).message);
+  }
 }

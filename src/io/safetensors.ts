@@ -24,7 +24,7 @@
 import { closeSync, fstatSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { writeFileAtomic } from "./atomic.js";
-import { duplicateKey, jsonSyntaxError, openRegularFile } from "./files.js";
+import { duplicateKey, escapeForDisplay, jsonSyntaxError, openRegularFile } from "./files.js";
 
 /** The tensor data a caller gets back, and gives to the writer. */
 export type TensorData = Float32Array | Int32Array;
@@ -171,7 +171,7 @@ export class SafetensorsError extends Error {}
 /** A name from a file, quoted for a one-line message: control characters escaped, long names cut. */
 export function quoteName(name: string): string {
   const cut = name.length > 120 ? `${name.slice(0, 117)}...` : name;
-  return `'${cut.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, "0")}`)}'`;
+  return `'${escapeForDisplay(cut).replace(/[\t\n]/g, (c) => (c === "\t" ? "\\u0009" : "\\u000a"))}'`;
 }
 
 /** A JSON value from a file, shown briefly (deeply nested or huge values cannot blow up a message). */

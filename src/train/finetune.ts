@@ -14,13 +14,14 @@
 // then cosine decay, clipping at 1.0, shuffled batches each epoch; evaluation after every epoch.
 // The result is a model directory whose config.json names the labels and where the data came from.
 
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { getEntities, type SeqevalReport, seqevalScores, type TaggedSentence } from "../data/conll.js";
 import { checkLabels, type DataProvenance, type LabeledText, labelSet } from "../data/labeled.js";
 import { bestAnswer, type QaExample, type QaFeature, qaFeatures, squadEvaluate } from "../data/squad.js";
 import { DataError, textDigest } from "../data/text.js";
 import { BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE, loadBert, loadBertOptimizer, readBertTrainerState, saveBert } from "../io/bert.js";
+import { makeOutputDir } from "../io/files.js";
 import type { Bert } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -619,7 +620,7 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
     return rows;
   };
 
-  mkdirSync(o.out, { recursive: true });
+  makeOutputDir(o.out);
   const metricsPath = join(o.out, "metrics.jsonl");
   if (saved) truncateMetrics(metricsPath, saved.step);
   else {

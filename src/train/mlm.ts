@@ -13,10 +13,11 @@
 // The output directory is a BERT model directory (src/io/bert.ts) plus metrics.jsonl; checkpoints
 // hold the optimizer and the RNG states, and `resume` continues a run exactly where it stopped.
 
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readTextFile, textDigest } from "../data/text.js";
 import { BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE, loadBert, loadBertOptimizer, readBertTrainerState, saveBert } from "../io/bert.js";
+import { makeOutputDir } from "../io/files.js";
 import { Bert, type BertConfig, type BertPreset, bertConfig } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { Generator } from "../tensor/random.js";
@@ -336,7 +337,7 @@ export async function pretrainMlm(opts: MlmOptions, hooks: LoopHooks = {}): Prom
     dataRng.setState(saved.rng.data);
     truncateMetrics(join(out, "metrics.jsonl"), saved.step);
   } else {
-    mkdirSync(out, { recursive: true });
+    makeOutputDir(out);
     rmSync(join(out, "metrics.jsonl"), { force: true });
     rmSync(join(out, BERT_OPTIMIZER_FILE), { force: true });
   }

@@ -13,7 +13,7 @@
 //
 // This is a library API; `moxing train` is a thin CLI over it.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BatchSampler, checkBlockSize, encodeText, readTextFile, splitTokens, textDigest } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
@@ -29,6 +29,7 @@ import {
   saveCheckpoint,
   TRAINER_STATE_FILE,
 } from "../io/checkpoint.js";
+import { makeOutputDir } from "../io/files.js";
 import { checkGPTTrainingMemory, GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -409,7 +410,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     elapsedMs = saved.elapsed_ms;
     truncateMetrics(metricsPath, step);
   } else {
-    mkdirSync(out, { recursive: true });
+    makeOutputDir(out);
     if (opts.overwrite) removeTrainingState(out);
     rmSync(metricsPath, { force: true });
   }
