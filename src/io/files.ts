@@ -344,7 +344,7 @@ export function duplicateKey(text: string): { key: string; path: string[] } | nu
 /** Characters that must not reach a terminal raw from a file: C0 controls but tab and newline,
  *  DEL, C1 controls (U+009B is a one-byte CSI, an escape sequence's start), the bidirectional
  *  controls (U+202E reverses the text after it) and the line and paragraph separators. */
-const UNSAFE_FOR_DISPLAY = /[\0-\x08\x0b-\x1f\x7f-\x9f\p{Bidi_Control}\u2028\u2029]/gu;
+const UNSAFE_FOR_DISPLAY = /(?![\t\n])[\p{Cc}\p{Bidi_Control}\u2028\u2029]/gu;
 
 /** `text` with every character unsafe for a terminal written as \uXXXX (JSON's escape, so a JSON
  *  text, whose strings hold no raw tab or newline, stays valid JSON with the same value). */
