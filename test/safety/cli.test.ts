@@ -32,7 +32,7 @@ const modelDir = join(root, "model");
 saveModel(modelDir, new GPT({ vocab_size: chars.vocabSize, n_layer: 1, n_head: 2, n_embd: 16, block_size: 16 }, { seed: 1 }), chars);
 const tiny = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16", "--batch-size", "2", "--eval-iters", "1"];
 
-describe("negative numbers parse and get the flag's range error", () => {
+describe("negative numbers parse and get the flag's range error", { concurrency: 4 }, () => {
   test("withNegativeValues joins a negative number to the string flag before it, and nothing else", () => {
     const opts = { seed: { type: "string" }, prompt: { type: "string" }, resume: { type: "boolean" } } as const;
     assert.deepEqual(withNegativeValues(["--seed", "-1"], opts), ["--seed=-1"]);
