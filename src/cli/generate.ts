@@ -78,8 +78,19 @@ export const generateCommand: Command = {
   },
 };
 
+/** The most prompt read from standard input: far more than any model's context (the model sees
+ *  only the last block_size tokens), and a bound when stdin never ends (< /dev/zero). */
+const MAX_STDIN_PROMPT = 16 * 1024 * 1024;
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let bytes = 0;
+  for await (const c of process.stdin) {
+    bytes += (c as Buffer).length;
+    if (bytes > MAX_STDIN_PROMPT) {
+      throw new UsageError("generate: the prompt on standard input is over 16 MiB; give a shorter one (the model sees only its context)");
+    }
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks).toString("utf8");
 }

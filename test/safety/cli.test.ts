@@ -5,7 +5,8 @@
 // overrides (U+202E) escaped, not raw.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -19,7 +20,7 @@ import { gpt2GGUF } from "../../src/io/gguf-gpt2.js";
 import { writeSafetensors } from "../../src/io/safetensors.js";
 import { GPT } from "../../src/models/gpt.js";
 import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
-import { assertOneLineError, moxing, type Run } from "../cli-run.js";
+import { assertOneLineError, moxing, type Run, repo } from "../cli-run.js";
 
 const root = mkdtempSync(join(tmpdir(), "moxing-cli-safety-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -82,6 +83,25 @@ describe("negative numbers parse and get the flag's range error", { concurrency:
     const r = await moxing(["generate", "--model", modelDir, "--prompt", "to", "--max-new-tokens", "5", "--seed", "-1"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal([...r.stdout.replace(/\n$/, "")].length, 7);
+  });
+
+  test("--prompt - with a standard input that never ends (/dev/zero) is refused at 16 MiB", {
+    skip: !existsSync("/dev/zero") && "no /dev/zero",
+  }, () => {
+    const zero = openSync("/dev/zero", "r");
+    try {
+      const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "generate", "--model", modelDir, "--prompt", "-"], {
+        cwd: repo,
+        stdio: [zero, "pipe", "pipe"],
+        encoding: "utf8",
+        env: { ...process.env, MOXING_QUIET: "1" },
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr.trim(), /^moxing: generate: the prompt on standard input is over 16 MiB; give a shorter one/);
+    } finally {
+      closeSync(zero);
+    }
   });
 
   test("a text value starting with '-' says how to pass it", async () => {

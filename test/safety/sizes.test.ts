@@ -19,6 +19,7 @@ import { BERT_DEFAULTS, Bert, bertConfig, estimateBertMemory } from "../../src/m
 import { memoryBudget } from "../../src/models/budget.js";
 import { estimateGPTMemory, GPT, GPT_DEFAULTS, type GPTConfig, gptParameterCount } from "../../src/models/gpt.js";
 import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
+import { pretrainMlm } from "../../src/train/mlm.js";
 import { train } from "../../src/train/trainer.js";
 import { assertOneLineError, moxing } from "../cli-run.js";
 
@@ -196,6 +197,21 @@ describe("absurd training sizes are refused before the model is built", () => {
       assert.ok(!existsSync(out), "nothing is written for a refused run");
     });
   }
+
+  test("pretrain-mlm --batch-size 1e9 (a V8 heap crash before) and --max-len 1e9", async () => {
+    const mlmText = "the quick brown fox jumps over the lazy dog and runs far away. ".repeat(60);
+    await assert.rejects(pretrainMlm({ out: join(root, "mlm-batch"), text: mlmText, maxSteps: 1, batchSize: 1e9 }), (e: Error) => {
+      assert.match(
+        e.message,
+        /^BERT training: --batch-size 1000000000: the model would need about [\d.]+ PiB to train .*; lower --batch-size$/,
+      );
+      return true;
+    });
+    await assert.rejects(
+      pretrainMlm({ out: join(root, "mlm-len"), text: mlmText, maxSteps: 1, maxLen: 1e9 }),
+      /BERT config: max_position_embeddings 1000000000: .* lower max_position_embeddings$/,
+    );
+  });
 
   test("moxing train --n-layer 100000 and moxing demo --hidden 1e8 exit with one line", async () => {
     const data = join(root, "data.txt");
