@@ -125,6 +125,23 @@ export function estimateGPTMemory(c: GPTConfig, training?: GPTTrainingSizes): Me
   );
 }
 
+/** Refuse evaluating batches of `batch_size` windows (with no gradients; there are only
+ *  `windows` in the data) when the weights and one batch's activations and logits cannot fit in
+ *  memory, naming the field as `label` spells it. */
+export function checkGPTEvalMemory(c: GPTConfig, batch_size: number, windows: number, label?: (field: string) => string): void {
+  const of = (x: GPTConfig & { batch_size: number }) => {
+    const P = gptParameterCount(x);
+    const T = x.block_size;
+    const perToken = 20 * x.n_embd + x.n_head * T + 3 * x.vocab_size;
+    const rows = Math.min(x.batch_size, windows);
+    return estimate(P, { weights: 4 * P, activations: 4 * rows * T * perToken }, 4 * x.vocab_size * x.n_embd);
+  };
+  checkFits("GPT evaluation", { ...c, batch_size }, { ...GPT_DEFAULTS, batch_size: 16 }, of, {
+    purpose: " to evaluate",
+    ...(label ? { label } : {}),
+  });
+}
+
 /** Refuse a training run (config, batch size, accumulation) that cannot fit in memory, naming the
  *  field (as `label` spells it: the trainer passes its command-line flags). */
 export function checkGPTTrainingMemory(c: GPTConfig, sizes: GPTTrainingSizes, label?: (field: string) => string): void {

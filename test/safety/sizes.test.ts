@@ -17,7 +17,7 @@ import { gpt2GGUF, loadGGUFModel } from "../../src/io/gguf-gpt2.js";
 import { decodeSafetensors } from "../../src/io/safetensors.js";
 import { BERT_DEFAULTS, Bert, bertConfig, estimateBertMemory } from "../../src/models/bert.js";
 import { memoryBudget } from "../../src/models/budget.js";
-import { estimateGPTMemory, GPT, GPT_DEFAULTS, type GPTConfig, gptParameterCount } from "../../src/models/gpt.js";
+import { checkGPTEvalMemory, estimateGPTMemory, GPT, GPT_DEFAULTS, type GPTConfig, gptParameterCount } from "../../src/models/gpt.js";
 import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
 import { pretrainMlm } from "../../src/train/mlm.js";
 import { train } from "../../src/train/trainer.js";
@@ -197,6 +197,18 @@ describe("absurd training sizes are refused before the model is built", () => {
       assert.ok(!existsSync(out), "nothing is written for a refused run");
     });
   }
+
+  test("eval --batch-size 1e9: the batch is bounded by the data's windows, and refused if those cannot fit", () => {
+    const c = { ...GPT_DEFAULTS, n_layer: 1 };
+    const label = (f: string) => (f === "batch_size" ? "--batch-size" : f);
+    assert.doesNotThrow(() => checkGPTEvalMemory(c, 1e9, 1000, label), "1000 windows of a small model fit");
+    process.env.MOXING_MAX_MEMORY = "64M";
+    assert.doesNotThrow(() => checkGPTEvalMemory(c, 1e9, 10, label));
+    assert.throws(
+      () => checkGPTEvalMemory(c, 1e9, 1e6, label),
+      /^RangeError: GPT evaluation: --batch-size 1000000000: the model would need about [\d.]+ GiB to evaluate .* more than the 64 MiB of MOXING_MAX_MEMORY; lower --batch-size$/,
+    );
+  });
 
   test("pretrain-mlm --batch-size 1e9 (a V8 heap crash before) and --max-len 1e9", async () => {
     const mlmText = "the quick brown fox jumps over the lazy dog and runs far away. ".repeat(60);
