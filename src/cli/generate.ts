@@ -70,9 +70,21 @@ export const generateCommand: Command = {
           `past it each token is predicted from the last ${Math.ceil(context / 2)} to ${context} tokens only\n`,
       );
     }
+    // A reader that goes away (| head) closes the pipe; the write error arrives as an event, so
+    // the loop yields to the event loop after each piece to notice it and stop, instead of
+    // generating the rest of --max-new-tokens for nobody.
+    let closed = false;
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      closed = true;
+    });
     process.stdout.write(prompt);
     // Each piece goes straight to stdout; nothing accumulates, however many tokens are asked for.
-    for (const piece of streamText(model, tokenizer, prompt, opts)) process.stdout.write(piece);
+    for (const piece of streamText(model, tokenizer, prompt, opts)) {
+      process.stdout.write(piece);
+      await new Promise(setImmediate);
+      if (closed) return 0;
+    }
     process.stdout.write("\n");
     return 0;
   },
