@@ -5,6 +5,7 @@
 // every token) and the command line warns when more tokens are asked for than the context holds.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +19,7 @@ import { loadModelFrom, saveModelAs } from "../../src/io/model-files.js";
 import { Bert, bertConfig } from "../../src/models/bert.js";
 import { GPT } from "../../src/models/gpt.js";
 import { ByteLevelBPE, CharTokenizer, type Tokenizer, WordPieceTokenizer } from "../../src/tokenizers/index.js";
-import { assertOneLineError, moxing } from "../cli-run.js";
+import { assertOneLineError, moxing, repo } from "../cli-run.js";
 import { mx } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "moxing-gen-"));
@@ -236,6 +237,27 @@ describe("streaming is incremental", () => {
     const a = [...generateIds(m, [1, 2, 3], { maxNewTokens: 40, repetitionPenalty: 1.5, seed: 2 })];
     assert.equal(a.length, 40);
     assert.deepEqual(a, [...generateIds(m, [1, 2, 3], { maxNewTokens: 40, repetitionPenalty: 1.5, seed: 2 })]);
+  });
+
+  test("moxing generate --max-new-tokens 1e9 | head: stops when the reader goes away", { timeout: 120_000 }, async () => {
+    const dir = join(root, "endless");
+    saveModelAs(dir, "dir", small(), chars);
+    const p = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "generate", "--model", dir, "--prompt", "the", "--max-new-tokens", "1e9"],
+      {
+        cwd: repo,
+        env: { ...process.env, MOXING_QUIET: "1" },
+      },
+    );
+    let got = "";
+    p.stdout.on("data", (d) => {
+      got += d;
+      if (got.length > 200) p.stdout.destroy(); // what `head -c 200` does
+    });
+    const code = await new Promise<number | null>((resolve) => p.on("close", resolve));
+    assert.equal(code, 0, "a closed pipe ends the run quietly (1e9 tokens would take days)");
+    assert.ok(got.length > 200);
   });
 
   test("moxing generate: more tokens than the context works and says what the model sees", async () => {
