@@ -25,6 +25,7 @@ export {
   bertConfig,
   idsTensor,
 } from "./models/bert.js";
+export * from "./metrics/index.js";
 export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
