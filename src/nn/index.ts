@@ -3,4 +3,5 @@ export { type AttentionCall, type AttentionOptions, KVCache, MultiHeadAttention 
 export { Dropout, Embedding, LayerNorm, Linear } from "./layers.js";
 export { Module, ModuleList } from "./module.js";
 export { applyRope, ropeTables, sinusoidalTable } from "./positional.js";
+export { GRU, LSTM, type RNNCall, type RNNOptions, type RNNOutput } from "./rnn.js";
 export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";
