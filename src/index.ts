@@ -13,6 +13,7 @@ export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, read
 export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
 export { BertFileError, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
 export * from "./io/index.js";
+export * from "./metrics/index.js";
 export {
   BERT_DEFAULTS,
   BERT_PRESETS,
@@ -25,7 +26,6 @@ export {
   bertConfig,
   idsTensor,
 } from "./models/bert.js";
-export * from "./metrics/index.js";
 export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
