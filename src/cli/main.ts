@@ -14,6 +14,8 @@ import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
+import { trainSeq2SeqCommand } from "./train-seq2seq.js";
+import { translateCommand } from "./translate.js";
 import { type Command, packageJson, UsageError } from "./util.js";
 
 const COMMANDS = new Map<string, Command>([
@@ -29,6 +31,8 @@ const COMMANDS = new Map<string, Command>([
   ["finetune", finetuneCommand],
   ["similar", similarCommand],
   ["pipeline", pipelineCommand],
+  ["train-seq2seq", trainSeq2SeqCommand],
+  ["translate", translateCommand],
 ]);
 
 function help(): string {

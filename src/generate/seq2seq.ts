@@ -21,6 +21,7 @@ import { MemoryArena } from "../tensor/memory.js";
 import { index } from "../tensor/ops.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { sampleNext } from "./index.js";
 
 export interface Seq2SeqGenerateOptions {
@@ -382,4 +383,33 @@ export function generatedTokens(row: readonly number[], model: MarianMTModel): n
   const body = row.slice(1);
   const end = body.indexOf(eos);
   return end >= 0 ? body.slice(0, end) : body;
+}
+
+/** Generate text for each input text (translation, summarisation): encode with the model's
+ *  tokenizer plus eos, batch, generate, and decode the tokens up to eos (special tokens left out). */
+export function generateTexts(
+  model: MarianMTModel,
+  tokenizer: Tokenizer,
+  texts: readonly string[],
+  opts: Seq2SeqGenerateOptions & { batchSize?: number; maxSourceLength?: number } = {},
+): string[] {
+  const eos = model.config.eos_token_id;
+  const pad = model.config.pad_token_id;
+  const maxSrc = Math.min(opts.maxSourceLength ?? model.config.max_position_embeddings, model.config.max_position_embeddings);
+  const specials = new Set(tokenizer.specialTokens.values());
+  const bs = opts.batchSize ?? 16;
+  const out: string[] = [];
+  for (let i = 0; i < texts.length; i += bs) {
+    const rows = texts.slice(i, i + bs).map((t) => [...tokenizer.encode(t, { disallowedSpecial: [] }).slice(0, maxSrc - 1), eos]);
+    const S = Math.max(...rows.map((r) => r.length));
+    const ids = new Int32Array(rows.length * S).fill(pad);
+    const mask = new Int32Array(rows.length * S);
+    rows.forEach((r, b) => {
+      ids.set(r, b * S);
+      mask.fill(1, b * S, b * S + r.length);
+    });
+    const seqs = generateSeq2Seq(model, new Tensor(ids, [rows.length, S]), new Tensor(mask, [rows.length, S]), opts);
+    for (const s of seqs) out.push(tokenizer.decode(generatedTokens(s, model).filter((id) => !specials.has(id))).trim());
+  }
+  return out;
 }
