@@ -449,12 +449,18 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The files of a GPT model directory: config.json, tokenizer.json, model.safetensors. */
+export function gptModelFiles(model: GPT, tokenizer: Tokenizer): Map<string, Uint8Array | string> {
+  const files = new Map<string, Uint8Array | string>();
+  files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(model.config, { tokenizer }), null, 2)}\n`);
+  files.set(TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  files.set(MODEL_FILE, modelToSafetensors(model));
+  return files;
+}
+
 /** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set. */
 export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
-  const files = new Map<string, Uint8Array | string>();
-  files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(parts.model.config, { tokenizer: parts.tokenizer }), null, 2)}\n`);
-  files.set(TOKENIZER_FILE, JSON.stringify(parts.tokenizer.toJSON()));
-  files.set(MODEL_FILE, modelToSafetensors(parts.model));
+  const files = gptModelFiles(parts.model, parts.tokenizer);
   if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
   if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
   commitFiles(

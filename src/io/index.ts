@@ -9,6 +9,7 @@ export {
   configFromJSON,
   configToJSON,
   endOfTextId,
+  gptModelFiles,
   loadModel,
   loadOptimizerState,
   loadWeights,
