@@ -4,10 +4,9 @@
 import { spamSubjects } from "../data/subjects.js";
 import { readTextFile } from "../data/text.js";
 import { MARIAN_DEFAULTS } from "../models/marian.js";
-import { lineReporter } from "../train/loop.js";
 import { type ParallelData, SEQ2SEQ_DEFAULTS, type Seq2SeqTrainOptions, trainSeq2Seq } from "../train/seq2seq.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, TRAINING_RUN_FLAGS, UsageError, withCheckpointOnInterrupt } from "./util.js";
+import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const D = SEQ2SEQ_DEFAULTS;
 const M = MARIAN_DEFAULTS;
@@ -158,7 +157,7 @@ export const trainSeq2SeqCommand: Command = {
       evalSamples: opt("eval-samples", { int: true, min: 0 }),
     };
     if (opts.labelSmoothing !== undefined && opts.labelSmoothing >= 1) throw new UsageError(`${c}: --label-smoothing must be below 1`);
-    const r = await withCheckpointOnInterrupt((signal) => trainSeq2Seq(opts, { onLog: lineReporter(process.stderr), signal }));
+    const r = await runWithProgress((hooks) => trainSeq2Seq(opts, hooks));
     if (r.status === "interrupted") {
       console.log(
         `stopped at step ${r.step}; checkpoint saved in ${v.out}. Resume with: moxing train-seq2seq --out ${v.out} --resume (and the same data flags)`,

@@ -284,12 +284,22 @@ export interface MarianSaveParts {
   trainerState?: object;
 }
 
+/** The files of a Marian model directory: config.json, model.safetensors, tokenizer.json. */
+export function marianModelFiles(
+  model: MarianMTModel,
+  tokenizer: Tokenizer,
+  notes: Record<string, unknown> = {},
+): Map<string, Uint8Array | string> {
+  const files = new Map<string, Uint8Array | string>();
+  files.set(MARIAN_MODEL_FILE, encodeSafetensors(marianStateDict(model), { format: "pt" }));
+  files.set(MARIAN_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  files.set(MARIAN_CONFIG_FILE, `${JSON.stringify(marianConfigToJSON(model.config, notes), null, 2)}\n`);
+  return files;
+}
+
 /** Write a Marian model directory (with optimizer and trainerState: a training checkpoint) as one set. */
 export function saveMarian(dir: string, parts: MarianSaveParts): void {
-  const files = new Map<string, Uint8Array | string>();
-  files.set(MARIAN_MODEL_FILE, encodeSafetensors(marianStateDict(parts.model), { format: "pt" }));
-  files.set(MARIAN_TOKENIZER_FILE, JSON.stringify(parts.tokenizer.toJSON()));
-  files.set(MARIAN_CONFIG_FILE, `${JSON.stringify(marianConfigToJSON(parts.model.config, parts.notes), null, 2)}\n`);
+  const files = marianModelFiles(parts.model, parts.tokenizer, parts.notes);
   if (parts.optimizer) files.set(MARIAN_OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
   if (parts.trainerState) files.set(MARIAN_TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
   commitFiles(

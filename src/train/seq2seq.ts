@@ -11,28 +11,23 @@
 // ROUGE-L for summarisation). Checkpoints hold the model, optimizer and trainer state (with the data's
 // digest and every random state), so `resume` continues exactly where a run stopped.
 
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DataError, textDigest } from "../data/text.js";
 import { generateTexts } from "../generate/seq2seq.js";
-import {
-  loadMarian,
-  loadMarianOptimizer,
-  MARIAN_OPTIMIZER_FILE,
-  MARIAN_TRAINER_STATE_FILE,
-  readMarianTrainerState,
-  saveMarian,
-} from "../io/marian.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { loadMarian, marianModelFiles } from "../io/marian.js";
 import { corpusBleu } from "../metrics/bleu.js";
 import { corpusChrf } from "../metrics/chrf.js";
 import { corpusRougeL } from "../metrics/rouge.js";
 import { IGNORE_INDEX, type MarianConfig, MarianMTModel } from "../models/marian.js";
 import { AdamW } from "../optim/adamw.js";
+import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { type LoopHooks, type Metrics, runLoop, truncateMetrics } from "./loop.js";
+import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
+import { RunDirectory, type SavedState } from "./run.js";
 
 export const EOS_TOKEN = "</s>";
 export const PAD_TOKEN = "<pad>";
@@ -94,10 +89,12 @@ type Args = Omit<Required<Seq2SeqTrainOptions>, "train" | "valid" | "notes" | "i
   init: string | null;
 };
 
-interface TrainerState {
-  format: "moxing-seq2seq-state";
-  step: number;
-  args: Args;
+const STATE_FORMAT = "moxing-seq2seq-state";
+
+/** trainer_state.json's trainer part: with the data's digest and every random state, a resumed run
+ *  continues with the batches, dropout masks and losses of an uninterrupted one. */
+interface TrainerState extends SavedState {
+  args: Args & Record<string, unknown>;
   data: { sha256: string; train: number; valid: number };
   rng: { model: ReturnType<Generator["getState"]>; batches: ReturnType<Generator["getState"]> };
   order: number[];
@@ -156,10 +153,13 @@ export function evaluateSeq2Seq(
   let total = 0;
   let count = 0;
   for (let i = 0; i < examples.length; i += o.batchSize) {
-    const b = collatePairs(examples.slice(i, i + o.batchSize), pad, o.maxLength);
-    const loss = model.forward(b).loss as Tensor;
-    total += loss.item() * b.tokens;
-    count += b.tokens;
+    // Each batch's tensors go back to the arena before the next: memory is that of one batch.
+    const [sum, n] = scoped(() => {
+      const b = collatePairs(examples.slice(i, i + o.batchSize), pad, o.maxLength);
+      return [(model.forward(b).loss as Tensor).item() * b.tokens, b.tokens] as const;
+    });
+    total += sum;
+    count += n;
   }
   const m: Metrics = { loss: total / Math.max(1, count) };
   const n = Math.min(o.samples, data.source.length);
@@ -189,16 +189,14 @@ export interface Seq2SeqTrainResult {
 /** Train (or continue training) an encoder-decoder on parallel text; see the file comment. */
 export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks = {}): Promise<Seq2SeqTrainResult> {
   const emit = hooks.onLog ?? (() => {});
-  const raw = existsSync(opts.out) ? readMarianTrainerState(opts.out) : null;
-  const found = raw?.format === "moxing-seq2seq-state" ? (raw as unknown as TrainerState) : null;
-  if (opts.resume && !found)
-    throw new Error(`nothing to resume in '${opts.out}' (no trainer_state.json of a seq2seq run); run without --resume to start`);
-  if (!opts.resume && found && !opts.overwrite) {
-    throw new Error(
-      `'${opts.out}' already holds a training run; pass --resume to continue it, --overwrite to start over, or choose another --out`,
-    );
-  }
-  const saved = opts.resume ? found : null;
+  const run = RunDirectory.open({
+    out: opts.out,
+    resume: opts.resume,
+    overwrite: opts.overwrite,
+    format: STATE_FORMAT,
+    kind: "seq2seq training run",
+  });
+  const saved = run.saved as TrainerState | null;
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<Seq2SeqTrainOptions>;
   const o = {
     ...SEQ2SEQ_DEFAULTS,
@@ -217,9 +215,7 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
     throw new Error(`train-seq2seq: labelSmoothing must be in [0, 1) (got ${o.labelSmoothing})`);
   if (o.train.source.length === 0) throw new DataError("train-seq2seq: the training data is empty");
   const digest = textDigest(JSON.stringify([o.train, o.valid ?? null]));
-  if (saved && saved.data.sha256 !== digest) {
-    throw new DataError(`the data differs from the data the run in '${o.out}' was trained on; resume with the same files`);
-  }
+  run.checkData(digest, "the data", "--source/--target and --valid-source/--valid-target files");
 
   // ---- tokenizer and model
   const modelRng = new Generator(o.seed);
@@ -302,35 +298,20 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
     return rows;
   };
 
-  mkdirSync(o.out, { recursive: true });
-  const metricsPath = join(o.out, "metrics.jsonl");
-  if (saved) truncateMetrics(metricsPath, saved.step);
-  else {
-    rmSync(metricsPath, { force: true });
-    rmSync(join(o.out, MARIAN_OPTIMIZER_FILE), { force: true });
-    rmSync(join(o.out, MARIAN_TRAINER_STATE_FILE), { force: true });
-  }
   const optimizer = new AdamW(model.optimGroups(o.weightDecay), { lr: o.learningRate, betas: [0.9, 0.98], eps: 1e-9 });
-  if (saved) loadMarianOptimizer(o.out, model, optimizer);
-  const startStep = saved?.step ?? 0;
   const notes = { task: o.task, ...(o.notes ?? {}) };
-  emit({
-    type: "start",
-    step: startStep,
-    maxSteps: o.maxSteps,
-    title:
-      `${startStep ? `resuming at step ${startStep}: ` : ""}training a Marian encoder-decoder (${o.task}): ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ` +
-      `${examples.length} training pairs${o.valid ? `, ${o.valid.source.length} held out` : ""}, vocabulary ${tokenizer.vocabSize}; ${o.maxSteps} steps of ${o.batchSize}`,
-  });
   let lastEval: Metrics | null = null;
   const result = await runLoop(
     {
+      run,
       model,
       optimizer,
       schedule: { lr: o.learningRate, minLr: o.learningRate / 10, warmupSteps: o.warmupSteps, decaySteps: o.maxSteps },
       maxSteps: o.maxSteps,
-      startStep,
       gradClip: o.gradClip,
+      title:
+        `training a Marian encoder-decoder (${o.task}): ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ` +
+        `${examples.length} training pairs${o.valid ? `, ${o.valid.source.length} held out` : ""}, vocabulary ${tokenizer.vocabSize}; ${o.maxSteps} steps of ${o.batchSize}`,
       trainStep: () => {
         const b = collatePairs(nextBatch(), pad, maxLength);
         return { loss: model.forward(b, { labelSmoothing: o.labelSmoothing }).loss as Tensor, tokens: b.tokens };
@@ -348,24 +329,21 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
         : undefined,
       evalInterval,
       checkpointInterval,
-      checkpoint: (step) => {
-        const trainerState: TrainerState = {
-          format: "moxing-seq2seq-state",
-          step,
-          args,
-          data: { sha256: digest, train: o.train.source.length, valid: o.valid?.source.length ?? 0 },
-          rng: { model: modelRng.getState(), batches: rng.getState() },
-          order,
-          cursor,
-        };
-        saveMarian(o.out, { model, tokenizer, notes, optimizer, trainerState });
-      },
-      metricsPath,
+      bestMetric: o.valid ? "loss" : undefined,
+      modelFiles: () => marianModelFiles(model, tokenizer, notes),
+      state: () => ({
+        format: STATE_FORMAT,
+        args,
+        data: { sha256: digest, train: o.train.source.length, valid: o.valid?.source.length ?? 0 },
+        rng: { model: modelRng.getState(), batches: rng.getState() },
+        order,
+        cursor,
+      }),
     },
     hooks,
   );
   if (lastEval)
-    writeFileSync(
+    writeFileAtomic(
       join(o.out, "eval_results.json"),
       `${JSON.stringify({ task: o.task, step: result.step, ...(lastEval as Metrics) }, null, 2)}\n`,
     );

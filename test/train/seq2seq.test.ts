@@ -78,7 +78,7 @@ describe("seq2seq training", () => {
     assert.equal(first.status, "interrupted");
     await trainSeq2Seq({ ...tiny(part), resume: true });
     assert.deepEqual(losses(part), l);
-    await assert.rejects(trainSeq2Seq(tiny(part)), /already holds a training run/);
+    await assert.rejects(trainSeq2Seq(tiny(part)), /already holds a seq2seq training run/);
     await assert.rejects(trainSeq2Seq({ ...tiny(part), train: valid, resume: true }), /the data differs/);
   });
 
