@@ -3,6 +3,7 @@
 // registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
 
 import "../index.js"; // registers the backends
+import { interpolateCommand, trainAutoencoderCommand } from "./autoencoder.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
@@ -33,6 +34,8 @@ const COMMANDS = new Map<string, Command>([
   ["pipeline", pipelineCommand],
   ["train-seq2seq", trainSeq2SeqCommand],
   ["translate", translateCommand],
+  ["train-autoencoder", trainAutoencoderCommand],
+  ["interpolate", interpolateCommand],
 ]);
 
 function help(): string {

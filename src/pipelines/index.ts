@@ -24,7 +24,7 @@ import { generate } from "../generate/index.js";
 import { generateTexts, type Seq2SeqGenerateOptions } from "../generate/seq2seq.js";
 import { loadBert } from "../io/bert.js";
 import { loadModel } from "../io/checkpoint.js";
-import { loadMarian } from "../io/marian.js";
+import { loadMarian, MarianFileError } from "../io/marian.js";
 import type { Bert, BertTask } from "../models/bert.js";
 import type { GPT } from "../models/gpt.js";
 import type { MarianMTModel } from "../models/marian.js";
@@ -399,7 +399,14 @@ export async function pipeline<T extends string>(
     const { model, tokenizer } = loadModel(modelDir);
     instance = new TextGenerationPipeline(task, model, tokenizer);
   } else if (cls === TranslationPipeline || cls === SummarizationPipeline) {
-    const { model, tokenizer } = loadMarian(modelDir);
+    let loaded: ReturnType<typeof loadMarian>;
+    try {
+      loaded = loadMarian(modelDir);
+    } catch (e) {
+      if (!(e instanceof MarianFileError)) throw e;
+      throw new PipelineError(`${task}: ${e.message}; this pipeline needs an encoder-decoder (make one with moxing train-seq2seq)`);
+    }
+    const { model, tokenizer } = loaded;
     if (!tokenizer) throw new PipelineError(`${task}: '${modelDir}' has no tokenizer.json (make one with moxing train-seq2seq)`);
     instance = new cls(task, model, tokenizer);
   } else {
