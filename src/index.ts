@@ -4,6 +4,8 @@
 import "./backends/reference/index.js";
 import "./backends/native/index.js";
 
+// Chat: conversations, chat templates, replies, the feedback store and its export.
+export * from "./chat/index.js";
 // BERT: the model, its directories, pretraining, fine-tuning, data formats and pipelines.
 export { getEntities, parseConll, readConllFile, type SeqevalReport, seqevalScores, type TaggedSentence } from "./data/conll.js";
 export { type DataProvenance, type LabeledText, parseLabeled, readLabeledFile } from "./data/labeled.js";
@@ -39,6 +41,7 @@ export {
   sentenceEmbeddings,
   WordVectors,
 } from "./pipelines/index.js";
+export * from "./rlhf/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
 export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";
