@@ -60,7 +60,7 @@ function help(): string {
     "  --help, -h     show help (also `moxing <command> --help`)",
     "  --version, -v  print the version",
     "",
-    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces), MOXING_QUIET=1 (no fallback notice)",
+    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces), MOXING_QUIET=1 (no fallback notice), MOXING_MAX_MEMORY=8G (the memory a model may need; default: all of it)",
   ].join("\n");
 }
 
