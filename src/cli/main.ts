@@ -14,7 +14,7 @@ import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
-import { sftCommand } from "./sft.js";
+import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
@@ -35,6 +35,8 @@ const COMMANDS = new Map<string, Command>([
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
+  ["reward", rewardCommand],
+  ["dpo", dpoCommand],
 ]);
 
 function help(): string {
