@@ -100,6 +100,8 @@ describe("chat tokenizers are saved with their template", () => {
     assert.equal(cfg.eos_token, "<|im_end|>");
     assert.deepEqual(cfg.additional_special_tokens, ["<|im_start|>"]);
     assert.equal(cfg.added_tokens_decoder[String(tok.specialTokens.get("<|im_end|>"))].content, "<|im_end|>");
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    assert.equal(config.eos_token_id, tok.specialTokens.get("<|im_end|>"), "config.json's eos_token_id is the end of a turn");
     const loaded = loadModel(dir).tokenizer;
     assert.deepEqual([...loaded.specialTokens], [...tok.specialTokens]);
     assert.deepEqual(loaded.config, tok.config);
