@@ -84,6 +84,14 @@ describe("chatReply", () => {
     assert.ok(r.promptTokens <= 48 - 8);
   });
 
+  test("a newest turn too long to leave the usual room still gets the rest of the context", () => {
+    const r = chatReply(model, tok, [{ role: "user", content: "hi hi hi hi hi hi hi hi hi" }], { temperature: 0, maxNewTokens: 30 });
+    assert.ok(r.promptTokens > 48 / 2, `prompt ${r.promptTokens} tokens`);
+    assert.ok(r.promptTokens + r.completionTokens <= 48, "the answer stays inside the context");
+    const tooLong = "hi ".repeat(20);
+    assert.throws(() => chatReply(model, tok, [{ role: "user", content: tooLong }], { maxNewTokens: 30 }), /does not fit the context/);
+  });
+
   test("a tokenizer without an end-of-turn token is refused", () => {
     const plain = CharTokenizer.fromText("abc");
     assert.throws(() => chatReply(model, plain, [{ role: "user", content: "a" }]), /no end-of-turn token/);
