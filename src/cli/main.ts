@@ -3,6 +3,7 @@
 // registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
 
 import "../index.js"; // registers the backends
+import { interpolateCommand, trainAutoencoderCommand } from "./autoencoder.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
@@ -17,6 +18,8 @@ import { pretrainMlmCommand } from "./pretrain-mlm.js";
 import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
+import { trainSeq2SeqCommand } from "./train-seq2seq.js";
+import { translateCommand } from "./translate.js";
 import { type Command, packageJson, UsageError } from "./util.js";
 
 const COMMANDS = new Map<string, Command>([
@@ -37,6 +40,10 @@ const COMMANDS = new Map<string, Command>([
   ["sft", sftCommand],
   ["reward", rewardCommand],
   ["dpo", dpoCommand],
+  ["train-seq2seq", trainSeq2SeqCommand],
+  ["translate", translateCommand],
+  ["train-autoencoder", trainAutoencoderCommand],
+  ["interpolate", interpolateCommand],
 ]);
 
 function help(): string {
