@@ -37,7 +37,8 @@ for (const dir of values.models.split(",")) {
   for (const ex of prompts) {
     const r = chatReply(model, loaded.tokenizer, [{ role: "user", content: ex.prompt }], { temperature: 0, maxNewTokens });
     const ok = judgeAnswer(ex, r.text).correct && r.finishReason === "stop";
-    const t = (byTask[ex.task] ??= { n: 0, correct: 0, stopped: 0 });
+    const t = byTask[ex.task] ?? { n: 0, correct: 0, stopped: 0 };
+    byTask[ex.task] = t;
     t.n++;
     if (r.finishReason === "stop") {
       stopped++;
