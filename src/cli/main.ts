@@ -16,7 +16,7 @@ import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
-import { sftCommand } from "./sft.js";
+import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { trainSeq2SeqCommand } from "./train-seq2seq.js";
@@ -39,6 +39,8 @@ const COMMANDS = new Map<string, Command>([
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
+  ["reward", rewardCommand],
+  ["dpo", dpoCommand],
   ["train-seq2seq", trainSeq2SeqCommand],
   ["translate", translateCommand],
   ["train-autoencoder", trainAutoencoderCommand],

@@ -114,9 +114,12 @@ const LAYER_NORM_EPS = 1e-5;
 /** Hugging Face's names for GELU with the tanh approximation, which GPT-2 (and moxing) uses. */
 const TANH_GELU = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 
-/** The end-of-text token of a tokenizer ("<|endoftext|>", else its only special token), or null. */
+/** The end-of-text token of a tokenizer (tokenizer_config.json's eos_token, e.g. a chat model's
+ *  "<|im_end|>"; else "<|endoftext|>", else its only special token), or null. */
 export function endOfTextId(tokenizer: Tokenizer | undefined): number | null {
   if (!tokenizer) return null;
+  const eos = tokenizer.config?.eos_token;
+  if (eos !== undefined && tokenizer.specialTokens.has(eos)) return tokenizer.specialTokens.get(eos) as number;
   const eot = tokenizer.specialTokens.get("<|endoftext|>");
   if (eot !== undefined) return eot;
   return tokenizer.specialTokens.size === 1 ? ([...tokenizer.specialTokens.values()][0] as number) : null;
