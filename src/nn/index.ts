@@ -17,6 +17,7 @@ export {
   randomParams,
 } from "./quantized.js";
 export { RMSNorm, rmsNorm } from "./rmsnorm.js";
+export { GRU, LSTM, type RNNCall, type RNNOptions, type RNNOutput } from "./rnn.js";
 export { type RopeScaling, RotaryEmbedding, ropeInvFreq } from "./rotary.js";
 export { SwiGLU, silu } from "./swiglu.js";
 export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";
