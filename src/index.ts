@@ -11,7 +11,7 @@ export { gazetteerTags, lexiconScore, sentencesOf, silverNer, silverSentiment, s
 export { hasSpamAssassin, spamAssassin } from "./data/spam.js";
 export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, readSquadFile, squadEvaluate } from "./data/squad.js";
 export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
-export { BertFileError, bertModelFiles, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
+export { BertFileError, bertModelFiles, loadBert, readBertConfig, saveBert } from "./io/bert.js";
 export * from "./io/index.js";
 export {
   BERT_DEFAULTS,
@@ -23,9 +23,20 @@ export {
   type BertPreset,
   type BertTask,
   bertConfig,
+  bertWeightNames,
   idsTensor,
+  loadBertWeights,
 } from "./models/bert.js";
-export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
+export {
+  GPT,
+  GPT_DEFAULTS,
+  type GPTConfig,
+  type GPTOutput,
+  gpt2WeightNames,
+  hfStateDict,
+  loadGPTWeights,
+  type PositionalEncoding,
+} from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
 export {

@@ -20,11 +20,19 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { BERT_ARCHITECTURES, BERT_DEFAULTS, Bert, type BertConfig, type BertTask, validateBertConfig } from "../models/bert.js";
+import {
+  BERT_ARCHITECTURES,
+  BERT_DEFAULTS,
+  Bert,
+  type BertConfig,
+  type BertTask,
+  canonicalBertName,
+  loadBertWeights,
+  validateBertConfig,
+} from "../models/bert.js";
+import { exportNamedWeights } from "../nn/state-dict.js";
 import type { AdamW } from "../optim/adamw.js";
-import { tensor } from "../tensor/creation.js";
 import type { Generator } from "../tensor/random.js";
-import type { Tensor } from "../tensor/tensor.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
@@ -161,106 +169,18 @@ export function bertConfigFromJSON(json: unknown, source = BERT_CONFIG_FILE): { 
 }
 
 // ---- weights --------------------------------------------------------------------------------------
+// Loading goes through the one named-weight loader with BERT's name map (bertWeightNames in models/bert.ts).
 
-/** A file's tensor name as moxing names it, or null for tensors that are not weights of any head
- *  moxing builds (the position_ids buffer, the tied decoder, the next-sentence head). */
-export function canonicalBertName(name: string): string | null {
-  let n = name;
-  if (/^(embeddings|encoder|pooler)\./.test(n)) n = `bert.${n}`;
-  n = n.replace(/LayerNorm\.gamma$/, "LayerNorm.weight").replace(/LayerNorm\.beta$/, "LayerNorm.bias");
-  if (n === "bert.embeddings.position_ids" || n === "bert.embeddings.token_type_ids") return null;
-  if (n === "cls.predictions.decoder.weight" || n === "cls.predictions.decoder.bias") return null; // tied
-  if (n.startsWith("cls.seq_relationship.")) return null; // next-sentence prediction, not built
-  return n;
-}
-
-/** The head a weight name belongs to, or null for the encoder. */
-function headOf(name: string): string | null {
-  if (name.startsWith("cls.")) return "fill-mask";
-  if (name.startsWith("classifier.")) return "classifier";
-  if (name.startsWith("qa_outputs.")) return "question-answering";
-  return null;
-}
-
+/** What loading a file into a BERT found: new parameters (a head or pooler the file lacked,
+ *  initialised afresh) and tensors it had no use for (another task's head, the tied decoder, ...). */
 export interface LoadReport {
-  /** Parameters the file lacked, initialised afresh (a new head, or a pooler). */
   initialised: string[];
-  /** Tensors of the file this model has no use for (another task's head, the tied decoder, ...). */
   ignored: string[];
-}
-
-/**
- * Copy weights (Hugging Face names) into `model`. Every encoder weight must be there with its shape;
- * the pooler and the head may be missing only when `allowNewHead` (fine-tuning a pretrained encoder
- * for a task), and are then initialised. Errors name the tensor and what was expected.
- */
-export function loadBertStateDict(
-  model: Bert,
-  tensors: Map<string, SafeTensor | { shape: number[]; data: Float32Array | Int32Array }>,
-  opts: { allowNewHead?: boolean; source?: string } = {},
-): LoadReport {
-  const where = opts.source ? `${opts.source}: ` : "";
-  const own = model.stateDict();
-  const found = new Map<string, Tensor>();
-  const ignored: string[] = [];
-  const unexpected: string[] = [];
-  for (const [fileName, t] of tensors) {
-    const name = canonicalBertName(fileName);
-    if (name === null) {
-      ignored.push(fileName);
-      continue;
-    }
-    const want = own.get(name);
-    if (!want) {
-      if (headOf(name) !== null || name.startsWith("bert.pooler.")) ignored.push(fileName);
-      else unexpected.push(fileName);
-      continue;
-    }
-    if (found.has(name)) throw new BertFileError(`${where}tensors '${fileName}' and another name for '${name}' are both present; keep one`);
-    if (t.shape.length !== want.ndim || t.shape.some((d, i) => d !== want.shape[i])) {
-      const hint =
-        name.startsWith("classifier.") && t.shape[0] !== want.shape[0]
-          ? ` (the file's classifier has ${t.shape[0]} labels, this task has ${want.shape[0]})`
-          : "";
-      throw new BertFileError(
-        `${where}tensor '${fileName}' has shape [${t.shape.join(", ")}] but this model needs [${want.shape.join(", ")}]${hint}`,
-      );
-    }
-    if (!(t.data instanceof Float32Array))
-      throw new BertFileError(`${where}tensor '${fileName}' holds integers; weights must be floating point`);
-    found.set(name, tensor(t.data, { shape: [...want.shape] }));
-  }
-  if (unexpected.length) {
-    const list = unexpected.slice(0, 3).join("', '") + (unexpected.length > 3 ? `' (+${unexpected.length - 3} more)` : "'");
-    throw new BertFileError(
-      `${where}unexpected tensor '${list}: not a weight of a BERT with this config (${model.config.num_hidden_layers} layers); do config.json and the weights belong together?`,
-    );
-  }
-  const missing = [...own.keys()].filter((k) => !found.has(k));
-  const encoderMissing = missing.filter((k) => headOf(k) === null && !k.startsWith("bert.pooler."));
-  const list = (ks: string[]) => `'${ks.slice(0, 3).join("', '")}'${ks.length > 3 ? ` (+${ks.length - 3} more)` : ""}`;
-  if (encoderMissing.length)
-    throw new BertFileError(`${where}missing tensor ${list(encoderMissing)}; is this a BERT checkpoint of this config?`);
-  if (missing.length && !opts.allowNewHead) {
-    throw new BertFileError(
-      `${where}missing tensor ${list(missing)}: the file has no ${model.task} head (load it for that task to start a new head)`,
-    );
-  }
-  model.loadStateDict(found, false);
-  if (missing.length) {
-    const set = new Set(missing);
-    model.initWeights(model.generator, (n) => set.has(n));
-  }
-  return { initialised: missing, ignored };
 }
 
 /** The model's weights under Hugging Face's names (the tied decoder left out, as save_pretrained does). */
 export function bertStateDict(model: Bert): Map<string, SafeTensor> {
-  const out = new Map<string, SafeTensor>();
-  for (const [name, t] of model.stateDict()) {
-    out.set(name, { dtype: "F32", shape: [...t.shape], data: Float32Array.from(t.contiguousData() as Float32Array) });
-  }
-  return out;
+  return new Map([...exportNamedWeights(model, {})].map(([name, t]) => [name, { dtype: "F32", ...t }]));
 }
 
 // ---- directories ----------------------------------------------------------------------------------
@@ -343,7 +263,12 @@ export function loadBert(
     seed: opts.seed ?? 0,
     addPoolingLayer: task === "text-classification" || hasPooler,
   });
-  const report = loadBertStateDict(model, file.tensors, { allowNewHead: !sameTask, source: path });
+  let report: LoadReport;
+  try {
+    report = loadBertWeights(model, file.tensors, { allowNewHead: !sameTask });
+  } catch (e) {
+    throw new BertFileError(`${path}: ${(e as Error).message}`);
+  }
   model.eval();
   return { model, tokenizer, config, info: { ...info, task, labels: sameTask ? info.labels : null }, report };
 }

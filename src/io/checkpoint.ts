@@ -9,7 +9,7 @@
 //   model.safetensors      GPT2LMHeadModel's state dict, F32, metadata format "pt": transformer.wte.weight,
 //                          transformer.h.N.attn.c_attn.weight, ... with the four projections of each
 //                          block in GPT-2's Conv1D (in, out) orientation and no lm_head.weight when the
-//                          head is tied (see loadHFStateDict in models/gpt.ts)
+//                          head is tied (see gpt2WeightNames in models/gpt.ts)
 //   tokenizer.json         the tokenizer's toJSON(): Hugging Face's tokenizer.json for byte-level BPE,
 //                          moxing's own JSON for the char tokenizer
 // Reading also takes what Hugging Face directories may have instead: names without "transformer.",
@@ -42,7 +42,7 @@ import {
   GPT,
   type GPTConfig,
   hfStateDict,
-  loadHFStateDict,
+  loadGPTWeights,
   type PositionalEncoding,
   validateGPTConfig,
   type WeightTensor,
@@ -359,7 +359,7 @@ export function readWeights(dir: string): { tensors: Map<string, WeightTensor>; 
 export function loadWeights(dir: string, model: GPT): void {
   const { tensors, layout, source } = readWeights(dir);
   try {
-    loadHFStateDict(model, tensors, { layout });
+    loadGPTWeights(model, tensors, { layout });
   } catch (e) {
     throw new CheckpointError(`${source}: ${(e as Error).message}`);
   }

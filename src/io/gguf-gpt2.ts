@@ -33,7 +33,7 @@
 // Reading a GGUF back gives a model with learned positions and biases; a tied head stays tied.
 
 import { basename } from "node:path";
-import { GPT, type GPTConfig, loadHFStateDict, type WeightTensor } from "../models/gpt.js";
+import { GPT, type GPTConfig, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
 import { sinusoidalTable } from "../nn/positional.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
@@ -265,23 +265,25 @@ export function loadGGUFModel(path: string): { model: GPT; tokenizer: ByteLevelB
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new GGUFError(`${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd only ${config.vocab_size} rows`);
   }
-  const byGGUF = new Map(gpt2TensorNames(config).map(([mx, gg]) => [gg, mx]));
+  const names = gpt2TensorNames(config);
+  const byGGUF = new Map(names.map(([mx, gg]) => [gg, mx]));
+  const toGGUF = new Map(names);
   const unknown = header.tensors.filter((t) => !byGGUF.has(t.name)).map((t) => t.name);
   if (unknown.length)
     throw new GGUFError(`${path}: tensor ${quoteName(unknown[0] as string)} is not part of a gpt2 model with ${config.n_layer} blocks`);
   const { tensors } = readGGUF(path);
-  const sd = new Map<string, WeightTensor>();
-  for (const [name, t] of tensors) sd.set(byGGUF.get(name) as string, t);
   const model = new GPT(config, { seed: 0 });
   try {
-    loadHFStateDict(model, sd, { layout: "linear" });
-  } catch (e) {
-    // Name the tensors as the file does.
-    const msg = (e as Error).message.replace(/'([^']+)'/g, (all, n: string) => {
-      const g = [...byGGUF].find(([, mx]) => mx === n)?.[0];
-      return g ? `'${g}'` : all;
+    // llama.cpp's names; GGUF stores every matrix (out, in) as moxing does.
+    loadGPTWeights(model, tensors as Map<string, WeightTensor>, {
+      names: {
+        fromFile: (n) => byGGUF.get(n) ?? null,
+        toFile: (n) => toGGUF.get(n) ?? n,
+        describe: `a gpt2 model with ${config.n_layer} blocks`,
+      },
     });
-    throw new GGUFError(`${path}: ${msg}`);
+  } catch (e) {
+    throw new GGUFError(`${path}: ${(e as Error).message}`);
   }
   model.eval();
   return { model, tokenizer, config };

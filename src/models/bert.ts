@@ -14,6 +14,7 @@
 
 import { LayerNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
+import { loadNamedWeights, type WeightNames, type WeightTensor } from "../nn/state-dict.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { arange, zeros } from "../tensor/creation.js";
@@ -579,4 +580,63 @@ export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
     data.set(r, b * T);
   });
   return new Tensor(data, [B, T]);
+}
+
+// ---- weights in Hugging Face's BERT layout ---------------------------------------------------------
+//
+// The parameters have Hugging Face's names already; files may also name the encoder without "bert."
+// (a bare BertModel), use the old LayerNorm names gamma/beta, and carry tensors that are not weights
+// of the model: the position_ids and token_type_ids buffers, the decoder tied to the word embeddings,
+// the next-sentence head, and heads of other tasks. The one named-weight loader (nn/state-dict.ts)
+// does the loading with this map.
+
+/** A file's tensor name as moxing names it, or null for tensors that are not weights of any head
+ *  moxing builds (the position_ids buffer, the tied decoder, the next-sentence head). */
+export function canonicalBertName(name: string): string | null {
+  let n = name;
+  if (/^(embeddings|encoder|pooler)\./.test(n)) n = `bert.${n}`;
+  n = n.replace(/LayerNorm\.gamma$/, "LayerNorm.weight").replace(/LayerNorm\.beta$/, "LayerNorm.bias");
+  if (n === "bert.embeddings.position_ids" || n === "bert.embeddings.token_type_ids") return null;
+  if (n === "cls.predictions.decoder.weight" || n === "cls.predictions.decoder.bias") return null; // tied
+  if (n.startsWith("cls.seq_relationship.")) return null; // next-sentence prediction, not built
+  return n;
+}
+
+/** A head's or the pooler's parameter (which a model of another task may lack or add), not the encoder's. */
+function isHeadOrPooler(name: string): boolean {
+  return /^(cls|classifier|qa_outputs)\./.test(name) || name.startsWith("bert.pooler.");
+}
+
+/** BERT's names in Hugging Face files, for a model of this config. */
+export function bertWeightNames(config: BertConfig): WeightNames {
+  return { fromFile: canonicalBertName, describe: `a BERT with this config (${config.num_hidden_layers} layers)` };
+}
+
+/**
+ * Copy weights (Hugging Face names) into `model`. Every encoder weight must be there with its shape;
+ * the pooler and the head may be missing only when `allowNewHead` (fine-tuning a pretrained encoder
+ * for a task), and are then initialised; another task's head in the file is ignored.
+ */
+export function loadBertWeights(
+  model: Bert,
+  tensors: ReadonlyMap<string, WeightTensor>,
+  opts: { allowNewHead?: boolean } = {},
+): { initialised: string[]; ignored: string[] } {
+  const r = loadNamedWeights(model, tensors, bertWeightNames(model.config), {
+    mayBeMissing: (n) => opts.allowNewHead === true && isHeadOrPooler(n),
+    mayBeUnused: isHeadOrPooler,
+    missingHint: (missing) =>
+      missing.some((k) => !isHeadOrPooler(k))
+        ? "; is this a BERT checkpoint of this config?"
+        : `: the file has no ${model.task} head (load it for that task to start a new head)`,
+    shapeHint: (name, file, want) =>
+      name.startsWith("classifier.") && file[0] !== want[0]
+        ? ` (the file's classifier has ${file[0]} labels, this task has ${want[0]})`
+        : "",
+  });
+  if (r.missing.length) {
+    const set = new Set(r.missing);
+    model.initWeights(model.generator, (n) => set.has(n));
+  }
+  return { initialised: r.missing, ignored: r.ignored };
 }

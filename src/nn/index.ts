@@ -3,4 +3,13 @@ export { type AttentionCall, type AttentionOptions, KVCache, MultiHeadAttention 
 export { Dropout, Embedding, LayerNorm, Linear } from "./layers.js";
 export { Module, ModuleList } from "./module.js";
 export { applyRope, ropeTables, sinusoidalTable } from "./positional.js";
+export {
+  exportNamedWeights,
+  type LoadWeightsOptions,
+  type LoadWeightsReport,
+  loadNamedWeights,
+  transpose2d,
+  type WeightNames,
+  type WeightTensor,
+} from "./state-dict.js";
 export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";

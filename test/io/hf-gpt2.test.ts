@@ -14,7 +14,8 @@ import "../../src/index.js";
 import { generateIds } from "../../src/generate/index.js";
 import { CheckpointError, configFromJSON, loadModel, saveModel } from "../../src/io/checkpoint.js";
 import { readSafetensors, readSafetensorsHeader, type SafeTensor, writeSafetensors } from "../../src/io/safetensors.js";
-import { GPT, transpose2d } from "../../src/models/gpt.js";
+import { GPT } from "../../src/models/gpt.js";
+import { transpose2d } from "../../src/nn/state-dict.js";
 import { tensor } from "../../src/tensor/index.js";
 import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
 
