@@ -201,7 +201,7 @@ export const finetuneCommand: Command = {
       const value = v[flag] as string | undefined;
       return value === undefined ? undefined : num(c, flag, value, 0, o);
     };
-    const r = await runWithProgress((hooks) =>
+    const { result: r, interruptedExit } = await runWithProgress((hooks) =>
       finetune(
         {
           task,
@@ -232,7 +232,7 @@ export const finetuneCommand: Command = {
         .map((f) => `--${f} ${v[f]}`)
         .join(" ");
       console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing finetune --out ${r.out} --resume ${data}`);
-      return 130;
+      return interruptedExit;
     }
     if (v.predictions && r.eval) {
       const p = r.eval.predictions;

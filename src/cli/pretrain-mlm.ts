@@ -96,13 +96,13 @@ export const pretrainMlmCommand: Command = {
     if (opts.mlmProbability !== undefined && !(opts.mlmProbability > 0 && opts.mlmProbability < 1)) {
       throw new UsageError(`${c}: --mlm-probability must be between 0 and 1 (got '${v["mlm-probability"]}')`);
     }
-    const r = await runWithProgress((hooks) => pretrainMlm(opts, hooks));
+    const { result: r, interruptedExit } = await runWithProgress((hooks) => pretrainMlm(opts, hooks));
     const ev = r.eval
       ? `, validation masked-token loss ${r.eval.mlm_loss?.toFixed(4)}, accuracy ${((r.eval.mlm_accuracy ?? 0) * 100).toFixed(1)}%`
       : "";
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing pretrain-mlm --out ${r.out} --resume`);
-      return 130;
+      return interruptedExit;
     }
     console.log(`done: ${r.step} steps, train loss ${r.trainLoss?.toFixed(4) ?? "-"}${ev}; model saved in ${r.out}`);
     return 0;

@@ -69,8 +69,8 @@ function oneOf<T extends string>(cmd: string, flag: string, value: string | unde
   return value as T;
 }
 
-/** Run training with progress on stderr and Ctrl-C saving a checkpoint. */
-function runTraining(opts: TrainOptions): Promise<TrainResult> {
+/** Run training with progress on stderr and Ctrl-C (or SIGTERM, SIGHUP) saving a checkpoint. */
+function runTraining(opts: TrainOptions): Promise<{ result: TrainResult; interruptedExit: number }> {
   return runWithProgress((hooks) => train(opts, hooks));
 }
 
@@ -122,10 +122,10 @@ export const trainCommand: Command = {
       checkpointInterval: opt(c, "checkpoint-interval", v["checkpoint-interval"], { int: true, min: 1 }),
     };
     if (opts.dropout !== undefined && opts.dropout >= 1) throw new UsageError(`train: --dropout must be below 1 (got '${v.dropout}')`);
-    const result = await runTraining(opts);
+    const { result, interruptedExit } = await runTraining(opts);
     console.log(summary(result, `moxing train --out ${v.out} --resume`));
     if (result.status === "completed") console.log(`evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`);
-    return result.status === "interrupted" ? 130 : 0;
+    return result.status === "interrupted" ? interruptedExit : 0;
   },
 };
 
@@ -188,9 +188,9 @@ export const startCommand: Command = {
     console.log(
       `moxing start: State of the Union addresses since ${since}, ${(text.length / 1e6).toFixed(1)}M characters (saved to ${dataPath})`,
     );
-    const result = await runTraining(opts);
+    const { result, interruptedExit } = await runTraining(opts);
     console.log(summary(result, `moxing start --out ${out} --resume`));
-    if (result.status === "interrupted") return 130;
+    if (result.status === "interrupted") return interruptedExit;
     console.log("\nSamples (temperature 0.8):");
     for (const [i, prompt] of START_PROMPTS.entries()) {
       const textOut = generate(result.model, result.tokenizer, prompt, { maxNewTokens: 240, temperature: 0.8, seed: 1 + i });

@@ -1,6 +1,7 @@
 // Shared CLI plumbing: the Command shape, a usage error type, and flag parsing with clear errors.
 
 import { existsSync, readFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
@@ -66,32 +67,52 @@ export function num(
   return v;
 }
 
+/** The signals that stop a training run with a checkpoint: Ctrl-C, `kill` (and systemd, docker
+ *  stop, a job scheduler's timeout), and the terminal going away. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 /**
- * Run a training job so that the first Ctrl-C asks it (through the AbortSignal) to save a
- * checkpoint after the current step and stop; a second Ctrl-C gets Node's default and exits at once.
- * onInterrupt runs before the notice (e.g. to end a progress line).
+ * Run a training job so that the first SIGINT, SIGTERM or SIGHUP asks it (through the AbortSignal)
+ * to save a checkpoint after the current step and stop; a second one gets Node's default and exits
+ * at once. onInterrupt runs before the notice (e.g. to end a progress line). Resolves with the
+ * job's result and the exit status for an interrupted run: 128 + the signal's number (130 for Ctrl-C).
  */
-export async function withCheckpointOnInterrupt<T>(job: (signal: AbortSignal) => Promise<T>, onInterrupt?: () => void): Promise<T> {
+export async function withCheckpointOnInterrupt<T>(
+  job: (signal: AbortSignal) => Promise<T>,
+  onInterrupt?: () => void,
+): Promise<{ result: T; interruptedExit: number }> {
   const abort = new AbortController();
-  const onSigint = () => {
+  let interruptedExit = 130;
+  const onSignal = (sig: NodeJS.Signals) => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    interruptedExit = 128 + (osConstants.signals[sig] ?? 2);
+    if (sig === "SIGHUP") {
+      // The terminal is gone: writing to it fails, which must not stop the checkpoint.
+      process.stdout.on("error", () => {});
+      process.stderr.on("error", () => {});
+    }
     onInterrupt?.();
-    process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
-    abort.abort();
-    process.off("SIGINT", onSigint);
+    const again = sig === "SIGINT" ? "Ctrl-C again" : `${sig} again`;
+    process.stderr.write(
+      `\n${sig === "SIGINT" ? "interrupted" : `${sig} received`}: saving a checkpoint after this step (${again} to quit without saving)\n`,
+    );
+    abort.abort(sig);
   };
-  process.on("SIGINT", onSigint);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
-    return await job(abort.signal);
+    return { result: await job(abort.signal), interruptedExit };
   } finally {
-    process.off("SIGINT", onSigint);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
 
 /**
  * Run a training job with progress on stderr (a redrawn bar on a terminal, plain lines elsewhere)
- * and Ctrl-C saving a checkpoint (withCheckpointOnInterrupt).
+ * and SIGINT/SIGTERM/SIGHUP saving a checkpoint (withCheckpointOnInterrupt).
  */
-export async function runWithProgress<T>(job: (hooks: { onLog: (e: LoopEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
+export async function runWithProgress<T>(
+  job: (hooks: { onLog: (e: LoopEvent) => void; signal: AbortSignal }) => Promise<T>,
+): Promise<{ result: T; interruptedExit: number }> {
   const progress = progressReporter(process.stderr);
   try {
     return await withCheckpointOnInterrupt((signal) => job({ onLog: progress.onLog, signal }), progress.done);

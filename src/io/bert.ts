@@ -35,15 +35,20 @@ import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
+import { isRecord } from "../util/json.js";
+import {
+  CONFIG_FILE,
+  checkModelDir,
+  checkpointFile,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  readJSONFile,
+  TOKENIZER_FILE,
+  TRAINER_STATE_FILE,
+} from "./checkpoint.js";
+import { commitFiles } from "./journal.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
-
-export const BERT_CONFIG_FILE = "config.json";
-export const BERT_MODEL_FILE = "model.safetensors";
-export const BERT_TOKENIZER_FILE = "tokenizer.json";
-export const BERT_OPTIMIZER_FILE = "optimizer.safetensors";
-export const BERT_TRAINER_STATE_FILE = "trainer_state.json";
 
 /** Errors about BERT files; the message names the file. */
 export class BertFileError extends Error {}
@@ -67,10 +72,6 @@ const TASK_OF_ARCHITECTURE: Record<string, BertTask> = {
   BertForTokenClassification: "token-classification",
   BertForQuestionAnswering: "question-answering",
 };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 // ---- config.json ----------------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ export function bertConfigToJSON(model: Bert, opts: { labels?: readonly string[]
 }
 
 /** A BERT config and what the directory is for, from parsed config.json (moxing's or Hugging Face's). */
-export function bertConfigFromJSON(json: unknown, source = BERT_CONFIG_FILE): { config: BertConfig; info: BertDirInfo } {
+export function bertConfigFromJSON(json: unknown, source = CONFIG_FILE): { config: BertConfig; info: BertDirInfo } {
   const bad = (msg: string): never => {
     throw new BertFileError(`${source}: ${msg}`);
   };
@@ -191,14 +192,14 @@ const checkDir = (dir: string) => checkModelDir(dir, BertFileError);
 /** config.json of a BERT model directory. */
 export function readBertConfig(dir: string): { config: BertConfig; info: BertDirInfo } {
   checkDir(dir);
-  const p = fileIn(dir, BERT_CONFIG_FILE);
+  const p = fileIn(dir, CONFIG_FILE);
   if (!existsSync(p)) throw new BertFileError(`${p}: file not found; is '${dir}' a model directory?`);
   return bertConfigFromJSON(readJSON(p), p);
 }
 
 /** The WordPiece tokenizer of a directory: tokenizer.json, else vocab.txt (+ tokenizer_config.json's do_lower_case). */
 export function readBertTokenizer(dir: string): WordPieceTokenizer {
-  const p = fileIn(dir, BERT_TOKENIZER_FILE);
+  const p = fileIn(dir, TOKENIZER_FILE);
   if (existsSync(p)) {
     let tok: unknown;
     try {
@@ -239,13 +240,13 @@ export function loadBert(
   const tokenizer = readBertTokenizer(dir);
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new BertFileError(
-      `${join(dir, BERT_TOKENIZER_FILE)}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocab_size}`,
+      `${join(dir, TOKENIZER_FILE)}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocab_size}`,
     );
   }
   const task = opts.task ?? info.task;
   const sameTask = task === info.task;
   const numLabels = opts.numLabels ?? (sameTask && info.labels ? info.labels.length : 2);
-  const path = fileIn(dir, BERT_MODEL_FILE);
+  const path = fileIn(dir, MODEL_FILE);
   let file: ReturnType<typeof readSafetensors>;
   try {
     file = readSafetensors(path, { only: (name) => canonicalBertName(name) !== null });
@@ -290,8 +291,8 @@ export function bertModelFiles(
   opts: { labels?: readonly string[] | null; notes?: Record<string, unknown> } = {},
 ): Map<string, Uint8Array | string> {
   const files = new Map<string, Uint8Array | string>();
-  files.set(BERT_MODEL_FILE, encodeSafetensors(bertStateDict(model), { format: "pt" }));
-  files.set(BERT_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  files.set(MODEL_FILE, encodeSafetensors(bertStateDict(model), { format: "pt" }));
+  files.set(TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
   files.set("vocab.txt", tokenizer.toVocabTxt());
   files.set(
     "tokenizer_config.json",
@@ -310,7 +311,7 @@ export function bertModelFiles(
       2,
     )}\n`,
   );
-  files.set(BERT_CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, opts), null, 2)}\n`);
+  files.set(CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, opts), null, 2)}\n`);
   return files;
 }
 
@@ -320,12 +321,12 @@ export function bertModelFiles(
 export function saveBert(dir: string, parts: BertSaveParts): void {
   const { model, tokenizer } = parts;
   const files = bertModelFiles(model, tokenizer, { labels: parts.labels, notes: parts.notes });
-  if (parts.optimizer) files.set(BERT_OPTIMIZER_FILE, optimizerToSafetensors(model, parts.optimizer));
-  if (parts.trainerState) files.set(BERT_TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
+  if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(model, parts.optimizer));
+  if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
   commitFiles(
     dir,
     files,
-    [BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE].filter((f) => !files.has(f)),
+    [OPTIMIZER_FILE, TRAINER_STATE_FILE].filter((f) => !files.has(f)),
   );
 }
 
@@ -337,12 +338,12 @@ function fileIn(dir: string, name: string): string {
 
 /** Restore AdamW's moments saved by saveBert. */
 export function loadBertOptimizer(dir: string, model: Bert, optimizer: AdamW): void {
-  loadOptimizerFile(fileIn(dir, BERT_OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
+  loadOptimizerFile(fileIn(dir, OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
 }
 
 /** trainer_state.json of a directory, or null. */
 export function readBertTrainerState(dir: string): Record<string, unknown> | null {
-  const p = fileIn(dir, BERT_TRAINER_STATE_FILE);
+  const p = fileIn(dir, TRAINER_STATE_FILE);
   if (!existsSync(p)) return null;
   const j = readJSON(p);
   if (!isRecord(j)) throw new BertFileError(`${p}: expected a JSON object`);

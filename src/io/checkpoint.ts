@@ -21,25 +21,16 @@
 //                          in the parameters' own (moxing) shapes
 //   trainer_state.json     step, RNG states, data sampler state, training arguments, best val loss
 //
-// Crash safety. A checkpoint is never half-written, and its files always belong together. Writing is
-// a small journal in the model directory:
-//   1. every file is written and fsynced into DIR/.checkpoint-tmp-<pid>/, with a MANIFEST.json
-//      listing the files and any stale files to delete (e.g. trainer_state.json when only a model
-//      is saved);
-//   2. that directory is renamed to DIR/.checkpoint-commit: the COMMIT POINT (one atomic rename);
-//   3. each file is renamed from there into DIR (each rename atomic), stale files are deleted, and
-//      .checkpoint-commit is removed.
-// A crash before 2 leaves the previous checkpoint untouched (the temp dir is garbage, removed later).
-// A crash during 3 leaves a complete new set in .checkpoint-commit: readers here take each file from
-// there when present (so they see the new set), and the next writer or resume rolls it forward
-// (`recoverCheckpoint`). Files of DIR that are not part of checkpoints (metrics.jsonl, data) are
-// never touched.
+// Crash safety: every set of files is written through the checkpoint journal (journal.ts), so a
+// checkpoint is never half-written and its files always belong together; readers here take each
+// file from an interrupted commit when it holds it (checkpointFile).
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   canonicalWeightName,
   GPT,
+  GPT2_LAYER_NORM_EPS,
   type GPTConfig,
   hfStateDict,
   loadGPTWeights,
@@ -50,7 +41,11 @@ import {
 import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
 import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
-import { fsyncDir, writeFileSynced } from "./atomic.js";
+import { isRecord } from "../util/json.js";
+import { commitFiles, JournalError, journaledFile, recoverCommit } from "./journal.js";
+
+export { commitFiles } from "./journal.js";
+
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -62,9 +57,6 @@ export const TRAINER_STATE_FILE = "trainer_state.json";
 /** Hugging Face's index of a model saved in several safetensors shards. */
 export const MODEL_INDEX_FILE = "model.safetensors.index.json";
 const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
-const COMMIT_DIR = ".checkpoint-commit";
-const TMP_PREFIX = ".checkpoint-tmp-";
-const MANIFEST = "MANIFEST.json";
 
 /** Errors about files on disk; the message names the file. */
 export class CheckpointError extends Error {}
@@ -100,8 +92,6 @@ export interface GPT2StyleConfig {
   moxing: { pos_encoding: PositionalEncoding; tie_weights: boolean; bias: boolean; dropout: number };
 }
 
-/** GPT-2's LayerNorm epsilon; moxing's GPT uses it and no other. */
-const LAYER_NORM_EPS = 1e-5;
 /** Hugging Face's names for GELU with the tanh approximation, which GPT-2 (and moxing) uses. */
 const TANH_GELU = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 
@@ -129,7 +119,7 @@ export function configToJSON(c: GPTConfig, opts: { tokenizer?: Tokenizer } = {})
     resid_pdrop: c.dropout,
     embd_pdrop: c.dropout,
     attn_pdrop: c.dropout,
-    layer_norm_epsilon: LAYER_NORM_EPS,
+    layer_norm_epsilon: GPT2_LAYER_NORM_EPS,
     initializer_range: 0.02,
     scale_attn_weights: true,
     scale_attn_by_inverse_layer_idx: false,
@@ -175,9 +165,9 @@ export function configFromJSON(json: unknown, source = CONFIG_FILE): GPTConfig {
   if (json.n_inner != null && json.n_inner !== 4 * n_embd) {
     bad(`n_inner is ${JSON.stringify(json.n_inner)}; moxing's GPT has a feed-forward width of 4 * n_embd (${4 * n_embd}); use null`);
   }
-  const eps = json.layer_norm_epsilon ?? LAYER_NORM_EPS;
-  if (typeof eps !== "number" || Math.abs(eps - LAYER_NORM_EPS) > 1e-12) {
-    bad(`layer_norm_epsilon is ${JSON.stringify(eps)}; moxing's GPT uses ${LAYER_NORM_EPS}`);
+  const eps = json.layer_norm_epsilon ?? GPT2_LAYER_NORM_EPS;
+  if (typeof eps !== "number" || Math.abs(eps - GPT2_LAYER_NORM_EPS) > 1e-12) {
+    bad(`layer_norm_epsilon is ${JSON.stringify(eps)}; moxing's GPT uses ${GPT2_LAYER_NORM_EPS}`);
   }
   if (json.scale_attn_weights === false) bad("scale_attn_weights is false; moxing's attention always scales by 1/sqrt(head size)");
   if (json.scale_attn_by_inverse_layer_idx === true) bad("scale_attn_by_inverse_layer_idx is true, which moxing's GPT does not implement");
@@ -206,35 +196,17 @@ export function configFromJSON(json: unknown, source = CONFIG_FILE): GPTConfig {
 
 // ---- reading ------------------------------------------------------------------------------------
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** The stale-file list of an interrupted commit, if any. */
-function pendingCommit(dir: string): { files: string[]; remove: string[] } | null {
-  const commit = join(dir, COMMIT_DIR);
-  if (!existsSync(commit)) return null;
-  let remove: string[] = [];
-  try {
-    const m = JSON.parse(readFileSync(join(commit, MANIFEST), "utf8")) as { remove?: unknown };
-    if (Array.isArray(m.remove)) remove = m.remove.filter((x): x is string => typeof x === "string");
-  } catch {
-    // A commit directory always has its manifest; without one, move what is there and delete nothing.
-  }
-  const files = readdirSync(commit).filter((f) => f !== MANIFEST);
-  return { files, remove };
-}
-
 /**
  * Where to read checkpoint file `name` of `dir`: from an interrupted commit when it holds the file
  * (it is newer), else from the directory. null when the file is absent (or an interrupted commit deletes it).
  */
 export function checkpointFile(dir: string, name: string): string | null {
-  const pending = pendingCommit(dir);
-  if (pending?.files.includes(name)) return join(dir, COMMIT_DIR, name);
-  if (pending?.remove.includes(name)) return null;
-  const p = join(dir, name);
-  return existsSync(p) ? p : null;
+  try {
+    return journaledFile(dir, name);
+  } catch (e) {
+    if (e instanceof JournalError) throw new CheckpointError(e.message);
+    throw e;
+  }
 }
 
 function requireFile(dir: string, name: string): string {
@@ -421,31 +393,14 @@ export interface CheckpointParts {
   trainerState?: object;
 }
 
-/** Roll an interrupted commit forward and delete temp dirs of dead writers. Returns true if it rolled forward. */
+/** Roll an interrupted commit forward and delete temp dirs of dead writers (the journal, journal.ts).
+ *  Returns true if it rolled forward. */
 export function recoverCheckpoint(dir: string): boolean {
-  if (!existsSync(dir)) return false;
-  for (const name of readdirSync(dir)) {
-    if (!name.startsWith(TMP_PREFIX)) continue;
-    const pid = Number(name.slice(TMP_PREFIX.length));
-    if (pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
-  }
-  const pending = pendingCommit(dir);
-  if (!pending) return false;
-  const commit = join(dir, COMMIT_DIR);
-  for (const f of pending.files) renameSync(join(commit, f), join(dir, f));
-  for (const f of pending.remove) rmSync(join(dir, f), { force: true });
-  fsyncDir(dir);
-  rmSync(commit, { recursive: true, force: true });
-  return true;
-}
-
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
-    process.kill(pid, 0);
-    return true;
+    return recoverCommit(dir);
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if (e instanceof JournalError) throw new CheckpointError(e.message);
+    throw e;
   }
 }
 
@@ -458,7 +413,8 @@ export function gptModelFiles(model: GPT, tokenizer: Tokenizer): Map<string, Uin
   return files;
 }
 
-/** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set. */
+/** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set
+ *  through the journal (journal.ts). */
 export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
   const files = gptModelFiles(parts.model, parts.tokenizer);
   if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
@@ -468,27 +424,6 @@ export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
     files,
     CHECKPOINT_FILES.filter((f) => !files.has(f)),
   );
-}
-
-/** Write `files` into `dir` as one set through the journal described at the top of this file, and
- *  delete the `remove` files (stale parts of an older checkpoint) with them. */
-export function commitFiles(dir: string, files: ReadonlyMap<string, Uint8Array | string>, remove: readonly string[]): void {
-  mkdirSync(dir, { recursive: true });
-  recoverCheckpoint(dir);
-  const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  try {
-    for (const [name, data] of files) writeFileSynced(join(tmp, name), data);
-    writeFileSynced(join(tmp, MANIFEST), JSON.stringify({ files: [...files.keys()], remove }));
-    fsyncDir(tmp);
-    renameSync(tmp, join(dir, COMMIT_DIR)); // the commit point
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  fsyncDir(dir);
-  recoverCheckpoint(dir);
 }
 
 /** Save a model and its tokenizer as a model directory (no training state). */

@@ -33,7 +33,7 @@
 // Reading a GGUF back gives a model with learned positions and biases; a tied head stays tied.
 
 import { basename } from "node:path";
-import { GPT, type GPTConfig, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
+import { GPT, GPT2_LAYER_NORM_EPS, type GPTConfig, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
 import { sinusoidalTable } from "../nn/positional.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
@@ -53,7 +53,6 @@ import { quoteName } from "./safetensors.js";
 export const TOKEN_NORMAL = 1;
 export const TOKEN_CONTROL = 3;
 export const TOKEN_UNUSED = 5;
-const LAYER_NORM_EPS = 1e-5;
 
 /** moxing name -> llama.cpp name, for every tensor the gpt2 architecture has. */
 export function ggufTensorName(name: string): string | null {
@@ -160,7 +159,7 @@ export function gpt2GGUF(
     ["gpt2.feed_forward_length", u32(4 * c.n_embd)],
     ["gpt2.block_count", u32(c.n_layer)],
     ["gpt2.attention.head_count", u32(c.n_head)],
-    ["gpt2.attention.layer_norm_epsilon", f32(LAYER_NORM_EPS)],
+    ["gpt2.attention.layer_norm_epsilon", f32(GPT2_LAYER_NORM_EPS)],
     ...tokenizerMetadata(tokenizer, c.vocab_size),
   ];
   const sd = model.stateDict();
@@ -206,7 +205,8 @@ export function ggufConfig(file: GGUFFile, source: string): GPTConfig {
   const ff = m.number("gpt2.feed_forward_length", false);
   if (ff !== undefined && ff !== 4 * n_embd) fail(`gpt2.feed_forward_length is ${ff}; moxing's GPT has 4 * n_embd (${4 * n_embd})`);
   const eps = m.number("gpt2.attention.layer_norm_epsilon") as number;
-  if (Math.abs(eps - LAYER_NORM_EPS) > 1e-9) fail(`gpt2.attention.layer_norm_epsilon is ${eps}; moxing's GPT uses ${LAYER_NORM_EPS}`);
+  if (Math.abs(eps - GPT2_LAYER_NORM_EPS) > 1e-9)
+    fail(`gpt2.attention.layer_norm_epsilon is ${eps}; moxing's GPT uses ${GPT2_LAYER_NORM_EPS}`);
   const embd = file.tensors.find((t) => t.name === "token_embd.weight");
   if (!embd) fail("has no tensor 'token_embd.weight'");
   const vocab = (embd as { shape: number[] }).shape[0] as number;

@@ -37,6 +37,9 @@ export interface GPTConfig {
   pos_encoding: PositionalEncoding;
 }
 
+/** GPT-2's LayerNorm epsilon; moxing's GPT uses it and no other (config.json and GGUF say so). */
+export const GPT2_LAYER_NORM_EPS = 1e-5;
+
 export const GPT_DEFAULTS: GPTConfig = {
   n_layer: 4,
   n_head: 4,
@@ -76,10 +79,19 @@ class Transformer extends Module {
     this.drop = this.module("drop", new Dropout(c.dropout, g));
     const blocks = Array.from(
       { length: c.n_layer },
-      () => new TransformerBlock({ n_embd: c.n_embd, n_head: c.n_head, dropout: c.dropout, bias: c.bias, causal: true, generator: g }),
+      () =>
+        new TransformerBlock({
+          n_embd: c.n_embd,
+          n_head: c.n_head,
+          dropout: c.dropout,
+          bias: c.bias,
+          causal: true,
+          layer_norm_epsilon: GPT2_LAYER_NORM_EPS,
+          generator: g,
+        }),
     );
     this.h = this.module("h", new ModuleList(blocks));
-    this.ln_f = this.module("ln_f", new LayerNorm(c.n_embd, 1e-5, { bias: c.bias }));
+    this.ln_f = this.module("ln_f", new LayerNorm(c.n_embd, GPT2_LAYER_NORM_EPS, { bias: c.bias }));
   }
 }
 

@@ -15,16 +15,9 @@
 // Differences from Hugging Face are listed in basic.ts (all in rare Unicode corners).
 
 import { readFileSync } from "node:fs";
+import { isRecord } from "../util/json.js";
 import { BertBasicTokenizer, type BertNormalizerOptions, type ResolvedBertNormalizerOptions, type WordAlignment } from "./basic.js";
-import {
-  BaseTokenizer,
-  badIdError,
-  type EncodeOptions,
-  escapeRegExp,
-  isRecord,
-  registerTokenizer,
-  specialAddedTokens,
-} from "./tokenizer.js";
+import { BaseTokenizer, badIdError, type EncodeOptions, escapeRegExp, registerTokenizer, specialAddedTokens } from "./tokenizer.js";
 
 export type { BertNormalizerOptions, ResolvedBertNormalizerOptions, WordAlignment, WordCallback } from "./basic.js";
 export { BertBasicTokenizer, isBertControl, isBertPunctuation, isChineseChar } from "./basic.js";
