@@ -39,19 +39,11 @@ export {
 } from "./models/gpt.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
-export {
-  cosineSimilarity,
-  embedTexts,
-  PipelineError,
-  pipeline,
-  registerPipeline,
-  SUPPORTED_TASKS,
-  sentenceEmbeddings,
-  WordVectors,
-} from "./pipelines/index.js";
+export { PipelineError, pipeline, registerPipeline, SUPPORTED_TASKS } from "./pipelines/index.js";
+export * from "./tasks/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
-export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";
+export { type FinetuneOptions, finetune } from "./train/finetune.js";
 export { allFinite, clipGradNorm, forwardBackward, gradNorm } from "./train/grad.js";
 export {
   type CheckpointReason,
