@@ -5,11 +5,12 @@
 // copy nothing. Every op is a function in ops.ts; the methods here are thin conveniences so code
 // reads like PyTorch: `x.matmul(w).add(b).relu()`.
 
-import type { Node } from "./autograd.js";
+import { runBackward } from "./autograd.js";
 import type { DType, TypedArray, View } from "./backend.js";
 import * as ops from "./ops.js";
 import { defaultGenerator, type Generator } from "./random.js";
 import { contiguousStrides, fmtShape, isContiguous, numel, type Shape } from "./shape.js";
+import { bumpVersion, type Node } from "./tape.js";
 
 export type Scalar = number;
 export type TensorLike = Tensor | number;
@@ -118,7 +119,7 @@ export class Tensor {
 
   /** Backpropagate from this tensor; a non-scalar needs an explicit gradient of its shape. */
   backward(grad?: Tensor): void {
-    ops.backward(this, grad);
+    runBackward(this, grad);
   }
 
   /** Same data, cut from the graph: gradients do not flow through the result. */
@@ -337,6 +338,7 @@ export class Tensor {
     }
     const d = this.data;
     for (let i = this.offset, end = this.offset + this.size; i < end; i++) d[i] = mean + std * g.normal();
+    bumpVersion(this);
     return this;
   }
 }
