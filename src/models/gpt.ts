@@ -1,8 +1,10 @@
-// GPT: a decoder-only transformer language model (Radford et al. 2018, 2019), all of it in this
-// file. Token embeddings plus positional information go through n_layer pre-LN transformer
-// blocks with causal self-attention; a final LayerNorm and a linear head (tied to the token
-// embedding) give next-token logits. Names follow nanoGPT's config and Hugging Face's GPT-2
-// parameters (transformer.wte, transformer.h.0.attn.c_attn, ...), so both carry over.
+// GPT: a decoder-only transformer language model (Radford et al. 2018, 2019). This file is the
+// model: its config, how the layers stack, its initialisation and its Hugging Face weight names;
+// the layers themselves are nn's (TransformerBlock with causal MultiHeadAttention and FeedForward,
+// Embedding, LayerNorm; positional tables in nn/positional.ts). Token embeddings plus positional
+// information go through n_layer pre-LN transformer blocks; a final LayerNorm and a linear head
+// (tied to the token embedding) give next-token logits. Names follow nanoGPT's config and Hugging
+// Face's GPT-2 parameters (transformer.wte, transformer.h.0.attn.c_attn, ...), so both carry over.
 
 import { KVCache } from "../nn/attention.js";
 import { Dropout, Embedding, LayerNorm } from "../nn/layers.js";

@@ -11,7 +11,6 @@ export abstract class Module {
   /** Training mode enables dropout; eval() turns it off. */
   training = true;
   private readonly _params = new Map<string, Tensor>();
-  private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();
 
   /** Register a trainable tensor under a name; returns it so constructors read `this.weight = this.param(...)`. */
@@ -19,12 +18,6 @@ export abstract class Module {
     t.requiresGrad = true;
     t.name = name;
     this._params.set(name, t);
-    return t;
-  }
-
-  /** Register a non-trainable tensor that is still saved with the model (e.g. a sinusoid table). */
-  protected buffer(name: string, t: Tensor, persistent = false): Tensor {
-    if (persistent) this._buffers.set(name, t);
     return t;
   }
 
@@ -68,13 +61,10 @@ export abstract class Module {
     return this.parameters().reduce((n, p) => n + p.size, 0);
   }
 
-  /** Parameters and persistent buffers by dotted name (tensors shared, not copied). */
+  /** Parameters by dotted name (tensors shared, not copied). Tables a model computes (sinusoids,
+   *  rotary angles) are not saved: they are rebuilt from the config. */
   stateDict(): Map<string, Tensor> {
-    const sd = new Map<string, Tensor>(this.namedParameters());
-    for (const [path, m] of this.namedModules()) {
-      for (const [name, b] of m._buffers) sd.set(path ? `${path}.${name}` : name, b);
-    }
-    return sd;
+    return new Map<string, Tensor>(this.namedParameters());
   }
 
   /** Copy values into this module's tensors. strict: every name must match both ways. */

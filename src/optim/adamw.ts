@@ -1,10 +1,10 @@
 // AdamW (Loshchilov & Hutter 2019): Adam with weight decay decoupled from the gradient, with
 // torch.optim.AdamW's exact update. Runs the backend's fused one-pass kernel when it has one.
 
-import { bumpVersion, noGrad } from "../tensor/tape.js";
 import { getBackend } from "../tensor/backend.js";
 import { zerosLike } from "../tensor/creation.js";
 import { persistent } from "../tensor/memory.js";
+import { bumpVersion, noGrad } from "../tensor/tape.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export interface AdamWOptions {

@@ -6,7 +6,7 @@
 // reads like PyTorch: `x.matmul(w).add(b).relu()`.
 
 import { runBackward } from "./autograd.js";
-import type { DType, TypedArray, View } from "./backend.js";
+import type { DType, TypedArray } from "./backend.js";
 import * as ops from "./ops.js";
 import { defaultGenerator, type Generator } from "./random.js";
 import { contiguousStrides, fmtShape, isContiguous, numel, type Shape } from "./shape.js";
@@ -74,11 +74,6 @@ export class Tensor {
     return isContiguous(this.shape, this.strides);
   }
 
-  /** The kernel-facing description of this tensor's memory. */
-  view(): View {
-    return this;
-  }
-
   /** A contiguous Float32Array/Int32Array of exactly this tensor's elements (no copy if already contiguous). */
   contiguousData(): TypedArray {
     const t = this.contiguous();
@@ -136,9 +131,6 @@ export class Tensor {
     return ops.clone(this);
   }
   reshape(...shape: number[] | [number[]]): Tensor {
-    return ops.reshape(this, flatArgs(shape));
-  }
-  view_(...shape: number[] | [number[]]): Tensor {
     return ops.reshape(this, flatArgs(shape));
   }
   flatten(startDim = 0, endDim = -1): Tensor {
