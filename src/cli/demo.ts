@@ -5,11 +5,13 @@ import { AdamW } from "../optim/adamw.js";
 import { getBackend } from "../tensor/backend.js";
 import { crossEntropy, Generator, randn, tensor, zeros } from "../tensor/index.js";
 import type { Command } from "./util.js";
-import { num, parseFlags } from "./util.js";
+import { num, parseFlags, resolveAliases } from "./util.js";
 
 const HELP = `moxing demo: train a small MLP on two spirals and print the loss falling
 
-Usage: moxing demo [--steps 300] [--hidden 64] [--seed 1]`;
+Usage: moxing demo [--max-steps 300] [--n-embd 64] [--seed 1]
+
+--n-embd is the width of the MLP's two hidden layers (old names: --steps, --hidden).`;
 
 function spirals(n: number, g: Generator): { x: number[]; y: number[] } {
   const x: number[] = [];
@@ -28,9 +30,16 @@ export const demoCommand: Command = {
   summary: "train a tiny MLP on two spirals (the engine's smoke test)",
   help: HELP,
   run(argv) {
-    const { values } = parseFlags("demo", argv, { steps: { type: "string" }, hidden: { type: "string" }, seed: { type: "string" } });
-    const steps = num("demo", "steps", values.steps, 300, { int: true, min: 1 });
-    const hidden = num("demo", "hidden", values.hidden, 64, { int: true, min: 1 });
+    const flags = {
+      "max-steps": { type: "string" },
+      "n-embd": { type: "string" },
+      seed: { type: "string" },
+      steps: { type: "string" },
+      hidden: { type: "string" },
+    } as const;
+    const values = resolveAliases("demo", parseFlags("demo", argv, flags).values, { "max-steps": ["steps"], "n-embd": ["hidden"] });
+    const steps = num("demo", "max-steps", values["max-steps"], 300, { int: true, min: 1 });
+    const hidden = num("demo", "n-embd", values["n-embd"], 64, { int: true, min: 1 });
     const g = new Generator(num("demo", "seed", values.seed, 1, { int: true }));
     const data = spirals(400, g);
     const X = tensor(data.x, { shape: [400, 2] });

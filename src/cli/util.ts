@@ -49,6 +49,25 @@ export function parseFlags<O extends Options>(cmd: string, argv: string[], optio
   }
 }
 
+/**
+ * One vocabulary for every command: where a flag had another name before, the old name still works.
+ * `aliases` maps each flag to its old names; the value given under either name ends up under the
+ * flag's own, and giving both is an error.
+ */
+export function resolveAliases<V extends Record<string, unknown>>(cmd: string, values: V, aliases: Record<string, readonly string[]>): V {
+  const out: Record<string, unknown> = { ...values };
+  for (const [flag, old] of Object.entries(aliases)) {
+    const given = [flag, ...old].filter((n) => out[n] !== undefined);
+    if (given.length > 1) {
+      throw new UsageError(`${cmd}: ${given.map((n) => `--${n}`).join(" and ")} are one flag (--${flag}); give it once`);
+    }
+    const name = given[0];
+    if (name !== undefined && name !== flag) out[flag] = out[name];
+    for (const n of old) delete out[n];
+  }
+  return out as V;
+}
+
 /** Parse a numeric flag, naming the flag and the bad value on failure. */
 export function num(
   cmd: string,

@@ -91,6 +91,18 @@ describe("moxing train / eval / info", () => {
     assertOneLineError(bad[2] as Run, /--prompt TEXT is required/, 2);
   });
 
+  test("one flag vocabulary: --n-embd and --max-steps in demo too, the old names still work", async () => {
+    const [now, old] = await Promise.all([
+      moxing(["demo", "--max-steps", "2", "--n-embd", "4"]),
+      moxing(["demo", "--steps", "2", "--hidden", "4"]),
+    ]);
+    for (const r of [now, old]) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /MLP 2-4-4-2/);
+      assert.match(r.stdout, /step +2 +loss/);
+    }
+  });
+
   test("--help for each command", async () => {
     const runs = await Promise.all(["train", "eval", "info", "start", "generate"].map((c) => moxing([c, "--help"])));
     for (const [k, c] of ["train", "eval", "info", "start", "generate"].entries()) {
