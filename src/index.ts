@@ -4,6 +4,8 @@
 import "./backends/reference/index.js";
 import "./backends/native/index.js";
 
+// Chat: conversations, chat templates, replies, the feedback store and its export.
+export * from "./chat/index.js";
 // BERT: the model, its directories, pretraining, fine-tuning, data formats and pipelines.
 export { getEntities, parseConll, readConllFile, type SeqevalReport, seqevalScores, type TaggedSentence } from "./data/conll.js";
 export { type DataProvenance, type LabeledText, parseLabeled, readLabeledFile } from "./data/labeled.js";
@@ -40,6 +42,7 @@ export {
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
 export { PipelineError, pipeline, registerPipeline, SUPPORTED_TASKS } from "./pipelines/index.js";
+export * from "./rlhf/index.js";
 export * from "./tasks/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";

@@ -40,7 +40,14 @@ import {
 } from "../models/gpt.js";
 import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
-import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
+import {
+  ByteLevelBPE,
+  loadTokenizer,
+  readTokenizerConfig,
+  TOKENIZER_CONFIG_FILE,
+  type Tokenizer,
+  tokenizerConfigToJSON,
+} from "../tokenizers/index.js";
 import { isRecord } from "../util/json.js";
 import { commitFiles, JournalError, journaledFile, recoverCommit } from "./journal.js";
 
@@ -56,7 +63,7 @@ export const OPTIMIZER_FILE = "optimizer.safetensors";
 export const TRAINER_STATE_FILE = "trainer_state.json";
 /** Hugging Face's index of a model saved in several safetensors shards. */
 export const MODEL_INDEX_FILE = "model.safetensors.index.json";
-const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
 
 /** Errors about files on disk; the message names the file. */
 export class CheckpointError extends Error {}
@@ -277,11 +284,19 @@ export function readTokenizer(dir: string): Tokenizer {
   }
   const path = p as string;
   const json = readJSONFile(path);
+  let tokenizer: Tokenizer;
   try {
-    return loadTokenizer(json);
+    tokenizer = loadTokenizer(json);
   } catch (e) {
     throw new CheckpointError(`${path}: ${(e as Error).message}`);
   }
+  // tokenizer_config.json: the chat template and which special token ends a turn (chat models).
+  try {
+    readTokenizerConfig(dir, tokenizer, (name) => checkpointFile(dir, name));
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  return tokenizer;
 }
 
 /** Where a directory's weights are: model.safetensors, or the shards listed by model.safetensors.index.json. */
@@ -404,11 +419,14 @@ export function recoverCheckpoint(dir: string): boolean {
   }
 }
 
-/** The files of a GPT model directory: config.json, tokenizer.json, model.safetensors. */
+/** The files of a GPT model directory: config.json, tokenizer.json (+ tokenizer_config.json), model.safetensors. */
 export function gptModelFiles(model: GPT, tokenizer: Tokenizer): Map<string, Uint8Array | string> {
   const files = new Map<string, Uint8Array | string>();
   files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(model.config, { tokenizer }), null, 2)}\n`);
   files.set(TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  // tokenizer_config.json only for tokenizers with a chat template or role tokens (chat models).
+  const tokenizerConfig = tokenizerConfigToJSON(tokenizer);
+  if (tokenizerConfig) files.set(TOKENIZER_CONFIG_FILE, `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
   files.set(MODEL_FILE, modelToSafetensors(model));
   return files;
 }
