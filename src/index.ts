@@ -57,6 +57,7 @@ export {
   type LoopResult,
   type LoopSpec,
   type Metrics,
+  optimizerStep,
   runLoop,
   type TaskState,
 } from "./train/loop.js";

@@ -197,16 +197,7 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
       const lr = getLr(step, spec.schedule);
       optimizer.setLr(lr);
       optimizer.zeroGrad();
-      // Every tensor of the step lives in the arena and is recycled by the next step's reset;
-      // parameters, their gradients and the optimizer state are outside it.
-      arena.reset();
-      const { loss, norm, tokens } = arena.run(() => {
-        const r = forwardBackward(accum, () => spec.trainStep());
-        const gn = clipGradNorm(params, spec.gradClip);
-        if (!Number.isFinite(r.loss) || !Number.isFinite(gn)) return { ...r, norm: gn };
-        optimizer.step();
-        return { ...r, norm: gn };
-      });
+      const { loss, norm, tokens } = optimizerStep(arena, { params, optimizer, gradAccum: accum, gradClip: spec.gradClip }, spec.trainStep);
       if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
         optimizer.zeroGrad();
         throw new DivergenceError(
@@ -259,6 +250,28 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
   } finally {
     run.close(); // release the directory however the run ends
   }
+}
+
+/**
+ * One optimizer step as the loop takes it (benchmarks time this same function): the arena reset,
+ * gradAccum micro-batches of forward + backward, global-norm clipping, and the AdamW step, which is
+ * skipped when the loss or the gradient norm is not finite (the caller stops the run). Call
+ * optimizer.zeroGrad() first; the learning rate is the caller's.
+ */
+export function optimizerStep(
+  arena: MemoryArena,
+  o: { params: readonly Tensor[]; optimizer: AdamW; gradAccum: number; gradClip: number },
+  trainStep: () => { loss: Tensor; tokens: number },
+): { loss: number; norm: number; tokens: number } {
+  // Every tensor of the step lives in the arena and is recycled by the next step's reset;
+  // parameters, their gradients and the optimizer state are outside it.
+  arena.reset();
+  return arena.run(() => {
+    const r = forwardBackward(o.gradAccum, trainStep);
+    const norm = clipGradNorm(o.params, o.gradClip);
+    if (Number.isFinite(r.loss) && Number.isFinite(norm)) o.optimizer.step();
+    return { ...r, norm };
+  });
 }
 
 /** "name value, ..." with integers as they are and other numbers to 4 decimals. */
