@@ -18,7 +18,7 @@ import {
   type TaskData,
 } from "../train/finetune.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, runWithProgress, UsageError } from "./util.js";
 
 /** Built-in datasets: which task, where the labels come from, and how to make them. */
 const DATASETS: Record<string, { task: FinetuneTask; provenance: DataProvenance; load(limit?: number): TaskData["examples"] }> = {
@@ -201,7 +201,7 @@ export const finetuneCommand: Command = {
       const value = v[flag] as string | undefined;
       return value === undefined ? undefined : num(c, flag, value, 0, o);
     };
-    const { result: r, interruptedExit } = await runWithProgress((hooks) =>
+    const r = await runWithProgress((hooks) =>
       finetune(
         {
           task,
@@ -232,7 +232,7 @@ export const finetuneCommand: Command = {
         .map((f) => `--${f} ${v[f]}`)
         .join(" ");
       console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing finetune --out ${r.out} --resume ${data}`);
-      return interruptedExit;
+      return interruptExitStatus();
     }
     if (v.predictions && r.eval) {
       const p = r.eval.predictions;

@@ -4,7 +4,7 @@
 import { BERT_PRESETS, type BertPreset } from "../models/bert.js";
 import { MLM_DEFAULTS, type MlmOptions, pretrainMlm } from "../train/mlm.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, resolveAliases, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, resolveAliases, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const HELP = `moxing pretrain-mlm: pretrain a BERT on a text file with masked language modelling
 
@@ -75,14 +75,14 @@ export const pretrainMlmCommand: Command = {
   async run(argv) {
     const c = "pretrain-mlm";
     const parsed = parseFlags(c, argv, FLAGS);
-    const v = resolveAliases(c, parsed.values, ALIASES);
+    const { values: v, spelled } = resolveAliases(c, parsed.values, ALIASES);
     const { positionals } = parsed;
     if (positionals.length) throw new UsageError(`${c}: unexpected argument '${positionals[0]}'; the text file goes after --data`);
     if (!v.out) throw new UsageError(`${c}: --out DIR is required`);
     if (!v.data && !v.resume) throw new UsageError(`${c}: --data FILE is required`);
     const opt = (flag: keyof typeof FLAGS, o: { int?: boolean; min?: number } = {}) => {
       const value = v[flag] as string | undefined;
-      return value === undefined ? undefined : num(c, flag, value, 0, o);
+      return value === undefined ? undefined : num(c, spelled(flag), value, 0, o);
     };
     if (v.size !== undefined && !(v.size in BERT_PRESETS)) {
       throw new UsageError(`${c}: --size must be one of ${Object.keys(BERT_PRESETS).join(", ")} (got '${v.size}')`);
@@ -117,13 +117,13 @@ export const pretrainMlmCommand: Command = {
     if (opts.mlmProbability !== undefined && !(opts.mlmProbability > 0 && opts.mlmProbability < 1)) {
       throw new UsageError(`${c}: --mlm-probability must be between 0 and 1 (got '${v["mlm-probability"]}')`);
     }
-    const { result: r, interruptedExit } = await runWithProgress((hooks) => pretrainMlm(opts, hooks));
+    const r = await runWithProgress((hooks) => pretrainMlm(opts, hooks));
     const ev = r.eval
       ? `, validation masked-token loss ${r.eval.mlm_loss?.toFixed(4)}, accuracy ${((r.eval.mlm_accuracy ?? 0) * 100).toFixed(1)}%`
       : "";
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing pretrain-mlm --out ${r.out} --resume`);
-      return interruptedExit;
+      return interruptExitStatus();
     }
     console.log(`done: ${r.step} steps, train loss ${r.trainLoss?.toFixed(4) ?? "-"}${ev}; model saved in ${r.out}`);
     return 0;

@@ -2,16 +2,16 @@
 // `moxing start`: the out-of-the-box run - a small character-level GPT trained for a few minutes on
 // the State of the Union addresses, then a few samples from it.
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { sotuCorpus } from "../data/sotu.js";
 import { generate } from "../generate/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { makeOutputDir } from "../io/files.js";
 import type { PositionalEncoding } from "../models/gpt.js";
 import { formatDuration } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const TRAIN_HELP = `moxing train: train a GPT language model on a text file
 
@@ -70,7 +70,7 @@ function oneOf<T extends string>(cmd: string, flag: string, value: string | unde
 }
 
 /** Run training with progress on stderr and Ctrl-C (or SIGTERM, SIGHUP) saving a checkpoint. */
-function runTraining(opts: TrainOptions): Promise<{ result: TrainResult; interruptedExit: number }> {
+function runTraining(opts: TrainOptions): Promise<TrainResult> {
   return runWithProgress((hooks) => train(opts, hooks));
 }
 
@@ -122,10 +122,10 @@ export const trainCommand: Command = {
       checkpointInterval: opt(c, "checkpoint-interval", v["checkpoint-interval"], { int: true, min: 1 }),
     };
     if (opts.dropout !== undefined && opts.dropout >= 1) throw new UsageError(`train: --dropout must be below 1 (got '${v.dropout}')`);
-    const { result, interruptedExit } = await runTraining(opts);
+    const result = await runTraining(opts);
     console.log(summary(result, `moxing train --out ${v.out} --resume`));
     if (result.status === "completed") console.log(`evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`);
-    return result.status === "interrupted" ? interruptedExit : 0;
+    return result.status === "interrupted" ? interruptExitStatus() : 0;
   },
 };
 
@@ -178,7 +178,7 @@ export const startCommand: Command = {
     const since = num("start", "since", v.since, START_DEFAULTS.since, { int: true });
     const t0 = performance.now();
     const text = sotuCorpus(since);
-    mkdirSync(out, { recursive: true });
+    makeOutputDir(out);
     const dataPath = join(out, "data.txt");
     if (!v.resume) writeFileAtomic(dataPath, text);
     const { out: _o, since: _s, ...recipe } = START_DEFAULTS;
@@ -188,9 +188,9 @@ export const startCommand: Command = {
     console.log(
       `moxing start: State of the Union addresses since ${since}, ${(text.length / 1e6).toFixed(1)}M characters (saved to ${dataPath})`,
     );
-    const { result, interruptedExit } = await runTraining(opts);
+    const result = await runTraining(opts);
     console.log(summary(result, `moxing start --out ${out} --resume`));
-    if (result.status === "interrupted") return interruptedExit;
+    if (result.status === "interrupted") return interruptExitStatus();
     console.log("\nSamples (temperature 0.8):");
     for (const [i, prompt] of START_PROMPTS.entries()) {
       const textOut = generate(result.model, result.tokenizer, prompt, { maxNewTokens: 240, temperature: 0.8, seed: 1 + i });

@@ -41,9 +41,14 @@ export type FlagValues<O extends Options> = {
 
 export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O): { values: FlagValues<O>; positionals: string[] } {
   try {
-    const r = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    const r = parseArgs({ args: withNegativeValues(argv, options), options, strict: true, allowPositionals: true });
     return { values: r.values as FlagValues<O>, positionals: r.positionals };
   } catch (e) {
+    const ambiguous = /^Option '(--[^']+)' argument is ambiguous/.exec((e as Error).message);
+    if (ambiguous) {
+      const flag = ambiguous[1];
+      throw new UsageError(`${cmd}: the value after ${flag} starts with '-'; if it is the value, write ${flag}=VALUE`);
+    }
     const msg = (e as Error).message.split("\n")[0];
     throw new UsageError(`${cmd}: ${msg}; run 'moxing ${cmd} --help' for the flags`);
   }
@@ -52,20 +57,54 @@ export function parseFlags<O extends Options>(cmd: string, argv: string[], optio
 /**
  * One vocabulary for every command: where a flag had another name before, the old name still works.
  * `aliases` maps each flag to its old names; the value given under either name ends up under the
- * flag's own, and giving both is an error.
+ * flag's own, and giving both is an error. `spelled(flag)` is the name the user wrote, for messages.
  */
-export function resolveAliases<V extends Record<string, unknown>>(cmd: string, values: V, aliases: Record<string, readonly string[]>): V {
+export function resolveAliases<V extends Record<string, unknown>>(
+  cmd: string,
+  values: V,
+  aliases: Record<string, readonly string[]>,
+): { values: V; spelled(flag: string): string } {
   const out: Record<string, unknown> = { ...values };
+  const used = new Map<string, string>();
   for (const [flag, old] of Object.entries(aliases)) {
     const given = [flag, ...old].filter((n) => out[n] !== undefined);
     if (given.length > 1) {
       throw new UsageError(`${cmd}: ${given.map((n) => `--${n}`).join(" and ")} are one flag (--${flag}); give it once`);
     }
     const name = given[0];
-    if (name !== undefined && name !== flag) out[flag] = out[name];
+    if (name !== undefined && name !== flag) {
+      out[flag] = out[name];
+      used.set(flag, name);
+    }
     for (const n of old) delete out[n];
   }
-  return out as V;
+  return { values: out as V, spelled: (flag) => used.get(flag) ?? flag };
+}
+
+/** A negative number (or -Infinity, -NaN: the range check names those) as a flag's value. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$|NaN$)/;
+
+/**
+ * `--seed -1` as `--seed=-1`. parseArgs takes a value starting with '-' for a possible flag and
+ * refuses it as ambiguous; a negative number is never a flag, so it is joined to the string flag
+ * before it, and the flag's own range check then says what is allowed.
+ */
+export function withNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : null;
+    if (name !== null && options[name]?.type === "string" && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /** Parse a numeric flag, naming the flag and the bad value on failure. */
@@ -90,18 +129,23 @@ export function num(
  *  stop, a job scheduler's timeout), and the terminal going away. */
 const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
+let interruptedExit = 130;
+
+/** The exit status of a run stopped by a signal: 128 + the signal's number (130 for Ctrl-C, 143
+ *  for SIGTERM, 129 for SIGHUP), as a shell reports a process the signal killed. */
+export function interruptExitStatus(): number {
+  return interruptedExit;
+}
+
 /**
  * Run a training job so that the first SIGINT, SIGTERM or SIGHUP asks it (through the AbortSignal)
  * to save a checkpoint after the current step and stop; a second one gets Node's default and exits
- * at once. onInterrupt runs before the notice (e.g. to end a progress line). Resolves with the
- * job's result and the exit status for an interrupted run: 128 + the signal's number (130 for Ctrl-C).
+ * at once. onInterrupt runs before the notice (e.g. to end a progress line). After an interrupted
+ * run, interruptExitStatus() is the status to exit with.
  */
-export async function withCheckpointOnInterrupt<T>(
-  job: (signal: AbortSignal) => Promise<T>,
-  onInterrupt?: () => void,
-): Promise<{ result: T; interruptedExit: number }> {
+export async function withCheckpointOnInterrupt<T>(job: (signal: AbortSignal) => Promise<T>, onInterrupt?: () => void): Promise<T> {
   const abort = new AbortController();
-  let interruptedExit = 130;
+  interruptedExit = 130;
   const onSignal = (sig: NodeJS.Signals) => {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
     interruptedExit = 128 + (osConstants.signals[sig] ?? 2);
@@ -119,7 +163,7 @@ export async function withCheckpointOnInterrupt<T>(
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
-    return { result: await job(abort.signal), interruptedExit };
+    return await job(abort.signal);
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
@@ -129,9 +173,7 @@ export async function withCheckpointOnInterrupt<T>(
  * Run a training job with progress on stderr (a redrawn bar on a terminal, plain lines elsewhere)
  * and SIGINT/SIGTERM/SIGHUP saving a checkpoint (withCheckpointOnInterrupt).
  */
-export async function runWithProgress<T>(
-  job: (hooks: { onLog: (e: LoopEvent) => void; signal: AbortSignal }) => Promise<T>,
-): Promise<{ result: T; interruptedExit: number }> {
+export async function runWithProgress<T>(job: (hooks: { onLog: (e: LoopEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
   const progress = progressReporter(process.stderr);
   try {
     return await withCheckpointOnInterrupt((signal) => job({ onLog: progress.onLog, signal }), progress.done);

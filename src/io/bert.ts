@@ -46,6 +46,8 @@ import {
   TOKENIZER_FILE,
   TRAINER_STATE_FILE,
 } from "./checkpoint.js";
+import { FILE_LIMITS } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { commitFiles } from "./journal.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
@@ -203,7 +205,7 @@ export function readBertTokenizer(dir: string): WordPieceTokenizer {
   if (existsSync(p)) {
     let tok: unknown;
     try {
-      tok = loadTokenizer(readJSON(p));
+      tok = loadTokenizer(readJSONFile(p, BertFileError, FILE_LIMITS.tokenizer));
     } catch (e) {
       if (e instanceof BertFileError) throw e;
       throw new BertFileError(`${p}: ${(e as Error).message}`);
@@ -270,6 +272,7 @@ export function loadBert(
   } catch (e) {
     throw new BertFileError(`${path}: ${(e as Error).message}`);
   }
+  checkFiniteWeights(model.namedParameters(), path, BertFileError);
   model.eval();
   return { model, tokenizer, config, info: { ...info, task, labels: sameTask ? info.labels : null }, report };
 }

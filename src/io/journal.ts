@@ -21,6 +21,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { join } from "node:path";
 import { isRecord } from "../util/json.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
+import { makeOutputDir } from "./files.js";
 import { processAlive, withDirLock } from "./lock.js";
 
 export const COMMIT_DIR = ".checkpoint-commit";
@@ -116,7 +117,7 @@ export function commitFiles(dir: string, files: ReadonlyMap<string, Uint8Array |
   for (const name of [...files.keys(), ...remove]) {
     if (!isPlainFileName(name)) throw new JournalError(`commitFiles: '${name}' is not a plain file name`);
   }
-  mkdirSync(dir, { recursive: true });
+  makeOutputDir(dir); // errors that say what is wrong (a file in the way, a read-only disk)
   withDirLock(dir, "write a checkpoint", () => {
     recoverCommit(dir);
     const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);

@@ -11,6 +11,7 @@ export abstract class Module {
   /** Training mode enables dropout; eval() turns it off. */
   training = true;
   private readonly _params = new Map<string, Tensor>();
+  private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();
 
   /** Register a trainable tensor under a name; returns it so constructors read `this.weight = this.param(...)`. */
@@ -18,6 +19,13 @@ export abstract class Module {
     t.requiresGrad = true;
     t.name = name;
     this._params.set(name, t);
+    return t;
+  }
+
+  /** Register a non-trainable tensor; a persistent one is saved with the model (Marian's
+   *  final_logits_bias), others (sinusoid tables) are rebuilt from the config. */
+  protected buffer(name: string, t: Tensor, persistent = false): Tensor {
+    if (persistent) this._buffers.set(name, t);
     return t;
   }
 
@@ -61,10 +69,13 @@ export abstract class Module {
     return this.parameters().reduce((n, p) => n + p.size, 0);
   }
 
-  /** Parameters by dotted name (tensors shared, not copied). Tables a model computes (sinusoids,
-   *  rotary angles) are not saved: they are rebuilt from the config. */
+  /** Parameters and persistent buffers by dotted name (tensors shared, not copied). */
   stateDict(): Map<string, Tensor> {
-    return new Map<string, Tensor>(this.namedParameters());
+    const sd = new Map<string, Tensor>(this.namedParameters());
+    for (const [path, m] of this.namedModules()) {
+      for (const [name, b] of m._buffers) sd.set(path ? `${path}.${name}` : name, b);
+    }
+    return sd;
   }
 
   /** Copy values into this module's tensors. strict: every name must match both ways. */

@@ -10,22 +10,12 @@
 //   metrics.jsonl          one JSON object per step
 // The checkpoint files are written together through the journal of src/io/checkpoint.ts.
 
-import {
-  closeSync,
-  existsSync,
-  constants as fsConstants,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, existsSync, constants as fsConstants, lstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DataError } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/checkpoint.js";
+import { makeOutputDir } from "../io/files.js";
 import { lockDir } from "../io/lock.js";
 import type { Generator } from "../tensor/random.js";
 import { isRecord } from "../util/json.js";
@@ -146,7 +136,7 @@ export class RunDirectory {
    * forgets the steps logged after its checkpoint.
    */
   prepare(): void {
-    mkdirSync(this.out, { recursive: true });
+    makeOutputDir(this.out); // errors that say what is wrong (a file in the way, a read-only disk)
     this.unlock = lockDir(this.out, `${this.kind} (pid ${process.pid})`);
     try {
       // Another run may have written here between open() and now.
