@@ -10,6 +10,7 @@ import { closeSync, openSync, readFileSync, realpathSync, rmSync, statSync, writ
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isRecord } from "../util/json.js";
+import { describeSystemError, FileError } from "./files.js";
 
 export const LOCK_FILE = ".moxing.lock";
 
@@ -106,7 +107,13 @@ export function lockDir(dir: string, what: string): () => void {
     try {
       fd = openSync(path, "wx"); // O_CREAT | O_EXCL: fails if anything is there, a link included
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const err = e as NodeJS.ErrnoException;
+      if (err.code !== "EEXIST") {
+        // Not being able to create a file in the directory is about the directory (read-only, no
+        // permission, full): say so in those words.
+        err.path = dir;
+        throw new FileError(describeSystemError(err) ?? err.message);
+      }
       const holder = liveHolder(path);
       if (holder !== null || attempt > 0) {
         throw new LockError(
