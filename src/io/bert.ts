@@ -36,6 +36,9 @@ import type { Generator } from "../tensor/random.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { isRecord } from "../util/json.js";
+import { FILE_LIMITS } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
+import { commitFiles } from "./journal.js";
 import {
   CONFIG_FILE,
   checkModelDir,
@@ -45,10 +48,7 @@ import {
   readJSONFile,
   TOKENIZER_FILE,
   TRAINER_STATE_FILE,
-} from "./checkpoint.js";
-import { FILE_LIMITS } from "./files.js";
-import { checkFiniteWeights } from "./finite.js";
-import { commitFiles } from "./journal.js";
+} from "./model-dir.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 

@@ -37,7 +37,6 @@ import { GPT, GPT2_LAYER_NORM_EPS, type GPTConfig, loadGPTWeights, type WeightTe
 import { sinusoidalTable } from "../nn/positional.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { endOfTextId } from "./checkpoint.js";
 import { checkFiniteWeights } from "./finite.js";
 import {
   GGUFError,
@@ -49,6 +48,7 @@ import {
   readGGUFHeader,
   writeGGUF,
 } from "./gguf.js";
+import { endOfTextId } from "./gpt.js";
 import { quoteName } from "./safetensors.js";
 
 export const TOKEN_NORMAL = 1;

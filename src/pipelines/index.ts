@@ -23,7 +23,7 @@
 import { generate } from "../generate/index.js";
 import { generateTexts, type Seq2SeqGenerateOptions } from "../generate/seq2seq.js";
 import { loadBert } from "../io/bert.js";
-import { loadModel } from "../io/checkpoint.js";
+import { loadModel } from "../io/gpt.js";
 import { loadMarian, MarianFileError } from "../io/marian.js";
 import type { Bert, BertTask } from "../models/bert.js";
 import type { GPT } from "../models/gpt.js";

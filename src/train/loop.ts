@@ -20,8 +20,8 @@
 //   interrupts     aborting hooks.signal (Ctrl-C in the CLI) saves a checkpoint after the current step
 
 import { join } from "node:path";
-import { CheckpointError, checkpointFile, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "../io/checkpoint.js";
 import { commitFiles } from "../io/journal.js";
+import { CheckpointError, checkpointFile, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "../io/model-dir.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "../io/optimizer.js";
 import type { Module } from "../nn/module.js";
 import type { AdamW } from "../optim/adamw.js";

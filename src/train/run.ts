@@ -14,9 +14,9 @@ import { closeSync, existsSync, constants as fsConstants, lstatSync, openSync, r
 import { join } from "node:path";
 import { DataError } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/checkpoint.js";
 import { makeOutputDir } from "../io/files.js";
 import { lockDir } from "../io/lock.js";
+import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/model-dir.js";
 import type { Generator } from "../tensor/random.js";
 import { isRecord } from "../util/json.js";
 
