@@ -13,7 +13,7 @@ export { gazetteerTags, lexiconScore, sentencesOf, silverNer, silverSentiment, s
 export { hasSpamAssassin, spamAssassin } from "./data/spam.js";
 export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, readSquadFile, squadEvaluate } from "./data/squad.js";
 export { type CausalLM, type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
-export { BertFileError, bertModelFiles, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
+export { BertFileError, bertModelFiles, loadBert, readBertConfig, saveBert } from "./io/bert.js";
 export * from "./io/index.js";
 export * from "./metrics/index.js";
 export {
@@ -26,9 +26,20 @@ export {
   type BertPreset,
   type BertTask,
   bertConfig,
+  bertWeightNames,
   idsTensor,
+  loadBertWeights,
 } from "./models/bert.js";
-export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
+export {
+  GPT,
+  GPT_DEFAULTS,
+  type GPTConfig,
+  type GPTOutput,
+  gpt2WeightNames,
+  hfStateDict,
+  loadGPTWeights,
+  type PositionalEncoding,
+} from "./models/gpt.js";
 // Llama-family models (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2) and GGML's quantised types.
 export {
   LLAMA_DEFAULTS,
@@ -62,9 +73,10 @@ export {
   roundActivations,
 } from "./quant/ggml.js";
 export * from "./rlhf/index.js";
+export * from "./tasks/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
-export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";
+export { type FinetuneOptions, finetune } from "./train/finetune.js";
 export { allFinite, clipGradNorm, forwardBackward, gradNorm } from "./train/grad.js";
 export {
   type CheckpointReason,
@@ -75,6 +87,7 @@ export {
   type LoopResult,
   type LoopSpec,
   type Metrics,
+  optimizerStep,
   runLoop,
   type TaskState,
 } from "./train/loop.js";

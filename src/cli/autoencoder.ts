@@ -7,7 +7,7 @@ import { SENTENCE_VAE_DEFAULTS } from "../models/sentence-vae.js";
 import { AUTOENCODER_DEFAULTS, loadSentenceVAE, trainAutoencoder } from "../train/autoencoder.js";
 import { readLines } from "./train-seq2seq.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, runWithProgress, UsageError } from "./util.js";
 
 const A = AUTOENCODER_DEFAULTS;
 const S = SENTENCE_VAE_DEFAULTS;
@@ -105,7 +105,7 @@ export const trainAutoencoderCommand: Command = {
       ? `; held-out reconstruction ${r.eval.reconstruction?.toFixed(3)}, KL ${r.eval.kl?.toFixed(3)}, token accuracy ${((r.eval.token_accuracy ?? 0) * 100).toFixed(1)}%, sentence accuracy ${((r.eval.sentence_accuracy ?? 0) * 100).toFixed(1)}%`
       : "";
     console.log(`${r.status === "interrupted" ? "stopped" : "done"}: ${r.step} steps${ev}; model saved in ${v.out}`);
-    return r.status === "interrupted" ? 130 : 0;
+    return r.status === "interrupted" ? interruptExitStatus() : 0;
   },
 };
 

@@ -6,11 +6,13 @@ import { AdamW } from "../optim/adamw.js";
 import { getBackend } from "../tensor/backend.js";
 import { crossEntropy, Generator, randn, tensor, zeros } from "../tensor/index.js";
 import type { Command } from "./util.js";
-import { num, parseFlags } from "./util.js";
+import { num, parseFlags, resolveAliases } from "./util.js";
 
 const HELP = `moxing demo: train a small MLP on two spirals and print the loss falling
 
-Usage: moxing demo [--steps 300] [--hidden 64] [--seed 1]`;
+Usage: moxing demo [--max-steps 300] [--n-embd 64] [--seed 1]
+
+--n-embd is the width of the MLP's two hidden layers (old names: --steps, --hidden).`;
 
 function spirals(n: number, g: Generator): { x: number[]; y: number[] } {
   const x: number[] = [];
@@ -29,9 +31,19 @@ export const demoCommand: Command = {
   summary: "train a tiny MLP on two spirals (the engine's smoke test)",
   help: HELP,
   run(argv) {
-    const { values } = parseFlags("demo", argv, { steps: { type: "string" }, hidden: { type: "string" }, seed: { type: "string" } });
-    const steps = num("demo", "steps", values.steps, 300, { int: true, min: 1 });
-    const hidden = num("demo", "hidden", values.hidden, 64, { int: true, min: 1 });
+    const flags = {
+      "max-steps": { type: "string" },
+      "n-embd": { type: "string" },
+      seed: { type: "string" },
+      steps: { type: "string" },
+      hidden: { type: "string" },
+    } as const;
+    const { values, spelled } = resolveAliases("demo", parseFlags("demo", argv, flags).values, {
+      "max-steps": ["steps"],
+      "n-embd": ["hidden"],
+    });
+    const steps = num("demo", spelled("max-steps"), values["max-steps"], 300, { int: true, min: 1 });
+    const hidden = num("demo", spelled("n-embd"), values["n-embd"], 64, { int: true, min: 1 });
     // Weights 2-h-h-2 with their gradients and AdamW moments (4x), and 400 points' activations.
     const mlp = (h: number) =>
       estimate(
@@ -39,7 +51,8 @@ export const demoCommand: Command = {
         { "weights, gradients and optimizer state": 16 * (h * h + 6 * h + 2), activations: 4 * 400 * 8 * h },
         4 * h * h,
       );
-    checkFits("demo", { hidden }, { hidden: 64 }, (c) => mlp(c.hidden), { label: () => "--hidden", purpose: " to train" });
+    const flag = `--${spelled("n-embd")}`;
+    checkFits("demo", { hidden }, { hidden: 64 }, (c) => mlp(c.hidden), { label: () => flag, purpose: " to train" });
     const g = new Generator(num("demo", "seed", values.seed, 1, { int: true }));
     const data = spirals(400, g);
     const X = tensor(data.x, { shape: [400, 2] });

@@ -18,7 +18,7 @@ import {
   type TaskData,
 } from "../train/finetune.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, runWithProgress, UsageError } from "./util.js";
 
 /** Built-in datasets: which task, where the labels come from, and how to make them. */
 const DATASETS: Record<string, { task: FinetuneTask; provenance: DataProvenance; load(limit?: number): TaskData["examples"] }> = {
@@ -232,7 +232,7 @@ export const finetuneCommand: Command = {
         .map((f) => `--${f} ${v[f]}`)
         .join(" ");
       console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing finetune --out ${r.out} --resume ${data}`);
-      return 130;
+      return interruptExitStatus();
     }
     if (v.predictions && r.eval) {
       const p = r.eval.predictions;

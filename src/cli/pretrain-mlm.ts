@@ -4,7 +4,7 @@
 import { BERT_PRESETS, type BertPreset } from "../models/bert.js";
 import { MLM_DEFAULTS, type MlmOptions, pretrainMlm } from "../train/mlm.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, resolveAliases, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const HELP = `moxing pretrain-mlm: pretrain a BERT on a text file with masked language modelling
 
@@ -20,8 +20,10 @@ Usage: moxing pretrain-mlm --data FILE --out DIR [flags]
 Tokenizer and model:
   --vocab-size ${MLM_DEFAULTS.vocabSize}         WordPiece vocabulary size (smaller if the text has fewer pieces)
   --size ${MLM_DEFAULTS.preset}               ${Object.keys(BERT_PRESETS).join(" | ")} (Google's BERT sizes)
-  --layers N --hidden N --heads N --intermediate N    override the size's numbers
-  --max-len ${MLM_DEFAULTS.maxLen}               tokens per sequence, [CLS] and [SEP] included
+  --n-layer N --n-head N --n-embd N --n-inner N    override the size's layers, heads, hidden
+                            width and feed-forward width (as moxing train names them; the old
+                            --layers --heads --hidden --intermediate still work)
+  --max-length ${MLM_DEFAULTS.maxLen}            tokens per sequence, [CLS] and [SEP] included (old name --max-len)
   --dropout ${MLM_DEFAULTS.dropout}
 Masking: --mlm-probability ${MLM_DEFAULTS.mlmProbability} (of those: 80% [MASK], 10% random, 10% kept)
 Optimisation (AdamW, betas 0.9/0.999, eps 1e-6; warmup then cosine decay to lr/10):
@@ -29,7 +31,7 @@ Optimisation (AdamW, betas 0.9/0.999, eps 1e-6; warmup then cosine decay to lr/1
   --weight-decay ${MLM_DEFAULTS.weightDecay}  --grad-clip ${MLM_DEFAULTS.gradClip}  --seed ${MLM_DEFAULTS.seed}
 Evaluation and checkpoints:
   --eval-interval ${MLM_DEFAULTS.evalInterval}       masked-token loss and accuracy on the validation sequences
-  --eval-batches ${MLM_DEFAULTS.evalBatches}          batches per evaluation (the same masks every time)
+  --eval-iters ${MLM_DEFAULTS.evalBatches}            batches per evaluation, the same masks every time (old name --eval-batches)
   --checkpoint-interval N   default: the eval interval; always at the end
 
 Progress goes to stderr, metrics (one JSON object per step) to DIR/metrics.jsonl. Ctrl-C saves a
@@ -40,28 +42,47 @@ const FLAGS = {
   ...TRAINING_RUN_FLAGS,
   "vocab-size": { type: "string" },
   size: { type: "string" },
+  "n-layer": { type: "string" },
+  "n-head": { type: "string" },
+  "n-embd": { type: "string" },
+  "n-inner": { type: "string" },
+  "max-length": { type: "string" },
+  dropout: { type: "string" },
+  "mlm-probability": { type: "string" },
+  "eval-iters": { type: "string" },
+  // the old names
   layers: { type: "string" },
   hidden: { type: "string" },
   heads: { type: "string" },
   intermediate: { type: "string" },
   "max-len": { type: "string" },
-  dropout: { type: "string" },
-  "mlm-probability": { type: "string" },
   "eval-batches": { type: "string" },
 } as const;
+
+/** pretrain-mlm's flags under the names every command uses, and their old names. */
+const ALIASES = {
+  "n-layer": ["layers"],
+  "n-head": ["heads"],
+  "n-embd": ["hidden"],
+  "n-inner": ["intermediate"],
+  "max-length": ["max-len"],
+  "eval-iters": ["eval-batches"],
+};
 
 export const pretrainMlmCommand: Command = {
   summary: "pretrain a BERT (WordPiece tokenizer + masked language model) on a text file",
   help: HELP,
   async run(argv) {
     const c = "pretrain-mlm";
-    const { values: v, positionals } = parseFlags(c, argv, FLAGS);
+    const parsed = parseFlags(c, argv, FLAGS);
+    const { values: v, spelled } = resolveAliases(c, parsed.values, ALIASES);
+    const { positionals } = parsed;
     if (positionals.length) throw new UsageError(`${c}: unexpected argument '${positionals[0]}'; the text file goes after --data`);
     if (!v.out) throw new UsageError(`${c}: --out DIR is required`);
     if (!v.data && !v.resume) throw new UsageError(`${c}: --data FILE is required`);
     const opt = (flag: keyof typeof FLAGS, o: { int?: boolean; min?: number } = {}) => {
       const value = v[flag] as string | undefined;
-      return value === undefined ? undefined : num(c, flag, value, 0, o);
+      return value === undefined ? undefined : num(c, spelled(flag), value, 0, o);
     };
     if (v.size !== undefined && !(v.size in BERT_PRESETS)) {
       throw new UsageError(`${c}: --size must be one of ${Object.keys(BERT_PRESETS).join(", ")} (got '${v.size}')`);
@@ -73,11 +94,11 @@ export const pretrainMlmCommand: Command = {
       overwrite: v.overwrite,
       vocabSize: opt("vocab-size", { int: true, min: 6 }),
       preset: v.size as BertPreset | undefined,
-      numLayers: opt("layers", { int: true, min: 1 }),
-      hiddenSize: opt("hidden", { int: true, min: 1 }),
-      numHeads: opt("heads", { int: true, min: 1 }),
-      intermediateSize: opt("intermediate", { int: true, min: 1 }),
-      maxLen: opt("max-len", { int: true, min: 3 }),
+      numLayers: opt("n-layer", { int: true, min: 1 }),
+      hiddenSize: opt("n-embd", { int: true, min: 1 }),
+      numHeads: opt("n-head", { int: true, min: 1 }),
+      intermediateSize: opt("n-inner", { int: true, min: 1 }),
+      maxLen: opt("max-length", { int: true, min: 3 }),
       dropout: opt("dropout", { min: 0 }),
       mlmProbability: opt("mlm-probability", { min: 0 }),
       batchSize: opt("batch-size", { int: true, min: 1 }),
@@ -89,7 +110,7 @@ export const pretrainMlmCommand: Command = {
       gradClip: opt("grad-clip", { min: 0 }),
       seed: opt("seed", { int: true, min: 0 }),
       evalInterval: opt("eval-interval", { int: true, min: 1 }),
-      evalBatches: opt("eval-batches", { int: true, min: 1 }),
+      evalBatches: opt("eval-iters", { int: true, min: 1 }),
       checkpointInterval: opt("checkpoint-interval", { int: true, min: 1 }),
     };
     if (opts.dropout !== undefined && opts.dropout >= 1) throw new UsageError(`${c}: --dropout must be below 1 (got '${v.dropout}')`);
@@ -102,7 +123,7 @@ export const pretrainMlmCommand: Command = {
       : "";
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${r.out}. Resume with: moxing pretrain-mlm --out ${r.out} --resume`);
-      return 130;
+      return interruptExitStatus();
     }
     console.log(`done: ${r.step} steps, train loss ${r.trainLoss?.toFixed(4) ?? "-"}${ev}; model saved in ${r.out}`);
     return 0;

@@ -5,7 +5,7 @@ import { dpo } from "../rlhf/dpo.js";
 import { trainRewardModel } from "../rlhf/reward.js";
 import { sft } from "../rlhf/sft.js";
 import type { Command } from "./util.js";
-import { type FlagValues, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
+import { type FlagValues, interruptExitStatus, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 /** Flags of every trainer here: the training-run flags, the starting model, held-out data, LoRA. */
 export const RLHF_FLAGS = {
@@ -112,7 +112,7 @@ export const sftCommand: Command = {
     const where = r.args.lora ? "adapter" : "model";
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing sft --out ${args.out} --resume`);
-      return 130;
+      return interruptExitStatus();
     }
     const evalPart = r.lastEval ? `, eval loss ${r.lastEval.loss?.toFixed(4)}` : "";
     console.log(`${where} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
@@ -149,7 +149,7 @@ export const rewardCommand: Command = {
     const r = await runWithProgress((hooks) => trainRewardModel(args, hooks));
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing reward --out ${args.out} --resume`);
-      return 130;
+      return interruptExitStatus();
     }
     const e = r.lastEval;
     const evalPart = e ? `, held-out accuracy ${e.accuracy?.toFixed(3)}, margin ${e.margin?.toFixed(3)}` : "";
@@ -194,7 +194,7 @@ export const dpoCommand: Command = {
     const r = await runWithProgress((hooks) => dpo({ ...args, beta, labelSmoothing, ref: v.ref }, hooks));
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing dpo --out ${args.out} --resume`);
-      return 130;
+      return interruptExitStatus();
     }
     const e = r.lastEval;
     const evalPart = e

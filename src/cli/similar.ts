@@ -1,7 +1,7 @@
 // `moxing similar`: nearest words, analogies and sentence similarity from a BERT's embeddings.
 
 import { loadBert } from "../io/bert.js";
-import { cosineSimilarity, sentenceEmbeddings, WordVectors } from "../pipelines/embeddings.js";
+import { cosineSimilarity, sentenceEmbeddings, WordVectors } from "../tasks/embeddings.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
 

@@ -6,7 +6,7 @@ import { readTextFile } from "../data/text.js";
 import { MARIAN_DEFAULTS } from "../models/marian.js";
 import { type ParallelData, SEQ2SEQ_DEFAULTS, type Seq2SeqTrainOptions, trainSeq2Seq } from "../train/seq2seq.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const D = SEQ2SEQ_DEFAULTS;
 const M = MARIAN_DEFAULTS;
@@ -162,7 +162,7 @@ export const trainSeq2SeqCommand: Command = {
       console.log(
         `stopped at step ${r.step}; checkpoint saved in ${v.out}. Resume with: moxing train-seq2seq --out ${v.out} --resume (and the same data flags)`,
       );
-      return 130;
+      return interruptExitStatus();
     }
     const ev = r.eval
       ? `, held-out loss ${r.eval.loss?.toFixed(4)}` +

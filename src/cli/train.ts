@@ -11,7 +11,7 @@ import type { PositionalEncoding } from "../models/gpt.js";
 import { formatDuration } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
+import { interruptExitStatus, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const TRAIN_HELP = `moxing train: train a GPT language model on a text file
 
@@ -69,7 +69,7 @@ function oneOf<T extends string>(cmd: string, flag: string, value: string | unde
   return value as T;
 }
 
-/** Run training with progress on stderr and Ctrl-C saving a checkpoint. */
+/** Run training with progress on stderr and Ctrl-C (or SIGTERM, SIGHUP) saving a checkpoint. */
 function runTraining(opts: TrainOptions): Promise<TrainResult> {
   return runWithProgress((hooks) => train(opts, hooks));
 }
@@ -125,7 +125,7 @@ export const trainCommand: Command = {
     const result = await runTraining(opts);
     console.log(summary(result, `moxing train --out ${v.out} --resume`));
     if (result.status === "completed") console.log(`evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`);
-    return result.status === "interrupted" ? 130 : 0;
+    return result.status === "interrupted" ? interruptExitStatus() : 0;
   },
 };
 
@@ -190,7 +190,7 @@ export const startCommand: Command = {
     );
     const result = await runTraining(opts);
     console.log(summary(result, `moxing start --out ${out} --resume`));
-    if (result.status === "interrupted") return 130;
+    if (result.status === "interrupted") return interruptExitStatus();
     console.log("\nSamples (temperature 0.8):");
     for (const [i, prompt] of START_PROMPTS.entries()) {
       const textOut = generate(result.model, result.tokenizer, prompt, { maxNewTokens: 240, temperature: 0.8, seed: 1 + i });

@@ -1,6 +1,7 @@
 // Shared CLI plumbing: the Command shape, a usage error type, and flag parsing with clear errors.
 
 import { existsSync, readFileSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
@@ -53,6 +54,33 @@ export function parseFlags<O extends Options>(cmd: string, argv: string[], optio
   }
 }
 
+/**
+ * One vocabulary for every command: where a flag had another name before, the old name still works.
+ * `aliases` maps each flag to its old names; the value given under either name ends up under the
+ * flag's own, and giving both is an error. `spelled(flag)` is the name the user wrote, for messages.
+ */
+export function resolveAliases<V extends Record<string, unknown>>(
+  cmd: string,
+  values: V,
+  aliases: Record<string, readonly string[]>,
+): { values: V; spelled(flag: string): string } {
+  const out: Record<string, unknown> = { ...values };
+  const used = new Map<string, string>();
+  for (const [flag, old] of Object.entries(aliases)) {
+    const given = [flag, ...old].filter((n) => out[n] !== undefined);
+    if (given.length > 1) {
+      throw new UsageError(`${cmd}: ${given.map((n) => `--${n}`).join(" and ")} are one flag (--${flag}); give it once`);
+    }
+    const name = given[0];
+    if (name !== undefined && name !== flag) {
+      out[flag] = out[name];
+      used.set(flag, name);
+    }
+    for (const n of old) delete out[n];
+  }
+  return { values: out as V, spelled: (flag) => used.get(flag) ?? flag };
+}
+
 /** A negative number (or -Infinity, -NaN: the range check names those) as a flag's value. */
 const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$|NaN$)/;
 
@@ -97,30 +125,53 @@ export function num(
   return v;
 }
 
+/** The signals that stop a training run with a checkpoint: Ctrl-C, `kill` (and systemd, docker
+ *  stop, a job scheduler's timeout), and the terminal going away. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+let interruptedExit = 130;
+
+/** The exit status of a run stopped by a signal: 128 + the signal's number (130 for Ctrl-C, 143
+ *  for SIGTERM, 129 for SIGHUP), as a shell reports a process the signal killed. */
+export function interruptExitStatus(): number {
+  return interruptedExit;
+}
+
 /**
- * Run a training job so that the first Ctrl-C asks it (through the AbortSignal) to save a
- * checkpoint after the current step and stop; a second Ctrl-C gets Node's default and exits at once.
- * onInterrupt runs before the notice (e.g. to end a progress line).
+ * Run a training job so that the first SIGINT, SIGTERM or SIGHUP asks it (through the AbortSignal)
+ * to save a checkpoint after the current step and stop; a second one gets Node's default and exits
+ * at once. onInterrupt runs before the notice (e.g. to end a progress line). After an interrupted
+ * run, interruptExitStatus() is the status to exit with.
  */
 export async function withCheckpointOnInterrupt<T>(job: (signal: AbortSignal) => Promise<T>, onInterrupt?: () => void): Promise<T> {
   const abort = new AbortController();
-  const onSigint = () => {
+  interruptedExit = 130;
+  const onSignal = (sig: NodeJS.Signals) => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+    interruptedExit = 128 + (osConstants.signals[sig] ?? 2);
+    if (sig === "SIGHUP") {
+      // The terminal is gone: writing to it fails, which must not stop the checkpoint.
+      process.stdout.on("error", () => {});
+      process.stderr.on("error", () => {});
+    }
     onInterrupt?.();
-    process.stderr.write("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit without saving)\n");
-    abort.abort();
-    process.off("SIGINT", onSigint);
+    const again = sig === "SIGINT" ? "Ctrl-C again" : `${sig} again`;
+    process.stderr.write(
+      `\n${sig === "SIGINT" ? "interrupted" : `${sig} received`}: saving a checkpoint after this step (${again} to quit without saving)\n`,
+    );
+    abort.abort(sig);
   };
-  process.on("SIGINT", onSigint);
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     return await job(abort.signal);
   } finally {
-    process.off("SIGINT", onSigint);
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
 }
 
 /**
  * Run a training job with progress on stderr (a redrawn bar on a terminal, plain lines elsewhere)
- * and Ctrl-C saving a checkpoint (withCheckpointOnInterrupt).
+ * and SIGINT/SIGTERM/SIGHUP saving a checkpoint (withCheckpointOnInterrupt).
  */
 export async function runWithProgress<T>(job: (hooks: { onLog: (e: LoopEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
   const progress = progressReporter(process.stderr);

@@ -92,36 +92,6 @@ export function readSquadFile(path: string): QaExample[] {
   return ex;
 }
 
-/** Examples back to SQuAD v1.1 JSON (one article per title). */
-export function toSquadJson(examples: readonly QaExample[], version = "1.1"): object {
-  const byTitle = new Map<string, Map<string, QaExample[]>>();
-  for (const e of examples) {
-    const t = e.title ?? "untitled";
-    let paras = byTitle.get(t);
-    if (!paras) {
-      paras = new Map();
-      byTitle.set(t, paras);
-    }
-    const list = paras.get(e.context);
-    if (list) list.push(e);
-    else paras.set(e.context, [e]);
-  }
-  return {
-    version,
-    data: [...byTitle].map(([title, paras]) => ({
-      title,
-      paragraphs: [...paras].map(([context, qs]) => ({
-        context,
-        qas: qs.map((q) => ({
-          id: q.id,
-          question: q.question,
-          answers: q.answers.map((a) => ({ text: a.text, answer_start: a.answerStart })),
-        })),
-      })),
-    })),
-  };
-}
-
 // ---- the official v1.1 evaluation ---------------------------------------------------------------------
 
 // Python's string.punctuation.

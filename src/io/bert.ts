@@ -20,24 +20,37 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { BERT_ARCHITECTURES, BERT_DEFAULTS, Bert, type BertConfig, type BertTask, validateBertConfig } from "../models/bert.js";
+import {
+  BERT_ARCHITECTURES,
+  BERT_DEFAULTS,
+  Bert,
+  type BertConfig,
+  type BertTask,
+  canonicalBertName,
+  loadBertWeights,
+  validateBertConfig,
+} from "../models/bert.js";
+import { exportNamedWeights } from "../nn/state-dict.js";
 import type { AdamW } from "../optim/adamw.js";
-import { tensor } from "../tensor/creation.js";
 import type { Generator } from "../tensor/random.js";
-import type { Tensor } from "../tensor/tensor.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
+import { isRecord } from "../util/json.js";
 import { FILE_LIMITS } from "./files.js";
 import { checkFiniteWeights } from "./finite.js";
+import { commitFiles } from "./journal.js";
+import {
+  CONFIG_FILE,
+  checkModelDir,
+  checkpointFile,
+  MODEL_FILE,
+  OPTIMIZER_FILE,
+  readJSONFile,
+  TOKENIZER_FILE,
+  TRAINER_STATE_FILE,
+} from "./model-dir.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
-
-export const BERT_CONFIG_FILE = "config.json";
-export const BERT_MODEL_FILE = "model.safetensors";
-export const BERT_TOKENIZER_FILE = "tokenizer.json";
-export const BERT_OPTIMIZER_FILE = "optimizer.safetensors";
-export const BERT_TRAINER_STATE_FILE = "trainer_state.json";
 
 /** Errors about BERT files; the message names the file. */
 export class BertFileError extends Error {}
@@ -61,10 +74,6 @@ const TASK_OF_ARCHITECTURE: Record<string, BertTask> = {
   BertForTokenClassification: "token-classification",
   BertForQuestionAnswering: "question-answering",
 };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 // ---- config.json ----------------------------------------------------------------------------------
 
@@ -102,7 +111,7 @@ export function bertConfigToJSON(model: Bert, opts: { labels?: readonly string[]
 }
 
 /** A BERT config and what the directory is for, from parsed config.json (moxing's or Hugging Face's). */
-export function bertConfigFromJSON(json: unknown, source = BERT_CONFIG_FILE): { config: BertConfig; info: BertDirInfo } {
+export function bertConfigFromJSON(json: unknown, source = CONFIG_FILE): { config: BertConfig; info: BertDirInfo } {
   const bad = (msg: string): never => {
     throw new BertFileError(`${source}: ${msg}`);
   };
@@ -163,106 +172,18 @@ export function bertConfigFromJSON(json: unknown, source = BERT_CONFIG_FILE): { 
 }
 
 // ---- weights --------------------------------------------------------------------------------------
+// Loading goes through the one named-weight loader with BERT's name map (bertWeightNames in models/bert.ts).
 
-/** A file's tensor name as moxing names it, or null for tensors that are not weights of any head
- *  moxing builds (the position_ids buffer, the tied decoder, the next-sentence head). */
-export function canonicalBertName(name: string): string | null {
-  let n = name;
-  if (/^(embeddings|encoder|pooler)\./.test(n)) n = `bert.${n}`;
-  n = n.replace(/LayerNorm\.gamma$/, "LayerNorm.weight").replace(/LayerNorm\.beta$/, "LayerNorm.bias");
-  if (n === "bert.embeddings.position_ids" || n === "bert.embeddings.token_type_ids") return null;
-  if (n === "cls.predictions.decoder.weight" || n === "cls.predictions.decoder.bias") return null; // tied
-  if (n.startsWith("cls.seq_relationship.")) return null; // next-sentence prediction, not built
-  return n;
-}
-
-/** The head a weight name belongs to, or null for the encoder. */
-function headOf(name: string): string | null {
-  if (name.startsWith("cls.")) return "fill-mask";
-  if (name.startsWith("classifier.")) return "classifier";
-  if (name.startsWith("qa_outputs.")) return "question-answering";
-  return null;
-}
-
+/** What loading a file into a BERT found: new parameters (a head or pooler the file lacked,
+ *  initialised afresh) and tensors it had no use for (another task's head, the tied decoder, ...). */
 export interface LoadReport {
-  /** Parameters the file lacked, initialised afresh (a new head, or a pooler). */
   initialised: string[];
-  /** Tensors of the file this model has no use for (another task's head, the tied decoder, ...). */
   ignored: string[];
-}
-
-/**
- * Copy weights (Hugging Face names) into `model`. Every encoder weight must be there with its shape;
- * the pooler and the head may be missing only when `allowNewHead` (fine-tuning a pretrained encoder
- * for a task), and are then initialised. Errors name the tensor and what was expected.
- */
-export function loadBertStateDict(
-  model: Bert,
-  tensors: Map<string, SafeTensor | { shape: number[]; data: Float32Array | Int32Array }>,
-  opts: { allowNewHead?: boolean; source?: string } = {},
-): LoadReport {
-  const where = opts.source ? `${opts.source}: ` : "";
-  const own = model.stateDict();
-  const found = new Map<string, Tensor>();
-  const ignored: string[] = [];
-  const unexpected: string[] = [];
-  for (const [fileName, t] of tensors) {
-    const name = canonicalBertName(fileName);
-    if (name === null) {
-      ignored.push(fileName);
-      continue;
-    }
-    const want = own.get(name);
-    if (!want) {
-      if (headOf(name) !== null || name.startsWith("bert.pooler.")) ignored.push(fileName);
-      else unexpected.push(fileName);
-      continue;
-    }
-    if (found.has(name)) throw new BertFileError(`${where}tensors '${fileName}' and another name for '${name}' are both present; keep one`);
-    if (t.shape.length !== want.ndim || t.shape.some((d, i) => d !== want.shape[i])) {
-      const hint =
-        name.startsWith("classifier.") && t.shape[0] !== want.shape[0]
-          ? ` (the file's classifier has ${t.shape[0]} labels, this task has ${want.shape[0]})`
-          : "";
-      throw new BertFileError(
-        `${where}tensor '${fileName}' has shape [${t.shape.join(", ")}] but this model needs [${want.shape.join(", ")}]${hint}`,
-      );
-    }
-    if (!(t.data instanceof Float32Array))
-      throw new BertFileError(`${where}tensor '${fileName}' holds integers; weights must be floating point`);
-    found.set(name, tensor(t.data, { shape: [...want.shape] }));
-  }
-  if (unexpected.length) {
-    const list = unexpected.slice(0, 3).join("', '") + (unexpected.length > 3 ? `' (+${unexpected.length - 3} more)` : "'");
-    throw new BertFileError(
-      `${where}unexpected tensor '${list}: not a weight of a BERT with this config (${model.config.num_hidden_layers} layers); do config.json and the weights belong together?`,
-    );
-  }
-  const missing = [...own.keys()].filter((k) => !found.has(k));
-  const encoderMissing = missing.filter((k) => headOf(k) === null && !k.startsWith("bert.pooler."));
-  const list = (ks: string[]) => `'${ks.slice(0, 3).join("', '")}'${ks.length > 3 ? ` (+${ks.length - 3} more)` : ""}`;
-  if (encoderMissing.length)
-    throw new BertFileError(`${where}missing tensor ${list(encoderMissing)}; is this a BERT checkpoint of this config?`);
-  if (missing.length && !opts.allowNewHead) {
-    throw new BertFileError(
-      `${where}missing tensor ${list(missing)}: the file has no ${model.task} head (load it for that task to start a new head)`,
-    );
-  }
-  model.loadStateDict(found, false);
-  if (missing.length) {
-    const set = new Set(missing);
-    model.initWeights(model.generator, (n) => set.has(n));
-  }
-  return { initialised: missing, ignored };
 }
 
 /** The model's weights under Hugging Face's names (the tied decoder left out, as save_pretrained does). */
 export function bertStateDict(model: Bert): Map<string, SafeTensor> {
-  const out = new Map<string, SafeTensor>();
-  for (const [name, t] of model.stateDict()) {
-    out.set(name, { dtype: "F32", shape: [...t.shape], data: Float32Array.from(t.contiguousData() as Float32Array) });
-  }
-  return out;
+  return new Map([...exportNamedWeights(model, {})].map(([name, t]) => [name, { dtype: "F32", ...t }]));
 }
 
 // ---- directories ----------------------------------------------------------------------------------
@@ -273,14 +194,14 @@ const checkDir = (dir: string) => checkModelDir(dir, BertFileError);
 /** config.json of a BERT model directory. */
 export function readBertConfig(dir: string): { config: BertConfig; info: BertDirInfo } {
   checkDir(dir);
-  const p = fileIn(dir, BERT_CONFIG_FILE);
+  const p = fileIn(dir, CONFIG_FILE);
   if (!existsSync(p)) throw new BertFileError(`${p}: file not found; is '${dir}' a model directory?`);
   return bertConfigFromJSON(readJSON(p), p);
 }
 
 /** The WordPiece tokenizer of a directory: tokenizer.json, else vocab.txt (+ tokenizer_config.json's do_lower_case). */
 export function readBertTokenizer(dir: string): WordPieceTokenizer {
-  const p = fileIn(dir, BERT_TOKENIZER_FILE);
+  const p = fileIn(dir, TOKENIZER_FILE);
   if (existsSync(p)) {
     let tok: unknown;
     try {
@@ -321,13 +242,13 @@ export function loadBert(
   const tokenizer = readBertTokenizer(dir);
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new BertFileError(
-      `${join(dir, BERT_TOKENIZER_FILE)}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocab_size}`,
+      `${join(dir, TOKENIZER_FILE)}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocab_size}`,
     );
   }
   const task = opts.task ?? info.task;
   const sameTask = task === info.task;
   const numLabels = opts.numLabels ?? (sameTask && info.labels ? info.labels.length : 2);
-  const path = fileIn(dir, BERT_MODEL_FILE);
+  const path = fileIn(dir, MODEL_FILE);
   let file: ReturnType<typeof readSafetensors>;
   try {
     file = readSafetensors(path, { only: (name) => canonicalBertName(name) !== null });
@@ -345,7 +266,12 @@ export function loadBert(
     seed: opts.seed ?? 0,
     addPoolingLayer: task === "text-classification" || hasPooler,
   });
-  const report = loadBertStateDict(model, file.tensors, { allowNewHead: !sameTask, source: path });
+  let report: LoadReport;
+  try {
+    report = loadBertWeights(model, file.tensors, { allowNewHead: !sameTask });
+  } catch (e) {
+    throw new BertFileError(`${path}: ${(e as Error).message}`);
+  }
   checkFiniteWeights(model.namedParameters(), path, BertFileError);
   model.eval();
   return { model, tokenizer, config, info: { ...info, task, labels: sameTask ? info.labels : null }, report };
@@ -368,8 +294,8 @@ export function bertModelFiles(
   opts: { labels?: readonly string[] | null; notes?: Record<string, unknown> } = {},
 ): Map<string, Uint8Array | string> {
   const files = new Map<string, Uint8Array | string>();
-  files.set(BERT_MODEL_FILE, encodeSafetensors(bertStateDict(model), { format: "pt" }));
-  files.set(BERT_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  files.set(MODEL_FILE, encodeSafetensors(bertStateDict(model), { format: "pt" }));
+  files.set(TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
   files.set("vocab.txt", tokenizer.toVocabTxt());
   files.set(
     "tokenizer_config.json",
@@ -388,7 +314,7 @@ export function bertModelFiles(
       2,
     )}\n`,
   );
-  files.set(BERT_CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, opts), null, 2)}\n`);
+  files.set(CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, opts), null, 2)}\n`);
   return files;
 }
 
@@ -398,12 +324,12 @@ export function bertModelFiles(
 export function saveBert(dir: string, parts: BertSaveParts): void {
   const { model, tokenizer } = parts;
   const files = bertModelFiles(model, tokenizer, { labels: parts.labels, notes: parts.notes });
-  if (parts.optimizer) files.set(BERT_OPTIMIZER_FILE, optimizerToSafetensors(model, parts.optimizer));
-  if (parts.trainerState) files.set(BERT_TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
+  if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(model, parts.optimizer));
+  if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
   commitFiles(
     dir,
     files,
-    [BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE].filter((f) => !files.has(f)),
+    [OPTIMIZER_FILE, TRAINER_STATE_FILE].filter((f) => !files.has(f)),
   );
 }
 
@@ -415,12 +341,12 @@ function fileIn(dir: string, name: string): string {
 
 /** Restore AdamW's moments saved by saveBert. */
 export function loadBertOptimizer(dir: string, model: Bert, optimizer: AdamW): void {
-  loadOptimizerFile(fileIn(dir, BERT_OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
+  loadOptimizerFile(fileIn(dir, OPTIMIZER_FILE), model, optimizer, (m) => new BertFileError(m));
 }
 
 /** trainer_state.json of a directory, or null. */
 export function readBertTrainerState(dir: string): Record<string, unknown> | null {
-  const p = fileIn(dir, BERT_TRAINER_STATE_FILE);
+  const p = fileIn(dir, TRAINER_STATE_FILE);
   if (!existsSync(p)) return null;
   const j = readJSON(p);
   if (!isRecord(j)) throw new BertFileError(`${p}: expected a JSON object`);

@@ -33,11 +33,10 @@
 // Reading a GGUF back gives a model with learned positions and biases; a tied head stays tied.
 
 import { basename } from "node:path";
-import { GPT, type GPTConfig, loadHFStateDict, type WeightTensor } from "../models/gpt.js";
+import { GPT, GPT2_LAYER_NORM_EPS, type GPTConfig, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
 import { sinusoidalTable } from "../nn/positional.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { endOfTextId } from "./checkpoint.js";
 import { checkFiniteWeights } from "./finite.js";
 import {
   GGUFError,
@@ -49,12 +48,12 @@ import {
   readGGUFHeader,
   writeGGUF,
 } from "./gguf.js";
+import { endOfTextId } from "./gpt.js";
 import { quoteName } from "./safetensors.js";
 
 export const TOKEN_NORMAL = 1;
 export const TOKEN_CONTROL = 3;
 export const TOKEN_UNUSED = 5;
-const LAYER_NORM_EPS = 1e-5;
 
 /** moxing name -> llama.cpp name, for every tensor the gpt2 architecture has. */
 export function ggufTensorName(name: string): string | null {
@@ -161,7 +160,7 @@ export function gpt2GGUF(
     ["gpt2.feed_forward_length", u32(4 * c.n_embd)],
     ["gpt2.block_count", u32(c.n_layer)],
     ["gpt2.attention.head_count", u32(c.n_head)],
-    ["gpt2.attention.layer_norm_epsilon", f32(LAYER_NORM_EPS)],
+    ["gpt2.attention.layer_norm_epsilon", f32(GPT2_LAYER_NORM_EPS)],
     ...tokenizerMetadata(tokenizer, c.vocab_size),
   ];
   const sd = model.stateDict();
@@ -207,7 +206,8 @@ export function ggufConfig(file: GGUFFile, source: string): GPTConfig {
   const ff = m.number("gpt2.feed_forward_length", false);
   if (ff !== undefined && ff !== 4 * n_embd) fail(`gpt2.feed_forward_length is ${ff}; moxing's GPT has 4 * n_embd (${4 * n_embd})`);
   const eps = m.number("gpt2.attention.layer_norm_epsilon") as number;
-  if (Math.abs(eps - LAYER_NORM_EPS) > 1e-9) fail(`gpt2.attention.layer_norm_epsilon is ${eps}; moxing's GPT uses ${LAYER_NORM_EPS}`);
+  if (Math.abs(eps - GPT2_LAYER_NORM_EPS) > 1e-9)
+    fail(`gpt2.attention.layer_norm_epsilon is ${eps}; moxing's GPT uses ${GPT2_LAYER_NORM_EPS}`);
   const embd = file.tensors.find((t) => t.name === "token_embd.weight");
   if (!embd) fail("has no tensor 'token_embd.weight'");
   const vocab = (embd as { shape: number[] }).shape[0] as number;
@@ -329,23 +329,25 @@ export function loadGGUFModel(path: string): { model: GPT; tokenizer: ByteLevelB
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new GGUFError(`${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd only ${config.vocab_size} rows`);
   }
-  const byGGUF = new Map(gpt2TensorNames(config).map(([mx, gg]) => [gg, mx]));
+  const names = gpt2TensorNames(config);
+  const byGGUF = new Map(names.map(([mx, gg]) => [gg, mx]));
+  const toGGUF = new Map(names);
   const unknown = header.tensors.filter((t) => !byGGUF.has(t.name)).map((t) => t.name);
   if (unknown.length)
     throw new GGUFError(`${path}: tensor ${quoteName(unknown[0] as string)} is not part of a gpt2 model with ${config.n_layer} blocks`);
   const { tensors } = readGGUF(path);
-  const sd = new Map<string, WeightTensor>();
-  for (const [name, t] of tensors) sd.set(byGGUF.get(name) as string, t);
   const model = new GPT(config, { seed: 0 });
   try {
-    loadHFStateDict(model, sd, { layout: "linear" });
-  } catch (e) {
-    // Name the tensors as the file does.
-    const msg = (e as Error).message.replace(/'([^']+)'/g, (all, n: string) => {
-      const g = [...byGGUF].find(([, mx]) => mx === n)?.[0];
-      return g ? `'${g}'` : all;
+    // llama.cpp's names; GGUF stores every matrix (out, in) as moxing does.
+    loadGPTWeights(model, tensors as Map<string, WeightTensor>, {
+      names: {
+        fromFile: (n) => byGGUF.get(n) ?? null,
+        toFile: (n) => toGGUF.get(n) ?? n,
+        describe: `a gpt2 model with ${config.n_layer} blocks`,
+      },
     });
-    throw new GGUFError(`${path}: ${msg}`);
+  } catch (e) {
+    throw new GGUFError(`${path}: ${(e as Error).message}`);
   }
   checkFiniteWeights(
     [...model.namedParameters()].map(([n, t]) => [ggufTensorName(n) ?? n, t]),

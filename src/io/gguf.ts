@@ -290,8 +290,7 @@ function parse(buf: Uint8Array, size: number, source: string): GGUFFile {
       if (numel > Number.MAX_SAFE_INTEGER) c.fail(`tensor ${quoteName(name)} has dimensions [${dims.join(", ")}...], too many elements`);
     }
     const type = c.u32(`the type of ${quoteName(name)}`);
-    const t = GGML_TYPES[type];
-    if (!t) c.fail(`tensor ${quoteName(name)} has GGML type ${type}, which moxing does not know`);
+    const t = GGML_TYPES[type] ?? c.fail(`tensor ${quoteName(name)} has GGML type ${type}, which moxing does not know`);
     if ((dims[0] ?? 1) % t.blockSize !== 0) {
       c.fail(
         `tensor ${quoteName(name)} is ${t.name} (blocks of ${t.blockSize}) but its first dimension ${dims[0]} is not a multiple of that`,

@@ -2,11 +2,11 @@
 
 export { fsyncDir, writeFileAtomic, writeFileAtomicChunks } from "./atomic.js";
 export { type LoadedCausalLM, loadCausalLM } from "./causal-lm.js";
-export type { CheckpointParts, GPT2StyleConfig } from "./checkpoint.js";
+export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
+export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
+export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
+export type { CheckpointParts, GPT2StyleConfig } from "./gpt.js";
 export {
-  CheckpointError,
-  CONFIG_FILE,
-  checkpointFile,
   configFromJSON,
   configToJSON,
   endOfTextId,
@@ -14,24 +14,14 @@ export {
   loadModel,
   loadOptimizerState,
   loadWeights,
-  MODEL_FILE,
-  MODEL_INDEX_FILE,
-  OPTIMIZER_FILE,
   readConfig,
   readRawConfig,
   readTokenizer,
-  readTrainerState,
   readWeights,
-  recoverCheckpoint,
   saveCheckpoint,
   saveModel,
-  TOKENIZER_FILE,
-  TRAINER_STATE_FILE,
   weightFiles,
-} from "./checkpoint.js";
-export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
-export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
-export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
+} from "./gpt.js";
 export {
   ggufNameOf as llamaGGUFName,
   hfNameOf as llamaHFName,
@@ -67,6 +57,18 @@ export {
   readAdapterConfig,
   saveAdapter,
 } from "./lora.js";
+export {
+  CheckpointError,
+  CONFIG_FILE,
+  checkpointFile,
+  MODEL_FILE,
+  MODEL_INDEX_FILE,
+  OPTIMIZER_FILE,
+  readTrainerState,
+  recoverCheckpoint,
+  TOKENIZER_FILE,
+  TRAINER_STATE_FILE,
+} from "./model-dir.js";
 export type { ModelFormat } from "./model-files.js";
 export { detectFormat, loadModelFrom, MODEL_FORMATS, outputFormat, saveModelAs } from "./model-files.js";
 export type { HeaderEntry, ReadOptions, SafeTensor, SafetensorsHeader, TensorData } from "./safetensors.js";

@@ -5,13 +5,14 @@
 
 import { closeSync, existsSync, readSync, statSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
-import { canonicalWeightName, GPT, type GPTConfig, hfStateDict, loadHFStateDict, type WeightTensor } from "../models/gpt.js";
+import { canonicalWeightName, GPT, type GPTConfig, hfStateDict, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { CheckpointError, CONFIG_FILE, loadModel, readConfig, readTokenizer, saveModel } from "./checkpoint.js";
 import { openRegularFile } from "./files.js";
 import { checkFiniteWeights } from "./finite.js";
 import { GGUFError } from "./gguf.js";
 import { exportGGUF, loadGGUFModel } from "./gguf-gpt2.js";
+import { loadModel, readConfig, readTokenizer, saveModel } from "./gpt.js";
+import { CheckpointError, CONFIG_FILE } from "./model-dir.js";
 import { readSafetensors, SafetensorsError, writeSafetensors } from "./safetensors.js";
 
 export type ModelFormat = "dir" | "safetensors" | "gguf";
@@ -78,7 +79,7 @@ export function loadModelFrom(path: string): { model: GPT; tokenizer: Tokenizer;
     const file = readSafetensors(path, { only: (name) => canonicalWeightName(name) !== null });
     const model = new GPT(config, { seed: 0 });
     try {
-      loadHFStateDict(model, file.tensors as Map<string, WeightTensor>, {
+      loadGPTWeights(model, file.tensors as Map<string, WeightTensor>, {
         layout: file.metadata.format === "moxing" ? "linear" : "conv1d",
       });
     } catch (e) {

@@ -1,4 +1,6 @@
-// BERT: a bidirectional transformer encoder (Devlin et al. 2019), all of it in this file.
+// BERT: a bidirectional transformer encoder (Devlin et al. 2019). This file is the model - its
+// config, its layers and heads under Hugging Face's names, its initialisation and weight names -
+// built from nn's Linear, Embedding, LayerNorm and Dropout and the shared attention steps.
 //
 //   embeddings  word + position + segment (token type) embeddings, LayerNorm (eps 1e-12), dropout
 //   encoder     N post-LN layers: self-attention over every position (padding masked out), then
@@ -9,28 +11,18 @@
 //
 // Module and parameter names are Hugging Face's (bert.embeddings.word_embeddings.weight,
 // bert.encoder.layer.0.attention.self.query.weight, cls.predictions.transform.dense.weight, ...), so
-// a state dict moves between moxing and transformers unchanged; src/io/bert.ts reads and writes
-// model directories. The attention has separate query/key/value projections, as BERT's does.
+// a state dict moves between moxing and transformers unchanged (bertWeightNames at the end lists the
+// few differences files may have); src/io/bert.ts reads and writes model directories. The attention
+// has separate query/key/value projections, as BERT's does.
 
-import { LayerNorm } from "../nn/layers.js";
+import { keyPaddingMask, mergeHeads, splitHeads } from "../nn/attention.js";
+import { Dropout, Embedding, LayerNorm, Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
+import { loadNamedWeights, type WeightNames, type WeightTensor } from "../nn/state-dict.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { arange, zeros } from "../tensor/creation.js";
-import {
-  add,
-  crossEntropy,
-  dropout,
-  embedding,
-  eq,
-  linear,
-  reshape,
-  scaledDotProductAttention,
-  slice,
-  squeeze,
-  tanh,
-  transpose,
-} from "../tensor/ops.js";
+import { add, crossEntropy, embedding, linear, reshape, scaledDotProductAttention, slice, squeeze, tanh } from "../tensor/ops.js";
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import { fmtShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -170,52 +162,25 @@ export interface BertBuildOptions {
 
 // ---- layers -----------------------------------------------------------------------------------------
 //
-// Dense and Table are torch's Linear and Embedding, created as zeros: BERT's own initialisation
-// (initWeights below) then fills them once, instead of after a default init nobody uses.
-
-class Dense extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(inFeatures: number, outFeatures: number) {
-    super();
-    this.weight = this.param("weight", zeros([outFeatures, inFeatures]));
-    this.bias = this.param("bias", zeros([outFeatures]));
-  }
-  forward(x: Tensor, activation: "none" | "gelu" = "none"): Tensor {
-    return linear(x, this.weight, this.bias, activation);
-  }
-}
-
-class Table extends Module {
-  readonly weight: Tensor;
-  constructor(rows: number, dim: number) {
-    super();
-    this.weight = this.param("weight", zeros([rows, dim]));
-  }
-  forward(ids: Tensor): Tensor {
-    return embedding(this.weight, ids);
-  }
-}
-
-/** Dropout with the model's generator, a no-op in eval mode. */
-function drop(m: Module, x: Tensor, p: number, g: Generator): Tensor {
-  return dropout(x, p, m.training, g);
-}
+// Built from nn's Linear, Embedding, LayerNorm and Dropout, created as zeros: BERT's own
+// initialisation (initWeights below) then fills them once, instead of after a default init nobody uses.
 
 export class BertEmbeddings extends Module {
-  readonly word_embeddings: Table;
-  readonly position_embeddings: Table;
-  readonly token_type_embeddings: Table;
+  readonly word_embeddings: Embedding;
+  readonly position_embeddings: Embedding;
+  readonly token_type_embeddings: Embedding;
   readonly LayerNorm: LayerNorm;
-  constructor(
-    readonly c: BertConfig,
-    readonly g: Generator,
-  ) {
+  readonly dropout: Dropout;
+  constructor(c: BertConfig, g: Generator) {
     super();
-    this.word_embeddings = this.module("word_embeddings", new Table(c.vocab_size, c.hidden_size));
-    this.position_embeddings = this.module("position_embeddings", new Table(c.max_position_embeddings, c.hidden_size));
-    this.token_type_embeddings = this.module("token_type_embeddings", new Table(c.type_vocab_size, c.hidden_size));
+    this.word_embeddings = this.module("word_embeddings", new Embedding(c.vocab_size, c.hidden_size, { init: "zeros" }));
+    this.position_embeddings = this.module(
+      "position_embeddings",
+      new Embedding(c.max_position_embeddings, c.hidden_size, { init: "zeros" }),
+    );
+    this.token_type_embeddings = this.module("token_type_embeddings", new Embedding(c.type_vocab_size, c.hidden_size, { init: "zeros" }));
     this.LayerNorm = this.module("LayerNorm", new LayerNorm(c.hidden_size, c.layer_norm_eps));
+    this.dropout = this.module("dropout", new Dropout(c.hidden_dropout_prob, g));
   }
   /** ids and token types (B, T) int32 -> (B, T, C). */
   forward(ids: Tensor, tokenTypeIds: Tensor): Tensor {
@@ -223,15 +188,16 @@ export class BertEmbeddings extends Module {
     let x = this.word_embeddings.forward(ids);
     x = add(x, this.token_type_embeddings.forward(tokenTypeIds));
     x = add(x, this.position_embeddings.forward(arange(0, T))); // (T, C) broadcasts over the batch
-    return drop(this, this.LayerNorm.forward(x), this.c.hidden_dropout_prob, this.g);
+    return this.dropout.forward(this.LayerNorm.forward(x));
   }
 }
 
-/** Multi-head self-attention with BERT's separate query, key and value projections. */
+/** Multi-head self-attention with BERT's separate query, key and value projections (the shared
+ *  steps are nn/attention.ts's). */
 export class BertSelfAttention extends Module {
-  readonly query: Dense;
-  readonly key: Dense;
-  readonly value: Dense;
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
   /** Set true to keep the last forward's attention weights (B, nh, T, T). */
   storeAttention = false;
   attentionWeights: Tensor | null = null;
@@ -240,20 +206,17 @@ export class BertSelfAttention extends Module {
     readonly g: Generator,
   ) {
     super();
-    this.query = this.module("query", new Dense(c.hidden_size, c.hidden_size));
-    this.key = this.module("key", new Dense(c.hidden_size, c.hidden_size));
-    this.value = this.module("value", new Dense(c.hidden_size, c.hidden_size));
+    this.query = this.module("query", new Linear(c.hidden_size, c.hidden_size, { init: "zeros" }));
+    this.key = this.module("key", new Linear(c.hidden_size, c.hidden_size, { init: "zeros" }));
+    this.value = this.module("value", new Linear(c.hidden_size, c.hidden_size, { init: "zeros" }));
   }
-  /** x (B, T, C); mask (B, 1, 1, T), non-zero at padded keys, or null. */
+  /** x (B, T, C); mask (B, 1, 1, T), non-zero at padded keys (keyPaddingMask), or null. */
   forward(x: Tensor, mask: Tensor | null): Tensor {
-    const [B, T, C] = x.shape as [number, number, number];
     const nh = this.c.num_attention_heads;
-    const hs = C / nh;
-    const heads = (t: Tensor) => transpose(reshape(t, [B, T, nh, hs]), 1, 2); // (B, nh, T, hs)
     const { out, weights } = scaledDotProductAttention(
-      heads(this.query.forward(x)),
-      heads(this.key.forward(x)),
-      heads(this.value.forward(x)),
+      splitHeads(this.query.forward(x), nh), // (B, nh, T, hs)
+      splitHeads(this.key.forward(x), nh),
+      splitHeads(this.value.forward(x), nh),
       {
         causal: false,
         attnMask: mask,
@@ -264,25 +227,23 @@ export class BertSelfAttention extends Module {
       },
     );
     if (this.storeAttention) this.attentionWeights = weights ? weights.detach() : null;
-    return reshape(transpose(out, 1, 2), [B, T, C]); // the heads side by side again
+    return mergeHeads(out); // (B, T, C)
   }
 }
 
 /** dense, dropout, then LayerNorm of the residual sum: the "add & norm" after a sublayer. */
 class AddNorm extends Module {
-  readonly dense: Dense;
+  readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
-  constructor(
-    inFeatures: number,
-    readonly c: BertConfig,
-    readonly g: Generator,
-  ) {
+  readonly dropout: Dropout;
+  constructor(inFeatures: number, c: BertConfig, g: Generator) {
     super();
-    this.dense = this.module("dense", new Dense(inFeatures, c.hidden_size));
+    this.dense = this.module("dense", new Linear(inFeatures, c.hidden_size, { init: "zeros" }));
     this.LayerNorm = this.module("LayerNorm", new LayerNorm(c.hidden_size, c.layer_norm_eps));
+    this.dropout = this.module("dropout", new Dropout(c.hidden_dropout_prob, g));
   }
   forward(h: Tensor, residual: Tensor): Tensor {
-    return this.LayerNorm.forward(add(drop(this, this.dense.forward(h), this.c.hidden_dropout_prob, this.g), residual));
+    return this.LayerNorm.forward(add(this.dropout.forward(this.dense.forward(h)), residual));
   }
 }
 
@@ -300,10 +261,10 @@ class BertAttention extends Module {
 }
 
 class BertIntermediate extends Module {
-  readonly dense: Dense;
+  readonly dense: Linear;
   constructor(c: BertConfig) {
     super();
-    this.dense = this.module("dense", new Dense(c.hidden_size, c.intermediate_size));
+    this.dense = this.module("dense", new Linear(c.hidden_size, c.intermediate_size, { init: "zeros" }));
   }
   forward(x: Tensor): Tensor {
     return this.dense.forward(x, "gelu");
@@ -337,10 +298,10 @@ class BertEncoder extends Module {
 
 /** tanh(W·h[CLS] + b): the sentence vector of the next-sentence and classification heads. */
 class BertPooler extends Module {
-  readonly dense: Dense;
+  readonly dense: Linear;
   constructor(c: BertConfig) {
     super();
-    this.dense = this.module("dense", new Dense(c.hidden_size, c.hidden_size));
+    this.dense = this.module("dense", new Linear(c.hidden_size, c.hidden_size, { init: "zeros" }));
   }
   forward(hidden: Tensor): Tensor {
     const first = squeeze(slice(hidden, 1, 0, 1), 1); // (B, C): the [CLS] position
@@ -401,8 +362,7 @@ export class BertModel extends Module {
       }
     }
     const types = inputs.tokenTypeIds ? inputs.tokenTypeIds.int() : zeros([B, T], { dtype: "int32" });
-    // Padded keys get no attention: (B, T) -> (B, 1, 1, T) broadcasts over heads and queries.
-    const mask = inputs.attentionMask ? eq(reshape(inputs.attentionMask, [B, 1, 1, T]), 0) : null;
+    const mask = inputs.attentionMask ? keyPaddingMask(inputs.attentionMask) : null; // padded keys get no attention
     let x = this.embeddings.forward(inputIds, types);
     const hiddenStates = opts.outputHiddenStates ? [x] : undefined;
     for (const layer of this.encoder.layer) {
@@ -417,11 +377,11 @@ export class BertModel extends Module {
 
 /** dense, GELU, LayerNorm: the transform before the masked-LM decoder. */
 class BertPredictionHeadTransform extends Module {
-  readonly dense: Dense;
+  readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
   constructor(c: BertConfig) {
     super();
-    this.dense = this.module("dense", new Dense(c.hidden_size, c.hidden_size));
+    this.dense = this.module("dense", new Linear(c.hidden_size, c.hidden_size, { init: "zeros" }));
     this.LayerNorm = this.module("LayerNorm", new LayerNorm(c.hidden_size, c.layer_norm_eps));
   }
   forward(x: Tensor): Tensor {
@@ -495,8 +455,10 @@ export class Bert extends Module {
   readonly numLabels: number;
   readonly bert: BertModel;
   readonly cls: BertOnlyMLMHead | null = null;
-  readonly classifier: Dense | null = null;
-  readonly qa_outputs: Dense | null = null;
+  readonly classifier: Linear | null = null;
+  readonly qa_outputs: Linear | null = null;
+  /** The classifier's dropout (Hugging Face's BertFor*Classification.dropout). */
+  readonly dropout: Dropout;
   readonly generator: Generator;
 
   constructor(
@@ -524,10 +486,11 @@ export class Bert extends Module {
       this.cls = this.module("cls", new BertOnlyMLMHead(c, this.bert.embeddings.word_embeddings.weight));
     } else if (this.task === "text-classification" || this.task === "token-classification") {
       if (this.task === "text-classification" && !this.bert.pooler) throw new Error("BERT: text classification needs the pooler");
-      this.classifier = this.module("classifier", new Dense(c.hidden_size, this.numLabels));
+      this.classifier = this.module("classifier", new Linear(c.hidden_size, this.numLabels, { init: "zeros" }));
     } else if (this.task === "question-answering") {
-      this.qa_outputs = this.module("qa_outputs", new Dense(c.hidden_size, 2));
+      this.qa_outputs = this.module("qa_outputs", new Linear(c.hidden_size, 2, { init: "zeros" }));
     }
+    this.dropout = this.module("dropout", new Dropout(c.hidden_dropout_prob, g));
     // Packed first, so the initialisation writes straight into the final memory.
     this.packParameters();
     if ((opts.init ?? "normal") === "normal") this.initWeights(g);
@@ -557,7 +520,6 @@ export class Bert extends Module {
     const hidden = this.bert.forward(inputs, { outputHiddenStates: opts.outputHiddenStates });
     const h = hidden.lastHiddenState;
     const [B, T, C] = h.shape as [number, number, number];
-    const p = this.config.hidden_dropout_prob;
     switch (this.task) {
       case "feature-extraction":
         return { logits: h, loss: null, hidden };
@@ -574,16 +536,16 @@ export class Bert extends Module {
         return { logits, loss: opts.labels ? crossEntropy(logits, opts.labels.int()) : null, hidden };
       }
       case "text-classification": {
-        const pooled = drop(this, hidden.poolerOutput as Tensor, p, this.generator);
-        const logits = (this.classifier as Dense).forward(pooled); // (B, labels)
+        const pooled = this.dropout.forward(hidden.poolerOutput as Tensor);
+        const logits = (this.classifier as Linear).forward(pooled); // (B, labels)
         return { logits, loss: opts.labels ? crossEntropy(logits, opts.labels.int()) : null, hidden };
       }
       case "token-classification": {
-        const logits = (this.classifier as Dense).forward(drop(this, h, p, this.generator)); // (B, T, labels)
+        const logits = (this.classifier as Linear).forward(this.dropout.forward(h)); // (B, T, labels)
         return { logits, loss: opts.labels ? crossEntropy(logits, opts.labels.int()) : null, hidden };
       }
       case "question-answering": {
-        const logits = (this.qa_outputs as Dense).forward(h); // (B, T, 2)
+        const logits = (this.qa_outputs as Linear).forward(h); // (B, T, 2)
         let loss: Tensor | null = null;
         if (opts.startPositions && opts.endPositions) {
           // Hugging Face: the mean of the start and end cross-entropies over the T positions.
@@ -624,4 +586,63 @@ export function idsTensor(rows: readonly (readonly number[])[]): Tensor {
     data.set(r, b * T);
   });
   return new Tensor(data, [B, T]);
+}
+
+// ---- weights in Hugging Face's BERT layout ---------------------------------------------------------
+//
+// The parameters have Hugging Face's names already; files may also name the encoder without "bert."
+// (a bare BertModel), use the old LayerNorm names gamma/beta, and carry tensors that are not weights
+// of the model: the position_ids and token_type_ids buffers, the decoder tied to the word embeddings,
+// the next-sentence head, and heads of other tasks. The one named-weight loader (nn/state-dict.ts)
+// does the loading with this map.
+
+/** A file's tensor name as moxing names it, or null for tensors that are not weights of any head
+ *  moxing builds (the position_ids buffer, the tied decoder, the next-sentence head). */
+export function canonicalBertName(name: string): string | null {
+  let n = name;
+  if (/^(embeddings|encoder|pooler)\./.test(n)) n = `bert.${n}`;
+  n = n.replace(/LayerNorm\.gamma$/, "LayerNorm.weight").replace(/LayerNorm\.beta$/, "LayerNorm.bias");
+  if (n === "bert.embeddings.position_ids" || n === "bert.embeddings.token_type_ids") return null;
+  if (n === "cls.predictions.decoder.weight" || n === "cls.predictions.decoder.bias") return null; // tied
+  if (n.startsWith("cls.seq_relationship.")) return null; // next-sentence prediction, not built
+  return n;
+}
+
+/** A head's or the pooler's parameter (which a model of another task may lack or add), not the encoder's. */
+function isHeadOrPooler(name: string): boolean {
+  return /^(cls|classifier|qa_outputs)\./.test(name) || name.startsWith("bert.pooler.");
+}
+
+/** BERT's names in Hugging Face files, for a model of this config. */
+export function bertWeightNames(config: BertConfig): WeightNames {
+  return { fromFile: canonicalBertName, describe: `a BERT with this config (${config.num_hidden_layers} layers)` };
+}
+
+/**
+ * Copy weights (Hugging Face names) into `model`. Every encoder weight must be there with its shape;
+ * the pooler and the head may be missing only when `allowNewHead` (fine-tuning a pretrained encoder
+ * for a task), and are then initialised; another task's head in the file is ignored.
+ */
+export function loadBertWeights(
+  model: Bert,
+  tensors: ReadonlyMap<string, WeightTensor>,
+  opts: { allowNewHead?: boolean } = {},
+): { initialised: string[]; ignored: string[] } {
+  const r = loadNamedWeights(model, tensors, bertWeightNames(model.config), {
+    mayBeMissing: (n) => opts.allowNewHead === true && isHeadOrPooler(n),
+    mayBeUnused: isHeadOrPooler,
+    missingHint: (missing) =>
+      missing.some((k) => !isHeadOrPooler(k))
+        ? "; is this a BERT checkpoint of this config?"
+        : `: the file has no ${model.task} head (load it for that task to start a new head)`,
+    shapeHint: (name, file, want) =>
+      name.startsWith("classifier.") && file[0] !== want[0]
+        ? ` (the file's classifier has ${file[0]} labels, this task has ${want[0]})`
+        : "",
+  });
+  if (r.missing.length) {
+    const set = new Set(r.missing);
+    model.initWeights(model.generator, (n) => set.has(n));
+  }
+  return { initialised: r.missing, ignored: r.ignored };
 }

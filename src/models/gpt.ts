@@ -1,18 +1,24 @@
-// GPT: a decoder-only transformer language model (Radford et al. 2018, 2019), all of it in this
-// file. Token embeddings plus positional information go through n_layer pre-LN transformer
-// blocks with causal self-attention; a final LayerNorm and a linear head (tied to the token
-// embedding) give next-token logits. Names follow nanoGPT's config and Hugging Face's GPT-2
-// parameters (transformer.wte, transformer.h.0.attn.c_attn, ...), so both carry over.
+// GPT: a decoder-only transformer language model (Radford et al. 2018, 2019). This file is the
+// model: its config, how the layers stack, its initialisation and its Hugging Face weight names;
+// the layers themselves are nn's (TransformerBlock with causal MultiHeadAttention and FeedForward,
+// Embedding, LayerNorm; positional tables in nn/positional.ts). Token embeddings plus positional
+// information go through n_layer pre-LN transformer blocks; a final LayerNorm and a linear head
+// (tied to the token embedding) give next-token logits. Names follow nanoGPT's config and Hugging
+// Face's GPT-2 parameters (transformer.wte, transformer.h.0.attn.c_attn, ...), so both carry over.
 
 import { KVCache } from "../nn/attention.js";
 import { Dropout, Embedding, LayerNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { ropeTables, sinusoidalTable } from "../nn/positional.js";
+import { exportNamedWeights, loadNamedWeights, type WeightNames, type WeightTensor } from "../nn/state-dict.js";
 import { TransformerBlock } from "../nn/transformer.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
-import { arange, tensor, zeros } from "../tensor/creation.js";
+import { arange, zeros } from "../tensor/creation.js";
 import { add, crossEntropy, linear, slice } from "../tensor/ops.js";
+
+export type { WeightTensor } from "../nn/state-dict.js";
+
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { checkFits, estimate, type MemoryEstimate } from "./budget.js";
@@ -33,6 +39,9 @@ export interface GPTConfig {
   tie_weights: boolean;
   pos_encoding: PositionalEncoding;
 }
+
+/** GPT-2's LayerNorm epsilon; moxing's GPT uses it and no other (config.json and GGUF say so). */
+export const GPT2_LAYER_NORM_EPS = 1e-5;
 
 export const GPT_DEFAULTS: GPTConfig = {
   n_layer: 4,
@@ -164,10 +173,19 @@ class Transformer extends Module {
     this.drop = this.module("drop", new Dropout(c.dropout, g));
     const blocks = Array.from(
       { length: c.n_layer },
-      () => new TransformerBlock({ n_embd: c.n_embd, n_head: c.n_head, dropout: c.dropout, bias: c.bias, causal: true, generator: g }),
+      () =>
+        new TransformerBlock({
+          n_embd: c.n_embd,
+          n_head: c.n_head,
+          dropout: c.dropout,
+          bias: c.bias,
+          causal: true,
+          layer_norm_epsilon: GPT2_LAYER_NORM_EPS,
+          generator: g,
+        }),
     );
     this.h = this.module("h", new ModuleList(blocks));
-    this.ln_f = this.module("ln_f", new LayerNorm(c.n_embd, 1e-5, { bias: c.bias }));
+    this.ln_f = this.module("ln_f", new LayerNorm(c.n_embd, GPT2_LAYER_NORM_EPS, { bias: c.bias }));
   }
 }
 
@@ -282,26 +300,11 @@ export class GPT extends Module {
 // other writers may also name tensors without the "transformer." prefix (GPT2Model's own state
 // dict, as in the gpt2 repository on the Hub) and may carry the causal-mask buffers attn.bias and
 // attn.masked_bias of old transformers versions; both are accepted, the buffers ignored.
-
-/** A tensor's values and shape, as the weight files hold them (F16/BF16 already widened to F32). */
-export interface WeightTensor {
-  shape: number[];
-  data: Float32Array | Int32Array;
-}
+// The one named-weight loader (nn/state-dict.ts) does the loading with this map.
 
 /** Which parameters are Conv1D (in, out) in Hugging Face's GPT-2 and Linear (out, in) in moxing. */
 export function isConv1DWeight(name: string): boolean {
   return /^transformer\.h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/.test(name);
-}
-
-/** Row-major (rows, cols) -> (cols, rows), into a new array. */
-export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) out[c * rows + r] = data[base + c] as number;
-  }
-  return out;
 }
 
 /** A file's tensor name as moxing names it ("h.0.ln_1.weight" -> "transformer.h.0.ln_1.weight"),
@@ -313,75 +316,43 @@ export function canonicalWeightName(name: string): string | null {
   return name;
 }
 
+/**
+ * GPT-2's names and layout for a model of this config. `layout: "linear"` reads files whose four
+ * projections are stored (out, in), as moxing wrote them before it adopted Hugging Face's layout
+ * (and as GGUF stores them).
+ */
+export function gpt2WeightNames(config: GPTConfig, opts: { layout?: "conv1d" | "linear" } = {}): WeightNames {
+  const conv1d = (opts.layout ?? "conv1d") === "conv1d";
+  return {
+    fromFile: (n) => {
+      const name = canonicalWeightName(n);
+      return name === "lm_head.weight" && config.tie_weights ? null : name; // the tied head is wte
+    },
+    transposed: (name) => conv1d && isConv1DWeight(name),
+    transposeNote: "Hugging Face's Conv1D layout: (in_features, out_features)",
+    describe: `a GPT-2 model with this config (n_layer ${config.n_layer})`,
+  };
+}
+
+/** The hint after "missing tensor ..." for a GPT. */
+function missingHint(config: GPTConfig): (missing: readonly string[]) => string {
+  return (missing) =>
+    missing.includes("lm_head.weight") && !config.tie_weights
+      ? "; the config says the head is not tied (tie_word_embeddings false) but the file has no lm_head.weight"
+      : "; do config.json and the weights belong to the same model?";
+}
+
 /** The model's weights in Hugging Face GPT-2 layout (Conv1D weights transposed; copies). */
 export function hfStateDict(model: GPT): Map<string, WeightTensor> {
-  const out = new Map<string, WeightTensor>();
-  for (const [name, t] of model.stateDict()) {
-    const data = Float32Array.from(t.contiguousData() as Float32Array);
-    if (isConv1DWeight(name)) {
-      const [rows, cols] = t.shape as [number, number];
-      out.set(name, { shape: [cols, rows], data: transpose2d(data, rows, cols) });
-    } else {
-      out.set(name, { shape: [...t.shape], data });
-    }
-  }
-  return out;
+  return exportNamedWeights(model, gpt2WeightNames(model.config));
 }
 
-function fmtDims(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
-}
-
-/**
- * Copy weights in Hugging Face GPT-2 layout into `model`. Names may lack the "transformer." prefix;
- * mask buffers are ignored, and so is lm_head.weight when the head is tied. Every other tensor must
- * be one of the model's, with its shape; errors name the tensor and say what was expected.
- * `layout: "linear"` reads files whose four projections are stored (out, in), as moxing wrote
- * them before it adopted Hugging Face's layout.
- */
-export function loadHFStateDict(model: GPT, tensors: Map<string, WeightTensor>, opts: { layout?: "conv1d" | "linear" } = {}): void {
-  const layout = opts.layout ?? "conv1d";
-  const own = model.stateDict();
-  const found = new Map<string, { file: string; t: WeightTensor }>();
-  const unexpected: string[] = [];
-  for (const [fileName, t] of tensors) {
-    const name = canonicalWeightName(fileName);
-    if (name === null) continue;
-    if (name === "lm_head.weight" && model.config.tie_weights) continue; // the tied head is wte
-    if (!own.has(name)) {
-      unexpected.push(fileName);
-      continue;
-    }
-    const prev = found.get(name);
-    if (prev) throw new Error(`tensors '${prev.file}' and '${fileName}' are the same weight (${name}); keep one`);
-    found.set(name, { file: fileName, t });
-  }
-  const missing = [...own.keys()].filter((k) => !found.has(k));
-  const list = (ks: string[]) => `'${ks.slice(0, 3).join("', '")}'${ks.length > 3 ? ` (+${ks.length - 3} more)` : ""}`;
-  if (missing.length) {
-    const hint =
-      missing.includes("lm_head.weight") && !model.config.tie_weights
-        ? "; the config says the head is not tied (tie_word_embeddings false) but the file has no lm_head.weight"
-        : "; do config.json and the weights belong to the same model?";
-    throw new Error(`missing tensor ${list(missing)}${hint}`);
-  }
-  if (unexpected.length) {
-    throw new Error(
-      `unexpected tensor ${list(unexpected)}: not a weight of a GPT-2 model with this config (n_layer ${model.config.n_layer})`,
-    );
-  }
-  const sd = new Map<string, Tensor>();
-  for (const [name, { file, t }] of found) {
-    const want = own.get(name)?.shape as number[];
-    const conv = layout === "conv1d" && isConv1DWeight(name);
-    const fileShape = conv ? [want[1] as number, want[0] as number] : want;
-    if (t.shape.length !== fileShape.length || t.shape.some((d, i) => d !== fileShape[i])) {
-      const note = conv ? " (Hugging Face's Conv1D layout: (in_features, out_features))" : "";
-      throw new Error(`tensor '${file}' has shape ${fmtDims(t.shape)} but this model needs ${fmtDims(fileShape)}${note}`);
-    }
-    if (!(t.data instanceof Float32Array)) throw new Error(`tensor '${file}' holds integers; weights must be floating point`);
-    const data = conv ? transpose2d(t.data, fileShape[0] as number, fileShape[1] as number) : t.data;
-    sd.set(name, tensor(data, { shape: want }));
-  }
-  model.loadStateDict(sd);
+/** Copy weights in Hugging Face GPT-2 layout (or moxing's old "linear" one) into `model`; errors
+ *  name the tensor and say what was expected (see nn/state-dict.ts). */
+export function loadGPTWeights(
+  model: GPT,
+  tensors: ReadonlyMap<string, WeightTensor>,
+  opts: { layout?: "conv1d" | "linear"; names?: WeightNames } = {},
+): void {
+  loadNamedWeights(model, tensors, opts.names ?? gpt2WeightNames(model.config, opts), { missingHint: missingHint(model.config) });
 }

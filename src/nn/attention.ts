@@ -1,7 +1,9 @@
 // Multi-head self-attention (Vaswani et al. 2017, "Attention Is All You Need"): every position
 // looks at every (earlier, when causal) position through nh heads of size hs = C / nh, each
 // computing softmax(q·kᵀ/√hs)·v; the heads are concatenated and projected back to C.
-// Parameter names follow GPT-2 (c_attn holds q, k and v stacked; c_proj is the output).
+// splitHeads / mergeHeads / keyPaddingMask are the steps every model's attention shares (BERT's,
+// with its separate query, key and value projections, uses them too); MultiHeadAttention's
+// parameter names follow GPT-2 (c_attn holds q, k and v stacked; c_proj is the output).
 
 import { noGrad } from "../tensor/autograd.js";
 import { empty } from "../tensor/creation.js";
@@ -41,6 +43,25 @@ export class KVCache {
     this.length += T;
     return { k: slice(this.k, 2, 0, this.length), v: slice(this.v, 2, 0, this.length) };
   }
+}
+
+/** (B, T, C) -> (B, nh, T, hs): the heads side by side become a dimension of their own. */
+export function splitHeads(t: Tensor, nHead: number): Tensor {
+  const [B, T, C] = t.shape as [number, number, number];
+  return transpose(reshape(t, [B, T, nHead, C / nHead]), 1, 2);
+}
+
+/** (B, nh, T, hs) -> (B, T, C): the heads side by side again. */
+export function mergeHeads(y: Tensor): Tensor {
+  const [B, nh, T, hs] = y.shape as [number, number, number, number];
+  return reshape(transpose(y, 1, 2), [B, T, nh * hs]);
+}
+
+/** The attention mask of a padding mask: (B, S) with 1 for real tokens and 0 for padding ->
+ *  (B, 1, 1, S), non-zero at padded keys, which broadcasts over heads and queries. */
+export function keyPaddingMask(paddingMask: Tensor): Tensor {
+  const [B, S] = paddingMask.shape as [number, number];
+  return eq(reshape(paddingMask, [B, 1, 1, S]), 0);
 }
 
 export interface AttentionOptions {
@@ -85,22 +106,19 @@ export class MultiHeadAttention extends Module {
   }
 
   forward(x: Tensor, call: AttentionCall = {}): Tensor {
-    const [B, T, C] = x.shape as [number, number, number];
-    const [nh, hs] = [this.nHead, this.headSize];
+    const C = x.shape[2] as number;
+    const nh = this.nHead;
     const qkv = this.c_attn.forward(x); // (B, T, 3C)
-    const heads = (t: Tensor) => transpose(reshape(t, [B, T, nh, hs]), 1, 2); // (B, nh, T, hs)
-    let q = heads(slice(qkv, 2, 0, C));
-    let k = heads(slice(qkv, 2, C, 2 * C));
-    let v = heads(slice(qkv, 2, 2 * C, 3 * C));
+    let q = splitHeads(slice(qkv, 2, 0, C), nh); // (B, nh, T, hs)
+    let k = splitHeads(slice(qkv, 2, C, 2 * C), nh);
+    let v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), nh);
     const start = call.cache?.length ?? 0;
     if (call.rope) {
       q = applyRope(q, call.rope, start);
       k = applyRope(k, call.rope, start);
     }
     if (call.cache) ({ k, v } = call.cache.append(k, v));
-    const S = k.shape[2] as number;
-    // Padded keys are masked out; (B, S) -> (B, 1, 1, S) broadcasts over heads and queries.
-    const attnMask = call.paddingMask ? eq(reshape(call.paddingMask, [B, 1, 1, S]), 0) : null;
+    const attnMask = call.paddingMask ? keyPaddingMask(call.paddingMask) : null; // padded keys get no attention
     const { out: y, weights } = scaledDotProductAttention(q, k, v, {
       causal: this.causal,
       attnMask,
@@ -110,7 +128,6 @@ export class MultiHeadAttention extends Module {
       needWeights: this.storeAttention,
     }); // (B, nh, T, hs)
     if (this.storeAttention) this.attentionWeights = weights ? weights.detach() : null;
-    const merged = reshape(transpose(y, 1, 2), [B, T, C]); // re-assemble the heads side by side
-    return dropout(this.c_proj.forward(merged), this.dropoutP, this.training, this.generator);
+    return dropout(this.c_proj.forward(mergeHeads(y)), this.dropoutP, this.training, this.generator);
   }
 }

@@ -20,4 +20,13 @@ export { RMSNorm, rmsNorm } from "./rmsnorm.js";
 export { GRU, LSTM, type RNNCall, type RNNOptions, type RNNOutput } from "./rnn.js";
 export { type RopeScaling, RotaryEmbedding, ropeInvFreq } from "./rotary.js";
 export { SwiGLU, silu } from "./swiglu.js";
+export {
+  exportNamedWeights,
+  type LoadWeightsOptions,
+  type LoadWeightsReport,
+  loadNamedWeights,
+  transpose2d,
+  type WeightNames,
+  type WeightTensor,
+} from "./state-dict.js";
 export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";

@@ -6,6 +6,11 @@ import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Module } from "./module.js";
 
+/** How a layer's parameters start: PyTorch's default initialisation, or zeros for a model that
+ *  initialises its parameters itself or is about to load them (no random numbers drawn: building a
+ *  large model that way takes no time). */
+export type LayerInit = "default" | "zeros";
+
 /** What Linear.forward adds to its output when set: (..., in) -> (..., out). */
 export interface LinearAdapter {
   /** false: the layer computes its base output only (e.g. a DPO reference without a weight copy). */
@@ -20,13 +25,14 @@ export class Linear extends Module {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    opts: { bias?: boolean; generator?: Generator } = {},
+    opts: { bias?: boolean; generator?: Generator; init?: LayerInit } = {},
   ) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
     const g = opts.generator ?? defaultGenerator;
-    this.weight = this.param("weight", rand([outFeatures, inFeatures], { low: -bound, high: bound, generator: g }));
-    this.bias = opts.bias === false ? null : this.param("bias", rand([outFeatures], { low: -bound, high: bound, generator: g }));
+    const make = (shape: number[]) => (opts.init === "zeros" ? zeros(shape) : rand(shape, { low: -bound, high: bound, generator: g }));
+    this.weight = this.param("weight", make([outFeatures, inFeatures]));
+    this.bias = opts.bias === false ? null : this.param("bias", make([outFeatures]));
   }
   /** A low-rank adapter (LoRA, see lora.ts) whose output is added before the activation. Not a
    *  submodule: the layer's own parameters and names stay the base model's. */
@@ -45,10 +51,11 @@ export class Embedding extends Module {
   constructor(
     readonly numEmbeddings: number,
     readonly embeddingDim: number,
-    opts: { generator?: Generator } = {},
+    opts: { generator?: Generator; init?: LayerInit } = {},
   ) {
     super();
-    this.weight = this.param("weight", randn([numEmbeddings, embeddingDim], { generator: opts.generator }));
+    const shape = [numEmbeddings, embeddingDim];
+    this.weight = this.param("weight", opts.init === "zeros" ? zeros(shape) : randn(shape, { generator: opts.generator }));
   }
   forward(ids: Tensor): Tensor {
     return embedding(this.weight, ids); // (...) int32 -> (..., C)

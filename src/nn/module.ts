@@ -22,7 +22,8 @@ export abstract class Module {
     return t;
   }
 
-  /** Register a non-trainable tensor that is still saved with the model (e.g. a sinusoid table). */
+  /** Register a non-trainable tensor; a persistent one is saved with the model (Marian's
+   *  final_logits_bias), others (sinusoid tables) are rebuilt from the config. */
   protected buffer(name: string, t: Tensor, persistent = false): Tensor {
     if (persistent) this._buffers.set(name, t);
     return t;

@@ -1,10 +1,10 @@
 // AdamW (Loshchilov & Hutter 2019): Adam with weight decay decoupled from the gradient, with
 // torch.optim.AdamW's exact update. Runs the backend's fused one-pass kernel when it has one.
 
-import { noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
 import { zerosLike } from "../tensor/creation.js";
 import { persistent } from "../tensor/memory.js";
+import { bumpVersion, noGrad } from "../tensor/tape.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export interface AdamWOptions {
@@ -84,6 +84,7 @@ export class AdamW {
               bc1,
               bc2,
             );
+            bumpVersion(p); // an in-place write, as copy_ is: a graph that saved p can no longer backpropagate
             continue;
           }
           // The same update in tensor ops: the specification the fused kernel must match.

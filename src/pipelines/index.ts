@@ -15,27 +15,30 @@
 //   translation                                      [{translation_text}] per text, from a Marian directory
 //   summarization                                    [{summary_text}] per text, from a Marian directory
 //
+// Each pipeline is thin: the inference is the task layer's (src/tasks/), shared with fine-tuning.
 // Tasks are looked up in SUPPORTED_TASKS, a Map from task name to pipeline class; registerPipeline
 // adds one. BERT pipelines load the directory for their own task (a classifier for
 // text-classification, ...); feature-extraction takes any BERT directory's encoder.
 
-import { bestAnswer, qaFeatures } from "../data/squad.js";
 import { generate } from "../generate/index.js";
 import { generateTexts, type Seq2SeqGenerateOptions } from "../generate/seq2seq.js";
 import { loadBert } from "../io/bert.js";
-import { loadModel } from "../io/checkpoint.js";
+import { loadModel } from "../io/gpt.js";
 import { loadMarian, MarianFileError } from "../io/marian.js";
 import type { Bert, BertTask } from "../models/bert.js";
 import type { GPT } from "../models/gpt.js";
 import type { MarianMTModel } from "../models/marian.js";
-import { noGrad } from "../tensor/autograd.js";
-import { Tensor } from "../tensor/tensor.js";
+import { answerQuestions } from "../tasks/answer.js";
+import { classifyTexts } from "../tasks/classify.js";
+import { embedTexts, type Pooling } from "../tasks/embeddings.js";
+import { type FillMaskOutput, fillMask } from "../tasks/fill-mask.js";
+import { type EntityGroup, groupEntities, type TokenOutput, tagText } from "../tasks/tag.js";
+import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import type { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { classifyTexts, collate } from "../train/finetune.js";
-import { embedTexts, type Pooling } from "./embeddings.js";
 
-export { cosineSimilarity, embedTexts, type Neighbour, type Pooling, sentenceEmbeddings, WordVectors } from "./embeddings.js";
+export { cosineSimilarity, embedTexts, type Neighbour, type Pooling, sentenceEmbeddings, WordVectors } from "../tasks/embeddings.js";
+export type { EntityGroup, FillMaskOutput, TokenOutput };
 
 /** Errors a pipeline raises about its use (not about the model files). */
 export class PipelineError extends Error {}
@@ -77,89 +80,17 @@ export class TextClassificationPipeline extends BertPipeline {
   }
 }
 
-export interface TokenOutput {
-  entity: string;
-  score: number;
-  /** Position of the word's first piece in the model input ([CLS] is 0). */
-  index: number;
-  word: string;
-  start: number;
-  end: number;
-}
-
-export interface EntityGroup {
-  entity_group: string;
-  score: number;
-  word: string;
-  start: number;
-  end: number;
-}
-
 export class TokenClassificationPipeline extends BertPipeline {
   static override readonly bertTask: BertTask = "token-classification";
   /** One text -> its labelled words (the label of each word's first piece, as the model was trained). */
   run(text: string, opts: { ignore_labels?: string[]; aggregation_strategy?: "none" | "simple" } = {}): TokenOutput[] | EntityGroup[] {
     if (typeof text !== "string") throw new PipelineError("token-classification: give one text (a string)");
     const labels = this.labels ?? Array.from({ length: this.model.numLabels }, (_, i) => `LABEL_${i}`);
-    const { ids, offsets } = this.tokenizer.encodeWithOffsets(text, { disallowedSpecial: [] });
-    const prefix = this.tokenizer.continuingSubwordPrefix;
-    // Words: runs of pieces, a new word at every piece that does not continue one.
-    const words: { first: number; start: number; end: number }[] = [];
-    ids.forEach((id, i) => {
-      const tok = this.tokenizer.idToToken(id) ?? "";
-      const [s, e] = offsets[i] as [number, number];
-      const last = words[words.length - 1];
-      if (last && prefix && tok.startsWith(prefix) && i > 0) last.end = e;
-      else words.push({ first: i, start: s, end: e });
-    });
-    const cls = this.tokenizer.tokenToId(this.tokenizer.clsToken) as number;
-    const sep = this.tokenizer.tokenToId(this.tokenizer.sepToken) as number;
-    const n = Math.min(ids.length, this.maxLength - 2);
-    const input = [cls, ...ids.slice(0, n), sep];
-    const L = this.model.numLabels;
-    const probs = noGrad(() => {
-      const logits = this.model.forward({ inputIds: new Tensor(Int32Array.from(input), [1, input.length]) }).logits;
-      return logits.softmax(-1).contiguousData() as Float32Array;
-    });
-    const ignore = new Set(opts.ignore_labels ?? ["O"]);
-    const out: TokenOutput[] = [];
-    for (const w of words) {
-      if (w.first >= n) break;
-      const base = (w.first + 1) * L;
-      let best = 0;
-      for (let c = 1; c < L; c++) if ((probs[base + c] as number) > (probs[base + best] as number)) best = c;
-      const entity = labels[best] as string;
-      out.push({
-        entity,
-        score: probs[base + best] as number,
-        index: w.first + 1,
-        word: text.slice(w.start, w.end),
-        start: w.start,
-        end: w.end,
-      });
-    }
+    const out = tagText(this.model, this.tokenizer, text, labels, { maxLength: this.maxLength });
     if (opts.aggregation_strategy === "simple") return groupEntities(out, text);
+    const ignore = new Set(opts.ignore_labels ?? ["O"]);
     return out.filter((t) => !ignore.has(t.entity));
   }
-}
-
-/** Hugging Face's "simple" aggregation: consecutive B-X I-X ... words become one X entity (mean score). */
-export function groupEntities(tokens: readonly TokenOutput[], text: string): EntityGroup[] {
-  const groups: (EntityGroup & { n: number })[] = [];
-  for (const t of tokens) {
-    const [bio, type] = t.entity === "O" ? ["O", ""] : [t.entity.slice(0, 1), t.entity.slice(2)];
-    if (bio === "O") continue;
-    const last = groups[groups.length - 1];
-    if (last && bio === "I" && last.entity_group === type && last.end <= t.start) {
-      last.end = t.end;
-      last.score += t.score;
-      last.n++;
-      last.word = text.slice(last.start, last.end);
-    } else {
-      groups.push({ entity_group: type, score: t.score, word: t.word, start: t.start, end: t.end, n: 1 });
-    }
-  }
-  return groups.map(({ n, ...g }) => ({ ...g, score: g.score / n }));
 }
 
 export interface AnswerOutput {
@@ -174,67 +105,22 @@ export class QuestionAnsweringPipeline extends BertPipeline {
   run(question: string, context: string, opts: { max_answer_len?: number; doc_stride?: number; max_seq_len?: number } = {}): AnswerOutput {
     if (typeof question !== "string" || typeof context !== "string")
       throw new PipelineError("question-answering: give a question and a context (two strings)");
-    const maxLength = Math.min(opts.max_seq_len ?? 384, this.maxLength);
-    const feats = qaFeatures(this.tokenizer, [{ id: "q", question, context, answers: [] }], {
-      maxLength,
+    const [best] = answerQuestions(this.model, this.tokenizer, [{ id: "q", question, context, answers: [] }], {
+      maxLength: Math.min(opts.max_seq_len ?? 384, this.maxLength),
       docStride: opts.doc_stride ?? 128,
+      maxAnswerLength: opts.max_answer_len ?? 15,
     });
-    const pad = this.tokenizer.tokenToId(this.tokenizer.padToken) as number;
-    const windows = noGrad(() =>
-      feats.map((f) => {
-        const n = f.attentionMask.reduce((a, b) => a + b, 0);
-        const b = collate([{ inputIds: f.inputIds.slice(0, n), tokenTypeIds: f.tokenTypeIds.slice(0, n), target: 0 }], pad, maxLength);
-        const l = this.model.forward(b.inputs).logits.contiguousData() as Float32Array;
-        const start = new Float32Array(n);
-        const end = new Float32Array(n);
-        for (let t = 0; t < n; t++) {
-          start[t] = l[2 * t] as number;
-          end[t] = l[2 * t + 1] as number;
-        }
-        return { offsets: f.offsets.slice(0, n), start, end };
-      }),
-    );
-    const best = bestAnswer(context, windows, { maxAnswerLength: opts.max_answer_len ?? 15 });
+    if (!best) throw new PipelineError("question-answering: the model gave no answer");
     return { answer: best.text, score: best.score, start: best.start, end: best.end };
   }
-}
-
-export interface FillMaskOutput {
-  score: number;
-  token: number;
-  token_str: string;
-  sequence: string;
 }
 
 export class FillMaskPipeline extends BertPipeline {
   static override readonly bertTask: BertTask = "fill-mask";
   /** Text with one [MASK] -> the topk fillings; with several masks, one list per mask. */
   run(text: string, opts: { topk?: number } = {}): FillMaskOutput[] | FillMaskOutput[][] {
-    const mask = this.tokenizer.maskToken;
-    const maskId = this.tokenizer.tokenToId(mask) as number;
-    const enc = this.tokenizer.encodePair(text, null, { allowedSpecial: [mask], maxLength: this.maxLength });
-    const positions = enc.inputIds.map((id, i) => (id === maskId ? i : -1)).filter((i) => i >= 0);
-    if (positions.length === 0) throw new PipelineError(`fill-mask: the text has no ${mask} token to fill`);
-    const k = opts.topk ?? 5;
-    const V = this.model.config.vocab_size;
-    const probs = noGrad(() => {
-      const ids = new Tensor(Int32Array.from(enc.inputIds), [1, enc.inputIds.length]);
-      const pos = new Tensor(Int32Array.from(positions), [positions.length]);
-      return this.model.forward({ inputIds: ids }, { positions: pos }).logits.softmax(-1).contiguousData() as Float32Array;
-    });
-    const specials = new Set(this.tokenizer.specialTokens.values());
-    const results = positions.map((pos, m) => {
-      const row = probs.subarray(m * V, (m + 1) * V);
-      const order = Array.from({ length: Math.min(V, this.tokenizer.vocabSize) }, (_, i) => i)
-        .filter((i) => !specials.has(i))
-        .sort((a, b) => (row[b] as number) - (row[a] as number))
-        .slice(0, k);
-      return order.map((id) => {
-        const filled = [...enc.inputIds];
-        filled[pos] = id;
-        return { score: row[id] as number, token: id, token_str: this.tokenizer.decode([id]), sequence: this.tokenizer.decode(filled) };
-      });
-    });
+    const results = fillMask(this.model, this.tokenizer, text, { topk: opts.topk, maxLength: this.maxLength });
+    if (results.length === 0) throw new PipelineError(`fill-mask: the text has no ${this.tokenizer.maskToken} token to fill`);
     return results.length === 1 ? (results[0] as FillMaskOutput[]) : results;
   }
 }

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { CheckpointError, configToJSON, readConfig, readRawConfig, readTokenizer, readWeights } from "../io/checkpoint.js";
 import { encodeSafetensors, type SafeTensor } from "../io/safetensors.js";
-import { GPT, hfStateDict, loadHFStateDict } from "../models/gpt.js";
+import { GPT, hfStateDict, loadGPTWeights } from "../models/gpt.js";
 import { Module } from "../nn/module.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -101,7 +101,7 @@ export function loadRewardModel(
   tensors.delete("score.weight");
   tensors.delete("lm_head.weight");
   try {
-    loadHFStateDict(gpt, tensors, { layout });
+    loadGPTWeights(gpt, tensors, { layout });
   } catch (e) {
     throw new CheckpointError(`${source}: ${(e as Error).message}`);
   }

@@ -1,94 +1,24 @@
-// Reverse-mode automatic differentiation: the tape (one Node per recorded op), the backward
-// pass, and ALL gradient rules in one table keyed by op name. Rules are written with tensor ops
-// run under noGrad, so they work on every backend. `satisfies Record<OpName, Rule>` makes a
-// missing rule a compile error.
+// Reverse-mode automatic differentiation: ALL gradient rules in one table keyed by op name, and the
+// backward pass over the tape that ops record (tape.ts). Rules are written with tensor ops run under
+// noGrad, so they work on every backend. `satisfies Record<OpName, Rule>` makes a missing rule a
+// compile error. Ops never import this module; Tensor.backward() calls runBackward.
 
-import type { TypedArray, UnaryOp } from "./backend.js";
+import type { TypedArray } from "./backend.js";
 import { getBackend } from "./backend.js";
 import { empty, full, zeros } from "./creation.js";
-import { currentArena, persistent } from "./memory.js";
+import { currentArena, type MemoryArena, persistent } from "./memory.js";
 import * as ops from "./ops.js";
 import { fmtShape, sameShape } from "./shape.js";
-import { Tensor } from "./tensor.js";
+import { type Node, noGrad, type OpName, versionOf } from "./tape.js";
+import type { Tensor } from "./tensor.js";
 
-export type OpName =
-  | UnaryOp
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "pow"
-  | "maximum"
-  | "minimum"
-  | "where"
-  | "sum"
-  | "max"
-  | "matmul"
-  | "gather"
-  | "copy"
-  | "reshape"
-  | "permute"
-  | "expand"
-  | "slice"
-  | "cat"
-  | "softmax"
-  | "log_softmax"
-  | "layer_norm"
-  | "gelu"
-  | "cross_entropy"
-  | "attention"
-  | "linear"
-  | "linear_gelu";
-
-export interface Node {
-  op: OpName;
-  inputs: Tensor[];
-  out: Tensor;
-  // biome-ignore lint/suspicious/noExplicitAny: each rule knows the shape of what its op saved
-  saved: any;
-}
+export { enableGrad, isGradEnabled, type Node, noGrad, type OpName, record } from "./tape.js";
 
 /** Returns one gradient per input (null where the input needs none). */
 type Rule = (n: Node, g: Tensor) => (Tensor | null)[];
 
-let gradEnabled = true;
-
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
-/** Run fn without recording: for inference, optimizer updates and gradient rules. */
-export function noGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
-}
-
-export function enableGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = true;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
-}
-
-/** Attach a node to out when any input needs a gradient. */
-export function record(op: OpName, inputs: Tensor[], out: Tensor, saved?: unknown): Tensor {
-  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out._node = { op, inputs, out, saved };
-  }
-  return out;
-}
-
-// Looked up at call time, not destructured at load: autograd and ops import each other, and
-// whichever loads second would otherwise see the other's exports before they exist.
+// Looked up at call time, not destructured at load: Tensor imports this module (for backward) and
+// ops import Tensor, so ops may not have finished loading when this module does.
 type Arg = Tensor | number;
 const add = (a: Arg, b: Arg) => ops.add(a, b);
 const sub = (a: Arg, b: Arg) => ops.sub(a, b);
@@ -331,28 +261,49 @@ export const GRAD_RULES = {
   },
 } satisfies Record<OpName, Rule>;
 
-/** The backward pass: topological order from root, rules applied in reverse, leaf grads
- *  accumulated, then the graph released so memory does not grow from step to step. */
-export function runBackward(root: Tensor, grad?: Tensor): void {
-  if (root._released) {
-    throw new Error("backward: this graph was already released by an earlier backward(); recompute the forward pass");
-  }
-  if (!root.requiresGrad) {
-    throw new Error("backward: this tensor does not require grad (no input had requiresGrad, or it was computed under noGrad)");
-  }
-  if (!grad && root.size !== 1) {
-    throw new Error(
-      `backward: called on a tensor of shape ${fmtShape(root.shape)}; pass a gradient of that shape, or reduce it first (e.g. loss.sum() or loss.mean())`,
+// ---- the backward pass -----------------------------------------------------------------------------
+
+/** Ops whose rule reads none of its inputs' values (only shapes, or what the op saved itself). */
+const IGNORES_INPUT_VALUES = new Set<OpName>([
+  "neg",
+  "add",
+  "sub",
+  "sum",
+  "reshape",
+  "permute",
+  "expand",
+  "slice",
+  "cat",
+  "copy",
+  "gather",
+  "where",
+]);
+/** Ops whose rule reads the op's output. */
+const READS_OUTPUT = new Set<OpName>(["exp", "sqrt", "tanh", "sigmoid", "div", "pow", "max", "softmax", "log_softmax", "attention"]);
+
+/** Refuse to run a rule on values changed in place since the op saved them (PyTorch's version check). */
+function checkVersions(node: Node): void {
+  const stale = (what: string, now: number, then: number) =>
+    new Error(
+      `backward: ${what} of '${node.op}' was modified in place after '${node.op}' saved it for the gradient ` +
+        `(it is at version ${now}, the graph saved version ${then}); recompute the forward pass after modifying it, or modify a clone()`,
     );
+  if (READS_OUTPUT.has(node.op) && versionOf(node.out) !== node.outVersion) {
+    throw stale(`the output ${fmtShape(node.out.shape)}`, versionOf(node.out), node.outVersion);
   }
-  if (grad && !sameShape(grad.shape, root.shape)) {
-    throw new Error(`backward: gradient shape ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`);
-  }
+  if (IGNORES_INPUT_VALUES.has(node.op)) return;
+  node.inputs.forEach((x, i) => {
+    const then = node.inputVersions[i] as number;
+    if (versionOf(x) !== then) throw stale(`input ${i} ${fmtShape(x.shape)}`, versionOf(x), then);
+  });
+}
+
+/** The tensors the gradient flows through, inputs before the tensors computed from them. */
+function topologicalOrder(root: Tensor): Tensor[] {
   // Iterative DFS post-order (deep graphs would overflow the stack with recursion).
   const order: Tensor[] = [];
-  const seen = new Set<Tensor>();
+  const seen = new Set<Tensor>([root]);
   const stack: [Tensor, number][] = [[root, 0]];
-  seen.add(root);
   while (stack.length) {
     const top = stack[stack.length - 1] as [Tensor, number];
     const [t, i] = top;
@@ -374,99 +325,165 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
       order.push(t);
     }
   }
-  const grads = new Map<Tensor, Tensor>();
-  // Inside a MemoryArena, gradient buffers go back to it as soon as they are dead: a rule's
-  // temporaries right after the rule, and each gradient once its node is done. Only buffers held
-  // by entries of `grads` can still be live, so a count per buffer says when one is free.
-  const arena = currentArena();
-  const refs = new Map<TypedArray, number>();
-  const hold = (t: Tensor) => refs.set(t.data, (refs.get(t.data) ?? 0) + 1);
-  const drop = (t: Tensor) => {
-    const n = (refs.get(t.data) ?? 1) - 1;
-    if (n > 0) refs.set(t.data, n);
+  return order;
+}
+
+/**
+ * The gradients of a backward pass so far, one per tensor, and the bookkeeping that keeps their
+ * memory small. Inside a MemoryArena, gradient buffers go back to it as soon as they are dead: a
+ * rule's temporaries right after the rule, and each gradient once its node is done. Only buffers
+ * held by entries of the map can still be live, so a count per buffer says when one is free.
+ */
+class Gradients {
+  private readonly grads = new Map<Tensor, Tensor>();
+  private readonly refs = new Map<TypedArray, number>();
+  constructor(private readonly arena: MemoryArena | null) {}
+
+  private hold(t: Tensor): void {
+    this.refs.set(t.data, (this.refs.get(t.data) ?? 0) + 1);
+  }
+
+  /** One holder fewer; the buffer goes back to the arena when it has none. */
+  drop(t: Tensor): void {
+    const n = (this.refs.get(t.data) ?? 1) - 1;
+    if (n > 0) this.refs.set(t.data, n);
     else {
-      refs.delete(t.data);
-      arena?.release(t.data);
+      this.refs.delete(t.data);
+      this.arena?.release(t.data);
     }
-  };
-  // A gradient buffer may be updated in place when one map entry holds it and it is a plain
-  // contiguous buffer (an expanded view repeats elements, so writing through it would not do).
-  const exclusive = (t: Tensor) => refs.get(t.data) === 1 && t.isContiguous();
-  const root0 = grad ?? full(root.shape, 1);
-  grads.set(root, root0);
-  hold(root0);
-  if (grad) hold(grad); // the caller's tensor is never recycled
+  }
+
+  /** A gradient buffer may be updated in place when one map entry holds it and it is a plain
+   *  contiguous buffer (an expanded view repeats elements, so writing through it would not do). */
+  private exclusive(t: Tensor): boolean {
+    return this.refs.get(t.data) === 1 && t.isContiguous();
+  }
+
+  /** Start at the root; a gradient the caller passed is never recycled. */
+  seed(root: Tensor, g: Tensor, callers: boolean): void {
+    this.grads.set(root, g);
+    this.hold(g);
+    if (callers) this.hold(g);
+  }
+
+  /** The gradient of t, taken out of the map (its node is about to be processed). */
+  take(t: Tensor): Tensor | undefined {
+    const g = this.grads.get(t);
+    this.grads.delete(t);
+    return g;
+  }
+
+  /** A leaf gets a contiguous gradient of its own (no two leaves share one buffer), outside the
+   *  arena: parameter gradients outlive a step (accumulation, clipping, the optimizer). */
+  intoLeaf(t: Tensor, g: Tensor): void {
+    const prev = t.grad;
+    t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
+    this.drop(g);
+  }
+
+  /** Add d to x's gradient. */
+  add(x: Tensor, d: Tensor, op: OpName): void {
+    if (!sameShape(d.shape, x.shape)) {
+      throw new Error(
+        `backward: rule for '${op}' gave a gradient of shape ${fmtShape(d.shape)} for an input of shape ${fmtShape(x.shape)}`,
+      );
+    }
+    const prev = this.grads.get(x);
+    if (prev && this.exclusive(prev) && prev.data !== d.data) {
+      // Nothing else holds prev's buffer: accumulate into it instead of allocating a sum.
+      getBackend().binary("add", prev, d, prev.contiguousData()); // a view of prev's own elements
+      return;
+    }
+    const next = prev ? add(prev, d) : d;
+    this.grads.set(x, next);
+    this.hold(next);
+    if (prev) this.drop(prev);
+  }
+
+  /** A slice's gradient goes straight into its part of the input's gradient buffer, so several
+   *  slices of one tensor (q, k and v of a fused projection) share one buffer instead of each
+   *  zero-padding a full-size copy to be added up. */
+  addSlice(node: Node, g: Tensor): void {
+    const x = inp(node, 0);
+    const { dim, start, step } = node.saved;
+    const prev = this.grads.get(x);
+    let target = prev && this.exclusive(prev) ? prev : null;
+    const fresh = !target;
+    if (!target) {
+      target = prev ? ops.clone(prev) : zeros(x.shape);
+      this.grads.set(x, target);
+      this.hold(target);
+      if (prev) this.drop(prev);
+    }
+    const part = ops.slice(target, dim, start, start + ((g.shape[dim] as number) - 1) * step + 1, step);
+    if (fresh && !prev) part.copy_(g);
+    else {
+      const sum = add(part, g);
+      part.copy_(sum);
+      this.arena?.release(sum.data);
+    }
+    this.drop(g);
+  }
+
+  /** Run the node's rule; its temporaries (buffers it took but did not return) go straight back. */
+  applyRule(node: Node, g: Tensor): (Tensor | null)[] {
+    const arena = this.arena;
+    if (!arena) return GRAD_RULES[node.op](node, g);
+    const { result, allocated } = arena.collect(() => GRAD_RULES[node.op](node, g));
+    const kept = new Set(result.map((d) => d?.data));
+    for (const buf of allocated) if (!kept.has(buf)) arena.release(buf);
+    return result;
+  }
+
+  /** The node is done: its gradient and any result no input kept (for an input that needs no gradient) are dead. */
+  done(g: Tensor, results: readonly (Tensor | null)[]): void {
+    this.drop(g);
+    for (const d of results) if (d && !this.refs.has(d.data)) this.arena?.release(d.data);
+  }
+}
+
+/** The backward pass: order the graph, then apply the rules from the root back to the leaves,
+ *  accumulating each leaf's gradient into .grad; then release the graph so memory does not grow
+ *  from step to step. */
+export function runBackward(root: Tensor, grad?: Tensor): void {
+  if (root._released) {
+    throw new Error("backward: this graph was already released by an earlier backward(); recompute the forward pass");
+  }
+  if (!root.requiresGrad) {
+    throw new Error("backward: this tensor does not require grad (no input had requiresGrad, or it was computed under noGrad)");
+  }
+  if (!grad && root.size !== 1) {
+    throw new Error(
+      `backward: called on a tensor of shape ${fmtShape(root.shape)}; pass a gradient of that shape, or reduce it first (e.g. loss.sum() or loss.mean())`,
+    );
+  }
+  if (grad && !sameShape(grad.shape, root.shape)) {
+    throw new Error(`backward: gradient shape ${fmtShape(grad.shape)} does not match the tensor's shape ${fmtShape(root.shape)}`);
+  }
+  const order = topologicalOrder(root);
+  const grads = new Gradients(currentArena());
+  grads.seed(root, grad ?? full(root.shape, 1), grad !== undefined);
   noGrad(() => {
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k] as Tensor;
-      const g = grads.get(t);
-      grads.delete(t);
+      const g = grads.take(t);
       if (!g) continue;
       const node = t._node;
       if (!node) {
-        // A leaf: keep a contiguous gradient of its own, so no two leaves share one buffer.
-        // Parameter gradients outlive a MemoryArena step (accumulation, clipping, the optimizer).
-        const prev = t.grad;
-        t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
-        drop(g);
+        grads.intoLeaf(t, g);
         continue;
       }
+      checkVersions(node);
       if (node.op === "slice" && inp(node, 0).requiresGrad) {
-        // A slice's gradient goes straight into its part of the input's gradient buffer, so
-        // several slices of one tensor (q, k and v of a fused projection) share one buffer
-        // instead of each zero-padding a full-size copy to be added up.
-        const x = inp(node, 0);
-        const { dim, start, step } = node.saved;
-        const prev = grads.get(x);
-        let target = prev && exclusive(prev) ? prev : null;
-        const fresh = !target;
-        if (!target) {
-          target = prev ? ops.clone(prev) : zeros(x.shape);
-          grads.set(x, target);
-          hold(target);
-          if (prev) drop(prev);
-        }
-        const part = ops.slice(target, dim, start, start + ((g.shape[dim] as number) - 1) * step + 1, step);
-        if (fresh && !prev) part.copy_(g);
-        else {
-          const sum = add(part, g);
-          part.copy_(sum);
-          arena?.release(sum.data);
-        }
-        drop(g);
+        grads.addSlice(node, g);
         continue;
       }
-      let gi: (Tensor | null)[];
-      if (arena) {
-        const { result, allocated } = arena.collect(() => GRAD_RULES[node.op](node, g));
-        const kept = new Set(result.map((d) => d?.data));
-        for (const buf of allocated) if (!kept.has(buf)) arena.release(buf);
-        gi = result;
-      } else {
-        gi = GRAD_RULES[node.op](node, g);
-      }
+      const gi = grads.applyRule(node, g);
       node.inputs.forEach((x, j) => {
         const d = gi[j];
-        if (!d || !x.requiresGrad) return;
-        if (!sameShape(d.shape, x.shape)) {
-          throw new Error(
-            `backward: rule for '${node.op}' gave a gradient of shape ${fmtShape(d.shape)} for an input of shape ${fmtShape(x.shape)}`,
-          );
-        }
-        const prev = grads.get(x);
-        if (prev && exclusive(prev) && prev.data !== d.data) {
-          // Nothing else holds prev's buffer: accumulate into it instead of allocating a sum.
-          getBackend().binary("add", prev, d, prev.contiguousData()); // a view of prev's own elements
-          return;
-        }
-        const next = prev ? add(prev, d) : d;
-        grads.set(x, next);
-        hold(next);
-        if (prev) drop(prev);
+        if (d && x.requiresGrad) grads.add(x, d, node.op);
       });
-      drop(g);
-      // Result buffers that no input kept (a gradient for an input that needs none) are dead too.
-      for (const d of gi) if (d && !refs.has(d.data)) arena?.release(d.data);
+      grads.done(g, gi);
     }
   });
   for (const t of order) {
@@ -476,5 +493,3 @@ export function runBackward(root: Tensor, grad?: Tensor): void {
     }
   }
 }
-
-export { Tensor };

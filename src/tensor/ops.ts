@@ -7,12 +7,12 @@
 // as one node whose rule is also in GRAD_RULES. The composite stays the specification: the
 // conformance suite checks every fused kernel against it.
 
-import { isGradEnabled, type Node, noGrad, record, runBackward } from "./autograd.js";
 import type { BinaryOp, DType, FusedKernels, MatView, UnaryOp, View } from "./backend.js";
 import { getBackend } from "./backend.js";
 import { arange, empty } from "./creation.js";
 import { defaultGenerator, type Generator } from "./random.js";
 import { broadcastShapes, checkView, contiguousStrides, fmtShape, normAxes, normAxis, numel, type Shape, sameShape } from "./shape.js";
+import { bumpVersion, isGradEnabled, noGrad, record } from "./tape.js";
 import { Tensor, type TensorLike } from "./tensor.js";
 
 export { noGrad };
@@ -391,6 +391,7 @@ export function copyInto(dst: Tensor, src: TensorLike): void {
     throw new Error(`copy_: source shape ${fmtShape(s.shape)} does not broadcast to destination ${fmtShape(dst.shape)}`);
   }
   getBackend().copy(broadcastView(s, dst.shape), dst);
+  bumpVersion(dst);
 }
 
 // ---- reductions ----------------------------------------------------------------------------------
@@ -804,10 +805,4 @@ function batchStride(k: Tensor, v: Tensor): number | null {
   return Number.isInteger(stride) && stride >= S * d ? stride : null;
 }
 
-// ---- autograd entry ------------------------------------------------------------------------------------
-
-export function backward(root: Tensor, grad?: Tensor): void {
-  runBackward(root, grad);
-}
-
-export type { Node };
+export type { Node } from "./tape.js";

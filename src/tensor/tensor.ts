@@ -5,11 +5,12 @@
 // copy nothing. Every op is a function in ops.ts; the methods here are thin conveniences so code
 // reads like PyTorch: `x.matmul(w).add(b).relu()`.
 
-import type { Node } from "./autograd.js";
-import type { DType, TypedArray, View } from "./backend.js";
+import { runBackward } from "./autograd.js";
+import type { DType, TypedArray } from "./backend.js";
 import * as ops from "./ops.js";
 import { defaultGenerator, type Generator } from "./random.js";
 import { checkView, contiguousStrides, fmtShape, isContiguous, numel, type Shape } from "./shape.js";
+import { bumpVersion, type Node } from "./tape.js";
 
 export type Scalar = number;
 export type TensorLike = Tensor | number;
@@ -77,11 +78,6 @@ export class Tensor {
     return isContiguous(this.shape, this.strides);
   }
 
-  /** The kernel-facing description of this tensor's memory. */
-  view(): View {
-    return this;
-  }
-
   /** A contiguous Float32Array/Int32Array of exactly this tensor's elements (no copy if already contiguous). */
   contiguousData(): TypedArray {
     const t = this.contiguous();
@@ -122,7 +118,7 @@ export class Tensor {
 
   /** Backpropagate from this tensor; a non-scalar needs an explicit gradient of its shape. */
   backward(grad?: Tensor): void {
-    ops.backward(this, grad);
+    runBackward(this, grad);
   }
 
   /** Same data, cut from the graph: gradients do not flow through the result. */
@@ -139,9 +135,6 @@ export class Tensor {
     return ops.clone(this);
   }
   reshape(...shape: number[] | [number[]]): Tensor {
-    return ops.reshape(this, flatArgs(shape));
-  }
-  view_(...shape: number[] | [number[]]): Tensor {
     return ops.reshape(this, flatArgs(shape));
   }
   flatten(startDim = 0, endDim = -1): Tensor {
@@ -341,6 +334,7 @@ export class Tensor {
     }
     const d = this.data;
     for (let i = this.offset, end = this.offset + this.size; i < end; i++) d[i] = mean + std * g.normal();
+    bumpVersion(this);
     return this;
   }
 }

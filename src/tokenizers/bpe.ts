@@ -14,6 +14,7 @@
 // `tokenizers`/`transformers`, and GPT-2-style tokenizer.json files from there can be read here.
 
 import { FILE_LIMITS, parseJSON, readTextFileChecked } from "../io/files.js";
+import { isRecord } from "../util/json.js";
 import { type BPETrainOptions, trainMerges } from "./bpe-train.js";
 import {
   BYTE_TO_CHAR,
@@ -25,7 +26,7 @@ import {
   utf8Encode,
   utf8EncodeInto,
 } from "./bytes.js";
-import { BaseTokenizer, badIdError, isRecord, registerTokenizer, specialAddedTokens, type Tokenizer } from "./tokenizer.js";
+import { BaseTokenizer, badIdError, registerTokenizer, specialAddedTokens, type Tokenizer } from "./tokenizer.js";
 
 export type { BPETrainOptions } from "./bpe-train.js";
 

@@ -7,7 +7,8 @@
 // JSON layout (moxing-specific): { type: "char", version: 1, chars: [...], specialTokens: [{ id, content }] }
 // where chars[i] is the character with id i and special tokens follow the characters.
 
-import { BaseTokenizer, badIdError, isRecord, registerTokenizer } from "./tokenizer.js";
+import { isRecord } from "../util/json.js";
+import { BaseTokenizer, badIdError, registerTokenizer } from "./tokenizer.js";
 
 export interface CharTokenizerJSON {
   type: "char";

@@ -11,7 +11,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { FILE_LIMITS, readJSONFile, readTextFileChecked } from "../io/files.js";
-import { isRecord, type Tokenizer, type TokenizerConfig } from "./tokenizer.js";
+import { isRecord } from "../util/json.js";
+import type { Tokenizer, TokenizerConfig } from "./tokenizer.js";
 
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
 export const CHAT_TEMPLATE_FILE = "chat_template.jinja";

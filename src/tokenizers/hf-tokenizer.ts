@@ -26,7 +26,8 @@
 import { registerBPEPipelines } from "./bpe.js";
 import { BYTE_TO_CHAR, byteLevelToBytes, GPT2_SPLIT_PATTERN, toWellFormed, utf8Decode, utf8Encode } from "./bytes.js";
 import { applyTokenizerConfig } from "./config.js";
-import { BaseTokenizer, badIdError, escapeRegExp, isRecord } from "./tokenizer.js";
+import { BaseTokenizer, badIdError, escapeRegExp } from "./tokenizer.js";
+import { isRecord } from "../util/json.js";
 
 type Json = Record<string, unknown>;
 type Normalizer = (text: string) => string;

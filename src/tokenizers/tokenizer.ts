@@ -5,6 +5,8 @@
 // the `type` its JSON carries, so `loadTokenizer` needs no list of classes (and no if-chain): adding a
 // tokenizer means one `registerTokenizer` call in its own module.
 
+import { isRecord } from "../util/json.js";
+
 /** Which special-token strings `encode` may turn into their single id. Mirrors tiktoken's arguments. */
 export interface EncodeOptions {
   /** Special tokens recognised in the text and encoded as one id each. Default: none. */
@@ -101,10 +103,6 @@ export function loadTokenizer(json: unknown): Tokenizer {
     );
   }
   return cls.fromJSON(parsed);
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** tokenizer.json's added_tokens as [content, id] pairs; moxing supports special added tokens only.

@@ -15,19 +15,15 @@
 // Differences from Hugging Face are listed in basic.ts (all in rare Unicode corners).
 
 import { FILE_LIMITS, readTextFileChecked } from "../io/files.js";
+import { isRecord } from "../util/json.js";
 import { BertBasicTokenizer, type BertNormalizerOptions, type ResolvedBertNormalizerOptions, type WordAlignment } from "./basic.js";
-import {
-  BaseTokenizer,
-  badIdError,
-  type EncodeOptions,
-  escapeRegExp,
-  isRecord,
-  registerTokenizer,
-  specialAddedTokens,
-} from "./tokenizer.js";
+import { type BertEncoding, type EncodePairOptions, encodePair, type Pieces } from "./pair-encoding.js";
+import { PAIR_BASE, PairStats } from "./pair-stats.js";
+import { BaseTokenizer, badIdError, type EncodeOptions, escapeRegExp, registerTokenizer, specialAddedTokens } from "./tokenizer.js";
 
 export type { BertNormalizerOptions, ResolvedBertNormalizerOptions, WordAlignment, WordCallback } from "./basic.js";
 export { BertBasicTokenizer, isBertControl, isBertPunctuation, isChineseChar } from "./basic.js";
+export type { BertEncoding, EncodePairOptions, TruncationStrategy } from "./pair-encoding.js";
 
 /** The tokens BERT gives special roles, by their usual names. */
 export const BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] as const;
@@ -66,45 +62,6 @@ export interface WordPieceTrainOptions extends WordPieceOptions {
   readonly minFrequency?: number;
   /** Keep only this many distinct characters (the most frequent); words lose the others. Default: all. */
   readonly limitAlphabet?: number;
-}
-
-export type TruncationStrategy = "longest_first" | "only_first" | "only_second" | "do_not_truncate";
-const TRUNCATION_STRATEGIES: readonly TruncationStrategy[] = ["longest_first", "only_first", "only_second", "do_not_truncate"];
-
-export interface EncodePairOptions extends EncodeOptions {
-  /** Length limit of each output sequence, special tokens included. Default: no limit. */
-  readonly maxLength?: number;
-  /**
-   * How to cut texts down to maxLength (as in Hugging Face): "longest_first" (default) takes tokens off
-   * the longer text, "only_first" / "only_second" off that text alone, "do_not_truncate" never cuts.
-   */
-  readonly truncation?: TruncationStrategy;
-  /** "max_length": fill every output up to maxLength with the pad token. Default: no padding. */
-  readonly padding?: "max_length" | "do_not_pad";
-  /** Add [CLS] / [SEP]. Default true. */
-  readonly addSpecialTokens?: boolean;
-  /** Tokens that consecutive overflowing windows share. Default 0. */
-  readonly stride?: number;
-  /** Also return the truncated-off tokens as further windows (`overflowing`). Default false. */
-  readonly returnOverflowing?: boolean;
-}
-
-/** Model inputs for one sequence (or pair), as Hugging Face's BertTokenizer returns them. */
-export interface BertEncoding {
-  inputIds: number[];
-  /** 0 for [CLS], text A and its [SEP]; 1 for text B and its [SEP]; 0 for padding. */
-  tokenTypeIds: number[];
-  /** 1 for real tokens, 0 for padding. */
-  attentionMask: number[];
-  /**
-   * [start, end) UTF-16 offsets of each token in its own text (A or B, before any normalisation), so
-   * `text.slice(start, end)` is the original spelling. [0, 0] for [CLS], [SEP] and [PAD].
-   */
-  offsets: [number, number][];
-  /** Which text each token came from: 0 (A), 1 (B), or null for special and padding tokens. */
-  sequenceIds: (0 | 1 | null)[];
-  /** With returnOverflowing: the further windows over the truncated tokens (in Hugging Face's order). */
-  overflowing?: BertEncoding[];
 }
 
 export interface DecodeOptions {
@@ -154,12 +111,6 @@ export interface HFWordPieceJSON {
 }
 
 type TemplatePiece = { SpecialToken: { id: string; type_id: number } } | { Sequence: { id: "A" | "B"; type_id: number } };
-
-/** Token ids of a text with their offsets. */
-interface Pieces {
-  ids: number[];
-  offsets: [number, number][];
-}
 
 /** How one word splits: piece ids, and the end (UTF-16 unit in the word) of each piece. */
 interface WordSplit {
@@ -655,177 +606,21 @@ export class WordPieceTokenizer extends BaseTokenizer {
 
   /**
    * BERT model inputs for one text or a pair: [CLS] A [SEP] (B [SEP]), with token type ids, attention
-   * mask and offsets, truncated and padded like Hugging Face's BertTokenizer(textA, textB, ...).
-   *
-   * With `returnOverflowing`, the tokens that truncation cut off come back as further windows in
-   * `overflowing`, each `stride` tokens overlapping the one before: e.g. SQuAD's
-   * encodePair(question, context, { maxLength: 384, truncation: "only_second", stride: 128,
-   * returnOverflowing: true, padding: "max_length" }) gives one window per 384-token view of the context.
+   * mask and offsets, truncated and padded like Hugging Face's BertTokenizer(textA, textB, ...); see
+   * pair-encoding.ts.
    */
   encodePair(textA: string, textB?: string | null, options: EncodePairOptions = {}): BertEncoding {
-    const what = "encodePair";
-    const addSpecial = options.addSpecialTokens ?? true;
-    const hasB = textB !== undefined && textB !== null;
-    const nAdded = addSpecial ? (hasB ? 3 : 2) : 0;
-    const { maxLength, stride = 0 } = options;
-    const truncation = options.truncation ?? "longest_first";
-    if (!TRUNCATION_STRATEGIES.includes(truncation)) {
-      throw new Error(
-        `${this.displayName}.${what}: truncation ${JSON.stringify(truncation)} is not a truncation strategy; use one of ` +
-          `${TRUNCATION_STRATEGIES.map((s) => JSON.stringify(s)).join(", ")}.`,
-      );
-    }
-    if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < nAdded)) {
-      throw new Error(
-        `${this.displayName}.${what}: maxLength must be an integer of at least ${nAdded}, the number of special tokens ` +
-          `${hasB ? "a pair" : "one text"} needs (${addSpecial ? (hasB ? "[CLS] A [SEP] B [SEP]" : "[CLS] A [SEP]") : "none"}), got ${maxLength}.`,
-      );
-    }
-    if (!Number.isInteger(stride) || stride < 0) {
-      throw new Error(`${this.displayName}.${what}: stride must be a non-negative integer, got ${stride}.`);
-    }
-    const padding = options.padding ?? "do_not_pad";
-    if (padding !== "max_length" && padding !== "do_not_pad") {
-      throw new Error(`${this.displayName}.${what}: padding must be "max_length" or "do_not_pad", got ${JSON.stringify(padding)}.`);
-    }
-    if (padding === "max_length" && maxLength === undefined) {
-      throw new Error(`${this.displayName}.${what}: padding "max_length" needs maxLength (the length to pad to).`);
-    }
-    if (hasB && typeof textB !== "string") {
-      throw new TypeError(`${this.displayName}.${what}: textB must be a string, null or undefined, got ${typeof textB}.`);
-    }
-
-    const a = this.encodeWithOffsets(textA, options);
-    const b = hasB ? this.encodeWithOffsets(textB, options) : null;
-
-    let aParts: Pieces[] = [a];
-    let bParts: Pieces[] = b === null ? [] : [b];
-    if (maxLength !== undefined && truncation !== "do_not_truncate") {
-      const budget = maxLength - nAdded;
-      const total = a.ids.length + (b?.ids.length ?? 0);
-      if (total > budget) {
-        const toRemove = total - budget;
-        const cut = (seq: Pieces, keep: number, name: string): Pieces[] =>
-          this.truncateSequence(seq, keep, stride, name, maxLength, nAdded);
-        if (truncation === "longest_first") {
-          if (b === null) {
-            aParts = cut(a, budget, "text A");
-          } else {
-            // Hugging Face's rule: the shorter text keeps what it can up to half the budget.
-            let n1 = a.ids.length;
-            let n2 = b.ids.length;
-            const swap = n1 > n2;
-            if (swap) [n1, n2] = [n2, n1];
-            n2 = n1 > budget ? n1 : Math.max(n1, budget - n1);
-            if (n1 + n2 > budget) {
-              n1 = Math.floor(budget / 2);
-              n2 = n1 + (budget % 2);
-            }
-            if (swap) [n1, n2] = [n2, n1];
-            aParts = cut(a, n1, "text A");
-            bParts = cut(b, n2, "text B");
-          }
-        } else {
-          const second = truncation === "only_second";
-          if (second && b === null) {
-            throw new Error(
-              `${this.displayName}.${what}: truncation "only_second" cuts text B, but only one text was given. ` +
-                'Pass the second text, or use "longest_first" or "only_first".',
-            );
-          }
-          const target = second ? (b as Pieces) : a;
-          if (target.ids.length <= toRemove) {
-            throw new Error(
-              `${this.displayName}.${what}: truncation ${JSON.stringify(truncation)} must remove ${toRemove} tokens to fit maxLength ` +
-                `${maxLength}, but text ${second ? "B" : "A"} has only ${target.ids.length} (and must keep at least one). ` +
-                'Use "longest_first", the other only_* strategy, or a larger maxLength.',
-            );
-          }
-          const parts = cut(target, target.ids.length - toRemove, second ? "text B" : "text A");
-          if (second) bParts = parts;
-          else aParts = parts;
-        }
-      }
-    }
-
-    // The main window, then Hugging Face's order of overflowing ones: each later A window with the
-    // first B window and then with each later B window, then the first A window with each later B window.
-    const combos: [Pieces, Pieces | null][] = [];
-    const firstB = bParts[0] ?? null;
-    combos.push([aParts[0] as Pieces, firstB]);
-    for (const ai of aParts.slice(1)) {
-      combos.push([ai, firstB]);
-      for (const bj of bParts.slice(1)) combos.push([ai, bj]);
-    }
-    for (const bj of bParts.slice(1)) combos.push([aParts[0] as Pieces, bj]);
-
-    const padTo = padding === "max_length" ? (maxLength as number) : 0;
-    const encodings = combos.map(([x, y]) => this.assemble(x, y, addSpecial, padTo));
-    const main = encodings[0] as BertEncoding;
-    if (options.returnOverflowing) main.overflowing = encodings.slice(1);
-    return main;
-  }
-
-  /** The windows of one sequence cut to `keep` tokens: the kept one first, then the overflowing ones. */
-  private truncateSequence(seq: Pieces, keep: number, stride: number, name: string, maxLength: number, nAdded: number): Pieces[] {
-    const n = seq.ids.length;
-    if (keep >= n) return [seq];
-    if (keep === 0) return [{ ids: [], offsets: [] }, seq];
-    if (stride >= keep) {
-      throw new Error(
-        `${this.displayName}.encodePair: stride ${stride} must be smaller than the ${keep} tokens of ${name} that fit in maxLength ` +
-          `${maxLength} (after ${nAdded} special tokens${name === "text B" ? " and text A" : ""}); lower the stride or raise maxLength.`,
-      );
-    }
-    const parts: Pieces[] = [];
-    const step = keep - stride;
-    for (let start = 0; ; start += step) {
-      const stop = Math.min(start + keep, n);
-      parts.push({ ids: seq.ids.slice(start, stop), offsets: seq.offsets.slice(start, stop) });
-      if (stop === n) break;
-    }
-    return parts;
-  }
-
-  private assemble(a: Pieces, b: Pieces | null, addSpecial: boolean, padTo: number): BertEncoding {
-    const enc: BertEncoding = { inputIds: [], tokenTypeIds: [], attentionMask: [], offsets: [], sequenceIds: [] };
-    const special = (id: number, type: number): void => {
-      enc.inputIds.push(id);
-      enc.tokenTypeIds.push(type);
-      enc.attentionMask.push(1);
-      enc.offsets.push([0, 0]);
-      enc.sequenceIds.push(null);
-    };
-    const sequence = (seq: Pieces, type: 0 | 1): void => {
-      for (let i = 0; i < seq.ids.length; i++) {
-        enc.inputIds.push(seq.ids[i] as number);
-        enc.tokenTypeIds.push(type);
-        enc.attentionMask.push(1);
-        const [s, e] = seq.offsets[i] as [number, number];
-        enc.offsets.push([s, e]);
-        enc.sequenceIds.push(type);
-      }
-    };
-    const cls = addSpecial ? this.specialId(this.clsToken, "encodePair") : -1;
-    const sep = addSpecial ? this.specialId(this.sepToken, "encodePair") : -1;
-    if (addSpecial) special(cls, 0);
-    sequence(a, 0);
-    if (addSpecial) special(sep, 0);
-    if (b !== null) {
-      sequence(b, 1);
-      if (addSpecial) special(sep, 1);
-    }
-    if (enc.inputIds.length < padTo) {
-      const pad = this.specialId(this.padToken, "encodePair");
-      while (enc.inputIds.length < padTo) {
-        enc.inputIds.push(pad);
-        enc.tokenTypeIds.push(0);
-        enc.attentionMask.push(0);
-        enc.offsets.push([0, 0]);
-        enc.sequenceIds.push(null);
-      }
-    }
-    return enc;
+    return encodePair(
+      {
+        name: this.displayName,
+        encode: (text) => this.encodeWithOffsets(text, options),
+        specialId: (which) =>
+          this.specialId(which === "cls" ? this.clsToken : which === "sep" ? this.sepToken : this.padToken, "encodePair"),
+      },
+      textA,
+      textB,
+      options,
+    );
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -973,7 +768,7 @@ export class WordPieceTokenizer extends BaseTokenizer {
         freqs.push(count);
       }
     }
-    const merger = new PairMerger(words, freqs);
+    const merger = new PairStats(words, freqs); // the engine BPE training uses
     while (tokens.length < vocabSize) {
       const best = merger.popBest(minFrequency);
       if (best === null) break;
@@ -1058,150 +853,6 @@ function cleanupPiece(piece: string): string {
     .replaceAll(" 's", "'s")
     .replaceAll(" 've", "'ve")
     .replaceAll(" 're", "'re");
-}
-
-// -----------------------------------------------------------------------------------------------
-// Merge training: pair counts kept up to date incrementally (only words holding the merged pair are
-// touched), the best pair from a max-heap whose stale entries are skipped when popped.
-
-// Pair (a, b) is keyed as a * PAIR_BASE + b, so comparing keys compares (a, b) lexicographically.
-const PAIR_BASE = 2 ** 21;
-
-class PairMerger {
-  private readonly counts = new Map<number, number>();
-  // pair -> words that held it when it was counted (may be stale; merge() re-checks each word).
-  private readonly where = new Map<number, number[]>();
-  private readonly heapCounts: number[] = [];
-  private readonly heapKeys: number[] = [];
-  private readonly visited: Int32Array;
-  private stamp = 0;
-
-  constructor(
-    private readonly words: Int32Array[],
-    private readonly freqs: number[],
-  ) {
-    for (let w = 0; w < words.length; w++) this.addPairs(w, 1);
-    this.visited = new Int32Array(words.length).fill(-1);
-    for (const [key, count] of this.counts) this.push(count, key);
-  }
-
-  /** The most frequent pair with count >= minFrequency (ties: smallest ids), removed; or null. */
-  popBest(minFrequency: number): number | null {
-    while (this.heapKeys.length > 0) {
-      const count = this.heapCounts[0] as number;
-      const key = this.heapKeys[0] as number;
-      this.pop();
-      if (this.counts.get(key) !== count) continue; // stale
-      if (count < minFrequency) return null;
-      return key;
-    }
-    return null;
-  }
-
-  /** Replaces every (left, right) in the words by `id`. */
-  merge(left: number, right: number, id: number): void {
-    const key = left * PAIR_BASE + right;
-    const list = this.where.get(key) ?? [];
-    this.where.delete(key);
-    const stamp = this.stamp++;
-    const changed = new Set<number>();
-    for (const w of list) {
-      if (this.visited[w] === stamp) continue;
-      this.visited[w] = stamp;
-      const syms = this.words[w] as Int32Array;
-      let found = false;
-      for (let i = 0; i + 1 < syms.length; i++) {
-        if (syms[i] === left && syms[i + 1] === right) {
-          found = true;
-          break;
-        }
-      }
-      if (!found) continue;
-      this.addPairs(w, -1, changed);
-      const out: number[] = [];
-      for (let i = 0; i < syms.length; i++) {
-        if (syms[i] === left && syms[i + 1] === right && i + 1 < syms.length) {
-          out.push(id);
-          i++;
-        } else {
-          out.push(syms[i] as number);
-        }
-      }
-      this.words[w] = Int32Array.from(out);
-      this.addPairs(w, 1, changed);
-    }
-    this.counts.delete(key);
-    for (const k of changed) {
-      const c = this.counts.get(k);
-      if (c !== undefined && c > 0) this.push(c, k);
-    }
-  }
-
-  private addPairs(w: number, sign: 1 | -1, changed?: Set<number>): void {
-    const syms = this.words[w] as Int32Array;
-    const f = (this.freqs[w] as number) * sign;
-    for (let i = 0; i + 1 < syms.length; i++) {
-      const key = (syms[i] as number) * PAIR_BASE + (syms[i + 1] as number);
-      const c = (this.counts.get(key) ?? 0) + f;
-      if (c <= 0) this.counts.delete(key);
-      else this.counts.set(key, c);
-      if (sign > 0) {
-        let list = this.where.get(key);
-        if (list === undefined) {
-          list = [];
-          this.where.set(key, list);
-        }
-        if (list[list.length - 1] !== w) list.push(w);
-      }
-      changed?.add(key);
-    }
-  }
-
-  // Max-heap on (count desc, key asc).
-  private better(i: number, j: number): boolean {
-    const ci = this.heapCounts[i] as number;
-    const cj = this.heapCounts[j] as number;
-    return ci > cj || (ci === cj && (this.heapKeys[i] as number) < (this.heapKeys[j] as number));
-  }
-
-  private swap(i: number, j: number): void {
-    const c = this.heapCounts[i] as number;
-    this.heapCounts[i] = this.heapCounts[j] as number;
-    this.heapCounts[j] = c;
-    const k = this.heapKeys[i] as number;
-    this.heapKeys[i] = this.heapKeys[j] as number;
-    this.heapKeys[j] = k;
-  }
-
-  private push(count: number, key: number): void {
-    this.heapCounts.push(count);
-    this.heapKeys.push(key);
-    let i = this.heapKeys.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.better(i, parent)) break;
-      this.swap(i, parent);
-      i = parent;
-    }
-  }
-
-  private pop(): void {
-    const last = this.heapKeys.length - 1;
-    this.swap(0, last);
-    this.heapCounts.pop();
-    this.heapKeys.pop();
-    const n = this.heapKeys.length;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const child = r < n && this.better(r, l) ? r : l;
-      if (!this.better(child, i)) break;
-      this.swap(i, child);
-      i = child;
-    }
-  }
 }
 
 registerTokenizer(WordPieceTokenizer);

@@ -19,9 +19,9 @@
 //                  checkpoint (run.ts), so a resumed run logs the losses an uninterrupted one would
 //   interrupts     aborting hooks.signal (Ctrl-C in the CLI) saves a checkpoint after the current step
 
-import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { CheckpointError, checkpointFile, commitFiles, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "../io/checkpoint.js";
+import { commitFiles } from "../io/journal.js";
+import { CheckpointError, checkpointFile, OPTIMIZER_FILE, TRAINER_STATE_FILE } from "../io/model-dir.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "../io/optimizer.js";
 import type { Module } from "../nn/module.js";
 import type { AdamW } from "../optim/adamw.js";
@@ -144,117 +144,134 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
     }
   }
   run.prepare();
-  const startStep = step;
-  let lastSaved = saved ? step : -1; // a fresh run of 0 steps still saves its model
-  let lastEval: Metrics | null = null;
+  try {
+    const startStep = step;
+    let lastSaved = saved ? step : -1; // a fresh run of 0 steps still saves its model
+    let lastEval: Metrics | null = null;
 
-  const save = (reason: CheckpointReason) => {
-    const t0 = performance.now();
-    if (!allFinite(params)) {
-      throw new DivergenceError(
-        `training diverged at step ${step}: the weights are no longer finite numbers; the last good checkpoint in '${run.out}' is kept (step ${lastSaved < 0 ? "none" : lastSaved}). Lower the learning rate (or clip gradients) and start again`,
-      );
-    }
-    const files = spec.modelFiles();
-    files.set(OPTIMIZER_FILE, optimizerToSafetensors(model, optimizer));
-    const state = {
-      ...spec.state(),
-      step,
-      tokens_seen: tokensSeen,
-      elapsed_ms: Math.round(elapsedMs),
-      last_train_loss: lastLoss,
-      ...(spec.bestMetric ? { [`best_${spec.bestMetric}`]: best, [`last_${spec.bestMetric}`]: lastMetric } : {}),
-    };
-    files.set(TRAINER_STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
-    commitFiles(run.out, files, []);
-    lastSaved = step;
-    emit({ type: "checkpoint", step, dir: run.out, ms: performance.now() - t0, reason });
-  };
-
-  const arena = new MemoryArena();
-  const evaluate = (): Metrics | null => {
-    if (!spec.evaluate) return null;
-    const was = model.training;
-    model.eval();
-    try {
-      arena.reset();
-      return arena.run(() => noGrad(() => (spec.evaluate as () => Metrics)()));
-    } finally {
-      model.train(was);
-    }
-  };
-
-  emit({ type: "start", step, maxSteps, resumed: saved !== null, title: spec.title });
-  model.train();
-  let status: LoopResult["status"] = "completed";
-  while (step < maxSteps) {
-    if (hooks.signal?.aborted) {
-      status = "interrupted";
-      break;
-    }
-    const t0 = performance.now();
-    const lr = getLr(step, spec.schedule);
-    optimizer.setLr(lr);
-    optimizer.zeroGrad();
-    // Every tensor of the step lives in the arena and is recycled by the next step's reset;
-    // parameters, their gradients and the optimizer state are outside it.
-    arena.reset();
-    const { loss, norm, tokens } = arena.run(() => {
-      const r = forwardBackward(accum, () => spec.trainStep());
-      const gn = clipGradNorm(params, spec.gradClip);
-      if (!Number.isFinite(r.loss) || !Number.isFinite(gn)) return { ...r, norm: gn };
-      optimizer.step();
-      return { ...r, norm: gn };
-    });
-    if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-      optimizer.zeroGrad();
-      throw new DivergenceError(
-        `training diverged at step ${step + 1}: the loss is ${loss} and the gradient norm ${norm}; ` +
-          `the weights were not updated and the last good checkpoint in '${run.out}' is kept (step ${lastSaved < 0 ? "none" : lastSaved}). ` +
-          "Lower the learning rate (or clip gradients) and start again",
-      );
-    }
-    optimizer.zeroGrad(); // free the gradients before evaluation and the next step
-    step++;
-    tokensSeen += tokens;
-    lastLoss = loss;
-    const ms = performance.now() - t0;
-    elapsedMs += ms;
-    const line: Record<string, unknown> = {
-      step,
-      train_loss: round(loss, 6),
-      lr,
-      grad_norm: round(norm, 6),
-      tokens_per_s: Math.round((tokens * 1000) / ms),
-      ms_per_step: round(ms, 1),
-    };
-    if (step % spec.evalInterval === 0 || step === maxSteps) {
-      lastEval = evaluate();
-      if (lastEval) {
-        for (const [k, v] of Object.entries(lastEval)) line[`${prefix}${k}`] = round(v, 6);
-        let improved = false;
-        if (spec.bestMetric) {
-          const v = lastEval[spec.bestMetric];
-          if (v !== undefined) {
-            lastMetric = v;
-            improved = best === null || v < best;
-            if (improved) best = v;
-          }
-        }
-        const summary = spec.describeEval?.(lastEval, improved) ?? `eval ${formatMetrics(lastEval)}`;
-        emit({ type: "eval", step, metrics: lastEval, best: improved, summary });
+    const save = (reason: CheckpointReason) => {
+      const t0 = performance.now();
+      if (!allFinite(params)) {
+        throw new DivergenceError(
+          `training diverged at step ${step}: the weights are no longer finite numbers; the last good checkpoint in '${run.out}' is kept (step ${lastSaved < 0 ? "none" : lastSaved}). Lower the learning rate (or clip gradients) and start again`,
+        );
       }
+      const files = spec.modelFiles();
+      files.set(OPTIMIZER_FILE, optimizerToSafetensors(model, optimizer));
+      const state = {
+        ...spec.state(),
+        step,
+        tokens_seen: tokensSeen,
+        elapsed_ms: Math.round(elapsedMs),
+        last_train_loss: lastLoss,
+        ...(spec.bestMetric ? { [`best_${spec.bestMetric}`]: best, [`last_${spec.bestMetric}`]: lastMetric } : {}),
+      };
+      files.set(TRAINER_STATE_FILE, `${JSON.stringify(state, null, 2)}\n`);
+      commitFiles(run.out, files, []);
+      lastSaved = step;
+      emit({ type: "checkpoint", step, dir: run.out, ms: performance.now() - t0, reason });
+    };
+
+    const arena = new MemoryArena();
+    const evaluate = (): Metrics | null => {
+      if (!spec.evaluate) return null;
+      const was = model.training;
+      model.eval();
+      try {
+        arena.reset();
+        return arena.run(() => noGrad(() => (spec.evaluate as () => Metrics)()));
+      } finally {
+        model.train(was);
+      }
+    };
+
+    emit({ type: "start", step, maxSteps, resumed: saved !== null, title: spec.title });
+    model.train();
+    let status: LoopResult["status"] = "completed";
+    while (step < maxSteps) {
+      if (hooks.signal?.aborted) {
+        status = "interrupted";
+        break;
+      }
+      const t0 = performance.now();
+      const lr = getLr(step, spec.schedule);
+      optimizer.setLr(lr);
+      optimizer.zeroGrad();
+      const { loss, norm, tokens } = optimizerStep(arena, { params, optimizer, gradAccum: accum, gradClip: spec.gradClip }, spec.trainStep);
+      if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+        optimizer.zeroGrad();
+        throw new DivergenceError(
+          `training diverged at step ${step + 1}: the loss is ${loss} and the gradient norm ${norm}; ` +
+            `the weights were not updated and the last good checkpoint in '${run.out}' is kept (step ${lastSaved < 0 ? "none" : lastSaved}). ` +
+            "Lower the learning rate (or clip gradients) and start again",
+        );
+      }
+      optimizer.zeroGrad(); // free the gradients before evaluation and the next step
+      step++;
+      tokensSeen += tokens;
+      lastLoss = loss;
+      const ms = performance.now() - t0;
+      elapsedMs += ms;
+      const line: Record<string, unknown> = {
+        step,
+        train_loss: round(loss, 6),
+        lr,
+        grad_norm: round(norm, 6),
+        tokens_per_s: Math.round((tokens * 1000) / ms),
+        ms_per_step: round(ms, 1),
+      };
+      if (step % spec.evalInterval === 0 || step === maxSteps) {
+        lastEval = evaluate();
+        if (lastEval) {
+          for (const [k, v] of Object.entries(lastEval)) line[`${prefix}${k}`] = round(v, 6);
+          let improved = false;
+          if (spec.bestMetric) {
+            const v = lastEval[spec.bestMetric];
+            if (v !== undefined) {
+              lastMetric = v;
+              improved = best === null || v < best;
+              if (improved) best = v;
+            }
+          }
+          const summary = spec.describeEval?.(lastEval, improved) ?? `eval ${formatMetrics(lastEval)}`;
+          emit({ type: "eval", step, metrics: lastEval, best: improved, summary });
+        }
+      }
+      run.appendMetrics(JSON.stringify({ ...line, ...(spec.metricsExtra ?? {}) }));
+      emit({ type: "step", step, maxSteps, loss, lr, gradNorm: norm, msPerStep: ms, tokensPerS: line.tokens_per_s as number });
+      if (step % spec.checkpointInterval === 0 || step === maxSteps) save(step === maxSteps ? "end" : "interval");
+      // Let signal handlers (Ctrl-C) run: the loop is synchronous otherwise.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    appendFileSync(run.metricsPath, `${JSON.stringify({ ...line, ...(spec.metricsExtra ?? {}) })}\n`);
-    emit({ type: "step", step, maxSteps, loss, lr, gradNorm: norm, msPerStep: ms, tokensPerS: line.tokens_per_s as number });
-    if (step % spec.checkpointInterval === 0 || step === maxSteps) save(step === maxSteps ? "end" : "interval");
-    // Let signal handlers (Ctrl-C) run: the loop is synchronous otherwise.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (lastSaved !== step) save(status === "interrupted" ? "interrupt" : "end");
+    if (step === startStep && spec.evaluate) lastEval = evaluate(); // nothing to train: still report
+    model.eval();
+    return { status, step, lastLoss, lastEval, best, arenaBytes: arena.bytes };
+  } finally {
+    run.close(); // release the directory however the run ends
   }
-  if (lastSaved !== step) save(status === "interrupted" ? "interrupt" : "end");
-  if (step === startStep && spec.evaluate) lastEval = evaluate(); // nothing to train: still report
-  model.eval();
-  return { status, step, lastLoss, lastEval, best, arenaBytes: arena.bytes };
+}
+
+/**
+ * One optimizer step as the loop takes it (benchmarks time this same function): the arena reset,
+ * gradAccum micro-batches of forward + backward, global-norm clipping, and the AdamW step, which is
+ * skipped when the loss or the gradient norm is not finite (the caller stops the run). Call
+ * optimizer.zeroGrad() first; the learning rate is the caller's.
+ */
+export function optimizerStep(
+  arena: MemoryArena,
+  o: { params: readonly Tensor[]; optimizer: AdamW; gradAccum: number; gradClip: number },
+  trainStep: () => { loss: Tensor; tokens: number },
+): { loss: number; norm: number; tokens: number } {
+  // Every tensor of the step lives in the arena and is recycled by the next step's reset;
+  // parameters, their gradients and the optimizer state are outside it.
+  arena.reset();
+  return arena.run(() => {
+    const r = forwardBackward(o.gradAccum, trainStep);
+    const norm = clipGradNorm(o.params, o.gradClip);
+    if (Number.isFinite(r.loss) && Number.isFinite(norm)) o.optimizer.step();
+    return { ...r, norm };
+  });
 }
 
 /** "name value, ..." with integers as they are and other numbers to 4 decimals. */

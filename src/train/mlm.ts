@@ -17,6 +17,7 @@ import { readTextFile, textDigest } from "../data/text.js";
 import { bertModelFiles, loadBert } from "../io/bert.js";
 import { Bert, type BertConfig, type BertPreset, bertConfig, checkBertTrainingMemory } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
+import { IGNORE_INDEX } from "../tasks/features.js";
 import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -24,7 +25,7 @@ import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
 import { type GenState, RunDirectory } from "./run.js";
 
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX } from "../tasks/features.js";
 
 export interface MaskingOptions {
   /** The [MASK] token's id. */

@@ -10,13 +10,15 @@
 //   metrics.jsonl          one JSON object per step
 // The checkpoint files are written together through the journal of src/io/checkpoint.ts.
 
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, constants as fsConstants, lstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DataError } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/checkpoint.js";
 import { makeOutputDir } from "../io/files.js";
+import { lockDir } from "../io/lock.js";
+import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/model-dir.js";
 import type { Generator } from "../tensor/random.js";
+import { isRecord } from "../util/json.js";
 
 export const METRICS_FILE = "metrics.jsonl";
 
@@ -46,8 +48,6 @@ export interface RunOptions {
   /** Trainer-specific checks of a saved state; throw CheckpointError naming `path` when it is bad. */
   validate?(state: SavedState, path: string): void;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function isGenState(v: unknown): boolean {
   return isRecord(v) && Array.isArray(v.s) && v.s.length === 4 && v.s.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32);
@@ -79,10 +79,15 @@ export class RunDirectory {
   readonly saved: SavedState | null;
   readonly metricsPath: string;
   readonly statePath: string;
+  private readonly kind: string;
+  private readonly overwrite: boolean;
+  private unlock: (() => void) | null = null;
 
   private constructor(opts: RunOptions, saved: SavedState | null) {
     this.out = opts.out;
     this.saved = saved;
+    this.kind = opts.kind;
+    this.overwrite = opts.overwrite === true;
     this.metricsPath = join(opts.out, METRICS_FILE);
     this.statePath = join(opts.out, TRAINER_STATE_FILE);
   }
@@ -93,11 +98,20 @@ export class RunDirectory {
    * fresh directory until `prepare()`, so a run that fails its checks leaves nothing behind.
    */
   static open(opts: RunOptions): RunDirectory {
+    // Hold the lock while looking, so no other run is mid-checkpoint while this one recovers.
+    const unlock = isDirectory(opts.out) ? lockDir(opts.out, `open a ${opts.kind}`) : null;
+    try {
+      return RunDirectory.look(opts);
+    } finally {
+      unlock?.();
+    }
+  }
+
+  private static look(opts: RunOptions): RunDirectory {
     const { out } = opts;
     if (existsSync(out)) recoverCheckpoint(out);
     const statePath = join(out, TRAINER_STATE_FILE);
-    const file = existsSync(out) ? checkpointFile(out, TRAINER_STATE_FILE) : null;
-    const raw = file ? readJSONFile(file) : null;
+    const raw = readState(out);
     if (opts.resume) {
       if (raw === null) {
         throw new Error(`nothing to resume in '${out}' (no ${TRAINER_STATE_FILE}); run without --resume to start a new ${opts.kind}`);
@@ -116,12 +130,51 @@ export class RunDirectory {
     return new RunDirectory(opts, null);
   }
 
-  /** The run goes ahead: create the directory; a fresh run drops the old checkpoint's training
-   *  state and metrics, a resumed one forgets the steps logged after its checkpoint. */
+  /**
+   * The run goes ahead: create the directory and take its lock until close() (a second run on it
+   * is refused); a fresh run drops the old checkpoint's training state and metrics, a resumed one
+   * forgets the steps logged after its checkpoint.
+   */
   prepare(): void {
-    makeOutputDir(this.out);
-    if (this.saved) truncateMetrics(this.metricsPath, this.saved.step);
-    else for (const f of [METRICS_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE]) rmSync(join(this.out, f), { force: true });
+    makeOutputDir(this.out); // errors that say what is wrong (a file in the way, a read-only disk)
+    this.unlock = lockDir(this.out, `${this.kind} (pid ${process.pid})`);
+    try {
+      // Another run may have written here between open() and now.
+      const now = readState(this.out);
+      const step = isRecord(now) ? now.step : now;
+      if (this.saved ? step !== this.saved.step : now !== null && !this.overwrite) {
+        throw new Error(`'${this.out}' changed while this run was starting (another run wrote to it); start again`);
+      }
+      if (lstatOrNull(this.metricsPath)?.isSymbolicLink()) {
+        throw new CheckpointError(
+          `${this.metricsPath}: is a symbolic link; moxing writes only the run directory's own files: remove it, or choose another --out`,
+        );
+      }
+      if (this.saved) truncateMetrics(this.metricsPath, this.saved.step);
+      else for (const f of [METRICS_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE]) rmSync(join(this.out, f), { force: true });
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** Append one line to metrics.jsonl (never through a link planted in its place). */
+  appendMetrics(line: string): void {
+    const flags = fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | (fsConstants.O_NOFOLLOW ?? 0);
+    const fd = openSync(this.metricsPath, flags, 0o644);
+    try {
+      const bytes = Buffer.from(`${line}\n`, "utf8");
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Release the directory (the loop calls it when the run ends, however it ends). */
+  close(): void {
+    this.unlock?.();
+    this.unlock = null;
   }
 
   /** Refuse to resume on other data than the run was trained on. `what` names the data, `same`
@@ -131,6 +184,28 @@ export class RunDirectory {
       throw new DataError(`${what} differs from the data the run in '${this.out}' was trained on; resume with the same ${same}`);
     }
   }
+}
+
+function lstatOrNull(path: string): ReturnType<typeof lstatSync> | null {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The parsed trainer_state.json of `dir` (from an interrupted commit when it holds one), or null. */
+function readState(dir: string): unknown {
+  const file = existsSync(dir) ? checkpointFile(dir, TRAINER_STATE_FILE) : null;
+  return file ? readJSONFile(file) : null;
 }
 
 /** Keep the metrics of steps up to `step` (a killed run may have logged steps after its checkpoint). */

@@ -17,7 +17,8 @@
 // This is a library API; `moxing train` is a thin CLI over it.
 
 import { BatchSampler, checkBlockSize, encodeText, readTextFile, splitTokens, textDigest } from "../data/text.js";
-import { CheckpointError, gptModelFiles, loadWeights, readConfig, readTokenizer } from "../io/checkpoint.js";
+import { gptModelFiles, loadWeights, readConfig, readTokenizer } from "../io/gpt.js";
+import { CheckpointError } from "../io/model-dir.js";
 import { checkGPTTrainingMemory, GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";

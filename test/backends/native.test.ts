@@ -24,7 +24,7 @@ function rand(): number {
   return seed / 4294967296;
 }
 const randInt = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 function randn(n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (rand() * 2 - 1) * scale;
@@ -48,19 +48,19 @@ function randomView(shape: number[], kind: "f32" | "i32" = "f32", allowBroadcast
   let acc = 1;
   for (let j = nd - 1; j >= 0; j--) {
     const d = perm[j];
-    strides[d] = acc;
-    acc *= shape[d] + pad[d];
+    strides[d!] = acc;
+    acc *= shape[d!]! + pad[d!]!;
   }
   if (allowBroadcast) for (let d = 0; d < nd; d++) if (rand() < 0.2) strides[d] = 0;
   if (rand() < 0.2 && nd > 0) {
     const d = randInt(0, nd - 1);
-    strides[d] = -strides[d];
+    strides[d] = -strides[d]!;
   }
   let lo = 0;
   let hi = 0;
   for (let d = 0; d < nd; d++) {
     if (shape[d] === 0) continue;
-    const e = (shape[d] - 1) * strides[d];
+    const e = (shape[d]! - 1) * strides[d]!;
     if (e < 0) lo += e;
     else hi += e;
   }
@@ -81,17 +81,17 @@ function offsets(v: { shape: readonly number[]; strides: readonly number[]; offs
   const idx = new Array<number>(nd).fill(0);
   for (let i = 0; i < n; i++) {
     let o = v.offset;
-    for (let d = 0; d < nd; d++) o += idx[d] * v.strides[d];
+    for (let d = 0; d < nd; d++) o += idx[d]! * v.strides[d]!;
     out[i] = o;
     for (let d = nd - 1; d >= 0; d--) {
-      if (++idx[d] < v.shape[d]) break;
+      if (++idx[d]! < v.shape[d]!) break;
       idx[d] = 0;
     }
   }
   return out;
 }
 function read(v: View): number[] {
-  return offsets(v).map((o) => v.data[o]);
+  return offsets(v).map((o) => v.data[o]!);
 }
 
 function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {
@@ -104,8 +104,8 @@ function close(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: num
       continue;
     }
     if (a === e) continue;
-    const tol = atol + rtol * Math.abs(e);
-    assert.ok(Math.abs(a - e) <= tol, `${what}[${i}]: got ${a}, expected ${e} (tol ${tol})`);
+    const tol = atol + rtol * Math.abs(e!);
+    assert.ok(Math.abs(a! - e!) <= tol, `${what}[${i}]: got ${a}, expected ${e} (tol ${tol})`);
   }
 }
 
@@ -204,10 +204,10 @@ describe("native backend", () => {
       const shape = randomShape();
       const x = randomView(shape, it % 7 === 3 ? "i32" : "f32", true, op === "exp" ? 20 : 4);
       if (op === "log" || op === "sqrt")
-        for (let i = 0; i < x.data.length; i++) x.data[i] = Math.abs(x.data[i]) + (x.data instanceof Int32Array ? 1 : 1e-3);
+        for (let i = 0; i < x.data.length; i++) x.data[i] = Math.abs(x.data[i]!) + (x.data instanceof Int32Array ? 1 : 1e-3);
       const out = new Float32Array(numel(shape));
-      B!.unary(op, x, out);
-      const exp = read(x).map(UNARY_JS[op]);
+      B!.unary(op!, x, out);
+      const exp = read(x).map(UNARY_JS[op!]);
       close(out, exp, 3e-6, op === "sin" || op === "cos" ? 2e-6 : 1e-7, `unary ${op} ${shape}`);
     }
   });
@@ -216,7 +216,7 @@ describe("native backend", () => {
     if (!maybe(t)) return;
     const vals = [NaN, Infinity, -Infinity, 0, -0, 88.7, 88.8, -87.5, -103, -104.5, 1e-8, -1e-8, 0.6, 0.65, 9, -9, 30, -30];
     const x = new Float32Array(64);
-    for (let i = 0; i < x.length; i++) x[i] = vals[i % vals.length];
+    for (let i = 0; i < x.length; i++) x[i] = vals[i % vals.length]!;
     const view = { data: x, shape: [64], strides: [1], offset: 0 };
     for (const op of ["exp", "tanh", "sigmoid", "relu", "neg", "abs"] as const) {
       const out = new Float32Array(64);
@@ -235,7 +235,7 @@ describe("native backend", () => {
         const b = { data: randn(n), shape: [n], strides: [1], offset: 0 };
         const out = new Float32Array(n);
         B!.binary("mul", a, b, out);
-        for (let i = 0; i < n; i += 997) assert.equal(out[i], Math.fround(a.data[i] * b.data[i]));
+        for (let i = 0; i < n; i += 997) assert.equal(out[i], Math.fround(a.data[i]! * b.data[i]!));
         B!.unary("exp", a, out);
         close(out, Array.from(a.data, Math.exp), 3e-6, 0, "exp big");
         const rows = 1000;
@@ -244,7 +244,7 @@ describe("native backend", () => {
         const bias = { data: randn(cols), shape: [rows, cols], strides: [0, 1], offset: 0 };
         const o2 = new Float32Array(rows * cols);
         B!.binary("add", m, bias, o2);
-        for (let i = 0; i < rows * cols; i += 101) assert.equal(o2[i], Math.fround(m.data[i] + bias.data[i % cols]));
+        for (let i = 0; i < rows * cols; i += 101) assert.equal(o2[i], Math.fround(m.data[i]! + bias.data[i % cols]!));
       });
     }
   });
@@ -258,22 +258,22 @@ describe("native backend", () => {
       const a = randomView(shape, kind);
       const b = randomView(shape, kind);
       if (op === "pow") {
-        for (let i = 0; i < a.data.length; i++) a.data[i] = Math.abs(a.data[i]) + 0.5;
-        if (kind === "i32") for (let i = 0; i < b.data.length; i++) b.data[i] = Math.abs(b.data[i]) % 4;
+        for (let i = 0; i < a.data.length; i++) a.data[i] = Math.abs(a.data[i]!) + 0.5;
+        if (kind === "i32") for (let i = 0; i < b.data.length; i++) b.data[i] = Math.abs(b.data[i]!) % 4;
       }
       if (op === "div" && kind === "i32") for (let i = 0; i < b.data.length; i++) if (b.data[i] === 0) b.data[i] = 3;
       if (rand() < 0.3 && kind === "f32") {
         // equal elements so eq/le/ge see ties
-        for (let i = 0; i < Math.min(a.data.length, b.data.length); i += 2) b.data[i] = a.data[i];
+        for (let i = 0; i < Math.min(a.data.length, b.data.length); i += 2) b.data[i] = a.data[i]!;
       }
       const outKind = kind === "i32" ? (rand() < 0.5 ? "i32" : "f32") : rand() < 0.15 ? "i32" : "f32";
-      if (outKind === "i32" && kind === "f32" && !op.match(/^(eq|ne|lt|le|gt|ge)$/)) continue;
+      if (outKind === "i32" && kind === "f32" && !op!.match(/^(eq|ne|lt|le|gt|ge)$/)) continue;
       const n = numel(shape);
       const out = outKind === "f32" ? new Float32Array(n) : new Int32Array(n);
-      B!.binary(op, a, b, out);
+      B!.binary(op!, a, b, out);
       const av = read(a);
       const bv = read(b);
-      const exp = av.map((x, i) => BINARY_JS[op](x, bv[i]));
+      const exp = av.map((x, i) => BINARY_JS[op!](x, bv[i]!));
       const expTyped = outKind === "f32" ? Float32Array.from(exp) : Int32Array.from(exp);
       close(out, expTyped, op === "pow" ? 3e-6 : 0, 0, `binary ${op} ${kind}->${outKind} ${shape}`);
     }
@@ -288,7 +288,7 @@ describe("native backend", () => {
     const out = new Float32Array(5);
     for (const op of ["maximum", "minimum", "eq", "ne", "lt", "ge"] as const) {
       B!.binary(op, va, vb, out);
-      close(out, Float32Array.from(Array.from(a, (x, i) => BINARY_JS[op](x, b[i]))), 0, 0, `nan ${op}`);
+      close(out, Float32Array.from(Array.from(a, (x, i) => BINARY_JS[op](x, b[i]!))), 0, 0, `nan ${op}`);
     }
   });
 
@@ -298,7 +298,7 @@ describe("native backend", () => {
       const shape = randomShape();
       const kind = it % 3 === 2 ? "i32" : "f32";
       const c = randomView(shape, it % 2 ? "i32" : "f32");
-      for (let i = 0; i < c.data.length; i++) c.data[i] = rand() < 0.5 ? 0 : c.data[i];
+      for (let i = 0; i < c.data.length; i++) c.data[i] = rand() < 0.5 ? 0 : c.data[i]!;
       const a = randomView(shape, kind);
       const b = randomView(shape, kind);
       const n = numel(shape);
@@ -309,7 +309,7 @@ describe("native backend", () => {
       const bv = read(b);
       close(
         out,
-        cv.map((x, i) => (x !== 0 ? av[i] : bv[i])),
+        cv.map((x, i) => (x !== 0 ? av[i]! : bv[i]!)),
         0,
         0,
         `where ${shape}`,
@@ -332,7 +332,7 @@ describe("native backend", () => {
       const dOff = offsets(dst);
       const expected = before.slice();
       const conv = (v: number): number => (dk === "i32" ? v | 0 : Math.fround(v));
-      for (let i = 0; i < so.length; i++) expected[dOff[i]] = conv(src.data[so[i]]);
+      for (let i = 0; i < so.length; i++) expected[dOff[i]!] = conv(src.data[so[i]!]!);
       close(dst.data, expected, 0, 0, `copy ${sk}->${dk} ${shape}`);
     }
     // a big transposed copy (threaded)
@@ -364,11 +364,11 @@ describe("native backend", () => {
           const idx = new Array<number>(nd).fill(0);
           for (let i = 0; i < xo.length; i++) {
             let o = 0;
-            for (let d = 0; d < nd; d++) if (!axes.includes(d)) o = o * shape[d] + idx[d];
-            const v = x.data[xo[i]];
-            exp[o] = op === "max" ? Math.max(exp[o], v) : exp[o] + v;
+            for (let d = 0; d < nd; d++) if (!axes.includes(d)) o = o * shape[d]! + idx[d]!;
+            const v = x.data[xo[i]!];
+            exp[o] = op === "max" ? Math.max(exp[o]!, v!) : exp[o]! + v!;
             for (let d = nd - 1; d >= 0; d--) {
-              if (++idx[d] < shape[d]) break;
+              if (++idx[d]! < shape[d]!) break;
               idx[d] = 0;
             }
           }
@@ -391,8 +391,8 @@ describe("native backend", () => {
           let s = 0;
           for (let p = 0; p < k; p++)
             s +=
-              a.data[a.offset + bi * a.batchStride + i * a.rowStride + p * a.colStride] *
-              b.data[b.offset + bi * b.batchStride + p * b.rowStride + j * b.colStride];
+              a.data[a.offset + bi * a.batchStride + i * a.rowStride + p * a.colStride]! *
+              b.data[b.offset + bi * b.batchStride + p * b.rowStride + j * b.colStride]!;
           out[(bi * m + i) * n + j] = s;
         }
     return out;
@@ -595,16 +595,16 @@ describe("native backend", () => {
       [50, 33, 20],
       [1000, 768, 300],
     ]) {
-      const table = randn(V * C);
-      const idx = Int32Array.from({ length: n }, () => randInt(0, V - 1));
-      const out = new Float32Array(n * C);
-      B!.gather(table, idx, out, C);
-      for (let r = 0; r < n; r++) for (let c = 0; c < C; c++) assert.equal(out[r * C + c], table[idx[r] * C + c]);
-      const dst = randn(V * C);
+      const table = randn(V! * C!);
+      const idx = Int32Array.from({ length: n! }, () => randInt(0, V! - 1));
+      const out = new Float32Array(n! * C!);
+      B!.gather(table, idx, out, C!);
+      for (let r = 0; r < n!; r++) for (let c = 0; c < C!; c++) assert.equal(out[r * C! + c], table[idx[r]! * C! + c]);
+      const dst = randn(V! * C!);
       const exp = Float64Array.from(dst);
-      const src = randn(n * C);
-      for (let r = 0; r < n; r++) for (let c = 0; c < C; c++) exp[idx[r] * C + c] += src[r * C + c];
-      B!.indexAdd(dst, idx, src, C);
+      const src = randn(n! * C!);
+      for (let r = 0; r < n!; r++) for (let c = 0; c < C!; c++) exp[idx[r]! * C! + c]! += src[r * C! + c]!;
+      B!.indexAdd(dst, idx, src, C!);
       close(dst, exp, 1e-6, 1e-6, "indexAdd");
     }
     assert.throws(() => B!.gather(new Float32Array(4), Int32Array.from([2]), new Float32Array(2), 2), RangeError);
@@ -642,11 +642,11 @@ describe("native backend", () => {
     const out = new Float64Array(rows * cols);
     for (let r = 0; r < rows; r++) {
       let m = -Infinity;
-      for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]);
+      for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
       let s = 0;
-      for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c] - m);
+      for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
       for (let c = 0; c < cols; c++) {
-        const v = x[r * cols + c] - m;
+        const v = x[r * cols + c]! - m;
         out[r * cols + c] = log ? v - Math.log(s) : Math.exp(v) / s;
       }
     }
@@ -668,10 +668,10 @@ describe("native backend", () => {
         const exp = new Float64Array(rows * cols);
         for (let r = 0; r < rows; r++) {
           let s = 0;
-          for (let c = 0; c < cols; c++) s += log ? dy[r * cols + c] : dy[r * cols + c] * out[r * cols + c];
+          for (let c = 0; c < cols; c++) s += log ? dy[r * cols + c]! : dy[r * cols + c]! * out[r * cols + c]!;
           for (let c = 0; c < cols; c++) {
             const i = r * cols + c;
-            exp[i] = log ? dy[i] - Math.exp(out[i]) * s : out[i] * (dy[i] - s);
+            exp[i] = log ? dy[i]! - Math.exp(out[i]!) * s : out[i]! * (dy[i]! - s);
           }
         }
         close(dx, exp, 1e-4, 1e-5, `softmaxBackward log=${log} ${rows}x${cols}`);
@@ -689,7 +689,7 @@ describe("native backend", () => {
     for (const [rows, cols] of rowShapes) {
       for (const affine of [true, false]) {
         const x = randn(rows * cols, 3);
-        for (let i = 0; i < x.length; i++) x[i] += 5;
+        for (let i = 0; i < x.length; i++) x[i]! += 5;
         const w = affine ? randn(cols) : null;
         const b = affine ? randn(cols) : null;
         const out = new Float32Array(rows * cols);
@@ -702,14 +702,14 @@ describe("native backend", () => {
         const er = new Float64Array(rows);
         for (let r = 0; r < rows; r++) {
           let s = 0;
-          for (let c = 0; c < cols; c++) s += x[r * cols + c];
+          for (let c = 0; c < cols; c++) s += x[r * cols + c]!;
           const mu = s / cols;
           let v = 0;
-          for (let c = 0; c < cols; c++) v += (x[r * cols + c] - mu) ** 2;
+          for (let c = 0; c < cols; c++) v += (x[r * cols + c]! - mu) ** 2;
           const rs = 1 / Math.sqrt(v / cols + eps);
           em[r] = mu;
           er[r] = rs;
-          for (let c = 0; c < cols; c++) eo[r * cols + c] = (x[r * cols + c] - mu) * rs * (w ? w[c] : 1) + (b ? b[c] : 0);
+          for (let c = 0; c < cols; c++) eo[r * cols + c] = (x[r * cols + c]! - mu) * rs * (w ? w[c]! : 1) + (b ? b[c]! : 0);
         }
         close(mean, em, 1e-6, 1e-6, "ln mean");
         close(rstd, er, 1e-5, 1e-6, "ln rstd");
@@ -727,18 +727,18 @@ describe("native backend", () => {
           let sgx = 0;
           for (let c = 0; c < cols; c++) {
             const i = r * cols + c;
-            const xh = (x[i] - mean[r]) * rstd[r];
-            const g = dy[i] * (w ? w[c] : 1);
+            const xh = (x[i]! - mean[r]!) * rstd[r]!;
+            const g = dy[i]! * (w ? w[c]! : 1);
             sg += g;
             sgx += g * xh;
-            if (edw) edw[c] += dy[i] * xh;
-            if (edb) edb[c] += dy[i];
+            if (edw) edw[c]! += dy[i]! * xh;
+            if (edb) edb[c]! += dy[i]!;
           }
           for (let c = 0; c < cols; c++) {
             const i = r * cols + c;
-            const xh = (x[i] - mean[r]) * rstd[r];
-            const g = dy[i] * (w ? w[c] : 1);
-            edx[i] = rstd[r] * (g - sg / cols - (xh * sgx) / cols);
+            const xh = (x[i]! - mean[r]!) * rstd[r]!;
+            const g = dy[i]! * (w ? w[c]! : 1);
+            edx[i] = rstd[r]! * (g - sg / cols - (xh * sgx) / cols);
           }
         }
         close(dx, edx, 1e-3, 1e-4, `ln dx ${rows}x${cols}`);
@@ -752,7 +752,7 @@ describe("native backend", () => {
     if (!maybe(t)) return;
     for (const n of [1, 7, 100, 100_003]) {
       const x = randn(n, 6);
-      x[0] = n > 1 ? -12 : x[0];
+      x[0] = n > 1 ? -12 : x[0]!;
       const dy = randn(n);
       for (const approx of ["tanh", "none"] as const) {
         const out = new Float32Array(n);
@@ -765,14 +765,14 @@ describe("native backend", () => {
         for (let i = 0; i < n; i++) {
           const v = x[i];
           if (approx === "tanh") {
-            const u = k0 * (v + 0.044715 * v ** 3);
+            const u = k0 * (v! + 0.044715 * v! ** 3);
             const th = Math.tanh(u);
-            eo[i] = 0.5 * v * (1 + th);
-            ed[i] = dy[i] * (0.5 * (1 + th) + 0.5 * v * (1 - th * th) * k0 * (1 + 3 * 0.044715 * v * v));
+            eo[i] = 0.5 * v! * (1 + th);
+            ed[i] = dy[i]! * (0.5 * (1 + th) + 0.5 * v! * (1 - th * th) * k0 * (1 + 3 * 0.044715 * v! * v!));
           } else {
-            const cdf = 0.5 * (1 + erf(v / Math.SQRT2));
-            eo[i] = v * cdf;
-            ed[i] = dy[i] * (cdf + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI));
+            const cdf = 0.5 * (1 + erf(v! / Math.SQRT2));
+            eo[i] = v! * cdf;
+            ed[i] = dy[i]! * (cdf + (v! * Math.exp(-0.5 * v! * v!)) / Math.sqrt(2 * Math.PI));
           }
         }
         close(out, eo, 1e-5, 1e-6, `gelu ${approx} ${n}`);
@@ -795,16 +795,16 @@ describe("native backend", () => {
         const elseRef = new Float64Array(rows);
         for (let r = 0; r < rows; r++) {
           let m = -Infinity;
-          for (let c = 0; c < cols; c++) m = Math.max(m, logits[r * cols + c]);
+          for (let c = 0; c < cols; c++) m = Math.max(m, logits[r * cols + c]!);
           let s = 0;
           let sx = 0;
           for (let c = 0; c < cols; c++) {
-            s += Math.exp(logits[r * cols + c] - m);
-            sx += logits[r * cols + c];
+            s += Math.exp(logits[r * cols + c]! - m);
+            sx += logits[r * cols + c]!;
           }
           const l = m + Math.log(s);
           elseRef[r] = l;
-          el[r] = targets[r] === ignore ? 0 : (1 - ls) * (l - logits[r * cols + targets[r]]) + ls * (l - sx / cols);
+          el[r] = targets[r] === ignore ? 0 : (1 - ls) * (l - logits[r * cols + targets[r]!]!) + ls * (l - sx / cols);
         }
         close(lse, elseRef, 1e-6, 1e-5, "ce lse");
         close(losses, el, 1e-5, 1e-5, `ce loss ${rows}x${cols} ls=${ls}`);
@@ -815,8 +815,8 @@ describe("native backend", () => {
         for (let r = 0; r < rows; r++) {
           if (targets[r] === ignore) continue;
           for (let c = 0; c < cols; c++) {
-            const p = Math.exp(logits[r * cols + c] - elseRef[r]);
-            ed[r * cols + c] = dl[r] * (p - ls / cols - (c === targets[r] ? 1 - ls : 0));
+            const p = Math.exp(logits[r * cols + c]! - elseRef[r]!);
+            ed[r * cols + c] = dl[r]! * (p - ls / cols - (c === targets[r] ? 1 - ls : 0));
           }
         }
         close(dlogits, ed, 1e-4, 1e-6, `ce backward ${rows}x${cols} ls=${ls}`);
@@ -859,34 +859,34 @@ describe("native backend", () => {
         let m = -Infinity;
         for (let j = 0; j < nv; j++) {
           let s = 0;
-          for (let d = 0; d < hs; d++) s += q[qi + d] * k[(b * S + j) * hs + d];
+          for (let d = 0; d < hs; d++) s += q[qi + d]! * k[(b * S + j) * hs + d]!;
           p[j] = s * scale;
-          m = Math.max(m, p[j]);
+          m = Math.max(m, p[j]!);
         }
         let sum = 0;
-        for (let j = 0; j < nv; j++) sum += p[j] = Math.exp(p[j] - m);
-        for (let j = 0; j < nv; j++) p[j] /= sum;
+        for (let j = 0; j < nv; j++) sum += p[j] = Math.exp(p[j]! - m);
+        for (let j = 0; j < nv; j++) p[j]! /= sum;
         lse[b * T + i] = m + Math.log(sum);
         for (let d = 0; d < hs; d++) {
           let o = 0;
-          for (let j = 0; j < nv; j++) o += p[j] * v[(b * S + j) * hs + d];
+          for (let j = 0; j < nv; j++) o += p[j]! * v[(b * S + j) * hs + d]!;
           out[qi + d] = o;
         }
         if (!dout) continue;
         let D = 0;
         for (let j = 0; j < nv; j++) {
           let s = 0;
-          for (let d = 0; d < hs; d++) s += dout[qi + d] * v[(b * S + j) * hs + d];
+          for (let d = 0; d < hs; d++) s += dout[qi + d]! * v[(b * S + j) * hs + d]!;
           dp[j] = s;
-          D += p[j] * s;
+          D += p[j]! * s;
         }
         for (let j = 0; j < nv; j++) {
-          const ds = p[j] * (dp[j] - D);
+          const ds = p[j]! * (dp[j]! - D);
           const kj = (b * S + j) * hs;
           for (let d = 0; d < hs; d++) {
-            dq[qi + d] += scale * ds * k[kj + d];
-            dk[kj + d] += scale * ds * q[qi + d];
-            dv[kj + d] += p[j] * dout[qi + d];
+            dq[qi + d]! += scale * ds * k[kj + d]!;
+            dk[kj + d]! += scale * ds * q[qi + d]!;
+            dv[kj + d]! += p[j]! * dout[qi + d]!;
           }
         }
       }
@@ -972,10 +972,10 @@ describe("native backend", () => {
       const em = Float64Array.from(m);
       const ev = Float64Array.from(v);
       for (let i = 0; i < n; i++) {
-        ep[i] -= lr * wd * ep[i];
-        em[i] = b1 * em[i] + (1 - b1) * g[i];
-        ev[i] = b2 * ev[i] + (1 - b2) * g[i] * g[i];
-        ep[i] -= (lr * (em[i] / bc1)) / (Math.sqrt(ev[i] / bc2) + eps);
+        ep[i]! -= lr * wd * ep[i]!;
+        em[i] = b1 * em[i]! + (1 - b1) * g[i]!;
+        ev[i] = b2 * ev[i]! + (1 - b2) * g[i]! * g[i]!;
+        ep[i]! -= (lr * (em[i]! / bc1)) / (Math.sqrt(ev[i]! / bc2) + eps);
       }
       B!.fused!.adamw!(p, g, m, v, lr, b1, b2, eps, wd, bc1, bc2);
       close(m, em, 1e-5, 1e-7, "adamw m");

@@ -33,13 +33,13 @@ describe("BERT commands", () => {
       model,
       "--vocab-size",
       "150",
-      "--layers",
+      "--n-layer", // the flags moxing train has (one vocabulary for every command)
       "1",
-      "--hidden",
+      "--n-embd",
       "32",
-      "--heads",
+      "--n-head",
       "2",
-      "--max-len",
+      "--max-length",
       "24",
       "--batch-size",
       "4",
@@ -47,7 +47,7 @@ describe("BERT commands", () => {
       "6",
       "--eval-interval",
       "3",
-      "--eval-batches",
+      "--eval-iters",
       "1",
     ]);
     assert.equal(r.code, 0, r.stderr);
@@ -58,6 +58,8 @@ describe("BERT commands", () => {
       assert.ok(existsSync(join(model, file)), file);
     }
     assert.equal(readFileSync(join(model, "metrics.jsonl"), "utf8").trim().split("\n").length, 6);
+    const config = JSON.parse(readFileSync(join(model, "config.json"), "utf8"));
+    assert.deepEqual([config.num_hidden_layers, config.hidden_size, config.num_attention_heads], [1, 32, 2]);
   });
 
   test("finetune text-classification from a TSV and a text file with a labels file; similar lists neighbours", async () => {
@@ -193,6 +195,11 @@ describe("BERT commands", () => {
     assertOneLineError(
       await moxing(["finetune", "--task", "ner", "--model", model, "--out", join(root, "x"), "--train", one]),
       /finetune: holding out --eval-fraction 0\.1 of 1 example for evaluation leaves none to train on; give more examples, or evaluation data with --eval FILE/,
+      2,
+    );
+    assertOneLineError(
+      await moxing(["pretrain-mlm", "--data", "x", "--out", join(root, "x"), "--n-layer", "2", "--layers", "3"]),
+      /pretrain-mlm: --n-layer and --layers are one flag \(--n-layer\); give it once/,
       2,
     );
     assertOneLineError(await moxing(["similar", "--model", join(root, "nowhere"), "cat"]), /model directory .* does not exist/);

@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as mx from "../../src/index.js";
-import { bertConfigFromJSON, bertStateDict, loadBertStateDict } from "../../src/io/bert.js";
+import { bertConfigFromJSON, bertStateDict } from "../../src/io/bert.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
-import { Bert } from "../../src/models/bert.js";
+import { Bert, loadBertWeights } from "../../src/models/bert.js";
 
 const dir = join(fileURLToPath(import.meta.url), "..", "..", "..", "tools", "fixtures", "bert");
 const { config, info } = bertConfigFromJSON(JSON.parse(readFileSync(join(dir, "config.json"), "utf8")));
@@ -41,7 +41,7 @@ function assertNear(name: string, got: mx.Tensor, exp: mx.Tensor, tol = 1e-4): n
 
 describe(`BERT parity with PyTorch (${mx.getBackend().name} backend)`, () => {
   const model = new Bert(config, { task: info.task, init: "none" });
-  const report = loadBertStateDict(model, weights);
+  const report = loadBertWeights(model, weights);
   model.eval();
   const inputs = {
     inputIds: want("input_ids").int(),

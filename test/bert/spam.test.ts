@@ -14,8 +14,9 @@ import { hasSpamAssassin, SPAM_ASSASSIN_PACKAGE, type SpamMessage, spamAssassin 
 import { saveBert } from "../../src/io/bert.js";
 import { Bert, bertConfig } from "../../src/models/bert.js";
 import { pipeline } from "../../src/pipelines/index.js";
+import { classificationMetrics } from "../../src/tasks/classify.js";
 import { WordPieceTokenizer } from "../../src/tokenizers/wordpiece.js";
-import { classificationMetrics, finetune } from "../../src/train/finetune.js";
+import { finetune } from "../../src/train/finetune.js";
 import { TINY } from "./helpers.js";
 
 const GROUPS = { "easy-ham-1": 2500, "easy-ham-2": 1400, "hard-ham-1": 250, "spam-1": 500, "spam-2": 1396 };

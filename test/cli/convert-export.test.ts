@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { assertOneLineError, moxing, type Run, repo } from "../cli-run.js";
 import "../../src/index.js";
-import { saveModel } from "../../src/io/checkpoint.js";
+import { saveModel } from "../../src/io/gpt.js";
 import { GPT } from "../../src/models/gpt.js";
 import { CharTokenizer } from "../../src/tokenizers/index.js";
 

@@ -91,6 +91,18 @@ describe("moxing train / eval / info", () => {
     assertOneLineError(bad[2] as Run, /--prompt TEXT is required/, 2);
   });
 
+  test("one flag vocabulary: --n-embd and --max-steps in demo too, the old names still work", async () => {
+    const [now, old] = await Promise.all([
+      moxing(["demo", "--max-steps", "2", "--n-embd", "4"]),
+      moxing(["demo", "--steps", "2", "--hidden", "4"]),
+    ]);
+    for (const r of [now, old]) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /MLP 2-4-4-2/);
+      assert.match(r.stdout, /step +2 +loss/);
+    }
+  });
+
   test("--help for each command", async () => {
     const runs = await Promise.all(["train", "eval", "info", "start", "generate"].map((c) => moxing([c, "--help"])));
     for (const [k, c] of ["train", "eval", "info", "start", "generate"].entries()) {
@@ -182,5 +194,39 @@ describe("moxing train / eval / info", () => {
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr, new RegExp(`resuming at step ${state.step}`));
     assert.match(resumed.stdout, new RegExp(`done: ${state.step + 3} steps`));
+  });
+
+  test("SIGTERM and SIGHUP save a checkpoint like Ctrl-C; a second run on the same --out is refused while one runs", async () => {
+    const out = join(root, "signals");
+    const long = ["train", "--data", data, "--out", out, ...tiny, "--max-steps", "100000", "--eval-interval", "1000"];
+    let second: Promise<Run> | null = null;
+    let sent = false;
+    const first = await moxing(long, (err, kill) => {
+      if (!second && /step \d+\/100000/.test(err)) {
+        second = moxing(long);
+        void second.then(() => {
+          sent = true;
+          kill("SIGTERM");
+        });
+      }
+    });
+    assert.ok(sent && second);
+    assertOneLineError(await (second as Promise<Run>), /'.*signals' is in use by process \d+ \(training run/, 1);
+    assert.equal(first.code, 143, first.stderr);
+    assert.match(first.stderr, /SIGTERM received: saving a checkpoint after this step/);
+    assert.match(first.stdout, /stopped at step \d+; checkpoint saved/);
+    const step = JSON.parse(readFileSync(join(out, "trainer_state.json"), "utf8")).step;
+    assert.ok(step >= 1);
+    assert.ok(!existsSync(join(out, ".moxing.lock")), "the lock is released");
+
+    let hup = false;
+    const resumed = await moxing(["train", "--out", out, "--resume"], (err, kill) => {
+      if (!hup && new RegExp(`step ${step + 1}/100000`).test(err)) {
+        hup = true;
+        kill("SIGHUP");
+      }
+    });
+    assert.equal(resumed.code, 129, resumed.stderr);
+    assert.ok(JSON.parse(readFileSync(join(out, "trainer_state.json"), "utf8")).step > step);
   });
 });

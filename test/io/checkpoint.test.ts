@@ -7,17 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import "../../src/index.js";
-import {
-  CheckpointError,
-  configFromJSON,
-  configToJSON,
-  loadModel,
-  loadOptimizerState,
-  readTrainerState,
-  recoverCheckpoint,
-  saveCheckpoint,
-  saveModel,
-} from "../../src/io/checkpoint.js";
+import { configFromJSON, configToJSON, loadModel, loadOptimizerState, saveCheckpoint, saveModel } from "../../src/io/gpt.js";
+import { CheckpointError, readTrainerState, recoverCheckpoint } from "../../src/io/model-dir.js";
 import { GPT, type GPTConfig } from "../../src/models/gpt.js";
 import { AdamW } from "../../src/optim/adamw.js";
 import { Generator, randint } from "../../src/tensor/index.js";

@@ -10,11 +10,12 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import "../../src/index.js";
 import { generateIds } from "../../src/generate/index.js";
-import { loadModel } from "../../src/io/checkpoint.js";
 import { encodeGGUF, GGUFError, type GGUFValue, parseGGUF, plainValue, readGGUF, readGGUFHeader } from "../../src/io/gguf.js";
 import { exportGGUF, loadGGUFModel } from "../../src/io/gguf-gpt2.js";
+import { loadModel } from "../../src/io/gpt.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
-import { GPT, type GPTConfig, transpose2d } from "../../src/models/gpt.js";
+import { GPT, type GPTConfig } from "../../src/models/gpt.js";
+import { transpose2d } from "../../src/nn/state-dict.js";
 import { tensor } from "../../src/tensor/index.js";
 import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
 

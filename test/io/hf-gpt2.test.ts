@@ -12,9 +12,11 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import "../../src/index.js";
 import { generateIds } from "../../src/generate/index.js";
-import { CheckpointError, configFromJSON, loadModel, saveModel } from "../../src/io/checkpoint.js";
+import { configFromJSON, loadModel, saveModel } from "../../src/io/gpt.js";
+import { CheckpointError } from "../../src/io/model-dir.js";
 import { readSafetensors, readSafetensorsHeader, type SafeTensor, writeSafetensors } from "../../src/io/safetensors.js";
-import { GPT, transpose2d } from "../../src/models/gpt.js";
+import { GPT } from "../../src/models/gpt.js";
+import { transpose2d } from "../../src/nn/state-dict.js";
 import { tensor } from "../../src/tensor/index.js";
 import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
 

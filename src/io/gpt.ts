@@ -1,0 +1,385 @@
+// GPT's model directory and training checkpoint (the parts every model shares are model-dir.ts's).
+//
+// A GPT model directory is laid out as Hugging Face lays out a GPT-2 checkpoint, so each side reads the
+// other's:
+//   config.json            GPT2Config's keys (architectures ["GPT2LMHeadModel"], model_type "gpt2",
+//                          n_layer, n_head, n_embd, n_positions = block_size, vocab_size,
+//                          layer_norm_epsilon, activation_function "gelu_new", ...) plus moxing's own
+//                          settings under "moxing" (positional encoding, biases, tying)
+//   model.safetensors      GPT2LMHeadModel's state dict, F32, metadata format "pt": transformer.wte.weight,
+//                          transformer.h.N.attn.c_attn.weight, ... with the four projections of each
+//                          block in GPT-2's Conv1D (in, out) orientation and no lm_head.weight when the
+//                          head is tied (see gpt2WeightNames in models/gpt.ts)
+//   tokenizer.json         the tokenizer's toJSON(): Hugging Face's tokenizer.json for byte-level BPE,
+//                          moxing's own JSON for the char tokenizer
+// Reading also takes what Hugging Face directories may have instead: names without "transformer.",
+// mask buffers, F16/BF16 weights, shards listed in model.safetensors.index.json, and GPT-2's
+// vocab.json + merges.txt in place of tokenizer.json. Files written by moxing 0.1 (metadata format
+// "moxing": projections stored (out, in)) still load.
+// A training checkpoint also holds optimizer.safetensors and trainer_state.json (model-dir.ts).
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import {
+  canonicalWeightName,
+  GPT,
+  GPT2_LAYER_NORM_EPS,
+  type GPTConfig,
+  hfStateDict,
+  loadGPTWeights,
+  type PositionalEncoding,
+  validateGPTConfig,
+  type WeightTensor,
+} from "../models/gpt.js";
+import type { AdamW } from "../optim/adamw.js";
+import type { Generator } from "../tensor/random.js";
+import {
+  ByteLevelBPE,
+  loadTokenizer,
+  readTokenizerConfig,
+  TOKENIZER_CONFIG_FILE,
+  type Tokenizer,
+  tokenizerConfigToJSON,
+} from "../tokenizers/index.js";
+import { isRecord } from "../util/json.js";
+import { FILE_LIMITS } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
+import { commitFiles } from "./journal.js";
+import {
+  CheckpointError,
+  CONFIG_FILE,
+  checkModelDir,
+  checkpointFile,
+  MODEL_FILE,
+  MODEL_INDEX_FILE,
+  OPTIMIZER_FILE,
+  readJSONFile,
+  requireFile,
+  TOKENIZER_FILE,
+  TRAINER_STATE_FILE,
+} from "./model-dir.js";
+import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
+import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
+
+const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+
+// ---- config.json ------------------------------------------------------------------------------
+
+/** config.json as moxing writes it: Hugging Face's GPT2Config keys, plus moxing's own under "moxing". */
+export interface GPT2StyleConfig {
+  architectures: ["GPT2LMHeadModel"];
+  model_type: "gpt2";
+  vocab_size: number;
+  n_positions: number;
+  /** The old name of n_positions, still read by some tools (llama.cpp's converter among them). */
+  n_ctx: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  n_inner: null;
+  activation_function: "gelu_new";
+  resid_pdrop: number;
+  embd_pdrop: number;
+  attn_pdrop: number;
+  layer_norm_epsilon: number;
+  initializer_range: number;
+  scale_attn_weights: true;
+  scale_attn_by_inverse_layer_idx: false;
+  reorder_and_upcast_attn: false;
+  use_cache: true;
+  tie_word_embeddings: boolean;
+  bos_token_id: number | null;
+  eos_token_id: number | null;
+  torch_dtype: "float32";
+  moxing: { pos_encoding: PositionalEncoding; tie_weights: boolean; bias: boolean; dropout: number };
+}
+
+/** Hugging Face's names for GELU with the tanh approximation, which GPT-2 (and moxing) uses. */
+const TANH_GELU = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
+
+/** The end-of-text token of a tokenizer (tokenizer_config.json's eos_token, e.g. a chat model's
+ *  "<|im_end|>"; else "<|endoftext|>", else its only special token), or null. */
+export function endOfTextId(tokenizer: Tokenizer | undefined): number | null {
+  if (!tokenizer) return null;
+  const eos = tokenizer.config?.eos_token;
+  if (eos !== undefined && tokenizer.specialTokens.has(eos)) return tokenizer.specialTokens.get(eos) as number;
+  const eot = tokenizer.specialTokens.get("<|endoftext|>");
+  if (eot !== undefined) return eot;
+  return tokenizer.specialTokens.size === 1 ? ([...tokenizer.specialTokens.values()][0] as number) : null;
+}
+
+export function configToJSON(c: GPTConfig, opts: { tokenizer?: Tokenizer } = {}): GPT2StyleConfig {
+  const eot = endOfTextId(opts.tokenizer);
+  return {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    vocab_size: c.vocab_size,
+    n_positions: c.block_size,
+    n_ctx: c.block_size,
+    n_embd: c.n_embd,
+    n_layer: c.n_layer,
+    n_head: c.n_head,
+    n_inner: null,
+    activation_function: "gelu_new",
+    resid_pdrop: c.dropout,
+    embd_pdrop: c.dropout,
+    attn_pdrop: c.dropout,
+    layer_norm_epsilon: GPT2_LAYER_NORM_EPS,
+    initializer_range: 0.02,
+    scale_attn_weights: true,
+    scale_attn_by_inverse_layer_idx: false,
+    reorder_and_upcast_attn: false,
+    use_cache: true,
+    tie_word_embeddings: c.tie_weights,
+    bos_token_id: eot,
+    eos_token_id: eot,
+    torch_dtype: "float32",
+    moxing: { pos_encoding: c.pos_encoding, tie_weights: c.tie_weights, bias: c.bias, dropout: c.dropout },
+  };
+}
+
+/**
+ * Read a GPT config from parsed config.json: moxing's own, or a Hugging Face GPT-2 config. Features
+ * of GPT2Config that moxing's GPT does not implement (another activation, n_inner, epsilon, attention
+ * scaling variants, cross-attention) are refused by name. `source` names the file in errors.
+ */
+export function configFromJSON(json: unknown, source = CONFIG_FILE): GPTConfig {
+  const bad = (msg: string): never => {
+    throw new CheckpointError(`${source}: ${msg}`);
+  };
+  if (!isRecord(json)) return bad("expected a JSON object");
+  if (json.model_type !== "gpt2") bad(`model_type is ${JSON.stringify(json.model_type)}; moxing reads "gpt2" configs`);
+  const int = (k: string, fallbackKey?: string): number => {
+    const key = json[k] === undefined && fallbackKey !== undefined && json[fallbackKey] !== undefined ? fallbackKey : k;
+    const v = json[key];
+    if (!Number.isInteger(v) || (v as number) < 1) bad(`${key} must be a positive integer (got ${JSON.stringify(v)})`);
+    return v as number;
+  };
+  const mx = json.moxing === undefined ? {} : json.moxing;
+  if (!isRecord(mx)) return bad('"moxing" must be an object');
+  const bool = (k: string, fallback: boolean): boolean => {
+    const v = mx[k] ?? fallback;
+    if (typeof v !== "boolean") bad(`moxing.${k} must be true or false (got ${JSON.stringify(v)})`);
+    return v as boolean;
+  };
+  const act = json.activation_function ?? "gelu_new";
+  if (typeof act !== "string" || !TANH_GELU.includes(act)) {
+    bad(`activation_function is ${JSON.stringify(act)}; moxing's GPT uses GELU with the tanh approximation ("gelu_new")`);
+  }
+  const n_embd = int("n_embd");
+  if (json.n_inner != null && json.n_inner !== 4 * n_embd) {
+    bad(`n_inner is ${JSON.stringify(json.n_inner)}; moxing's GPT has a feed-forward width of 4 * n_embd (${4 * n_embd}); use null`);
+  }
+  const eps = json.layer_norm_epsilon ?? GPT2_LAYER_NORM_EPS;
+  if (typeof eps !== "number" || Math.abs(eps - GPT2_LAYER_NORM_EPS) > 1e-12) {
+    bad(`layer_norm_epsilon is ${JSON.stringify(eps)}; moxing's GPT uses ${GPT2_LAYER_NORM_EPS}`);
+  }
+  if (json.scale_attn_weights === false) bad("scale_attn_weights is false; moxing's attention always scales by 1/sqrt(head size)");
+  if (json.scale_attn_by_inverse_layer_idx === true) bad("scale_attn_by_inverse_layer_idx is true, which moxing's GPT does not implement");
+  if (json.add_cross_attention === true) bad("add_cross_attention is true; moxing's GPT is decoder-only");
+  const dropout = mx.dropout ?? json.resid_pdrop ?? 0;
+  if (typeof dropout !== "number") bad(`moxing.dropout must be a number (got ${JSON.stringify(dropout)})`);
+  const pos = mx.pos_encoding ?? "learned";
+  const config: GPTConfig = {
+    n_layer: int("n_layer"),
+    n_head: int("n_head"),
+    n_embd,
+    block_size: int("n_positions", "n_ctx"),
+    vocab_size: int("vocab_size"),
+    dropout: dropout as number,
+    bias: bool("bias", true),
+    tie_weights: bool("tie_weights", typeof json.tie_word_embeddings === "boolean" ? json.tie_word_embeddings : true),
+    pos_encoding: pos as PositionalEncoding,
+  };
+  try {
+    validateGPTConfig(config);
+  } catch (e) {
+    bad((e as Error).message);
+  }
+  return config;
+}
+
+// ---- reading ------------------------------------------------------------------------------------
+
+export function readConfig(dir: string): GPTConfig {
+  checkModelDir(dir);
+  const p = requireFile(dir, CONFIG_FILE);
+  return configFromJSON(readJSONFile(p), p);
+}
+
+/** The parsed config.json as written (for display). */
+export function readRawConfig(dir: string): Record<string, unknown> {
+  checkModelDir(dir);
+  const p = requireFile(dir, CONFIG_FILE);
+  const json = readJSONFile(p);
+  configFromJSON(json, p); // validate
+  return json as Record<string, unknown>;
+}
+
+export function readTokenizer(dir: string): Tokenizer {
+  checkModelDir(dir);
+  const p = checkpointFile(dir, TOKENIZER_FILE);
+  if (!p) {
+    // A Hugging Face GPT-2 directory may have only GPT-2's original files: vocab.json and merges.txt.
+    const vocab = join(dir, "vocab.json");
+    const merges = join(dir, "merges.txt");
+    if (existsSync(vocab) && existsSync(merges)) {
+      try {
+        return ByteLevelBPE.fromGPT2Files(vocab, merges);
+      } catch (e) {
+        throw new CheckpointError(`${vocab}: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+    requireFile(dir, TOKENIZER_FILE); // throws "file not found"
+  }
+  const path = p as string;
+  const json = readJSONFile(path, CheckpointError, FILE_LIMITS.tokenizer);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = loadTokenizer(json);
+  } catch (e) {
+    throw new CheckpointError(`${path}: ${(e as Error).message}`);
+  }
+  // tokenizer_config.json: the chat template and which special token ends a turn (chat models).
+  try {
+    readTokenizerConfig(dir, tokenizer, (name) => checkpointFile(dir, name));
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  return tokenizer;
+}
+
+/** Where a directory's weights are: model.safetensors, or the shards listed by model.safetensors.index.json. */
+export function weightFiles(dir: string): string[] {
+  const single = checkpointFile(dir, MODEL_FILE);
+  if (single) return [single];
+  const index = join(dir, MODEL_INDEX_FILE);
+  if (existsSync(index)) {
+    const json = readJSONFile(index);
+    const map = isRecord(json) ? json.weight_map : undefined;
+    if (!isRecord(map)) throw new CheckpointError(`${index}: expected { "weight_map": { tensor: file } }`);
+    const files = [...new Set(Object.values(map))];
+    for (const f of files) {
+      if (typeof f !== "string" || f.includes("/") || f.includes("\\") || f === ".." || !f.endsWith(".safetensors")) {
+        throw new CheckpointError(`${index}: weight_map names ${JSON.stringify(f)}; expected a .safetensors file in the same directory`);
+      }
+    }
+    return (files as string[]).sort().map((f) => join(dir, f));
+  }
+  if (existsSync(join(dir, "pytorch_model.bin"))) {
+    throw new CheckpointError(
+      `${join(dir, MODEL_FILE)}: file not found; the directory has only pytorch_model.bin (a pickle, which moxing does not read): ` +
+        "save the model with safe_serialization=True (transformers' default) to get model.safetensors",
+    );
+  }
+  return [requireFile(dir, MODEL_FILE)];
+}
+
+/** The weights of a directory's safetensors files, F16/BF16 widened, mask buffers skipped; and their layout. */
+export function readWeights(dir: string): { tensors: Map<string, WeightTensor>; layout: "conv1d" | "linear"; source: string } {
+  const files = weightFiles(dir);
+  const tensors = new Map<string, WeightTensor>();
+  let layout: "conv1d" | "linear" = "conv1d";
+  for (const f of files) {
+    const file = readTensors(f);
+    // moxing 0.1 wrote its own layout (Linear (out, in) projections), marked format "moxing".
+    if (file.metadata.format === "moxing") layout = "linear";
+    for (const [name, t] of file.tensors) {
+      if (tensors.has(name)) throw new CheckpointError(`${f}: tensor '${name}' is also in another shard`);
+      tensors.set(name, t as WeightTensor);
+    }
+  }
+  return { tensors, layout, source: files.length === 1 ? (files[0] as string) : join(dir, MODEL_INDEX_FILE) };
+}
+
+/** Copy the weights of `dir` (model.safetensors, Hugging Face GPT-2 layout) into `model`. */
+export function loadWeights(dir: string, model: GPT): void {
+  const { tensors, layout, source } = readWeights(dir);
+  try {
+    loadGPTWeights(model, tensors, { layout });
+  } catch (e) {
+    throw new CheckpointError(`${source}: ${(e as Error).message}`);
+  }
+}
+
+function readTensors(path: string): ReturnType<typeof readSafetensors> {
+  try {
+    return readSafetensors(path, { only: (name) => canonicalWeightName(name) !== null });
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * Load a model directory: config, weights and tokenizer. The model is returned in eval mode.
+ * `generator` becomes the model's generator (for dropout), as in `new GPT(config, { generator })`.
+ */
+export function loadModel(dir: string, opts: { generator?: Generator } = {}): { model: GPT; tokenizer: Tokenizer; config: GPTConfig } {
+  const config = readConfig(dir);
+  const tokenizer = readTokenizer(dir);
+  if (tokenizer.vocabSize > config.vocab_size) {
+    throw new CheckpointError(
+      `${join(dir, TOKENIZER_FILE)}: the tokenizer has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocab_size}`,
+    );
+  }
+  const model = new GPT(config, opts.generator ? { generator: opts.generator } : { seed: 0 });
+  loadWeights(dir, model);
+  checkFiniteWeights(model.namedParameters(), dir, CheckpointError);
+  model.eval();
+  return { model, tokenizer, config };
+}
+
+/** AdamW's moments from `dir`/optimizer.safetensors, matched to parameters by name. */
+export function loadOptimizerState(dir: string, model: GPT, optimizer: AdamW): void {
+  loadOptimizerFile(requireFile(dir, OPTIMIZER_FILE), model, optimizer, (m) => new CheckpointError(m));
+}
+
+// ---- writing ------------------------------------------------------------------------------------
+
+/** The model's weights as Hugging Face's GPT2LMHeadModel saves them (format "pt", Conv1D layout). */
+export function modelToSafetensors(model: GPT): Uint8Array {
+  const tensors = new Map<string, SafeTensor>();
+  for (const [name, t] of hfStateDict(model)) tensors.set(name, { dtype: "F32", ...t });
+  // transformers refuses safetensors files whose metadata lacks format "pt".
+  return encodeSafetensors(tensors, { format: "pt" });
+}
+
+export interface CheckpointParts {
+  model: GPT;
+  tokenizer: Tokenizer;
+  /** With optimizer and trainerState it is a training checkpoint; without, a model directory
+   *  (stale optimizer / trainer state files in `dir` are then deleted). */
+  optimizer?: AdamW;
+  trainerState?: object;
+}
+
+/** The files of a GPT model directory: config.json, tokenizer.json (+ tokenizer_config.json), model.safetensors. */
+export function gptModelFiles(model: GPT, tokenizer: Tokenizer): Map<string, Uint8Array | string> {
+  const files = new Map<string, Uint8Array | string>();
+  files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(model.config, { tokenizer }), null, 2)}\n`);
+  files.set(TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  // tokenizer_config.json only for tokenizers with a chat template or role tokens (chat models).
+  const tokenizerConfig = tokenizerConfigToJSON(tokenizer);
+  if (tokenizerConfig) files.set(TOKENIZER_CONFIG_FILE, `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
+  files.set(MODEL_FILE, modelToSafetensors(model));
+  return files;
+}
+
+/** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set
+ *  through the journal (journal.ts). */
+export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
+  const files = gptModelFiles(parts.model, parts.tokenizer);
+  if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
+  if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
+  commitFiles(
+    dir,
+    files,
+    CHECKPOINT_FILES.filter((f) => !files.has(f)),
+  );
+}
+
+/** Save a model and its tokenizer as a model directory (no training state). */
+export function saveModel(dir: string, model: GPT, tokenizer: Tokenizer): void {
+  saveCheckpoint(dir, { model, tokenizer });
+}
