@@ -5,6 +5,19 @@ export { type LoadedCausalLM, loadCausalLM } from "./causal-lm.js";
 export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
 export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
 export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
+export {
+  ggufNameOf as llamaGGUFName,
+  hfNameOf as llamaHFName,
+  isLlamaGGUF,
+  LLAMA_GGUF_ARCHS,
+  type LlamaGGUFOptions,
+  llamaConfigFromGGUF,
+  llamaGGUF,
+  llamaTokenizerFromGGUF,
+  loadLlamaGGUF,
+  typeForRow,
+  writeLlamaGGUF,
+} from "./gguf-llama.js";
 export type { CheckpointParts, GPT2StyleConfig } from "./gpt.js";
 export {
   configFromJSON,
@@ -22,19 +35,6 @@ export {
   saveModel,
   weightFiles,
 } from "./gpt.js";
-export {
-  ggufNameOf as llamaGGUFName,
-  hfNameOf as llamaHFName,
-  isLlamaGGUF,
-  LLAMA_GGUF_ARCHS,
-  type LlamaGGUFOptions,
-  llamaConfigFromGGUF,
-  llamaGGUF,
-  llamaTokenizerFromGGUF,
-  loadLlamaGGUF,
-  typeForRow,
-  writeLlamaGGUF,
-} from "./gguf-llama.js";
 export {
   emptyLlama,
   isLlamaConfigJSON,

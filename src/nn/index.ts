@@ -19,7 +19,6 @@ export {
 export { RMSNorm, rmsNorm } from "./rmsnorm.js";
 export { GRU, LSTM, type RNNCall, type RNNOptions, type RNNOutput } from "./rnn.js";
 export { type RopeScaling, RotaryEmbedding, ropeInvFreq } from "./rotary.js";
-export { SwiGLU, silu } from "./swiglu.js";
 export {
   exportNamedWeights,
   type LoadWeightsOptions,
@@ -29,4 +28,5 @@ export {
   type WeightNames,
   type WeightTensor,
 } from "./state-dict.js";
+export { SwiGLU, silu } from "./swiglu.js";
 export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";

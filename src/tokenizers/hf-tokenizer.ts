@@ -23,11 +23,11 @@
 // varied text). JavaScript's \s differs from Rust's on a few characters (U+FEFF, U+0085), where
 // Hugging Face's Rust tokenizers may split differently.
 
+import { isRecord } from "../util/json.js";
 import { registerBPEPipelines } from "./bpe.js";
 import { BYTE_TO_CHAR, byteLevelToBytes, GPT2_SPLIT_PATTERN, toWellFormed, utf8Decode, utf8Encode } from "./bytes.js";
 import { applyTokenizerConfig } from "./config.js";
 import { BaseTokenizer, badIdError, escapeRegExp } from "./tokenizer.js";
-import { isRecord } from "../util/json.js";
 
 type Json = Record<string, unknown>;
 type Normalizer = (text: string) => string;
