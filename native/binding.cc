@@ -10,6 +10,7 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "kernels.h"
 #include "ops.h"
 
 using namespace mx;
@@ -548,13 +549,25 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
 
 // ---- info / test hooks --------------------------------------------------------------------------
 
+napi_value str(napi_env env, const char* s) {
+  napi_value v;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+// { isa, threads, kernels: { family: isa }, available: "avx2,generic", isaError? }: isa is the set
+// serving GEMM, kernels the set serving each family (the same one unless a set lacks a family).
 napi_value js_info(napi_env env, napi_callback_info info) {
-  napi_value o, isa, th;
+  napi_value o, th, fam;
   napi_create_object(env, &o);
-  napi_create_string_utf8(env, isa_name(), NAPI_AUTO_LENGTH, &isa);
   napi_create_int32(env, pool_threads(), &th);
-  napi_set_named_property(env, o, "isa", isa);
+  napi_set_named_property(env, o, "isa", str(env, kernel_for(F_GEMM)->name));
   napi_set_named_property(env, o, "threads", th);
+  napi_create_object(env, &fam);
+  for (int f = 0; f < F_COUNT; f++) napi_set_named_property(env, fam, kFamilyNames[f], str(env, g_family[f]->name));
+  napi_set_named_property(env, o, "kernels", fam);
+  napi_set_named_property(env, o, "available", str(env, isa_available()));
+  if (isa_error()) napi_set_named_property(env, o, "isaError", str(env, isa_error()));
   return o;
 }
 
@@ -565,8 +578,7 @@ napi_value js_set_isa(napi_env env, napi_callback_info info) {
   char name[32] = {0};
   size_t len = 0;
   bool ok = false;
-  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) == napi_ok)
-    ok = gemm_set_isa(name);
+  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) == napi_ok) ok = isa_force(name);
   napi_value r;
   napi_get_boolean(env, ok, &r);
   return r;
