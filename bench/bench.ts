@@ -5,7 +5,7 @@
 //   npm run bench -- --quick       fewer repetitions (a smoke run)
 //
 // GEMM runs in child processes, one per thread count (MOXING_THREADS is read at start-up); the
-// PyTorch figures come from tools/torch_bench.py and tools/torch_gemm_bench.py run by
+// PyTorch figures come from bench/torch_bench.py and bench/torch_gemm_bench.py run by
 // /usr/bin/python3 with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that child only (they
 // halve OpenBLAS's speed on this CPU). Without torch the torch_* fields are null.
 
