@@ -22,7 +22,7 @@ export function gptTrainStep(cfg: BenchConfig): { model: mx.GPT; arena: mx.Memor
     arena.reset();
     arena.run(() => {
       opt.zeroGrad();
-      forwardBackward(model, [{ x, y }]);
+      forwardBackward(1, () => ({ loss: model.forward(x, { targets: y }).loss as mx.Tensor }));
       clipGradNorm(params, 1);
       opt.step();
     });

@@ -4,6 +4,8 @@
 import "./backends/reference/index.js";
 import "./backends/native/index.js";
 
+// Chat: conversations, chat templates, replies, the feedback store and its export.
+export * from "./chat/index.js";
 // BERT: the model, its directories, pretraining, fine-tuning, data formats and pipelines.
 export { getEntities, parseConll, readConllFile, type SeqevalReport, seqevalScores, type TaggedSentence } from "./data/conll.js";
 export { type DataProvenance, type LabeledText, parseLabeled, readLabeledFile } from "./data/labeled.js";
@@ -11,7 +13,7 @@ export { gazetteerTags, lexiconScore, sentencesOf, silverNer, silverSentiment, s
 export { hasSpamAssassin, spamAssassin } from "./data/spam.js";
 export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, readSquadFile, squadEvaluate } from "./data/squad.js";
 export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
-export { BertFileError, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
+export { BertFileError, bertModelFiles, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
 export * from "./io/index.js";
 export {
   BERT_DEFAULTS,
@@ -38,8 +40,25 @@ export {
   sentenceEmbeddings,
   WordVectors,
 } from "./pipelines/index.js";
+export * from "./rlhf/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";
 export { evaluateTask, type FinetuneOptions, finetune } from "./train/finetune.js";
+export { allFinite, clipGradNorm, forwardBackward, gradNorm } from "./train/grad.js";
+export {
+  type CheckpointReason,
+  DivergenceError,
+  formatMetrics,
+  type LoopEvent,
+  type LoopHooks,
+  type LoopResult,
+  type LoopSpec,
+  type Metrics,
+  runLoop,
+  type TaskState,
+} from "./train/loop.js";
 export { type MlmOptions, maskTokens, pretrainMlm } from "./train/mlm.js";
+export { formatCount, formatDuration, progressReporter } from "./train/progress.js";
+export { METRICS_FILE, RunDirectory, type RunOptions, type SavedState, truncateMetrics } from "./train/run.js";
+export { getLr, type LrSchedule } from "./train/schedule.js";
 export { estimateLoss, TRAIN_DEFAULTS, type TrainArgs, type TrainOptions, train } from "./train/trainer.js";

@@ -17,9 +17,8 @@ import {
   TASK_ALIASES,
   type TaskData,
 } from "../train/finetune.js";
-import { lineReporter } from "../train/loop.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, UsageError, withCheckpointOnInterrupt } from "./util.js";
+import { num, parseFlags, runWithProgress, UsageError } from "./util.js";
 
 /** Built-in datasets: which task, where the labels come from, and how to make them. */
 const DATASETS: Record<string, { task: FinetuneTask; provenance: DataProvenance; load(limit?: number): TaskData["examples"] }> = {
@@ -184,14 +183,25 @@ export const finetuneCommand: Command = {
     if (v.eval) {
       evalData = readData(task, v.eval, v["eval-labels"]);
     } else {
+      const all = train.length;
       [train, evalData] = holdOut(task, train, evalFraction);
+      if (train.length === 0) {
+        throw new UsageError(
+          `${c}: holding out --eval-fraction ${evalFraction} of ${all} example${all === 1 ? "" : "s"} for evaluation leaves none to train on; ` +
+            "give more examples, or evaluation data with --eval FILE",
+        );
+      }
+      if (evalData.length === 0) {
+        process.stderr.write(`${c}: ${all} examples are too few to hold any out for evaluation; training without evaluation\n`);
+        evalData = undefined;
+      }
     }
     const data = (examples: TaskData["examples"]) => ({ task, examples }) as TaskData;
     const opt = (flag: keyof typeof FLAGS, o: { int?: boolean; min?: number } = {}) => {
       const value = v[flag] as string | undefined;
       return value === undefined ? undefined : num(c, flag, value, 0, o);
     };
-    const r = await withCheckpointOnInterrupt((signal) =>
+    const r = await runWithProgress((hooks) =>
       finetune(
         {
           task,
@@ -213,7 +223,7 @@ export const finetuneCommand: Command = {
           maxAnswerLength: opt("max-answer-length", { int: true, min: 1 }),
           seed: opt("seed", { int: true, min: 0 }),
         },
-        { onLog: lineReporter(process.stderr), signal },
+        hooks,
       ),
     );
     if (r.status === "interrupted") {

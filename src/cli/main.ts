@@ -7,11 +7,14 @@ import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
 import { exportCommand } from "./export.js";
+import { feedbackCommand } from "./feedback.js";
 import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
+import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
+import { sftCommand } from "./sft.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { type Command, packageJson, UsageError } from "./util.js";
@@ -29,6 +32,9 @@ const COMMANDS = new Map<string, Command>([
   ["finetune", finetuneCommand],
   ["similar", similarCommand],
   ["pipeline", pipelineCommand],
+  ["feedback", feedbackCommand],
+  ["merge", mergeCommand],
+  ["sft", sftCommand],
 ]);
 
 function help(): string {

@@ -2,10 +2,9 @@
 // modelling (a thin shell over src/train/mlm.ts).
 
 import { BERT_PRESETS, type BertPreset } from "../models/bert.js";
-import { lineReporter } from "../train/loop.js";
 import { MLM_DEFAULTS, type MlmOptions, pretrainMlm } from "../train/mlm.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, TRAINING_RUN_FLAGS, UsageError, withCheckpointOnInterrupt } from "./util.js";
+import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const HELP = `moxing pretrain-mlm: pretrain a BERT on a text file with masked language modelling
 
@@ -97,7 +96,7 @@ export const pretrainMlmCommand: Command = {
     if (opts.mlmProbability !== undefined && !(opts.mlmProbability > 0 && opts.mlmProbability < 1)) {
       throw new UsageError(`${c}: --mlm-probability must be between 0 and 1 (got '${v["mlm-probability"]}')`);
     }
-    const r = await withCheckpointOnInterrupt((signal) => pretrainMlm(opts, { onLog: lineReporter(process.stderr), signal }));
+    const r = await runWithProgress((hooks) => pretrainMlm(opts, hooks));
     const ev = r.eval
       ? `, validation masked-token loss ${r.eval.mlm_loss?.toFixed(4)}, accuracy ${((r.eval.mlm_accuracy ?? 0) * 100).toFixed(1)}%`
       : "";

@@ -8,10 +8,10 @@ import { sotuCorpus } from "../data/sotu.js";
 import { generate } from "../generate/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import type { PositionalEncoding } from "../models/gpt.js";
-import { formatDuration, progressReporter } from "../train/progress.js";
+import { formatDuration } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
 import type { Command } from "./util.js";
-import { num, parseFlags, TRAINING_RUN_FLAGS, UsageError, withCheckpointOnInterrupt } from "./util.js";
+import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
 const TRAIN_HELP = `moxing train: train a GPT language model on a text file
 
@@ -70,13 +70,8 @@ function oneOf<T extends string>(cmd: string, flag: string, value: string | unde
 }
 
 /** Run training with progress on stderr and Ctrl-C saving a checkpoint. */
-async function runTraining(opts: TrainOptions): Promise<TrainResult> {
-  const progress = progressReporter(process.stderr);
-  try {
-    return await withCheckpointOnInterrupt((signal) => train(opts, { onLog: progress.onLog, signal }), progress.done);
-  } finally {
-    progress.done();
-  }
+function runTraining(opts: TrainOptions): Promise<TrainResult> {
+  return runWithProgress((hooks) => train(opts, hooks));
 }
 
 function summary(r: TrainResult, resumeHint: string): string {

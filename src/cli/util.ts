@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import type { LoopEvent } from "../train/loop.js";
+import { progressReporter } from "../train/progress.js";
 
 /** moxing's own package.json, found by walking up from this file (works from src/ and dist/src/). */
 export function packageJson(): { name: string; version: string } {
@@ -82,6 +84,19 @@ export async function withCheckpointOnInterrupt<T>(job: (signal: AbortSignal) =>
     return await job(abort.signal);
   } finally {
     process.off("SIGINT", onSigint);
+  }
+}
+
+/**
+ * Run a training job with progress on stderr (a redrawn bar on a terminal, plain lines elsewhere)
+ * and Ctrl-C saving a checkpoint (withCheckpointOnInterrupt).
+ */
+export async function runWithProgress<T>(job: (hooks: { onLog: (e: LoopEvent) => void; signal: AbortSignal }) => Promise<T>): Promise<T> {
+  const progress = progressReporter(process.stderr);
+  try {
+    return await withCheckpointOnInterrupt((signal) => job({ onLog: progress.onLog, signal }), progress.done);
+  } finally {
+    progress.done();
   }
 }
 

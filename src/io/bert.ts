@@ -358,11 +358,12 @@ export interface BertSaveParts {
   trainerState?: object;
 }
 
-/** Write a BERT model directory (and, with optimizer and trainerState, a training checkpoint),
- *  atomically as a set: a crash leaves either the previous checkpoint or this one, never a mix
- *  (the journal of checkpoint.ts). Saving a plain model deletes a stale optimizer and trainer state. */
-export function saveBert(dir: string, parts: BertSaveParts): void {
-  const { model, tokenizer } = parts;
+/** The files of a BERT model directory: weights, tokenizer.json, vocab.txt, tokenizer_config.json, config.json. */
+export function bertModelFiles(
+  model: Bert,
+  tokenizer: WordPieceTokenizer,
+  opts: { labels?: readonly string[] | null; notes?: Record<string, unknown> } = {},
+): Map<string, Uint8Array | string> {
   const files = new Map<string, Uint8Array | string>();
   files.set(BERT_MODEL_FILE, encodeSafetensors(bertStateDict(model), { format: "pt" }));
   files.set(BERT_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
@@ -384,7 +385,16 @@ export function saveBert(dir: string, parts: BertSaveParts): void {
       2,
     )}\n`,
   );
-  files.set(BERT_CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, { labels: parts.labels, notes: parts.notes }), null, 2)}\n`);
+  files.set(BERT_CONFIG_FILE, `${JSON.stringify(bertConfigToJSON(model, opts), null, 2)}\n`);
+  return files;
+}
+
+/** Write a BERT model directory (and, with optimizer and trainerState, a training checkpoint),
+ *  atomically as a set: a crash leaves either the previous checkpoint or this one, never a mix
+ *  (the journal of checkpoint.ts). Saving a plain model deletes a stale optimizer and trainer state. */
+export function saveBert(dir: string, parts: BertSaveParts): void {
+  const { model, tokenizer } = parts;
+  const files = bertModelFiles(model, tokenizer, { labels: parts.labels, notes: parts.notes });
   if (parts.optimizer) files.set(BERT_OPTIMIZER_FILE, optimizerToSafetensors(model, parts.optimizer));
   if (parts.trainerState) files.set(BERT_TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
   commitFiles(

@@ -49,7 +49,14 @@ import {
 } from "../models/gpt.js";
 import type { AdamW } from "../optim/adamw.js";
 import type { Generator } from "../tensor/random.js";
-import { ByteLevelBPE, loadTokenizer, type Tokenizer } from "../tokenizers/index.js";
+import {
+  ByteLevelBPE,
+  loadTokenizer,
+  readTokenizerConfig,
+  TOKENIZER_CONFIG_FILE,
+  type Tokenizer,
+  tokenizerConfigToJSON,
+} from "../tokenizers/index.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
@@ -61,7 +68,7 @@ export const OPTIMIZER_FILE = "optimizer.safetensors";
 export const TRAINER_STATE_FILE = "trainer_state.json";
 /** Hugging Face's index of a model saved in several safetensors shards. */
 export const MODEL_INDEX_FILE = "model.safetensors.index.json";
-const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
+const CHECKPOINT_FILES = [CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE];
 const COMMIT_DIR = ".checkpoint-commit";
 const TMP_PREFIX = ".checkpoint-tmp-";
 const MANIFEST = "MANIFEST.json";
@@ -305,11 +312,19 @@ export function readTokenizer(dir: string): Tokenizer {
   }
   const path = p as string;
   const json = readJSONFile(path);
+  let tokenizer: Tokenizer;
   try {
-    return loadTokenizer(json);
+    tokenizer = loadTokenizer(json);
   } catch (e) {
     throw new CheckpointError(`${path}: ${(e as Error).message}`);
   }
+  // tokenizer_config.json: the chat template and which special token ends a turn (chat models).
+  try {
+    readTokenizerConfig(dir, tokenizer, (name) => checkpointFile(dir, name));
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  return tokenizer;
 }
 
 /** Where a directory's weights are: model.safetensors, or the shards listed by model.safetensors.index.json. */
@@ -449,12 +464,21 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The files of a GPT model directory: config.json, tokenizer.json (+ tokenizer_config.json), model.safetensors. */
+export function gptModelFiles(model: GPT, tokenizer: Tokenizer): Map<string, Uint8Array | string> {
+  const files = new Map<string, Uint8Array | string>();
+  files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(model.config, { tokenizer }), null, 2)}\n`);
+  files.set(TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  // tokenizer_config.json only for tokenizers with a chat template or role tokens (chat models).
+  const tokenizerConfig = tokenizerConfigToJSON(tokenizer);
+  if (tokenizerConfig) files.set(TOKENIZER_CONFIG_FILE, `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
+  files.set(MODEL_FILE, modelToSafetensors(model));
+  return files;
+}
+
 /** Write a model directory or training checkpoint to `dir` (created if needed), atomically as a set. */
 export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
-  const files = new Map<string, Uint8Array | string>();
-  files.set(CONFIG_FILE, `${JSON.stringify(configToJSON(parts.model.config, { tokenizer: parts.tokenizer }), null, 2)}\n`);
-  files.set(TOKENIZER_FILE, JSON.stringify(parts.tokenizer.toJSON()));
-  files.set(MODEL_FILE, modelToSafetensors(parts.model));
+  const files = gptModelFiles(parts.model, parts.tokenizer);
   if (parts.optimizer) files.set(OPTIMIZER_FILE, optimizerToSafetensors(parts.model, parts.optimizer));
   if (parts.trainerState) files.set(TRAINER_STATE_FILE, `${JSON.stringify(parts.trainerState, null, 2)}\n`);
   commitFiles(

@@ -9,6 +9,7 @@ export {
   configFromJSON,
   configToJSON,
   endOfTextId,
+  gptModelFiles,
   loadModel,
   loadOptimizerState,
   loadWeights,
@@ -30,6 +31,16 @@ export {
 export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
 export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
 export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_MODEL_FILE,
+  adapterConfigJSON,
+  adapterFiles,
+  adapterTensors,
+  loadAdapter,
+  readAdapterConfig,
+  saveAdapter,
+} from "./lora.js";
 export type { ModelFormat } from "./model-files.js";
 export { detectFormat, loadModelFrom, MODEL_FORMATS, outputFormat, saveModelAs } from "./model-files.js";
 export type { HeaderEntry, ReadOptions, SafeTensor, SafetensorsHeader, TensorData } from "./safetensors.js";

@@ -122,7 +122,18 @@ export class GPT extends Module {
   /** idx (B, T) int32 token ids -> logits; with targets (B, T), also the mean cross-entropy loss. */
   forward(idx: Tensor, opts: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean } = {}): GPTOutput {
     const T = idx.shape[1] as number;
-    const start = opts.caches?.[0]?.length ?? 0;
+    let x = this.hiddenStates(idx, opts.caches ?? null); // (B, T, C)
+    if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
+    const logits = linear(x, this.lm_head); // (B, T, vocab_size)
+    const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
+    return { logits, loss };
+  }
+
+  /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after ln_f
+   *  (what a reward model's or value head's scalar is computed from). */
+  hiddenStates(idx: Tensor, caches: KVCache[] | null = null): Tensor {
+    const T = idx.shape[1] as number;
+    const start = caches?.[0]?.length ?? 0;
     if (start + T > this.config.block_size) {
       throw new Error(`GPT: cannot forward a sequence of length ${start + T}, block_size is only ${this.config.block_size}`);
     }
@@ -132,13 +143,9 @@ export class GPT extends Module {
     if (this.sinusoid) x = add(x, slice(this.sinusoid, 0, start, start + T));
     x = tr.drop.forward(x);
     tr.h.items.forEach((block, i) => {
-      x = block.forward(x, { cache: opts.caches?.[i] ?? null, rope: this.rope });
+      x = block.forward(x, { cache: caches?.[i] ?? null, rope: this.rope });
     });
-    x = tr.ln_f.forward(x);
-    if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
-    const logits = linear(x, this.lm_head); // (B, T, vocab_size)
-    const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
-    return { logits, loss };
+    return tr.ln_f.forward(x);
   }
 
   /** One cache per layer, for generation. */

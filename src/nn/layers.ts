@@ -1,10 +1,17 @@
 // The basic layers, named and initialised as in torch.nn: Linear, Embedding, LayerNorm, Dropout.
 
 import { full, rand, randn, zeros } from "../tensor/creation.js";
-import { dropout, embedding, layerNorm, linear } from "../tensor/ops.js";
+import { add, dropout, embedding, gelu, layerNorm, linear } from "../tensor/ops.js";
 import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Module } from "./module.js";
+
+/** What Linear.forward adds to its output when set: (..., in) -> (..., out). */
+export interface LinearAdapter {
+  /** false: the layer computes its base output only (e.g. a DPO reference without a weight copy). */
+  readonly enabled: boolean;
+  forward(x: Tensor): Tensor;
+}
 
 /** y = x · Wᵀ + b; W is (out_features, in_features), initialised U(-1/√in, 1/√in) like PyTorch. */
 export class Linear extends Module {
@@ -21,9 +28,14 @@ export class Linear extends Module {
     this.weight = this.param("weight", rand([outFeatures, inFeatures], { low: -bound, high: bound, generator: g }));
     this.bias = opts.bias === false ? null : this.param("bias", rand([outFeatures], { low: -bound, high: bound, generator: g }));
   }
+  /** A low-rank adapter (LoRA, see lora.ts) whose output is added before the activation. Not a
+   *  submodule: the layer's own parameters and names stay the base model's. */
+  adapter: LinearAdapter | null = null;
   /** (..., in) -> (..., out); an activation fuses into the bias add when the backend can. */
   forward(x: Tensor, activation: "none" | "gelu" | "gelu_tanh" = "none"): Tensor {
-    return linear(x, this.weight, this.bias, activation);
+    if (!this.adapter?.enabled) return linear(x, this.weight, this.bias, activation);
+    const y = add(linear(x, this.weight, this.bias), this.adapter.forward(x));
+    return activation === "none" ? y : gelu(y, activation === "gelu_tanh" ? "tanh" : "none");
   }
 }
 

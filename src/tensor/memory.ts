@@ -101,6 +101,19 @@ export function currentArena(): MemoryArena | null {
   return current;
 }
 
+/**
+ * Run fn and hand every buffer it took from the current arena straight back. For a loop of
+ * batches whose results are plain numbers or copies (an evaluation): memory then stays that of
+ * one batch however many run. fn must not return tensors it created. Without an arena, just fn().
+ */
+export function scoped<T>(fn: () => T): T {
+  const arena = current;
+  if (!arena) return fn();
+  const { result, allocated } = arena.collect(fn);
+  for (const buf of allocated) arena.release(buf);
+  return result;
+}
+
 /** Run fn with no arena: what it creates survives resets (optimizer state, parameter grads). */
 export function persistent<T>(fn: () => T): T {
   const prev = current;

@@ -6,6 +6,7 @@ export { ByteLevelBPE, parseVocabBpe } from "./bpe.js";
 export { BYTE_TO_CHAR, byteLevelToBytes, bytesToByteLevel, GPT2_SPLIT_PATTERN } from "./bytes.js";
 export type { CharTokenizerJSON, CharTokenizerOptions } from "./char.js";
 export { CharTokenizer } from "./char.js";
-export type { EncodeOptions, Tokenizer, TokenizerClass } from "./tokenizer.js";
+export { applyTokenizerConfig, CHAT_TEMPLATE_FILE, readTokenizerConfig, TOKENIZER_CONFIG_FILE, tokenizerConfigToJSON } from "./config.js";
+export type { EncodeOptions, Tokenizer, TokenizerClass, TokenizerConfig } from "./tokenizer.js";
 export { BaseTokenizer, jsonTypeOf, loadTokenizer, registerTokenizer } from "./tokenizer.js";
 export * from "./wordpiece.js";

@@ -32,6 +32,20 @@ export interface Tokenizer {
   addSpecialTokens(tokens: readonly string[]): number[];
   /** A JSON-ready object that `loadTokenizer` turns back into an equal tokenizer. */
   toJSON(): object;
+  /** tokenizer_config.json's settings beyond the vocabulary: the chat template and which special
+   *  tokens are BOS, EOS and padding (see config.ts). Saved beside tokenizer.json, not in it. */
+  config?: TokenizerConfig;
+}
+
+/** What tokenizer_config.json adds to a tokenizer, in Hugging Face's key names. */
+export interface TokenizerConfig {
+  /** A Jinja chat template (see src/chat/template.ts); absent: the tokenizer has none. */
+  chat_template?: string;
+  bos_token?: string;
+  /** The end-of-sequence token; for a chat model, the end of a turn ("<|im_end|>" in ChatML). */
+  eos_token?: string;
+  pad_token?: string;
+  unk_token?: string;
 }
 
 /** What the registry needs from a tokenizer class. */
@@ -139,6 +153,8 @@ export abstract class BaseTokenizer implements Tokenizer {
 
   /** Name used in error messages. */
   protected abstract readonly displayName: string;
+
+  config: TokenizerConfig = {};
 
   private readonly special = new Map<string, number>();
   // The splitter for allowedSpecial "all", rebuilt lazily after addSpecialTokens.

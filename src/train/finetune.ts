@@ -14,21 +14,24 @@
 // then cosine decay, clipping at 1.0, shuffled batches each epoch; evaluation after every epoch.
 // The result is a model directory whose config.json names the labels and where the data came from.
 
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { getEntities, type SeqevalReport, seqevalScores, type TaggedSentence } from "../data/conll.js";
 import { checkLabels, type DataProvenance, type LabeledText, labelSet } from "../data/labeled.js";
 import { bestAnswer, type QaExample, type QaFeature, qaFeatures, squadEvaluate } from "../data/squad.js";
 import { DataError, textDigest } from "../data/text.js";
-import { BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE, loadBert, loadBertOptimizer, readBertTrainerState, saveBert } from "../io/bert.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { bertModelFiles, loadBert, readBertTrainerState } from "../io/bert.js";
 import type { Bert } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
+import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { type LoopHooks, type Metrics, runLoop, truncateMetrics } from "./loop.js";
+import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
 import { IGNORE_INDEX } from "./mlm.js";
+import { RunDirectory } from "./run.js";
 
 export type FinetuneTask = "text-classification" | "token-classification" | "question-answering";
 
@@ -176,12 +179,15 @@ export function classifyTexts(
   const padId = tokenizer.tokenToId(tokenizer.padToken) as number;
   const out: Float32Array[] = [];
   noGrad(() => {
+    // Each batch's tensors go back to the arena (when evaluating in one) before the next.
     for (let i = 0; i < texts.length; i += bs) {
-      const rows = texts.slice(i, i + bs).map((t) => textFeature(tokenizer, t, maxLength));
-      const logits = model.forward(collate(rows, padId, maxLength).inputs).logits.contiguousData() as Float32Array;
-      const p = softmaxRows(logits, model.numLabels);
-      rows.forEach((_, r) => {
-        out.push(p.slice(r * model.numLabels, (r + 1) * model.numLabels));
+      scoped(() => {
+        const rows = texts.slice(i, i + bs).map((t) => textFeature(tokenizer, t, maxLength));
+        const logits = model.forward(collate(rows, padId, maxLength).inputs).logits.contiguousData() as Float32Array;
+        const p = softmaxRows(logits, model.numLabels);
+        rows.forEach((_, r) => {
+          out.push(p.slice(r * model.numLabels, (r + 1) * model.numLabels));
+        });
       });
     }
   });
@@ -202,30 +208,33 @@ export function tagWords(
   const L = model.numLabels;
   const out: { labels: number[]; scores: number[] }[] = [];
   noGrad(() => {
+    // Each batch's tensors go back to the arena (when evaluating in one) before the next.
     for (let i = 0; i < sentences.length; i += bs) {
-      const enc = sentences.slice(i, i + bs).map((words) => tokenFeature(tokenizer, words, maxLength));
-      const b = collate(
-        enc.map((e) => e.feature),
-        padId,
-        maxLength,
-      );
-      const p = softmaxRows(model.forward(b.inputs).logits.contiguousData() as Float32Array, L);
-      enc.forEach((e, r) => {
-        const labels: number[] = [];
-        const scores: number[] = [];
-        for (const pos of e.firstPiece) {
-          if (pos < 0) {
-            labels.push(-1);
-            scores.push(0);
-            continue;
+      scoped(() => {
+        const enc = sentences.slice(i, i + bs).map((words) => tokenFeature(tokenizer, words, maxLength));
+        const b = collate(
+          enc.map((e) => e.feature),
+          padId,
+          maxLength,
+        );
+        const p = softmaxRows(model.forward(b.inputs).logits.contiguousData() as Float32Array, L);
+        enc.forEach((e, r) => {
+          const labels: number[] = [];
+          const scores: number[] = [];
+          for (const pos of e.firstPiece) {
+            if (pos < 0) {
+              labels.push(-1);
+              scores.push(0);
+              continue;
+            }
+            const base = (r * b.T + pos) * L;
+            let best = 0;
+            for (let c = 1; c < L; c++) if ((p[base + c] as number) > (p[base + best] as number)) best = c;
+            labels.push(best);
+            scores.push(p[base + best] as number);
           }
-          const base = (r * b.T + pos) * L;
-          let best = 0;
-          for (let c = 1; c < L; c++) if ((p[base + c] as number) > (p[base + best] as number)) best = c;
-          labels.push(best);
-          scores.push(p[base + best] as number);
-        }
-        out.push({ labels, scores });
+          out.push({ labels, scores });
+        });
       });
     }
   });
@@ -245,19 +254,22 @@ export function answerQuestions(
   const bs = o.batchSize ?? 16;
   const windows: { offsets: ([number, number] | null)[]; start: Float32Array; end: Float32Array }[][] = examples.map(() => []);
   noGrad(() => {
+    // Each batch's tensors go back to the arena (when evaluating in one) before the next.
     for (let i = 0; i < feats.length; i += bs) {
-      const chunk = feats.slice(i, i + bs);
-      const b = collate(chunk.map(qaFeature), padId, maxLength);
-      const logits = model.forward(b.inputs).logits.contiguousData() as Float32Array; // (B, T, 2)
-      chunk.forEach((f, r) => {
-        const n = f.attentionMask.reduce((a, c) => a + c, 0);
-        const start = new Float32Array(n);
-        const end = new Float32Array(n);
-        for (let t = 0; t < n; t++) {
-          start[t] = logits[(r * b.T + t) * 2] as number;
-          end[t] = logits[(r * b.T + t) * 2 + 1] as number;
-        }
-        windows[f.exampleIndex]?.push({ offsets: f.offsets.slice(0, n), start, end });
+      scoped(() => {
+        const chunk = feats.slice(i, i + bs);
+        const b = collate(chunk.map(qaFeature), padId, maxLength);
+        const logits = model.forward(b.inputs).logits.contiguousData() as Float32Array; // (B, T, 2)
+        chunk.forEach((f, r) => {
+          const n = f.attentionMask.reduce((a, c) => a + c, 0);
+          const start = new Float32Array(n);
+          const end = new Float32Array(n);
+          for (let t = 0; t < n; t++) {
+            start[t] = logits[(r * b.T + t) * 2] as number;
+            end[t] = logits[(r * b.T + t) * 2 + 1] as number;
+          }
+          windows[f.exampleIndex]?.push({ offsets: f.offsets.slice(0, n), start, end });
+        });
       });
     }
   });
@@ -414,8 +426,10 @@ interface FinetuneArgs {
 
 /** trainer_state.json of a fine-tuning checkpoint: with the data's digest and every random state,
  *  a resumed run continues with exactly the batches, dropout masks and losses of an uninterrupted one. */
+const STATE_FORMAT = "moxing-bert-finetune-state";
+
 interface FinetuneState {
-  format: "moxing-bert-finetune-state";
+  format: typeof STATE_FORMAT;
   step: number;
   args: FinetuneArgs;
   data: { sha256: string; train: number; eval: number };
@@ -428,7 +442,7 @@ interface FinetuneState {
 /** The fine-tuning checkpoint saved in `dir`, or null when it holds none. */
 function readState(dir: string): FinetuneState | null {
   const raw = existsSync(dir) ? readBertTrainerState(dir) : null;
-  return raw?.format === "moxing-bert-finetune-state" ? (raw as unknown as FinetuneState) : null;
+  return raw?.format === STATE_FORMAT ? (raw as unknown as FinetuneState) : null;
 }
 
 /** The task and source model of the fine-tuning run saved in `dir`, or null when it holds none
@@ -468,16 +482,14 @@ export interface FinetuneResult {
 
 /** Fine-tune the model in `opts.model` on `opts.train` and save it to `opts.out`; see the file comment. */
 export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Promise<FinetuneResult> {
-  const found = readState(opts.out);
-  if (opts.resume && !found) {
-    throw new Error(`nothing to resume in '${opts.out}' (no fine-tuning trainer_state.json); run without --resume to start`);
-  }
-  if (!opts.resume && found && !opts.overwrite) {
-    throw new Error(
-      `'${opts.out}' already holds a fine-tuning run; pass --resume to continue it, --overwrite to start over, or choose another --out`,
-    );
-  }
-  const saved = opts.resume ? found : null;
+  const run = RunDirectory.open({
+    out: opts.out,
+    resume: opts.resume,
+    overwrite: opts.overwrite,
+    format: STATE_FORMAT,
+    kind: "fine-tuning run",
+  });
+  const saved = run.saved as FinetuneState | null;
   if (saved && saved.args.task !== opts.task)
     throw new Error(`the run in '${opts.out}' fine-tunes for ${saved.args.task}, not ${opts.task}`);
   // A resumed run keeps its settings; only its length (maxSteps, or epochs) may change.
@@ -517,11 +529,7 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
   }
   const seed = o.seed;
   const digest = dataDigest(o.train, o.eval);
-  if (saved && saved.data.sha256 !== digest) {
-    throw new DataError(
-      `the data differs from the data the run in '${o.out}' was trained on; resume with the same --train/--eval or --dataset`,
-    );
-  }
+  run.checkData(digest, "the data", "--train/--eval or --dataset");
   const modelRng = new Generator(seed);
   const loaded = loadBert(saved ? o.out : o.model, { task, numLabels: labels?.length ?? 2, generator: modelRng });
   const { model, tokenizer } = loaded;
@@ -619,14 +627,6 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
     return rows;
   };
 
-  mkdirSync(o.out, { recursive: true });
-  const metricsPath = join(o.out, "metrics.jsonl");
-  if (saved) truncateMetrics(metricsPath, saved.step);
-  else {
-    rmSync(metricsPath, { force: true });
-    rmSync(join(o.out, BERT_OPTIMIZER_FILE), { force: true });
-    rmSync(join(o.out, BERT_TRAINER_STATE_FILE), { force: true });
-  }
   const provenance = {
     train: o.provenance?.train ?? { name: "user data", kind: "unknown" },
     eval: o.eval ? (o.provenance?.eval ?? o.provenance?.train ?? { name: "user data", kind: "unknown" }) : null,
@@ -635,26 +635,21 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
   const evalOpts = { maxLength, docStride: o.docStride, maxAnswerLength: o.maxAnswerLength };
   let lastEval: EvalResult | null = null;
   const optimizer = new AdamW(model.optimGroups(o.weightDecay), { lr: o.learningRate, betas: [0.9, 0.999], eps: 1e-8 });
-  if (saved) loadBertOptimizer(o.out, model, optimizer);
-  const startStep = saved?.step ?? 0;
-  emit({
-    type: "start",
-    step: startStep,
-    maxSteps,
-    title:
-      `${startStep ? `resuming at step ${startStep}: ` : ""}fine-tuning ${o.model} for ${task}: ${(model.paramCount().total / 1e6).toFixed(2)}M parameters, ${o.train.examples.length} training examples ` +
-      `(${features.length} inputs${labels ? `, ${labels.length} labels` : ""}, data: ${provenance.train.name}, ${provenance.train.kind})` +
-      (o.eval ? `, ${o.eval.examples.length} evaluation examples` : "") +
-      `; ${maxSteps} steps of ${o.batchSize}`,
-  });
   const result = await runLoop(
     {
+      run,
       model,
       optimizer,
       schedule: { lr: o.learningRate, minLr: o.learningRate / 10, warmupSteps, decaySteps: maxSteps },
       maxSteps,
-      startStep,
       gradClip: o.gradClip,
+      evalInterval,
+      checkpointInterval,
+      title:
+        `fine-tuning ${o.model} for ${task}: ${(model.paramCount().total / 1e6).toFixed(2)}M parameters, ${o.train.examples.length} training examples ` +
+        `(${features.length} inputs${labels ? `, ${labels.length} labels` : ""}, data: ${provenance.train.name}, ${provenance.train.kind})` +
+        (o.eval ? `, ${o.eval.examples.length} evaluation examples` : "") +
+        `; ${maxSteps} steps of ${o.batchSize}`,
       trainStep: () => batchLoss(model, nextBatch(), padId, maxLength),
       evaluate: o.eval
         ? () => {
@@ -662,28 +657,22 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
             return lastEval.metrics;
           }
         : undefined,
-      evalInterval,
-      checkpointInterval,
-      checkpoint: (step) => {
-        const state: FinetuneState = {
-          format: "moxing-bert-finetune-state",
-          step,
-          args,
-          data: { sha256: digest, train: o.train.examples.length, eval: o.eval?.examples.length ?? 0 },
-          rng: { model: modelRng.getState(), batches: rng.getState() },
-          order,
-          cursor,
-        };
-        saveBert(o.out, { model, tokenizer, labels, notes, optimizer, trainerState: state });
-      },
-      metricsPath,
       metricsExtra: { data: provenance.train.kind },
+      modelFiles: () => bertModelFiles(model, tokenizer, { labels, notes }),
+      state: () => ({
+        format: STATE_FORMAT,
+        args,
+        data: { sha256: digest, train: o.train.examples.length, eval: o.eval?.examples.length ?? 0 },
+        rng: { model: modelRng.getState(), batches: rng.getState() },
+        order,
+        cursor,
+      }),
     },
     hooks,
   );
   const ev = lastEval as EvalResult | null;
   if (ev) {
-    writeFileSync(
+    writeFileAtomic(
       join(o.out, "eval_results.json"),
       `${JSON.stringify({ task, step: result.step, data: provenance.eval, ...ev.metrics, detail: ev.detail ?? null }, null, 2)}\n`,
     );

@@ -1,24 +1,25 @@
-// Gradient plumbing for the training loop: accumulation over micro-batches and clipping by the
-// global norm (torch.nn.utils.clip_grad_norm_).
+// Gradient plumbing for the training loop: accumulation over micro-batches, clipping by the
+// global norm (torch.nn.utils.clip_grad_norm_), and the finiteness checks of divergence detection.
 
-import type { Batch } from "../data/text.js";
-import type { GPT } from "../models/gpt.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /**
- * Forward and backward over micro-batches, accumulating into the parameters' .grad. Each loss is
+ * Forward and backward over n micro-batches, accumulating into the parameters' .grad. `micro`
+ * runs one micro-batch's forward pass and returns its loss (the mean over its rows); each loss is
  * scaled by 1/n, so n micro-batches of B rows give the gradient of one batch of n·B rows. Returns
- * the mean of the micro-batch losses. Call optimizer.zeroGrad() first.
+ * the mean of the micro-batch losses and the tokens they held. Call optimizer.zeroGrad() first.
  */
-export function forwardBackward(model: GPT, batches: readonly Batch[]): number {
+export function forwardBackward(n: number, micro: (i: number) => { loss: Tensor; tokens?: number }): { loss: number; tokens: number } {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`forwardBackward: the number of micro-batches must be an integer >= 1 (got ${n})`);
   let total = 0;
-  for (const { x, y } of batches) {
-    const { loss } = model.forward(x, { targets: y });
-    if (!loss) throw new Error("forwardBackward: the model returned no loss");
-    total += loss.item();
-    (batches.length === 1 ? loss : loss.mul(1 / batches.length)).backward();
+  let tokens = 0;
+  for (let i = 0; i < n; i++) {
+    const r = micro(i);
+    total += r.loss.item();
+    tokens += r.tokens ?? 0;
+    (n === 1 ? r.loss : r.loss.mul(1 / n)).backward();
   }
-  return total / batches.length;
+  return { loss: total / n, tokens };
 }
 
 /** The global L2 norm of the gradients (parameters without a gradient count as zero). */
@@ -52,4 +53,16 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): number
     for (let i = 0; i < g.length; i++) g[i] = (g[i] as number) * coef;
   }
   return norm;
+}
+
+/** Whether every value of every tensor is a finite number (no NaN, no ±Infinity). */
+export function allFinite(tensors: readonly Tensor[]): boolean {
+  for (const t of tensors) {
+    const d = t.contiguousData();
+    for (let i = 0; i < d.length; i++) {
+      // x - x is 0 for finite x and NaN for NaN and ±Infinity.
+      if ((d[i] as number) - (d[i] as number) !== 0) return false;
+    }
+  }
+  return true;
 }

@@ -13,16 +13,16 @@
 // The output directory is a BERT model directory (src/io/bert.ts) plus metrics.jsonl; checkpoints
 // hold the optimizer and the RNG states, and `resume` continues a run exactly where it stopped.
 
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { readTextFile, textDigest } from "../data/text.js";
-import { BERT_OPTIMIZER_FILE, BERT_TRAINER_STATE_FILE, loadBert, loadBertOptimizer, readBertTrainerState, saveBert } from "../io/bert.js";
+import { bertModelFiles, loadBert } from "../io/bert.js";
 import { Bert, type BertConfig, type BertPreset, bertConfig } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
+import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
-import { type LoopHooks, type Metrics, runLoop, truncateMetrics } from "./loop.js";
+import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
+import { type GenState, RunDirectory } from "./run.js";
 
 export const IGNORE_INDEX = -100;
 
@@ -202,12 +202,15 @@ export interface MlmResult {
   out: string;
 }
 
+const STATE_FORMAT = "moxing-bert-mlm-state";
+
+/** trainer_state.json of a masked-LM run (the loop adds its counters). */
 interface MlmState {
-  format: "moxing-bert-mlm-state";
+  format: typeof STATE_FORMAT;
   step: number;
   args: MlmArgs;
   data: { sha256: string; sequences: number; train: number; val: number };
-  rng: { model: ReturnType<Generator["getState"]>; data: ReturnType<Generator["getState"]> };
+  rng: { model: GenState; data: GenState };
 }
 
 function resolveArgs(o: MlmOptions): MlmArgs {
@@ -258,16 +261,8 @@ export function mlmModelConfig(a: MlmArgs, vocabSize: number): BertConfig {
 export async function pretrainMlm(opts: MlmOptions, hooks: LoopHooks = {}): Promise<MlmResult> {
   const out = opts.out;
   const emit = hooks.onLog ?? (() => {});
-  let saved: MlmState | null = null;
-  if (opts.resume) {
-    const raw = existsSync(out) ? readBertTrainerState(out) : null;
-    if (raw?.format !== "moxing-bert-mlm-state") throw new Error(`nothing to resume in '${out}' (no masked-LM trainer_state.json)`);
-    saved = raw as unknown as MlmState;
-  } else if (existsSync(join(out, BERT_TRAINER_STATE_FILE)) && !opts.overwrite) {
-    throw new Error(
-      `'${out}' already holds a training run; pass --resume to continue it, --overwrite to start over, or choose another --out`,
-    );
-  }
+  const run = RunDirectory.open({ out, resume: opts.resume, overwrite: opts.overwrite, format: STATE_FORMAT, kind: "training run" });
+  const saved = run.saved as MlmState | null;
   const args: MlmArgs = saved
     ? { ...saved.args, maxSteps: opts.maxSteps ?? saved.args.maxSteps, data: opts.data ?? saved.args.data }
     : resolveArgs(opts);
@@ -285,8 +280,7 @@ export async function pretrainMlm(opts: MlmOptions, hooks: LoopHooks = {}): Prom
   const text = opts.text ?? (args.data ? readTextFile(args.data) : null);
   if (text === null) throw new Error("no training data: pass --data FILE");
   const digest = textDigest(text);
-  if (saved && saved.data.sha256 !== digest)
-    throw new Error("the data differs from the data this run was trained on; resume with the same data");
+  run.checkData(digest);
 
   // ---- tokenizer, sequences, model
   let model: Bert;
@@ -331,36 +325,25 @@ export async function pretrainMlm(opts: MlmOptions, hooks: LoopHooks = {}): Prom
 
   const optimizer = new AdamW(model.optimGroups(args.weightDecay), { lr: args.learningRate, betas: [0.9, 0.999], eps: 1e-6 });
   if (saved) {
-    loadBertOptimizer(out, model, optimizer);
     modelRng.setState(saved.rng.model);
     dataRng.setState(saved.rng.data);
-    truncateMetrics(join(out, "metrics.jsonl"), saved.step);
-  } else {
-    mkdirSync(out, { recursive: true });
-    rmSync(join(out, "metrics.jsonl"), { force: true });
-    rmSync(join(out, BERT_OPTIMIZER_FILE), { force: true });
   }
-  const startStep = saved?.step ?? 0;
   const notes = { data: { source: args.data, kind: "unlabeled text", sha256: digest }, objective: "masked-lm" };
   const c = model.config;
-  emit({
-    type: "start",
-    step: startStep,
-    maxSteps: args.maxSteps,
-    title:
-      `${startStep ? `resuming at step ${startStep}: ` : ""}BERT (${args.preset}: ${c.num_hidden_layers} layers, ${c.hidden_size} hidden, ` +
-      `${c.num_attention_heads} heads, vocab ${c.vocab_size}) ${(model.paramCount().total / 1e6).toFixed(2)}M parameters; ` +
-      `${train.length} train / ${val.length} val sequences of ${args.maxLen} tokens; masked-LM on ${args.data ?? "(text in memory)"}`,
-  });
-
   const result = await runLoop(
     {
+      run,
       model,
       optimizer,
       schedule: { lr: args.learningRate, minLr: args.minLr, warmupSteps: args.warmupSteps, decaySteps: args.maxSteps },
       maxSteps: args.maxSteps,
-      startStep,
       gradClip: args.gradClip,
+      evalInterval: args.evalInterval,
+      checkpointInterval: args.checkpointInterval,
+      title:
+        `BERT (${args.preset}: ${c.num_hidden_layers} layers, ${c.hidden_size} hidden, ` +
+        `${c.num_attention_heads} heads, vocab ${c.vocab_size}) ${(model.paramCount().total / 1e6).toFixed(2)}M parameters; ` +
+        `${train.length} train / ${val.length} val sequences of ${args.maxLen} tokens; masked-LM on ${args.data ?? "(text in memory)"}`,
       trainStep: () => {
         const rows = Array.from({ length: args.batchSize }, () => train[dataRng.randint(train.length)] as Int32Array);
         const batch = mlmBatch(rows, padId, masking(dataRng));
@@ -373,26 +356,23 @@ export async function pretrainMlm(opts: MlmOptions, hooks: LoopHooks = {}): Prom
         let count = 0;
         for (let b = 0; b < args.evalBatches; b++) {
           const rows = Array.from({ length: args.batchSize }, (_, i) => val[(b * args.batchSize + i) % val.length] as Int32Array);
-          const r = mlmLoss(model, mlmBatch(rows, padId, masking(g)));
-          loss += r.loss.item() * r.count;
+          const r = scoped(() => {
+            const { loss, ...counts } = mlmLoss(model, mlmBatch(rows, padId, masking(g)));
+            return { loss: loss.item(), ...counts };
+          });
+          loss += r.loss * r.count;
           correct += r.correct;
           count += r.count;
         }
         return { mlm_loss: loss / count, mlm_accuracy: correct / count, masked_tokens: count };
       },
-      evalInterval: args.evalInterval,
-      checkpointInterval: args.checkpointInterval,
-      checkpoint: (step) => {
-        const state: MlmState = {
-          format: "moxing-bert-mlm-state",
-          step,
-          args,
-          data: { sha256: digest, sequences: sequences.length, train: train.length, val: val.length },
-          rng: { model: modelRng.getState(), data: dataRng.getState() },
-        };
-        saveBert(out, { model, tokenizer, notes, optimizer, trainerState: state });
-      },
-      metricsPath: join(out, "metrics.jsonl"),
+      modelFiles: () => bertModelFiles(model, tokenizer, { notes }),
+      state: () => ({
+        format: STATE_FORMAT,
+        args,
+        data: { sha256: digest, sequences: sequences.length, train: train.length, val: val.length },
+        rng: { model: modelRng.getState(), data: dataRng.getState() },
+      }),
     },
     hooks,
   );

@@ -1,8 +1,8 @@
-// Training progress on a terminal: on a TTY one status line redrawn in place (a bar, step/max,
-// loss, tokens/s, ETA); elsewhere (a log file, CI) a plain line every few steps. Evaluations and
-// checkpoints get a line of their own.
+// Training progress on a terminal, for every trainer (the loop's events, loop.ts): on a TTY one
+// status line redrawn in place (a bar, step/max, loss, tokens/s, ETA); elsewhere (a log file, CI)
+// a plain line every few steps. Evaluations, checkpoints on interrupt and notes get a line of their own.
 
-import type { TrainEvent } from "./trainer.js";
+import type { LoopEvent } from "./loop.js";
 
 export interface ProgressOptions {
   /** Redraw in place (default: stream.isTTY). */
@@ -34,8 +34,8 @@ export function formatCount(n: number): string {
   return String(n);
 }
 
-/** An onLog handler that renders progress to `stream` (usually process.stderr). */
-export function progressReporter(stream: Writable, opts: ProgressOptions = {}): { onLog(e: TrainEvent): void; done(): void } {
+/** An onLog handler that renders progress to `stream` (usually process.stderr); call done() at the end. */
+export function progressReporter(stream: Writable, opts: ProgressOptions = {}): { onLog(e: LoopEvent): void; done(): void } {
   const tty = opts.tty ?? stream.isTTY === true;
   let every = opts.every ?? 0;
   let avgMs = 0; // moving average of ms per step, for the ETA
@@ -52,22 +52,19 @@ export function progressReporter(stream: Writable, opts: ProgressOptions = {}): 
   return {
     onLog(e) {
       switch (e.type) {
-        case "start": {
-          const c = e.config;
+        case "start":
           startStep = e.step;
-          if (!every) every = Math.max(1, Math.round(e.maxSteps / 20));
-          line(
-            `${e.resumed ? `resuming at step ${e.step}: ` : ""}GPT ${formatCount(e.params)} parameters ` +
-              `(${c.n_layer} layers, ${c.n_head} heads, ${c.n_embd} dims, block ${c.block_size}, vocab ${c.vocab_size}, ${c.pos_encoding} positions) ` +
-              `on ${e.dataLabel}: ${formatCount(e.trainTokens)} train / ${formatCount(e.valTokens)} val tokens; backend ${e.backend}`,
-          );
+          if (!every) every = Math.max(1, Math.round((e.maxSteps - e.step) / 20));
+          line(`${e.resumed ? `resuming at step ${e.step}: ` : ""}${e.title}`);
           break;
-        }
+        case "info":
+          line(e.message);
+          break;
         case "step": {
-          avgMs = avgMs === 0 || e.step - startStep <= 2 ? e.ms_per_step : 0.95 * avgMs + 0.05 * e.ms_per_step;
+          avgMs = avgMs === 0 || e.step - startStep <= 2 ? e.msPerStep : 0.95 * avgMs + 0.05 * e.msPerStep;
           const eta = formatDuration(((e.maxSteps - e.step) * avgMs) / 1000);
-          const tokS = Math.round((e.tokens_per_s * e.ms_per_step) / avgMs);
-          const stats = `step ${e.step}/${e.maxSteps}  loss ${e.train_loss.toFixed(4)}  ${formatCount(tokS)} tok/s  ETA ${eta}`;
+          const tokS = Math.round((e.tokensPerS * e.msPerStep) / avgMs);
+          const stats = `step ${e.step}/${e.maxSteps}  loss ${e.loss.toFixed(4)}  ${formatCount(tokS)} tok/s  ETA ${eta}`;
           if (tty) {
             const cols = opts.columns ?? stream.columns ?? 100;
             const width = Math.max(10, Math.min(30, cols - stats.length - 4));
@@ -80,7 +77,7 @@ export function progressReporter(stream: Writable, opts: ProgressOptions = {}): 
           break;
         }
         case "eval":
-          line(`step ${e.step}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.valLoss.toFixed(4)}${e.best ? " (best so far)" : ""}`);
+          line(`step ${e.step}: ${e.summary}`);
           break;
         case "checkpoint":
           if (e.reason === "interrupt") line(`saved a checkpoint at step ${e.step} to ${e.dir}`);

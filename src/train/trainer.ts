@@ -1,9 +1,12 @@
-// Training a GPT on a text: nanoGPT's loop in moxing.
+// Training a GPT on a text: nanoGPT's recipe on the one training loop (loop.ts).
 //
-//   for each step: lr from the schedule (linear warmup, cosine decay to lr/10), grad_accum
-//   micro-batches of forward + backward, clip the global gradient norm, AdamW step; every
-//   eval_interval steps, the mean loss of eval_iters batches of each split (eval mode, no grad);
-//   every checkpoint_interval steps and at the end, a checkpoint.
+//   data        the text's tokens, the first 90% to train and the last 10% to validate; each
+//               micro-batch is batch_size random windows of block_size tokens (nanoGPT's get_batch)
+//   loss        next-token cross-entropy
+//   evaluation  every eval_interval steps, the mean loss of eval_iters random batches of each split
+//               (val_loss and eval_train_loss in metrics.jsonl; the best val_loss is remembered)
+// The loop does the rest: schedule (linear warmup, cosine decay to min_lr), grad_accum micro-batches,
+// clipping, AdamW, checkpoints, divergence detection, Ctrl-C.
 //
 // The output directory is a model directory (see src/io/checkpoint.ts) plus metrics.jsonl, one JSON
 // object per step. Resuming restores everything a step depends on - weights, AdamW moments and step,
@@ -13,33 +16,21 @@
 //
 // This is a library API; `moxing train` is a thin CLI over it.
 
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { BatchSampler, checkBlockSize, encodeText, readTextFile, splitTokens, textDigest } from "../data/text.js";
-import { writeFileAtomic } from "../io/atomic.js";
-import {
-  CheckpointError,
-  loadOptimizerState,
-  loadWeights,
-  OPTIMIZER_FILE,
-  readConfig,
-  readTokenizer,
-  readTrainerState,
-  recoverCheckpoint,
-  saveCheckpoint,
-  TRAINER_STATE_FILE,
-} from "../io/checkpoint.js";
+import { CheckpointError, gptModelFiles, loadWeights, readConfig, readTokenizer } from "../io/checkpoint.js";
 import { GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
-import { MemoryArena } from "../tensor/memory.js";
+import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
+import type { Tensor } from "../tensor/tensor.js";
 import { ByteLevelBPE, CharTokenizer, type Tokenizer } from "../tokenizers/index.js";
-import { clipGradNorm, forwardBackward } from "./grad.js";
-import { getLr } from "./schedule.js";
+import { type LoopEvent, type LoopHooks, runLoop } from "./loop.js";
+import { formatCount } from "./progress.js";
+import { checkGenState, type GenState, RunDirectory, type SavedState } from "./run.js";
 
-export const METRICS_FILE = "metrics.jsonl";
+export { METRICS_FILE } from "./run.js";
 
 /** Every setting of a run, resolved. Saved in trainer_state.json. */
 export interface TrainArgs {
@@ -118,41 +109,9 @@ export function flagName(key: keyof TrainArgs): string {
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-export interface StepLog {
-  step: number;
-  train_loss: number;
-  val_loss?: number;
-  eval_train_loss?: number;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  ms_per_step: number;
-}
-
-export type TrainEvent =
-  | {
-      type: "start";
-      step: number;
-      maxSteps: number;
-      resumed: boolean;
-      args: TrainArgs;
-      config: GPTConfig;
-      params: number;
-      trainTokens: number;
-      valTokens: number;
-      dataLabel: string;
-      backend: string;
-      out: string;
-    }
-  | ({ type: "step"; maxSteps: number } & StepLog)
-  | { type: "eval"; step: number; trainLoss: number; valLoss: number; best: boolean }
-  | { type: "checkpoint"; step: number; dir: string; ms: number; reason: "interval" | "end" | "interrupt" };
-
-export interface TrainHooks {
-  onLog?(event: TrainEvent): void;
-  /** Abort to stop after the current step; a checkpoint is saved and the result says "interrupted". */
-  signal?: AbortSignal;
-}
+/** Events of a run (the loop's; see loop.ts). */
+export type TrainEvent = LoopEvent;
+export type TrainHooks = LoopHooks;
 
 export interface TrainResult {
   status: "completed" | "interrupted";
@@ -163,13 +122,14 @@ export interface TrainResult {
   out: string;
   model: GPT;
   tokenizer: Tokenizer;
+  /** Bytes the step arena grew to (the memory of a training step, see loop.ts). */
+  arenaBytes: number;
 }
 
-type GenState = ReturnType<Generator["getState"]>;
-
-/** trainer_state.json. */
+/** trainer_state.json of a GPT run (the loop adds step, tokens_seen, elapsed_ms, last_train_loss,
+ *  best_val_loss and last_val_loss). */
 export interface TrainerState {
-  format: "moxing-trainer-state";
+  format: typeof STATE_FORMAT;
   version: 1;
   step: number;
   best_val_loss: number | null;
@@ -183,28 +143,19 @@ export interface TrainerState {
   args: TrainArgs;
 }
 
-function parseTrainerState(json: unknown, path: string): TrainerState {
+const STATE_FORMAT = "moxing-trainer-state";
+
+/** The GPT trainer's checks of a saved state, beyond the ones every trainer's state gets. */
+function validateState(state: SavedState, path: string): void {
   const bad = (what: string): never => {
     throw new CheckpointError(`${path}: ${what}; the checkpoint is damaged or from another program`);
   };
-  const rec = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-  if (!rec(json) || json.format !== "moxing-trainer-state") return bad('not a moxing trainer state (format is not "moxing-trainer-state")');
-  if (json.version !== 1) bad(`unsupported version ${JSON.stringify(json.version)}`);
-  if (!Number.isInteger(json.step) || (json.step as number) < 0) bad("step is missing or invalid");
-  const gen = (v: unknown, name: string) => {
-    if (!rec(v) || !Array.isArray(v.s) || v.s.length !== 4 || !v.s.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)) {
-      bad(`RNG state '${name}' is missing or invalid`);
-    }
-  };
-  if (!rec(json.rng) || !rec(json.sampler)) return bad("RNG states are missing");
-  gen(json.rng.model, "rng.model");
-  gen(json.sampler.train, "sampler.train");
-  gen(json.sampler.eval, "sampler.eval");
-  if (!rec(json.data) || typeof json.data.sha256 !== "string") bad("data fingerprint is missing");
-  if (!rec(json.args)) bad("training arguments are missing");
-  const args = json.args as Record<string, unknown>;
-  for (const k of Object.keys(TRAIN_DEFAULTS)) if (args[k] === undefined) bad(`training argument '${k}' is missing`);
-  return json as unknown as TrainerState;
+  if (state.version !== 1) bad(`unsupported version ${JSON.stringify(state.version)}`);
+  checkGenState(state.rng.model, "rng.model", path);
+  const sampler = (state.sampler ?? {}) as Record<string, unknown>;
+  checkGenState(sampler.train, "sampler.train", path);
+  checkGenState(sampler.eval, "sampler.eval", path);
+  for (const k of Object.keys(TRAIN_DEFAULTS)) if (state.args[k] === undefined) bad(`training argument '${k}' is missing`);
 }
 
 function resolveArgs(opts: TrainOptions): TrainArgs {
@@ -285,52 +236,19 @@ function resumeArgs(opts: TrainOptions, saved: TrainArgs, statePath: string): Tr
   return merged;
 }
 
-function metricsLines(path: string): string[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "");
-}
-
-/** Keep the metrics of steps up to `step` (a killed run may have logged steps after its checkpoint). */
-function truncateMetrics(path: string, step: number): void {
-  const keep = metricsLines(path).filter((line) => {
-    try {
-      const o = JSON.parse(line) as { step?: unknown };
-      return typeof o.step === "number" && o.step <= step;
-    } catch {
-      return false; // a line cut short by the kill
-    }
-  });
-  writeFileAtomic(path, keep.map((l) => `${l}\n`).join(""));
-}
-
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-
 /** Train a GPT; see the file comment. Resolves when training ends or is interrupted via hooks.signal. */
 export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const out = opts.out;
-  const emit = hooks.onLog ?? (() => {});
-  if (existsSync(out)) recoverCheckpoint(out);
-  const statePath = join(out, TRAINER_STATE_FILE);
-  const metricsPath = join(out, METRICS_FILE);
-
-  // ---- settings and saved state
-  let saved: TrainerState | null = null;
-  let args: TrainArgs;
-  if (opts.resume) {
-    const raw = existsSync(out) ? readTrainerState(out) : null;
-    if (raw === null) throw new Error(`nothing to resume in '${out}' (no ${TRAINER_STATE_FILE}); run without --resume to start training`);
-    saved = parseTrainerState(raw, statePath);
-    args = resumeArgs(opts, saved.args, statePath);
-  } else {
-    if (existsSync(out) && readTrainerState(out) !== null && !opts.overwrite) {
-      throw new Error(
-        `'${out}' already holds a training run; pass --resume to continue it, --overwrite to start over, or choose another --out`,
-      );
-    }
-    args = resolveArgs(opts);
-  }
+  const { out } = opts;
+  const run = RunDirectory.open({
+    out,
+    resume: opts.resume,
+    overwrite: opts.overwrite,
+    format: STATE_FORMAT,
+    kind: "training run",
+    validate: validateState,
+  });
+  const saved = run.saved as TrainerState | null;
+  const args = saved ? resumeArgs(opts, saved.args, run.statePath) : resolveArgs(opts);
   checkArgs(args);
 
   // ---- data and tokenizer
@@ -349,9 +267,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   }
   if (text.length === 0) throw new Error("the training text is empty");
   const digest = textDigest(text);
-  if (saved && saved.data.sha256 !== digest) {
-    throw new Error(`the data '${dataLabel}' differs from the data this run was trained on; resume with the same data`);
-  }
+  run.checkData(digest, `the data '${dataLabel}'`);
   let tokenizer: Tokenizer;
   if (saved) tokenizer = readTokenizer(out);
   else if (args.tokenizer === "char") tokenizer = CharTokenizer.fromText(text);
@@ -383,145 +299,79 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     betas: [args.beta1, args.beta2],
     eps: 1e-8,
   });
-  let step = 0;
-  let bestVal: number | null = null;
-  let lastTrain: number | null = null;
-  let lastVal: number | null = null;
-  let tokensSeen = 0;
-  let elapsedMs = 0;
   if (saved) {
     loadWeights(out, model);
-    if (!existsSync(join(out, OPTIMIZER_FILE)))
-      throw new CheckpointError(`${join(out, OPTIMIZER_FILE)}: file not found; cannot resume without it`);
-    loadOptimizerState(out, model, optimizer);
     modelRng.setState(saved.rng.model);
     trainRng.setState(saved.sampler.train);
     evalRng.setState(saved.sampler.eval);
-    step = saved.step;
-    if (optimizer.step_ !== step) {
-      throw new CheckpointError(`${join(out, OPTIMIZER_FILE)}: optimizer step ${optimizer.step_} does not match trainer step ${step}`);
-    }
-    bestVal = saved.best_val_loss;
-    lastTrain = saved.last_train_loss;
-    lastVal = saved.last_val_loss;
-    tokensSeen = saved.tokens_seen;
-    elapsedMs = saved.elapsed_ms;
-    truncateMetrics(metricsPath, step);
-  } else {
-    mkdirSync(out, { recursive: true });
-    if (opts.overwrite) removeTrainingState(out);
-    rmSync(metricsPath, { force: true });
   }
-  model.train();
 
   const trainSampler = new BatchSampler(splits.train, config.block_size, args.batchSize, trainRng);
   const evalSamplers = {
     train: new BatchSampler(splits.train, config.block_size, args.batchSize, evalRng),
     val: new BatchSampler(splits.val, config.block_size, args.batchSize, evalRng),
   };
-  const params = model.parameters();
-  const schedule = { lr: args.learningRate, minLr: args.minLr, warmupSteps: args.warmupSteps, decaySteps: args.maxSteps };
-  const tokensPerStep = args.batchSize * config.block_size * args.gradAccum;
-
-  let lastSaved = saved ? step : -1;
-  const save = (reason: "interval" | "end" | "interrupt") => {
-    const t0 = performance.now();
-    const state: TrainerState = {
-      format: "moxing-trainer-state",
-      version: 1,
-      step,
-      best_val_loss: bestVal,
-      last_train_loss: lastTrain,
-      last_val_loss: lastVal,
-      tokens_seen: tokensSeen,
-      elapsed_ms: Math.round(elapsedMs),
-      rng: { model: modelRng.getState() },
-      sampler: { train: trainRng.getState(), eval: evalRng.getState() },
-      data: { source: args.data, sha256: digest, tokens: tokens.length, train_tokens: splits.train.length, val_tokens: splits.val.length },
-      args,
-    };
-    saveCheckpoint(out, { model, tokenizer, optimizer, trainerState: state });
-    lastSaved = step;
-    emit({ type: "checkpoint", step, dir: out, ms: performance.now() - t0, reason });
-  };
-
-  emit({
-    type: "start",
-    step,
-    maxSteps: args.maxSteps,
-    resumed: saved !== null,
-    args,
-    config,
-    params: model.paramCount().total,
-    trainTokens: splits.train.length,
-    valTokens: splits.val.length,
-    dataLabel,
-    backend: getBackend().name,
+  const c = config;
+  const result = await runLoop(
+    {
+      run,
+      model,
+      optimizer,
+      schedule: { lr: args.learningRate, minLr: args.minLr, warmupSteps: args.warmupSteps, decaySteps: args.maxSteps },
+      maxSteps: args.maxSteps,
+      gradAccum: args.gradAccum,
+      gradClip: args.gradClip,
+      evalInterval: args.evalInterval,
+      checkpointInterval: args.checkpointInterval,
+      title:
+        `GPT ${formatCount(model.paramCount().total)} parameters ` +
+        `(${c.n_layer} layers, ${c.n_head} heads, ${c.n_embd} dims, block ${c.block_size}, vocab ${c.vocab_size}, ${c.pos_encoding} positions) ` +
+        `on ${dataLabel}: ${formatCount(splits.train.length)} train / ${formatCount(splits.val.length)} val tokens; backend ${getBackend().name}`,
+      trainStep: () => {
+        const { x, y } = trainSampler.next();
+        return { loss: model.forward(x, { targets: y }).loss as Tensor, tokens: x.size };
+      },
+      evaluate: () => {
+        const est = estimateLoss(model, evalSamplers, args.evalIters);
+        return { val_loss: est.val, eval_train_loss: est.train };
+      },
+      metricsPrefix: "",
+      bestMetric: "val_loss",
+      describeEval: (m, best) =>
+        `train loss ${(m.eval_train_loss as number).toFixed(4)}, val loss ${(m.val_loss as number).toFixed(4)}${best ? " (best so far)" : ""}`,
+      modelFiles: () => gptModelFiles(model, tokenizer),
+      state: () => ({
+        format: STATE_FORMAT,
+        version: 1,
+        rng: { model: modelRng.getState() },
+        sampler: { train: trainRng.getState(), eval: evalRng.getState() },
+        data: {
+          source: args.data,
+          sha256: digest,
+          tokens: tokens.length,
+          train_tokens: splits.train.length,
+          val_tokens: splits.val.length,
+        },
+        args,
+      }),
+    },
+    hooks,
+  );
+  return {
+    status: result.status,
+    step: result.step,
+    trainLoss: result.lastLoss,
+    valLoss: result.lastEval?.val_loss ?? (saved && result.step === saved.step ? saved.last_val_loss : null),
+    bestValLoss: result.best,
     out,
-  });
-
-  let status: TrainResult["status"] = "completed";
-  const arena = new MemoryArena();
-  while (step < args.maxSteps) {
-    if (hooks.signal?.aborted) {
-      status = "interrupted";
-      break;
-    }
-    const t0 = performance.now();
-    const lr = getLr(step, schedule);
-    optimizer.setLr(lr);
-    optimizer.zeroGrad();
-    const batches = Array.from({ length: args.gradAccum }, () => trainSampler.next());
-    // Every tensor of the step lives in the arena and is recycled by the next step's reset;
-    // parameters, their gradients and the optimizer state are outside it.
-    arena.reset();
-    const { loss, norm } = arena.run(() => {
-      const l = forwardBackward(model, batches);
-      const n = clipGradNorm(params, args.gradClip);
-      optimizer.step();
-      return { loss: l, norm: n };
-    });
-    optimizer.zeroGrad(); // free the gradients before evaluation and the next step
-    step++;
-    tokensSeen += tokensPerStep;
-    lastTrain = loss;
-    const ms = performance.now() - t0;
-    elapsedMs += ms;
-    const log: StepLog = {
-      step,
-      train_loss: loss,
-      lr,
-      grad_norm: round(norm, 6),
-      tokens_per_s: Math.round((tokensPerStep * 1000) / ms),
-      ms_per_step: round(ms, 1),
-    };
-    if (step % args.evalInterval === 0 || step === args.maxSteps) {
-      arena.reset();
-      const est = arena.run(() => estimateLoss(model, evalSamplers, args.evalIters));
-      log.val_loss = est.val;
-      log.eval_train_loss = est.train;
-      lastVal = est.val;
-      const best = bestVal === null || est.val < bestVal;
-      if (best) bestVal = est.val;
-      emit({ type: "eval", step, trainLoss: est.train, valLoss: est.val, best });
-    }
-    appendFileSync(metricsPath, `${JSON.stringify(log)}\n`);
-    emit({ type: "step", maxSteps: args.maxSteps, ...log });
-    if (step % args.checkpointInterval === 0 || step === args.maxSteps) save(step === args.maxSteps ? "end" : "interval");
-    // Let signal handlers (Ctrl-C) run: the loop is synchronous otherwise.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  if (lastSaved !== step) save(status === "interrupted" ? "interrupt" : "end");
-  model.eval();
-  return { status, step, trainLoss: lastTrain, valLoss: lastVal, bestValLoss: bestVal, out, model, tokenizer };
+    model,
+    tokenizer,
+    arenaBytes: result.arenaBytes,
+  };
 }
 
-/** Remove the checkpoint files of an earlier run in `out` (for overwrite). */
-function removeTrainingState(out: string): void {
-  for (const f of [TRAINER_STATE_FILE, OPTIMIZER_FILE]) rmSync(join(out, f), { force: true });
-}
-
-/** Mean loss over `iters` random batches of each split, in eval mode without gradients (nanoGPT's estimate_loss). */
+/** Mean loss over `iters` random batches of each split, in eval mode without gradients (nanoGPT's
+ *  estimate_loss). Each batch's tensors are handed back to the arena (if any) before the next. */
 export function estimateLoss(
   model: GPT,
   samplers: { train: BatchSampler; val: BatchSampler },
@@ -534,8 +384,10 @@ export function estimateLoss(
       const mean = (s: BatchSampler) => {
         let total = 0;
         for (let i = 0; i < iters; i++) {
-          const { x, y } = s.next();
-          total += (model.forward(x, { targets: y }).loss as NonNullable<ReturnType<GPT["forward"]>["loss"]>).item();
+          total += scoped(() => {
+            const { x, y } = s.next();
+            return (model.forward(x, { targets: y }).loss as Tensor).item();
+          });
         }
         return total / iters;
       };

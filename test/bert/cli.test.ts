@@ -188,6 +188,13 @@ describe("BERT commands", () => {
       await moxing(["finetune", "--task", "ner", "--model", model, "--out", join(root, "x"), "--dataset", "imdb"]),
       /unknown dataset 'imdb'/,
     );
+    // One example: the held-out split takes it all, and the error says so (not "the training data is empty").
+    const one = f("one.conll", "Paris B-LOC\nsleeps O\n");
+    assertOneLineError(
+      await moxing(["finetune", "--task", "ner", "--model", model, "--out", join(root, "x"), "--train", one]),
+      /finetune: holding out --eval-fraction 0\.1 of 1 example for evaluation leaves none to train on; give more examples, or evaluation data with --eval FILE/,
+      2,
+    );
     assertOneLineError(await moxing(["similar", "--model", join(root, "nowhere"), "cat"]), /model directory .* does not exist/);
     assertOneLineError(await moxing(["pipeline", "summarization", "--model", model, "x"]), /unknown task 'summarization'; supported: /);
     assertOneLineError(await moxing(["pipeline", "fill-mask", "--model", model, "no mask"]), /fill-mask: the text has no \[MASK\] token/);

@@ -1,0 +1,75 @@
+// One assistant reply: render the conversation with the generation prompt, keep it inside the context,
+// sample tokens until an end-of-turn token (ChatML's <|im_end|>) or the token limit, and stream the
+// text as it comes.
+
+import { type GenerateOptions, generateIds } from "../generate/index.js";
+import type { GPT } from "../models/gpt.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
+import { fitToContext } from "./context.js";
+import { ChatError, type ChatMessage } from "./messages.js";
+import { type ChatTemplateOptions, endOfTurnIds, IM_START } from "./template.js";
+import { encodeChat } from "./tokenize.js";
+
+export interface ChatReplyOptions
+  extends Omit<GenerateOptions, "stop" | "eosTokenId">,
+    Omit<ChatTemplateOptions, "tokenizer" | "addGenerationPrompt"> {
+  /** Receives each new piece of the answer as soon as it is whole text. */
+  onText?: (piece: string) => void;
+  /** Stops the answer after the current token (Ctrl-C in `moxing chat`); finishReason "abort". */
+  signal?: AbortSignal;
+}
+
+export interface ChatReply {
+  text: string;
+  /** "stop": the model ended its turn; "length": maxNewTokens ran out; "abort": the signal fired. */
+  finishReason: "stop" | "length" | "abort";
+  promptTokens: number;
+  completionTokens: number;
+  /** Messages dropped from the start of the conversation to fit the context. */
+  droppedMessages: number;
+}
+
+/** Generate the assistant's next message for `messages`. */
+export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
+  const stopIds = new Set(endOfTurnIds(tokenizer));
+  if (stopIds.size === 0) {
+    throw new ChatError(
+      "chatReply: the tokenizer has no end-of-turn token, so an answer could never end; use a chat model (one trained by " +
+        "`moxing sft`) or call useChatML(tokenizer) before training",
+    );
+  }
+  // A model that opens a new turn has finished its own.
+  const imStart = tokenizer.specialTokens.get(IM_START);
+  if (imStart !== undefined) stopIds.add(imStart);
+  const maxNewTokens = opts.maxNewTokens ?? 200;
+  const block = model.config.block_size;
+  // Leave room for the answer, but never less than half the context for the conversation.
+  const budget = Math.max(block - maxNewTokens, Math.ceil(block / 2));
+  const templateOpts = { chatTemplate: opts.chatTemplate, templateKwargs: opts.templateKwargs };
+  const fitted = fitToContext(tokenizer, messages, budget, templateOpts);
+  const prompt = encodeChat(tokenizer, fitted.messages, { ...templateOpts, addGenerationPrompt: true }).ids;
+
+  const out: number[] = [];
+  let emitted = "";
+  let finishReason: ChatReply["finishReason"] = "length";
+  for (const id of generateIds(model, prompt, { ...opts, maxNewTokens })) {
+    if (stopIds.has(id)) {
+      finishReason = "stop";
+      break;
+    }
+    out.push(id);
+    const text = tokenizer.decode(out);
+    // A byte-level token can end inside a multi-byte character: wait for the rest of it.
+    if (!text.endsWith("\uFFFD") && text.length > emitted.length) {
+      opts.onText?.(text.slice(emitted.length));
+      emitted = text;
+    }
+    if (opts.signal?.aborted) {
+      finishReason = "abort";
+      break;
+    }
+  }
+  const text = tokenizer.decode(out);
+  if (text.length > emitted.length && text.startsWith(emitted)) opts.onText?.(text.slice(emitted.length));
+  return { text, finishReason, promptTokens: prompt.length, completionTokens: out.length, droppedMessages: fitted.dropped };
+}
