@@ -7,6 +7,8 @@
 //                                                    vectors), then AArch64 under qemu when available
 //   node scripts/test-native-kernels.mjs --host     the host only
 //   node scripts/test-native-kernels.mjs --aarch64  AArch64 only (NEON and generic), under qemu
+//   node scripts/test-native-kernels.mjs --clang    also AArch64 built by clang++ (macOS's compiler;
+//                                                    Debian package clang), under qemu
 //
 // AArch64: cross-compiled with Debian's g++-aarch64-linux-gnu and run with
 // `qemu-aarch64 -L /usr/aarch64-linux-gnu` (package qemu-user); skipped, saying so, when either is
@@ -23,6 +25,7 @@ const src = (f) => join(root, "native", f);
 const args = process.argv.slice(2);
 const wantHost = !args.includes("--aarch64");
 const wantArm = !args.includes("--host");
+const wantClang = args.includes("--clang");
 
 const FRONT = ["isa.cc", "pool.cc", "gemm.cc", "ops.cc", "fused.cc", "attention.cc", "test/kernel_test.cc"];
 // The portable kernel bodies again, at the AVX-512 width and tile (w16) and NEON's tile (w4r8).
@@ -78,11 +81,12 @@ function run(cmd, argv) {
 }
 
 // Compile every unit (two at a time: the machine may be shared) and link; returns the binary or null.
-async function build(name, cxx, units) {
+// extra: { cxxflags, ldflags } for a cross compiler that needs them (clang for AArch64).
+async function build(name, cxx, units, extra = { cxxflags: [], ldflags: [] }) {
   const dir = join(root, "build", "kernel-test", name);
   mkdirSync(dir, { recursive: true });
   const objs = units.map((u) => join(dir, u.obj ?? u.file.replace(/^test\//, "").replace(/\.cc$/, ".o")));
-  const jobs = units.map((u, i) => () => run(cxx, [...CXXFLAGS, ...u.flags, "-c", src(u.file), "-o", objs[i]]));
+  const jobs = units.map((u, i) => () => run(cxx, [...CXXFLAGS, ...extra.cxxflags, ...u.flags, "-c", src(u.file), "-o", objs[i]]));
   const width = Math.max(1, Math.min(2, cpus().length));
   let failed = null;
   for (let i = 0; i < jobs.length && !failed; i += width) {
@@ -94,13 +98,21 @@ async function build(name, cxx, units) {
     return null;
   }
   const bin = join(dir, "kernel_test");
-  const link = await run(cxx, [...CXXFLAGS, ...objs, "-o", bin, ...(name === "aarch64" ? ["-static"] : [])]);
+  const link = await run(cxx, [
+    ...CXXFLAGS,
+    ...extra.cxxflags,
+    ...objs,
+    "-o",
+    bin,
+    ...(name === "host" ? [] : ["-static"]),
+    ...extra.ldflags,
+  ]);
   if (link.code !== 0) {
     console.error(`kernel test (${name}): linking failed:\n${link.out}`);
     return null;
   }
   // Per-ISA objects: external symbols are the tables only, and nothing is weak (shared).
-  const nm = name === "aarch64" ? "aarch64-linux-gnu-nm" : "nm";
+  const nm = name === "host" ? "nm" : "aarch64-linux-gnu-nm";
   for (const [i, u] of units.entries()) {
     if (!u.isa || !has(nm)) continue;
     const r = spawnSync(nm, ["-C", "--defined-only", "--extern-only", objs[i]], { encoding: "utf8" });
@@ -143,6 +155,18 @@ if (wantArm && process.arch !== "arm64") {
     const bin = await build("aarch64", cross, [...ARM, ...COMMON]);
     // The portable bodies at other widths ran on the host already.
     ok = bin !== null && execute("aarch64 under qemu", "qemu-aarch64", ["-L", sysroot, bin, "neon", "generic"]) && ok;
+    if (wantClang && has("clang++")) {
+      // clang with the GNU cross toolchain's headers, libraries and linker.
+      const inc = `${sysroot}/include/c++/12`;
+      const lib = "/usr/lib/gcc-cross/aarch64-linux-gnu/12";
+      const cbin = await build("aarch64-clang", "clang++", [...ARM, ...COMMON], {
+        cxxflags: ["--target=aarch64-linux-gnu", "-isystem", inc, "-isystem", `${inc}/aarch64-linux-gnu`, "-I", `${sysroot}/include`],
+        ldflags: ["-fuse-ld=/usr/bin/aarch64-linux-gnu-ld", `-L${lib}`, `-B${lib}`],
+      });
+      ok = cbin !== null && execute("aarch64 (clang) under qemu", "qemu-aarch64", ["-L", sysroot, cbin, "neon", "generic"]) && ok;
+    } else if (wantClang) {
+      console.log("kernel test (aarch64, clang): skipped, no clang++ (apt-get install clang)");
+    }
   }
 }
 process.exit(ok ? 0 : 1);
