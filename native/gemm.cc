@@ -231,8 +231,14 @@ void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs
         x.parts = ceil_div(n, x.chunk);
       }
     } else {
+      // Tall products (a training step's B*T rows) take up to four pieces per thread, each of at
+      // least 768 rows, so a thread descheduled on a shared machine holds up a quarter of its share
+      // rather than all of it; at that height repacking B costs each piece about 3% of its
+      // arithmetic. Shorter products keep one piece per thread.
+      const i64 tall = m / 768;
+      const i64 want = tall > pieces ? (tall < 4 * pieces ? tall : 4 * pieces) : pieces;
       x.split_n = false;
-      x.parts = pieces;
+      x.parts = want;
       x.chunk = ceil_div(nrows, x.parts) * mr;
       x.parts = ceil_div(m, x.chunk);
     }
