@@ -15,7 +15,7 @@
 //
 // Weights are random (Hugging Face's initialisation); dropout is 0 on both sides so they do the same
 // arithmetic. Each figure is the median over --reps timed calls after 2 warm-up calls. The PyTorch
-// figures come from tools/torch_bert_bench.py (tools/torch_bert.py's model with a classification
+// figures come from bench/torch_bert_bench.py (tools/torch_bert.py's model with a classification
 // head), run by /usr/bin/python3 with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and
 // OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and torch.set_num_threads at moxing's thread count. Without
 // torch the torch fields are null.

@@ -2,7 +2,7 @@
 // the transformer shapes and the few-row shapes of generation, on 1 thread and on all threads, for
 // A·B ("nn") and A·Wᵀ ("nt", the nn.Linear layout).
 //   node --import tsx bench/gemm.ts            (after the addon is built: node scripts/build-native.mjs)
-//   node --import tsx bench/gemm.ts --torch    also runs tools/torch_gemm_bench.py for comparison
+//   node --import tsx bench/gemm.ts --torch    also runs bench/torch_gemm_bench.py for comparison
 
 import { fileURLToPath } from "node:url";
 import { nativeBackend, nativeInfo, nativeLoadError, nativeTesting } from "../src/backends/native/index.js";
@@ -18,7 +18,7 @@ export const GEMM_SHAPES: readonly [number, number, number][] = [
 ];
 
 /** Few-row products of generation (one token, or a few sequences, at a time): matrix-vector and
- *  small-m paths. Not in tools/torch_gemm_bench.py's list, so the torch column shows "-". */
+ *  small-m paths. Not in bench/torch_gemm_bench.py's list, so the torch column shows "-". */
 export const SMALL_GEMM_SHAPES: readonly [number, number, number][] = [
   [1, 768, 768],
   [1, 3072, 768],

@@ -1,5 +1,5 @@
 // The GPT quality benchmark: moxing and a PyTorch implementation of the same model
-// (tools/torch_gpt.py) train with identical hyperparameters on the same text, and their
+// (bench/torch_gpt.py) train with identical hyperparameters on the same text, and their
 // validation losses and training speed are printed side by side.
 //
 //   node --import tsx bench/gpt.ts [--steps 2000] [--json]
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     const p = spawnSync(
       "/usr/bin/python3",
       [
-        `${root}tools/torch_gpt.py`,
+        `${root}bench/torch_gpt.py`,
         "--data",
         data,
         "--max-steps",

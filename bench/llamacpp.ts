@@ -14,7 +14,9 @@
 // backend reads it at start-up); llama.cpp gets the same count as its context's threads. After a
 // warm-up each, the two engines take turns --reps times (moxing, llama.cpp, moxing, ...), so a
 // shared machine's drifting memory bandwidth hits both alike; the medians and the median of the
-// per-turn ratios are reported.
+// per-turn ratios are reported. Each side also reports the CPU time its process spent per generated
+// token (user + system): on a shared, loaded machine that measures the work each engine does per
+// token even when the wall-clock rates are bent by waiting for a core.
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -59,23 +61,31 @@ function moxingWorker(gguf: string): void {
   const ids = tokenizer.encode(PROMPT);
   const run = (n: number) => {
     let t1 = 0;
+    let c1 = process.cpuUsage();
     let count = 0;
     for (const _ of generateIds(model, ids, { temperature: 0, maxNewTokens: n })) {
-      if (count === 0) t1 = performance.now();
+      if (count === 0) {
+        t1 = performance.now();
+        c1 = process.cpuUsage();
+      }
       count++;
     }
-    return (count - 1) / ((performance.now() - t1) / 1000);
+    const cpu = process.cpuUsage(c1);
+    return {
+      tokens_per_s: (count - 1) / ((performance.now() - t1) / 1000),
+      cpu_ms_per_token: (cpu.user + cpu.system) / 1000 / (count - 1),
+    };
   };
   const be = mx.getBackend();
   const rl = createInterface({ input: process.stdin });
   rl.on("line", (line) => {
-    const tokens_per_s = run(Number(line));
-    process.stdout.write(`${JSON.stringify({ backend: be.name, threads: be.threads?.() ?? 1, tokens_per_s })}\n`);
+    const r = run(Number(line));
+    process.stdout.write(`${JSON.stringify({ backend: be.name, threads: be.threads?.() ?? 1, ...r })}\n`);
   });
 }
 
 interface MoxingChild {
-  run(n: number): Promise<{ backend: string; threads: number; tokens_per_s: number }>;
+  run(n: number): Promise<{ backend: string; threads: number; tokens_per_s: number; cpu_ms_per_token: number }>;
   close(): void;
 }
 
@@ -160,12 +170,20 @@ async function startLlamaCpp(gguf: string, promptIds: number[], blockSize: numbe
   const run = async (n: number) => {
     const seq = ctx.getSequence();
     let t1 = 0;
+    let c1 = process.cpuUsage();
     let count = 0;
     for await (const _ of seq.evaluate(promptIds, { temperature: 0, yieldEogToken: true })) {
-      if (count === 0) t1 = performance.now();
+      if (count === 0) {
+        t1 = performance.now();
+        c1 = process.cpuUsage();
+      }
       if (++count >= n) break;
     }
-    const rate = (count - 1) / ((performance.now() - t1) / 1000);
+    const cpu = process.cpuUsage(c1);
+    const rate = {
+      tokens_per_s: (count - 1) / ((performance.now() - t1) / 1000),
+      cpu_ms_per_token: (cpu.user + cpu.system) / 1000 / (count - 1),
+    };
     seq.dispose();
     return rate;
   };
@@ -194,20 +212,38 @@ async function main(): Promise<void> {
     const llama = await startLlamaCpp(gguf, promptIds, config.block_size);
     const moxRuns: number[] = [];
     const llamaRuns: number[] = [];
+    const moxCpu: number[] = [];
+    const llamaCpu: number[] = [];
     let moxInfo: { backend: string; threads: number };
     try {
       moxInfo = await mox.run(8); // warm-ups
       await llama.run(8);
       for (let i = 0; i < reps; i++) {
-        moxRuns.push((await mox.run(tokens)).tokens_per_s);
-        llamaRuns.push(await llama.run(tokens));
+        const m = await mox.run(tokens);
+        moxRuns.push(m.tokens_per_s);
+        moxCpu.push(m.cpu_ms_per_token);
+        const l = await llama.run(tokens);
+        llamaRuns.push(l.tokens_per_s);
+        llamaCpu.push(l.cpu_ms_per_token);
       }
     } finally {
       mox.close();
       await llama.close();
     }
-    const moxing = { backend: moxInfo.backend, threads: moxInfo.threads, tokens_per_s: median(moxRuns), runs: moxRuns };
-    const llamaCpp = { version: NODE_LLAMA_CPP, threads: llama.threads, tokens_per_s: median(llamaRuns), runs: llamaRuns };
+    const moxing = {
+      backend: moxInfo.backend,
+      threads: moxInfo.threads,
+      tokens_per_s: median(moxRuns),
+      cpu_ms_per_token: median(moxCpu),
+      runs: moxRuns,
+    };
+    const llamaCpp = {
+      version: NODE_LLAMA_CPP,
+      threads: llama.threads,
+      tokens_per_s: median(llamaRuns),
+      cpu_ms_per_token: median(llamaCpu),
+      runs: llamaRuns,
+    };
     const ratios = moxRuns.map((m, i) => m / (llamaRuns[i] as number));
     const params = model.paramCount().total;
     const result = {
@@ -227,6 +263,7 @@ async function main(): Promise<void> {
         `  moxing (${moxing.backend}, ${moxing.threads} threads)   ${moxing.tokens_per_s.toFixed(1)} tokens/s`,
         `  llama.cpp (${NODE_LLAMA_CPP}, ${llamaCpp.threads} threads)   ${llamaCpp.tokens_per_s.toFixed(1)} tokens/s`,
         `  moxing / llama.cpp = ${result.ratio_moxing_over_llama_cpp.toFixed(2)} (median of the turns' ratios; range ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
+        `  CPU time per token: moxing ${moxing.cpu_ms_per_token.toFixed(2)} ms, llama.cpp ${llamaCpp.cpu_ms_per_token.toFixed(2)} ms`,
       ].join("\n"),
     );
     if (asJson) console.log(JSON.stringify(result));

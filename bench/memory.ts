@@ -10,7 +10,7 @@
 // and the native addon here; Python and `import torch` on the PyTorch side), resets the peak
 // (`5` into /proc/self/clear_refs) so start-up's own peak does not count, builds the model, runs
 // the workload and reads VmHWM (the peak resident set size). The PyTorch side is
-// tools/torch_memory.py run by /usr/bin/python3 with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
+// bench/torch_memory.py run by /usr/bin/python3 with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 // and OPENBLAS_NUM_THREADS/OMP_NUM_THREADS set to 2, as bench/bench.ts runs its peers. Without
 // torch the torch fields are null. MB here means 2^20 bytes (/proc's kB are 1024 bytes).
 

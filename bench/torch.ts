@@ -9,18 +9,19 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 // From bench/ under tsx, or from dist/bench/ when compiled.
-const TOOLS = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../tools/" : "../tools/", import.meta.url));
+// The Python peers sit beside this file in bench/ (also when run from dist/bench/, which has no .py files).
+const PEERS = fileURLToPath(new URL(import.meta.url.includes("/dist/") ? "../../bench/" : "./", import.meta.url));
 
 export type TorchRun<T> = { ok: true; value: T } | { ok: false; reason: string };
 
-/** Run tools/<script> on `threads` threads and parse the JSON object on its last line. Not ok when
+/** Run bench/<script> on `threads` threads and parse the JSON object on its last line. Not ok when
  *  there is no python3 or no torch (the reason says which); any other failure throws. */
 export function runTorch<T>(script: string, args: readonly string[], threads: number): TorchRun<T> {
   if (!existsSync("/usr/bin/python3")) return { ok: false, reason: "no /usr/bin/python3" };
   const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const r = spawnSync("/usr/bin/python3", [`${TOOLS}${script}`, ...args], { env, encoding: "utf8", maxBuffer: 1 << 26 });
+  const r = spawnSync("/usr/bin/python3", [`${PEERS}${script}`, ...args], { env, encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) {
     if (/No module named 'torch'/.test(r.stderr)) return { ok: false, reason: "/usr/bin/python3 has no torch" };
     throw new Error(`${script} failed: ${(r.stderr || String(r.error)).trim().split("\n").slice(-3).join(" ")}`);

@@ -7,9 +7,12 @@
 #include <node_api.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
 
+#include "kernels.h"
 #include "ops.h"
 
 using namespace mx;
@@ -75,22 +78,50 @@ bool get_buf(const Args& a, size_t i, Buf& b, int want_dt = -1, bool allow_null 
   return true;
 }
 
-inline i64 I(double v) { return (i64)v; }
+// Sizes, strides and offsets travel as doubles. One that is not a number within +-2^53 (NaN,
+// +-Infinity, 1e300) becomes kBad, which every size check refuses and whose products overflow, so
+// it never reaches a cast whose result is undefined or a loop bound.
+constexpr i64 kBad = INT64_MIN;
+inline i64 I(double v) { return v >= -9007199254740992.0 && v <= 9007199254740992.0 ? (i64)v : kBad; }
 
 bool range_error(napi_env env, const char* msg) {
   napi_throw_range_error(env, nullptr, msg);
   return false;
 }
 
-// Every element an affine index set touches lies inside [0, len).
+// r = a * b for sizes: false when either is negative or the product overflows 64 bits.
+inline bool mul_size(i64 a, i64 b, i64& r) { return a >= 0 && b >= 0 && !__builtin_mul_overflow(a, b, &r); }
+
+// n = the product of sizes, each a non-negative integer; otherwise a RangeError naming the op.
+bool sizes(napi_env env, const char* op, std::initializer_list<i64> dims, i64& n) {
+  n = 1;
+  for (const i64 d : dims) {
+    if (!mul_size(n, d, n)) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg,
+                    "moxing native: %s sizes must be non-negative integers whose product fits in 64 bits", op);
+      return range_error(env, msg);
+    }
+  }
+  return true;
+}
+
+// Every element an affine index set touches lies inside [0, len); the extent is computed without
+// overflow (an index set that would overflow is out of bounds).
 bool check_extent(napi_env env, i64 len, i64 off, int nd, const i64* shape, const i64* st, const char* what) {
   i64 lo = off, hi = off;
-  for (int d = 0; d < nd; d++) {
-    if (shape[d] == 0) return true;
-    const i64 e = (shape[d] - 1) * st[d];
-    if (e < 0) lo += e; else hi += e;
+  bool ok = off != kBad;
+  for (int d = 0; d < nd && ok; d++) {
+    if (shape[d] == 0) return true;  // an empty view touches nothing
+    i64 e;
+    if (shape[d] < 0 || __builtin_mul_overflow(shape[d] - 1, st[d], &e) || st[d] == kBad)
+      ok = false;
+    else if (e < 0)
+      ok = !__builtin_add_overflow(lo, e, &lo);
+    else
+      ok = !__builtin_add_overflow(hi, e, &hi);
   }
-  if (lo < 0 || hi >= len) {
+  if (!ok || lo < 0 || hi >= len) {
     napi_throw_range_error(env, nullptr, what);
     return false;
   }
@@ -108,7 +139,9 @@ bool read_nd(const Args& a, Nd& L, int nops, i64& total) {
   for (int d = 0; d < nd; d++) {
     L.shape[d] = I(P[2 + d]);
     if (L.shape[d] < 0) return range_error(a.env, "moxing native: negative dimension");
-    total *= L.shape[d];
+    // JavaScript counts elements exactly up to 2^53 (Number.MAX_SAFE_INTEGER): no view may have more.
+    if (!mul_size(total, L.shape[d], total) || total > ((i64)1 << 53))
+      return range_error(a.env, "moxing native: view has more than 2^53 elements");
   }
   for (int k = 0; k < nops; k++) {
     for (int d = 0; d < nd; d++) L.st[k][d] = I(P[2 + nd * (1 + k) + d]);
@@ -233,7 +266,8 @@ napi_value js_reduce(napi_env env, napi_callback_info info) {
   const i64 base = 2 + L.nd * 2 + 1;
   for (int d = 0; d < L.nd; d++) {
     reduced[d] = a.P[base + d] != 0.0;
-    if (!reduced[d]) out_len *= L.shape[d];
+    if (!reduced[d] && !mul_size(out_len, L.shape[d], out_len))
+      return range_error(env, "moxing native: reduce output has more elements than fit in 64 bits"), nullptr;
   }
   if (out.len < out_len) return range_error(env, "moxing native: reduce output too small"), nullptr;
   op_reduce(op, L, reduced, x, static_cast<float*>(out.p), out_len);
@@ -256,11 +290,17 @@ napi_value js_matmul(napi_env env, napi_callback_info info) {
   const i64 aoff = I(P[0]), abs_ = I(P[1]), ars = I(P[2]), acs = I(P[3]);
   const i64 boff = I(P[4]), bbs = I(P[5]), brs = I(P[6]), bcs = I(P[7]);
   const i64 batch = I(P[8]), m = I(P[9]), n = I(P[10]), k = I(P[11]);
-  if (batch < 0 || m < 0 || n < 0 || k < 0) return range_error(env, "moxing native: negative matmul size"), nullptr;
+  // The operands as (batch, m, k) and (batch, k, n) views: at most 2^53 elements each, as any view.
+  i64 nc = 0, na = 0, nb = 0;
+  if (!sizes(env, "matmul", {batch, m, n}, nc) || !sizes(env, "matmul", {batch, m, k}, na) ||
+      !sizes(env, "matmul", {batch, k, n}, nb))
+    return nullptr;
+  if (na > ((i64)1 << 53) || nb > ((i64)1 << 53))
+    return range_error(env, "moxing native: matmul operand has more than 2^53 elements"), nullptr;
   if (!check_mat(env, A, aoff, abs_, ars, acs, batch, m, k, "moxing native: matmul operand a out of bounds") ||
       !check_mat(env, B, boff, bbs, brs, bcs, batch, k, n, "moxing native: matmul operand b out of bounds"))
     return nullptr;
-  if (C.len < batch * m * n) return range_error(env, "moxing native: matmul output too small"), nullptr;
+  if (C.len < nc) return range_error(env, "moxing native: matmul output too small"), nullptr;
   matmul(static_cast<const float*>(A.p) + aoff, abs_, ars, acs, static_cast<const float*>(B.p) + boff, bbs, brs, bcs,
          static_cast<float*>(C.p), batch, m, n, k);
   return undefined(env);
@@ -281,7 +321,9 @@ napi_value js_gather(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, table, F32) || !get_buf(a, 1, idx, I32) || !get_buf(a, 2, out, F32)) return nullptr;
   const i64 cols = I(a.P[0]);
   if (cols <= 0) return undefined(env);
-  if (out.len < idx.len * cols) return range_error(env, "moxing native: gather output too small"), nullptr;
+  i64 n = 0;
+  if (!sizes(env, "gather", {idx.len, cols}, n)) return nullptr;
+  if (out.len < n) return range_error(env, "moxing native: gather output too small"), nullptr;
   if (!check_indices(env, idx, table.len / cols)) return nullptr;
   op_gather(static_cast<const float*>(table.p), static_cast<const int32_t*>(idx.p), static_cast<float*>(out.p),
             idx.len, cols);
@@ -295,7 +337,9 @@ napi_value js_index_add(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, dst, F32) || !get_buf(a, 1, idx, I32) || !get_buf(a, 2, src, F32)) return nullptr;
   const i64 cols = I(a.P[0]);
   if (cols <= 0) return undefined(env);
-  if (src.len < idx.len * cols) return range_error(env, "moxing native: indexAdd source too small"), nullptr;
+  i64 n = 0;
+  if (!sizes(env, "indexAdd", {idx.len, cols}, n)) return nullptr;
+  if (src.len < n) return range_error(env, "moxing native: indexAdd source too small"), nullptr;
   if (!check_indices(env, idx, dst.len / cols)) return nullptr;
   op_index_add(static_cast<float*>(dst.p), static_cast<const int32_t*>(idx.p), static_cast<const float*>(src.p),
                idx.len, cols);
@@ -320,10 +364,11 @@ napi_value js_softmax(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, out, F32)) return nullptr;
   const i64 rows = I(a.P[0]), cols = I(a.P[1]);
   const bool log = a.P[2] != 0.0;
-  if (rows < 0 || cols < 0 || !need(env, x, rows * cols, "moxing native: softmax input too small") ||
-      !need(env, out, rows * cols, "moxing native: softmax output too small"))
+  i64 n = 0;
+  if (!sizes(env, "softmax", {rows, cols}, n) || !need(env, x, n, "moxing native: softmax input too small") ||
+      !need(env, out, n, "moxing native: softmax output too small"))
     return nullptr;
-  fused_softmax(F32P(x), F32P(out), rows, cols, log);
+  if (n > 0) fused_softmax(F32P(x), F32P(out), rows, cols, log);  // no columns: nothing to compute
   return undefined(env);
 }
 
@@ -334,12 +379,12 @@ napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, y, F32) || !get_buf(a, 1, dy, F32) || !get_buf(a, 2, dx, F32)) return nullptr;
   const i64 rows = I(a.P[0]), cols = I(a.P[1]);
   const bool log = a.P[2] != 0.0;
-  const i64 n = rows * cols;
-  if (rows < 0 || cols < 0 || !need(env, y, n, "moxing native: softmaxBackward y too small") ||
+  i64 n = 0;
+  if (!sizes(env, "softmaxBackward", {rows, cols}, n) || !need(env, y, n, "moxing native: softmaxBackward y too small") ||
       !need(env, dy, n, "moxing native: softmaxBackward dy too small") ||
       !need(env, dx, n, "moxing native: softmaxBackward dx too small"))
     return nullptr;
-  fused_softmax_bwd(F32P(y), F32P(dy), F32P(dx), rows, cols, log);
+  if (n > 0) fused_softmax_bwd(F32P(y), F32P(dy), F32P(dx), rows, cols, log);
   return undefined(env);
 }
 
@@ -352,8 +397,8 @@ napi_value js_layernorm(napi_env env, napi_callback_info info) {
     return nullptr;
   const i64 rows = I(a.P[0]), cols = I(a.P[1]);
   const double eps = a.P[2];
-  const i64 n = rows * cols;
-  if (rows < 0 || cols < 0 || !need(env, x, n, "moxing native: layerNorm x too small") ||
+  i64 n = 0;
+  if (!sizes(env, "layerNorm", {rows, cols}, n) || !need(env, x, n, "moxing native: layerNorm x too small") ||
       !need(env, out, n, "moxing native: layerNorm out too small") ||
       !need(env, mean, rows, "moxing native: layerNorm mean too small") ||
       !need(env, rstd, rows, "moxing native: layerNorm rstd too small") ||
@@ -373,8 +418,9 @@ napi_value js_layernorm_bwd(napi_env env, napi_callback_info info) {
       !get_buf(a, 6, dw, F32, true) || !get_buf(a, 7, db, F32, true))
     return nullptr;
   const i64 rows = I(a.P[0]), cols = I(a.P[1]);
-  const i64 n = rows * cols;
-  if (rows < 0 || cols < 0 || !need(env, x, n, "moxing native: layerNormBackward x too small") ||
+  i64 n = 0;
+  if (!sizes(env, "layerNormBackward", {rows, cols}, n) ||
+      !need(env, x, n, "moxing native: layerNormBackward x too small") ||
       !need(env, dy, n, "moxing native: layerNormBackward dy too small") ||
       !need(env, dx, n, "moxing native: layerNormBackward dx too small") ||
       !need(env, mean, rows, "moxing native: layerNormBackward mean too small") ||
@@ -403,12 +449,13 @@ napi_value js_bias_gelu(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, a, 3)) return nullptr;
   Buf x, bias, out;
   if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, bias, F32) || !get_buf(a, 2, out, F32)) return nullptr;
-  const i64 rows = (i64)a.P[0], cols = (i64)a.P[1];
-  if (!need(env, x, rows * cols, "moxing native: biasGelu x too small") ||
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  i64 n = 0;
+  if (!sizes(env, "biasGelu", {rows, cols}, n) || !need(env, x, n, "moxing native: biasGelu x too small") ||
       !need(env, bias, cols, "moxing native: biasGelu bias too small") ||
-      !need(env, out, rows * cols, "moxing native: biasGelu output too small"))
+      !need(env, out, n, "moxing native: biasGelu output too small"))
     return nullptr;
-  fused_bias_gelu(F32P(x), F32P(bias), F32P(out), rows, cols, a.P[2] != 0.0);
+  if (n > 0) fused_bias_gelu(F32P(x), F32P(bias), F32P(out), rows, cols, a.P[2] != 0.0);
   return undefined(env);
 }
 
@@ -433,7 +480,9 @@ napi_value js_cross_entropy(napi_env env, napi_callback_info info) {
     return nullptr;
   const i64 rows = I(a.P[0]), cols = I(a.P[1]), ignore = I(a.P[2]);
   const double ls = a.P[3];
-  if (rows < 0 || cols < 0 || !need(env, logits, rows * cols, "moxing native: crossEntropy logits too small") ||
+  i64 n = 0;
+  if (!sizes(env, "crossEntropy", {rows, cols}, n) ||
+      !need(env, logits, n, "moxing native: crossEntropy logits too small") ||
       !need(env, t, rows, "moxing native: crossEntropy targets too small") ||
       !need(env, losses, rows, "moxing native: crossEntropy losses too small") ||
       !need(env, lse, rows, "moxing native: crossEntropy lse too small"))
@@ -451,9 +500,10 @@ napi_value js_cross_entropy_bwd(napi_env env, napi_callback_info info) {
     return nullptr;
   const i64 rows = I(a.P[0]), cols = I(a.P[1]), ignore = I(a.P[2]);
   const double ls = a.P[3];
-  if (rows < 0 || cols < 0 ||
-      !need(env, logits, rows * cols, "moxing native: crossEntropyBackward logits too small") ||
-      !need(env, dlogits, rows * cols, "moxing native: crossEntropyBackward dlogits too small") ||
+  i64 n = 0;
+  if (!sizes(env, "crossEntropyBackward", {rows, cols}, n) ||
+      !need(env, logits, n, "moxing native: crossEntropyBackward logits too small") ||
+      !need(env, dlogits, n, "moxing native: crossEntropyBackward dlogits too small") ||
       !need(env, t, rows, "moxing native: crossEntropyBackward targets too small") ||
       !need(env, lse, rows, "moxing native: crossEntropyBackward lse too small") ||
       !need(env, dl, rows, "moxing native: crossEntropyBackward dlosses too small"))
@@ -477,8 +527,10 @@ napi_value js_adamw(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// P[0..6) = bh, T, S, hs, scale, causal
-bool attn_dims(const Args& a, i64& bh, i64& T, i64& S, i64& hs, double& scale, bool& causal) {
+// P[0..6) = bh, T, S, hs, scale, causal. nq = bh*T*hs (q, out, dout), nl = bh*T (lse), sk = S*hs (one
+// batch-head of k and v), each checked for overflow.
+bool attn_dims(const Args& a, const char* op, i64& bh, i64& T, i64& S, i64& hs, double& scale, bool& causal, i64& nq,
+               i64& nl, i64& sk) {
   const double* P = a.P;
   bh = I(P[0]);
   T = I(P[1]);
@@ -486,8 +538,9 @@ bool attn_dims(const Args& a, i64& bh, i64& T, i64& S, i64& hs, double& scale, b
   hs = I(P[3]);
   scale = P[4];
   causal = P[5] != 0.0;
-  if (bh < 0 || T < 0 || S < 0 || hs < 0) return range_error(a.env, "moxing native: negative attention size");
-  return true;
+  i64 ignored;
+  return sizes(a.env, op, {bh, T, hs}, nq) && sizes(a.env, op, {bh, T}, nl) && sizes(a.env, op, {S, hs}, sk) &&
+         sizes(a.env, op, {bh, S, hs}, ignored);
 }
 
 napi_value js_attention(napi_env env, napi_callback_info info) {
@@ -497,22 +550,25 @@ napi_value js_attention(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, q, F32) || !get_buf(a, 1, k, F32) || !get_buf(a, 2, v, F32) || !get_buf(a, 3, out, F32) ||
       !get_buf(a, 4, lse, F32))
     return nullptr;
-  i64 bh, T, S, hs;
+  i64 bh, T, S, hs, nq, nl, sk;
   double scale;
   bool causal;
-  if (!attn_dims(a, bh, T, S, hs, scale, causal)) return nullptr;
-  // P[6]: the batch-head stride of k and v (0: contiguous).
-  const i64 kvs = I(a.P[6]) > 0 ? I(a.P[6]) : S * hs;
-  if (kvs < S * hs) {
+  if (!attn_dims(a, "attention", bh, T, S, hs, scale, causal, nq, nl, sk)) return nullptr;
+  // P[6]: the batch-head stride of k and v (0: contiguous, S * hs); k and v hold (bh - 1) * kvs + S * hs.
+  const i64 given = I(a.P[6]);
+  const i64 kvs = given > 0 ? given : sk;
+  if (kvs < sk) {
     range_error(env, "moxing native: attention kv stride smaller than S * hs");
     return nullptr;
   }
-  const i64 nq = bh * T * hs, nk = bh > 0 ? (bh - 1) * kvs + S * hs : 0;
+  i64 nk = 0;
+  if (bh > 0 && (__builtin_mul_overflow(bh - 1, kvs, &nk) || __builtin_add_overflow(nk, sk, &nk)))
+    return range_error(env, "moxing native: attention kv stride times batch-heads overflows 64 bits"), nullptr;
   if (!need(env, q, nq, "moxing native: attention q too small") ||
       !need(env, k, nk, "moxing native: attention k too small") ||
       !need(env, v, nk, "moxing native: attention v too small") ||
       !need(env, out, nq, "moxing native: attention out too small") ||
-      !need(env, lse, bh * T, "moxing native: attention lse too small"))
+      !need(env, lse, nl, "moxing native: attention lse too small"))
     return nullptr;
   fused_attention(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), bh, T, S, hs, scale, causal, kvs);
   return undefined(env);
@@ -526,16 +582,17 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
       !get_buf(a, 4, lse, F32) || !get_buf(a, 5, dout, F32) || !get_buf(a, 6, dq, F32) ||
       !get_buf(a, 7, dk, F32) || !get_buf(a, 8, dv, F32))
     return nullptr;
-  i64 bh, T, S, hs;
+  i64 bh, T, S, hs, nq, nl, sk, nk;
   double scale;
   bool causal;
-  if (!attn_dims(a, bh, T, S, hs, scale, causal)) return nullptr;
-  const i64 nq = bh * T * hs, nk = bh * S * hs;
+  if (!attn_dims(a, "attentionBackward", bh, T, S, hs, scale, causal, nq, nl, sk) ||
+      !sizes(env, "attentionBackward", {bh, S, hs}, nk))
+    return nullptr;
   if (!need(env, q, nq, "moxing native: attentionBackward q too small") ||
       !need(env, k, nk, "moxing native: attentionBackward k too small") ||
       !need(env, v, nk, "moxing native: attentionBackward v too small") ||
       !need(env, out, nq, "moxing native: attentionBackward out too small") ||
-      !need(env, lse, bh * T, "moxing native: attentionBackward lse too small") ||
+      !need(env, lse, nl, "moxing native: attentionBackward lse too small") ||
       !need(env, dout, nq, "moxing native: attentionBackward dout too small") ||
       !need(env, dq, nq, "moxing native: attentionBackward dq too small") ||
       !need(env, dk, nk, "moxing native: attentionBackward dk too small") ||
@@ -548,13 +605,25 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
 
 // ---- info / test hooks --------------------------------------------------------------------------
 
+napi_value str(napi_env env, const char* s) {
+  napi_value v;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+// { isa, threads, kernels: { family: isa }, available: "avx2,generic", isaError? }: isa is the set
+// serving GEMM, kernels the set serving each family (the same one unless a set lacks a family).
 napi_value js_info(napi_env env, napi_callback_info info) {
-  napi_value o, isa, th;
+  napi_value o, th, fam;
   napi_create_object(env, &o);
-  napi_create_string_utf8(env, isa_name(), NAPI_AUTO_LENGTH, &isa);
   napi_create_int32(env, pool_threads(), &th);
-  napi_set_named_property(env, o, "isa", isa);
+  napi_set_named_property(env, o, "isa", str(env, kernel_for(F_GEMM)->name));
   napi_set_named_property(env, o, "threads", th);
+  napi_create_object(env, &fam);
+  for (int f = 0; f < F_COUNT; f++) napi_set_named_property(env, fam, kFamilyNames[f], str(env, g_family[f]->name));
+  napi_set_named_property(env, o, "kernels", fam);
+  napi_set_named_property(env, o, "available", str(env, isa_available()));
+  if (isa_error()) napi_set_named_property(env, o, "isaError", str(env, isa_error()));
   return o;
 }
 
@@ -565,8 +634,7 @@ napi_value js_set_isa(napi_env env, napi_callback_info info) {
   char name[32] = {0};
   size_t len = 0;
   bool ok = false;
-  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) == napi_ok)
-    ok = gemm_set_isa(name);
+  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) == napi_ok) ok = isa_force(name);
   napi_value r;
   napi_get_boolean(env, ok, &r);
   return r;

@@ -47,16 +47,15 @@ struct GemmImpl {
   void (*gemm_nt_small)(i64 m, i64 n, i64 k, const float* a, i64 lda, const float* w, i64 ldw, float* c, i64 ldc);
 };
 
-// Each is defined in its own translation unit, compiled with its own instruction-set flags.
+// Each is defined in its own translation unit, compiled with its own instruction-set flags, and
+// reached through the kernel table of its ISA (kernels.h).
 extern const GemmImpl gemm_impl_avx512;
 extern const GemmImpl gemm_impl_avx2;
+extern const GemmImpl gemm_impl_neon;
 extern const GemmImpl gemm_impl_generic;
 
-const GemmImpl* gemm_select();                  // chosen at load time (MOXING_ISA honoured)
-bool gemm_set_isa(const char* name);           // test hook
 // Batched product; a, b point at batch 0's element [0, 0]; c is contiguous (batch, m, n).
 void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs, i64 rsb, i64 csb, float* c,
             i64 batch, i64 m, i64 n, i64 k);
-const char* isa_name();
 
 }  // namespace mx

@@ -1,50 +1,13 @@
-// GEMM front end: run-time ISA choice, per-thread packing workspace, batching and threading.
+// GEMM front end: per-thread packing workspace, batching, the choice between GEMM, matrix-vector
+// and few-row kernels, and threading. The kernels come from the tables chosen at load time
+// (kernels.h): the GEMM family's for products, the GEMV family's for matrix-vector products.
 #include <cstdlib>
 #include <cstring>
 
-#include "common.h"
+#include "kernels.h"
 
 namespace mx {
 namespace {
-
-#if defined(__x86_64__)
-bool cpu_has_avx512() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-}
-bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#else
-// Other architectures build only the portable kernels.
-bool cpu_has_avx512() { return false; }
-bool cpu_has_avx2() { return false; }
-#endif
-
-#if defined(__x86_64__)
-#define MX_AVX512_IMPL (&gemm_impl_avx512)
-#define MX_AVX2_IMPL (&gemm_impl_avx2)
-#else
-#define MX_AVX512_IMPL (&gemm_impl_generic)
-#define MX_AVX2_IMPL (&gemm_impl_generic)
-#endif
-
-const GemmImpl* detect() {
-  const char* e = std::getenv("MOXING_ISA");
-  const bool has512 = cpu_has_avx512();
-  const bool has2 = cpu_has_avx2();
-  if (e && *e) {
-    if (!std::strcmp(e, "avx512") && has512) return MX_AVX512_IMPL;
-    if (!std::strcmp(e, "avx2") && has2) return MX_AVX2_IMPL;
-    if (!std::strcmp(e, "generic")) return &gemm_impl_generic;
-  }
-  if (has512) return MX_AVX512_IMPL;
-  if (has2) return MX_AVX2_IMPL;
-  return &gemm_impl_generic;
-}
-
-const GemmImpl* g_impl = detect();
 
 // Grow-only, 64-byte aligned, one per thread.
 struct Workspace {
@@ -207,24 +170,6 @@ void nt_small(NtCtx& g, i64 batch) {
 
 }  // namespace
 
-const GemmImpl* gemm_select() { return g_impl; }
-const char* isa_name() { return g_impl->name; }
-
-bool gemm_set_isa(const char* name) {
-  if (!std::strcmp(name, "avx512")) {
-    if (!cpu_has_avx512()) return false;
-    g_impl = MX_AVX512_IMPL;
-  } else if (!std::strcmp(name, "avx2")) {
-    if (!cpu_has_avx2()) return false;
-    g_impl = MX_AVX2_IMPL;
-  } else if (!std::strcmp(name, "generic")) {
-    g_impl = &gemm_impl_generic;
-  } else {
-    return false;
-  }
-  return true;
-}
-
 void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs, i64 rsb, i64 csb, float* c,
             i64 batch, i64 m, i64 n, i64 k) {
   if (batch <= 0 || m <= 0 || n <= 0) return;
@@ -239,25 +184,25 @@ void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs
   }
   // Matrix-vector products (token-by-token generation): stream the matrix in place.
   if (m == 1 && (csb == 1 || rsb == 1)) {
-    GemvCtx g{g_impl, a, a_bs, csa, b, b_bs, rsb, csb, c, n, k, 1, n};
+    GemvCtx g{kernel_for(F_GEMV)->gemm, a, a_bs, csa, b, b_bs, rsb, csb, c, n, k, 1, n};
     gemv(g, batch);
     return;
   }
   // Few rows against the nn.Linear weight layout: dot products over W's rows in place beat packing
   // (transposing) W for m up to about 16 on every kernel set.
   if (m <= 16 && csa == 1 && rsb == 1 && n >= 4) {
-    NtCtx g{g_impl, a, a_bs, rsa, b, b_bs, csb, c, m, n, k, 1, n};
+    NtCtx g{kernel_for(F_GEMM)->gemm, a, a_bs, rsa, b, b_bs, csb, c, m, n, k, 1, n};
     nt_small(g, batch);
     return;
   }
   if (n == 1 && (csa == 1 || rsa == 1)) {
     // c[i] = sum_p b[p] A(i, p): A's rows are the matrix's columns.
-    GemvCtx g{g_impl, b, b_bs, rsb, a, a_bs, csa, rsa, c, m, k, 1, m};
+    GemvCtx g{kernel_for(F_GEMV)->gemm, b, b_bs, rsb, a, a_bs, csa, rsa, c, m, k, 1, m};
     gemv(g, batch);
     return;
   }
   MatmulCtx x;
-  x.impl = g_impl;
+  x.impl = kernel_for(F_GEMM)->gemm;
   x.a = a; x.a_bs = a_bs; x.rsa = rsa; x.csa = csa;
   x.b = b; x.b_bs = b_bs; x.rsb = rsb; x.csb = csb;
   x.c = c;
@@ -286,8 +231,14 @@ void matmul(const float* a, i64 a_bs, i64 rsa, i64 csa, const float* b, i64 b_bs
         x.parts = ceil_div(n, x.chunk);
       }
     } else {
+      // Tall products (a training step's B*T rows) take up to four pieces per thread, each of at
+      // least 768 rows, so a thread descheduled on a shared machine holds up a quarter of its share
+      // rather than all of it; at that height repacking B costs each piece about 3% of its
+      // arithmetic. Shorter products keep one piece per thread.
+      const i64 tall = m / 768;
+      const i64 want = tall > pieces ? (tall < 4 * pieces ? tall : 4 * pieces) : pieces;
       x.split_n = false;
-      x.parts = pieces;
+      x.parts = want;
       x.chunk = ceil_div(nrows, x.parts) * mr;
       x.parts = ceil_div(m, x.chunk);
     }

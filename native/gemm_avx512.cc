@@ -133,6 +133,7 @@ inline void kernel_ldb_pack(i64 kc, const float* a, const float* b, i64 ldb, flo
 
 #define GEMM_VW 16
 #define GEMM_NT_R 4
+#define GEMM_GEMV_ROWS8
 #include "gemm_body.inc"
 
 namespace mx {

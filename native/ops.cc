@@ -5,8 +5,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels.h"
 #include "ops.h"
-#include "vmath.h"
 
 namespace mx {
 namespace {
@@ -123,33 +123,15 @@ inline void store_double(const Buf& b, i64 i, double v) {
     static_cast<int32_t*>(b.p)[i] = to_i32(v);
 }
 
-// ---- unary ------------------------------------------------------------------------------------
+// ---- unary / binary ---------------------------------------------------------------------------
+// Contiguous runs go to the element-wise family's kernels (kernels_body.inc, one build per ISA);
+// strided runs and int32 arithmetic stay here.
 
-inline float relu_f(float x) { return x < 0.0f ? 0.0f : x; }
-
-MX_CLONES void unary_contig(int op, const float* x, float* o, i64 n) {
-  switch (op) {
-    case U_NEG: for (i64 i = 0; i < n; i++) o[i] = -x[i]; break;
-    case U_EXP: for (i64 i = 0; i < n; i++) o[i] = vexp(x[i]); break;
-    case U_LOG: for (i64 i = 0; i < n; i++) o[i] = std::log(x[i]); break;
-    case U_SQRT: for (i64 i = 0; i < n; i++) o[i] = std::sqrt(x[i]); break;
-    case U_TANH: for (i64 i = 0; i < n; i++) o[i] = vtanh(x[i]); break;
-    case U_SIGMOID: for (i64 i = 0; i < n; i++) o[i] = vsigmoid(x[i]); break;
-    case U_RELU: for (i64 i = 0; i < n; i++) o[i] = relu_f(x[i]); break;
-    case U_ERF: for (i64 i = 0; i < n; i++) o[i] = verf(x[i]); break;
-    case U_ABS: for (i64 i = 0; i < n; i++) o[i] = std::fabs(x[i]); break;
-    case U_SIN: for (i64 i = 0; i < n; i++) o[i] = std::sin(x[i]); break;
-    case U_COS: for (i64 i = 0; i < n; i++) o[i] = std::cos(x[i]); break;
-  }
-}
-
-inline float unary_scalar(int op, float x) {
+inline float unary_scalar(const Kernels* K, int op, float x) {
   float o = 0.0f;
-  unary_contig(op, &x, &o, 1);
+  K->unary(op, &x, &o, 1);
   return o;
 }
-
-// ---- binary -----------------------------------------------------------------------------------
 
 #define MX_BIN_CASES(EXPR_LOOP)                                                              \
   switch (op) {                                                                              \
@@ -167,25 +149,6 @@ inline float unary_scalar(int op, float x) {
     case B_GT: EXPR_LOOP(x > y ? 1.0f : 0.0f); break;                                        \
     case B_GE: EXPR_LOOP(x >= y ? 1.0f : 0.0f); break;                                       \
   }
-
-// mode 0: both contiguous; 1: b scalar; 2: a scalar
-MX_CLONES void binary_contig(int op, int mode, const float* a, const float* b, float* o, i64 n) {
-  if (mode == 0) {
-#define L0(E) for (i64 i = 0; i < n; i++) { const float x = a[i], y = b[i]; o[i] = (E); }
-    MX_BIN_CASES(L0)
-#undef L0
-  } else if (mode == 1) {
-    const float y = b[0];
-#define L1(E) for (i64 i = 0; i < n; i++) { const float x = a[i]; o[i] = (E); }
-    MX_BIN_CASES(L1)
-#undef L1
-  } else {
-    const float x = a[0];
-#define L2(E) for (i64 i = 0; i < n; i++) { const float y = b[i]; o[i] = (E); }
-    MX_BIN_CASES(L2)
-#undef L2
-  }
-}
 
 void binary_strided(int op, const float* a, i64 sa, const float* b, i64 sb, float* o, i64 n) {
 #define LS(E) for (i64 i = 0; i < n; i++) { const float x = a[i * sa], y = b[i * sb]; o[i] = (E); }
@@ -315,23 +278,25 @@ void op_unary(int op, Nd& L, const Buf& x, float* out) {
   if (total == 0) return;
   if (x.dt == F32) {
     const float* xp = static_cast<const float*>(x.p);
+    const Kernels* K = kernel_for(F_ELEMENTWISE);
     auto f = [&](const i64* off, i64 n) {
       const i64 sx = L.st[0][L.nd - 1];
       float* o = out + off[1];
       if (sx == 1) {
-        unary_contig(op, xp + off[0], o, n);
+        K->unary(op, xp + off[0], o, n);
       } else {
-        for (i64 i = 0; i < n; i++) o[i] = unary_scalar(op, xp[off[0] + i * sx]);
+        for (i64 i = 0; i < n; i++) o[i] = unary_scalar(K, op, xp[off[0] + i * sx]);
       }
     };
     nd_for(L, total, f);
   } else {
     const int32_t* xp = static_cast<const int32_t*>(x.p);
+    const Kernels* K = kernel_for(F_ELEMENTWISE);
     auto f = [&](const i64* off, i64 n) {
       const i64 sx = L.st[0][L.nd - 1];
       float* o = out + off[1];
       for (i64 i = 0; i < n; i++) o[i] = (float)xp[off[0] + i * sx];
-      unary_contig(op, o, o, n);
+      K->unary(op, o, o, n);
     };
     nd_for(L, total, f);
   }
@@ -345,17 +310,18 @@ void op_binary(int op, Nd& L, const Buf& a, const Buf& b, const Buf& out) {
     const float* ap = static_cast<const float*>(a.p);
     const float* bp = static_cast<const float*>(b.p);
     float* op_ = static_cast<float*>(out.p);
+    const Kernels* K = kernel_for(F_ELEMENTWISE);
     auto f = [&](const i64* off, i64 n) {
       const i64 sa = L.st[0][L.nd - 1], sb = L.st[1][L.nd - 1];
       const float* x = ap + off[0];
       const float* y = bp + off[1];
       float* o = op_ + off[2];
       if (sa == 1 && sb == 1)
-        binary_contig(op, 0, x, y, o, n);
+        K->binary(op, 0, x, y, o, n);
       else if (sa == 1 && sb == 0)
-        binary_contig(op, 1, x, y, o, n);
+        K->binary(op, 1, x, y, o, n);
       else if (sa == 0 && sb == 1)
-        binary_contig(op, 2, x, y, o, n);
+        K->binary(op, 2, x, y, o, n);
       else
         binary_strided(op, x, sa, y, sb, o, n);
     };
@@ -426,6 +392,18 @@ void op_copy(Nd& L, const Buf& src, const Buf& dst) {
 // ---- reduce -----------------------------------------------------------------------------------
 
 namespace {
+
+// Sum of x[0..n) in double over 8 independent lanes, so it vectorises without -ffast-math.
+template <class T>
+inline double lane_sum_d(const T* x, i64 n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  i64 i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
+  double t = 0;
+  for (; i < n; i++) t += (double)x[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + t;
+}
 
 template <class T>
 struct ReduceCtx {

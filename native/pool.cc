@@ -146,6 +146,7 @@ Pool& pool() {
 void pool_run(i64 ntasks, TaskFn fn, void* ctx) { pool().run(ntasks, fn, ctx); }
 int pool_threads() { return pool().nthreads; }
 void pool_set_threads(int n) {
+  n = n < 1 ? 1 : (n > 256 ? 256 : n);  // as MOXING_THREADS is bounded
   Pool& p = pool();
   std::lock_guard<std::mutex> lk(p.run_mu);
   p.start(n);

@@ -180,6 +180,19 @@ function withThreads(n: number, f: () => void): void {
   }
 }
 
+const FAMILIES = [
+  "gemm",
+  "gemv",
+  "elementwise",
+  "softmax",
+  "layerNorm",
+  "gelu",
+  "crossEntropy",
+  "adamw",
+  "attention",
+  "attentionBackward",
+] as const;
+
 const maybe = (t: TestContext): boolean => {
   if (!B) {
     t.skip(String(skipReason));
@@ -189,12 +202,39 @@ const maybe = (t: TestContext): boolean => {
 };
 
 describe("native backend", () => {
-  it("loads and reports its instruction set and threads", (t) => {
+  it("reports the instruction set serving each kernel family, the sets this CPU runs, and threads", (t) => {
     if (!maybe(t)) return;
     const info = nativeInfo();
-    assert.ok(["avx512", "avx2", "generic"].includes(info.isa), info.isa);
+    assert.ok(info.available.length >= 1, "at least the generic set");
+    assert.equal(info.available[info.available.length - 1], "generic");
+    for (const isa of info.available) assert.ok(["avx512", "avx2", "neon", "generic"].includes(isa), isa);
+    assert.deepEqual(Object.keys(info.kernels).sort(), [...FAMILIES].sort());
+    // Every family from MOXING_ISA when it is set (npm test runs this file once per set), else
+    // from the best set this CPU runs.
+    const want = process.env.MOXING_ISA || info.available[0];
+    for (const f of FAMILIES) assert.equal(info.kernels[f], want, f);
+    assert.equal(info.isa, info.kernels.gemm);
     assert.ok(info.threads >= 1);
     assert.equal(B!.name, "native");
+  });
+
+  it("setIsa switches every family, and refuses a set the CPU lacks without changing anything", (t) => {
+    if (!maybe(t)) return;
+    const info = nativeInfo();
+    try {
+      for (const isa of info.available) {
+        assert.equal(nativeTesting.setIsa(isa), true, isa);
+        for (const f of FAMILIES) assert.equal(nativeInfo().kernels[f], isa, `${isa} ${f}`);
+      }
+      const before = nativeInfo().kernels;
+      for (const isa of ["avx512", "avx2", "neon", "generic"] as const) {
+        if (!info.available.includes(isa)) assert.equal(nativeTesting.setIsa(isa), false, isa);
+      }
+      assert.equal(nativeTesting.setIsa("sse9" as "avx2"), false);
+      assert.deepEqual(nativeInfo().kernels, before);
+    } finally {
+      nativeTesting.setIsa(info.kernels.gemm as "avx2");
+    }
   });
 
   it("unary ops on strided, broadcast and int32 views", (t) => {
@@ -441,7 +481,7 @@ describe("native backend", () => {
     }
   }
 
-  for (const isa of ["avx512", "avx2", "generic"] as const) {
+  for (const isa of ["avx512", "avx2", "neon", "generic"] as const) {
     it(`matmul (${isa} kernels): every layout, edge tiles, batches incl. stride 0`, (t) => {
       if (!maybe(t)) return;
       const before = nativeInfo().isa;
@@ -482,7 +522,7 @@ describe("native backend", () => {
       : { data, offset: 2, batchStride: batch > 1 ? span : 0, rowStride: 1, colStride: k };
   }
 
-  for (const isa of ["avx512", "avx2", "generic"] as const) {
+  for (const isa of ["avx512", "avx2", "neon", "generic"] as const) {
     it(`matmul (${isa}): matrix-vector (m = 1, n = 1) and small-m paths, odd sizes, threads`, (t) => {
       if (!maybe(t)) return;
       const before = nativeInfo().isa;
@@ -569,7 +609,7 @@ describe("native backend", () => {
     if (!maybe(t)) return;
     const here = fileURLToPath(import.meta.url);
     const mod = new URL("../../src/backends/native/index.ts", import.meta.url).href;
-    for (const isa of ["generic", "avx2"]) {
+    for (const isa of nativeInfo().available) {
       const code = `import(${JSON.stringify(mod)}).then((m) => {
         const B = m.nativeBackend; const a = new Float32Array([1,2,3,4,5,6]); const out = new Float32Array(4);
         B.matmul({data:a,offset:0,batchStride:0,rowStride:3,colStride:1},{data:a,offset:0,batchStride:0,rowStride:1,colStride:3},out,1,2,2,3);
@@ -583,8 +623,34 @@ describe("native backend", () => {
       assert.equal(r.status, 0, r.stderr);
       const res = JSON.parse(r.stdout.trim().split("\n").pop() as string);
       assert.equal(res.info.threads, 3);
-      if (isa === "generic") assert.equal(res.info.isa, "generic");
+      for (const f of FAMILIES) assert.equal(res.info.kernels[f], isa, `${isa} ${f}`);
       assert.deepEqual(res.out, [14, 32, 32, 77]);
+    }
+  });
+
+  it("MOXING_ISA naming a set this CPU lacks, or no set at all, is refused with the sets it runs", (t) => {
+    if (!maybe(t)) return;
+    const lacking = (["avx512", "avx2", "neon"] as const).filter((i) => !nativeInfo().available.includes(i));
+    const cwd = new URL("../..", import.meta.url).pathname;
+    const code = "import('./src/index.ts').then(m => console.log(m.getBackend().name, m.tensor([1, 2]).add(1).toArray().join(',')))";
+    for (const isa of [...lacking, "sse9"]) {
+      // The default backend says once why native is unavailable and runs on the reference backend ...
+      const r = spawnSync(process.execPath, ["--import", "tsx", "-e", code], {
+        env: { ...process.env, MOXING_ISA: isa, MOXING_BACKEND: "", MOXING_QUIET: "" },
+        encoding: "utf8",
+        cwd,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "reference 2,3");
+      assert.match(r.stderr, new RegExp(`native backend is unavailable: MOXING_ISA=${isa} .*${nativeInfo().available.join(",")}`));
+      // ... and asking for the native backend fails with that message.
+      const forced = spawnSync(process.execPath, ["--import", "tsx", "-e", code], {
+        env: { ...process.env, MOXING_ISA: isa, MOXING_BACKEND: "native" },
+        encoding: "utf8",
+        cwd,
+      });
+      assert.notEqual(forced.status, 0);
+      assert.match(forced.stderr, new RegExp(`MOXING_ISA=${isa} (asks for an instruction set this CPU lacks|is not an instruction set)`));
     }
   });
 

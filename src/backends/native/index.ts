@@ -77,12 +77,37 @@ interface Addon {
     dk: Float32Array,
     dv: Float32Array,
   ): void;
-  info(): { isa: string; threads: number };
+  info(): AddonInfo;
   setIsa(name: string): boolean;
   setThreads(n: number): void;
   alloc?(bytes: number): ArrayBuffer | null;
   /** Interface revision (absent before 2). */
   abi?: number;
+}
+
+/** Kernel families, each served by the instruction set chosen for it when the addon loads. */
+export type KernelFamily =
+  | "gemm"
+  | "gemv"
+  | "elementwise"
+  | "softmax"
+  | "layerNorm"
+  | "gelu"
+  | "crossEntropy"
+  | "adamw"
+  | "attention"
+  | "attentionBackward";
+
+/** An instruction set the native kernels are built for. */
+export type Isa = "avx512" | "avx2" | "neon" | "generic";
+
+interface AddonInfo {
+  isa: string;
+  threads: number;
+  /** Absent before the per-family kernel tables (an older build). */
+  kernels?: Record<KernelFamily, string>;
+  available?: string;
+  isaError?: string;
 }
 
 /** The directory holding moxing's package.json (works from src/ under tsx and from dist/src/). */
@@ -309,29 +334,51 @@ function makeBackend(A: Addon): Backend {
 let refreshThreads: () => void = () => {};
 
 const loaded = load();
+// MOXING_ISA naming a set this CPU lacks (or no set at all) is refused by the addon's CPU detection;
+// the backend then does not load, and says why (with the sets this CPU runs) where it is chosen.
+const isaError = loaded.addon ? (loaded.addon.info().isaError ?? null) : null;
+const addon = isaError ? null : loaded.addon;
 
 /** The native backend, or null when the addon could not be loaded (see nativeLoadError). */
-export const nativeBackend: Backend | null = loaded.addon ? makeBackend(loaded.addon) : null;
+export const nativeBackend: Backend | null = addon ? makeBackend(addon) : null;
 /** Why the addon could not be loaded, or null when it was. */
-export const nativeLoadError: string | null = loaded.error;
+export const nativeLoadError: string | null = isaError ?? loaded.error;
 
 if (nativeBackend) registerBackend(nativeBackend, 10);
+else if (isaError) reportUnavailable("native", isaError);
 else reportUnavailable("native", `its addon did not load (${(loaded.error ?? "").split("\n")[0]}); rebuild it with 'npm run build:native'`);
 
-/** Instruction set the GEMM kernels use ("avx512", "avx2" or "generic") and the worker thread count. */
-export function nativeInfo(): { isa: string; threads: number } {
-  if (!loaded.addon) return { isa: "none", threads: 0 };
-  return loaded.addon.info();
+export interface NativeInfo {
+  /** The instruction set of the GEMM kernels ("none" without the addon). */
+  isa: string;
+  threads: number;
+  /** The instruction set serving each kernel family. */
+  kernels: Partial<Record<KernelFamily, string>>;
+  /** The instruction sets this CPU runs, best first (what MOXING_ISA may name). */
+  available: Isa[];
 }
 
-/** Test and benchmark hooks. setIsa returns false when the CPU lacks the instruction set. */
+/** Which instruction set serves each kernel family, the sets this CPU runs, and the thread count. */
+export function nativeInfo(): NativeInfo {
+  if (!addon) return { isa: "none", threads: 0, kernels: {}, available: [] };
+  const i = addon.info();
+  return {
+    isa: i.isa,
+    threads: i.threads,
+    kernels: i.kernels ?? {},
+    available: (i.available ?? i.isa).split(",").filter(Boolean) as Isa[],
+  };
+}
+
+/** Test and benchmark hooks. setIsa serves every kernel family from one instruction set and
+ *  returns false (changing nothing) when the CPU lacks it. */
 export const nativeTesting = {
-  setIsa(name: "avx512" | "avx2" | "generic"): boolean {
-    return loaded.addon ? loaded.addon.setIsa(name) : false;
+  setIsa(name: Isa): boolean {
+    return addon ? addon.setIsa(name) : false;
   },
   setThreads(n: number): void {
-    if (!loaded.addon) return;
-    loaded.addon.setThreads(n);
+    if (!addon) return;
+    addon.setThreads(n);
     refreshThreads();
   },
 };

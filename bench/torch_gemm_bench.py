@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """torch.mm GFLOP/s on the GEMM shapes of bench/gemm.ts, for comparison with moxing's native backend.
 
-Usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/torch_gemm_bench.py [--threads 1,2] [--reps 9]
+Usage: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_gemm_bench.py [--threads 1,2] [--reps 9]
 Prints one JSON object: {"torch": version, "results": [{"m","n","k","layout","threads","gflops","ms"}, ...]}.
 layout "nn" is A(m,k) @ B(k,n); "nt" is A(m,k) @ W(n,k).T, the nn.Linear layout.
 """

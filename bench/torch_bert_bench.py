@@ -3,7 +3,7 @@
 the same workloads bench/bert.ts runs in moxing, in the same invocation.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 \
-        /usr/bin/python3 tools/torch_bert_bench.py --threads 2 \
+        /usr/bin/python3 bench/torch_bert_bench.py --threads 2 \
         --configs '[{"size":"tiny","num_hidden_layers":2,"hidden_size":128,"num_attention_heads":2,
                      "intermediate_size":512,"vocab_size":30522,"batch_size":32,"seq_len":64}]'
 Prints one JSON object on its last line.
@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from torch_bert import BertModel  # noqa: E402  (the parity reference's model)
 
 

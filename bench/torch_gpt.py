@@ -2,7 +2,7 @@
 """PyTorch reference for moxing's GPT: the same model, data split, sampler and optimiser settings,
 so validation loss and speed can be compared side by side (bench/gpt.ts runs it).
 
-Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/torch_gpt.py --data FILE
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_gpt.py --data FILE
 Needs Debian's python3-torch. Prints one JSON object on its last line.
 
 The model follows nanoGPT's model.py: learned positions, pre-LN blocks, GELU (tanh), tied head,
@@ -89,7 +89,7 @@ class GPT(nn.Module):
 
 
 def bench_training(cfg):
-    """The benchmarks' training workload (tools/torch_bench.py times it, tools/torch_memory.py
+    """The benchmarks' training workload (bench/torch_bench.py times it, bench/torch_memory.py
     measures its memory): the model and one step of forward, backward, clipping at 1.0 and AdamW
     on a fixed random batch, as bench/workloads.ts does in moxing."""
     torch.manual_seed(0)

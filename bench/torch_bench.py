@@ -2,7 +2,7 @@
 """PyTorch side of `npm run bench`: per-op overhead, GPT training-step time and generation speed
 for the same workloads bench/bench.ts runs in moxing, measured in the same invocation.
 
-Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/torch_bench.py \
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/torch_bench.py \
         --threads 2 --configs '[{"n_layer":4,"n_head":4,"n_embd":128,"block_size":64,"batch_size":12,"vocab_size":65}]'
 Prints one JSON object on its last line.
 """

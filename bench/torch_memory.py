@@ -3,7 +3,7 @@
 the same workloads bench/memory.ts measures in moxing, one workload per process.
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 \
-        /usr/bin/python3 tools/torch_memory.py --case train --threads 2 \
+        /usr/bin/python3 bench/torch_memory.py --case train --threads 2 \
         --config '{"n_layer":4,"n_head":4,"n_embd":128,"block_size":64,"batch_size":12,"vocab_size":65}'
 Run it once per case (bench/memory.ts starts a fresh process for each), so peaks do not mix.
 

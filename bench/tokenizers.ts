@@ -1,11 +1,11 @@
 // Encode throughput of moxing's GPT-2 tokenizer against js-tiktoken's r50k_base on the same text.
-// Not a test (timings are machine-dependent); run with
-//   node --import tsx test/tokenizers/throughput.bench.ts [megabytes]
+// A benchmark, not a test (timings are machine-dependent); run with
+//   node --import tsx bench/tokenizers.ts [megabytes]
 
 import path from "node:path";
 import { getEncoding } from "js-tiktoken";
-import { ByteLevelBPE } from "../../src/tokenizers/index.js";
-import { buildLargeText, gpt2FilesDir, mulberry32, PROSE_SNIPPETS } from "./corpus.js";
+import { ByteLevelBPE } from "../src/tokenizers/index.js";
+import { buildLargeText, gpt2FilesDir, mulberry32, PROSE_SNIPPETS } from "../test/tokenizers/corpus.js";
 
 const megabytes = Number(process.argv[2] ?? 2);
 const dir = gpt2FilesDir();

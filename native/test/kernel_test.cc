@@ -1,0 +1,513 @@
+// Every kernel family of every instruction set this CPU runs, against plain double-precision loops:
+// GEMM and matrix-vector products (all layouts and edge tiles), the element-wise ops with special
+// values, softmax, layer norm, GELU, cross-entropy, AdamW and attention forward and backward, on 1
+// and 3 threads. Built and run by scripts/test-native-kernels.mjs, natively and, for AArch64 (NEON),
+// cross-compiled and run under qemu-aarch64. No Node: the kernels are called through the same
+// front ends (gemm.cc, fused.cc, attention.cc) the addon uses.
+//
+// It also runs the AVX-512 kernel bodies' logic on any CPU: kernels_generic.cc built again with
+// 16-lane portable vectors and the AVX-512 tile sizes (table "w16"), and the NEON bodies' with
+// 4-lane vectors and NEON's tile (table "w4r8").
+//
+// Exit status 0 when every check passes; each failure prints what, where and by how much.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../kernels.h"
+#include "../ops.h"
+
+#ifdef MX_KT_PORTABLE  // built by the host's run only
+namespace mx {
+extern const Kernels kernels_w16;
+extern const Kernels kernels_w4r8;
+}  // namespace mx
+#endif
+
+using namespace mx;
+using std::vector;
+
+namespace {
+
+int g_failures = 0;
+int g_checks = 0;
+std::string g_where;
+
+uint64_t g_seed = 88172645463325252ull;
+double urand() {  // xorshift64*, uniform in [0, 1)
+  g_seed ^= g_seed >> 12;
+  g_seed ^= g_seed << 25;
+  g_seed ^= g_seed >> 27;
+  return (double)((g_seed * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+int irand(int lo, int hi) { return lo + (int)(urand() * (hi - lo + 1)); }
+vector<float> randv(size_t n, double scale = 1.0) {
+  vector<float> v(n);
+  for (auto& x : v) x = (float)((urand() * 2 - 1) * scale);
+  return v;
+}
+
+// |got - want| <= atol + rtol * scale_of(want) for every element, NaN where want is NaN.
+// scale: 0 = elementwise |want|, otherwise a shared magnitude (max |want| of the whole result).
+bool close(const char* what, const float* got, const double* want, size_t n, double rtol, double atol,
+           bool shared = false) {
+  g_checks++;
+  double mx_ = 0;
+  if (shared)
+    for (size_t i = 0; i < n; i++)
+      if (std::isfinite(want[i])) mx_ = std::fmax(mx_, std::fabs(want[i]));
+  for (size_t i = 0; i < n; i++) {
+    const double w = want[i], g = got[i];
+    if (std::isnan(w)) {
+      if (std::isnan(g)) continue;
+    } else if (std::isinf(w)) {
+      if (g == w) continue;
+    } else {
+      const double tol = atol + rtol * (shared ? mx_ : std::fabs(w));
+      if (std::fabs(g - w) <= tol) continue;
+    }
+    std::printf("FAIL %s: %s[%zu] = %.9g, expected %.9g\n", g_where.c_str(), what, i, g, w);
+    g_failures++;
+    return false;
+  }
+  return true;
+}
+
+// ---- GEMM ------------------------------------------------------------------------------------------
+
+void check_matmul(int batch, int m, int n, int k, bool ta, bool tb, bool share_b) {
+  // A (batch, m, k) row-major or transposed storage; B likewise; B shared (batch stride 0) or not.
+  const int ab = m * k, bb = k * n;
+  vector<float> A = randv((size_t)batch * ab), Bm = randv((size_t)(share_b ? 1 : batch) * bb);
+  const i64 rsa = ta ? 1 : k, csa = ta ? m : 1, rsb = tb ? 1 : n, csb = tb ? k : 1;
+  vector<float> C((size_t)batch * m * n, NAN);
+  matmul(A.data(), ab, rsa, csa, Bm.data(), share_b ? 0 : bb, rsb, csb, C.data(), batch, m, n, k);
+  vector<double> want(C.size()), mag(C.size());
+  for (int b = 0; b < batch; b++)
+    for (int i = 0; i < m; i++)
+      for (int j = 0; j < n; j++) {
+        double s = 0, a = 0;
+        for (int p = 0; p < k; p++) {
+          const double x = A[(size_t)b * ab + i * rsa + p * csa];
+          const double y = Bm[(size_t)(share_b ? 0 : b) * bb + p * rsb + j * csb];
+          s += x * y;
+          a += std::fabs(x * y);
+        }
+        want[((size_t)b * m + i) * n + j] = s;
+        mag[((size_t)b * m + i) * n + j] = a;
+      }
+  g_checks++;
+  for (size_t i = 0; i < C.size(); i++) {
+    if (std::fabs(C[i] - want[i]) <= 2e-6 * mag[i] + 1e-6) continue;
+    std::printf("FAIL %s: matmul b%d %dx%dx%d ta=%d tb=%d share=%d [%zu] = %.9g, expected %.9g\n", g_where.c_str(),
+                batch, m, n, k, ta, tb, share_b, i, C[i], want[i]);
+    g_failures++;
+    return;
+  }
+}
+
+void test_gemm() {
+  const int sizes[] = {1, 2, 3, 5, 7, 8, 12, 13, 16, 17, 31, 33, 48, 64, 65, 100};
+  for (int it = 0; it < 120; it++) {
+    const int m = sizes[irand(0, 15)], n = sizes[irand(0, 15)], k = sizes[irand(0, 15)];
+    check_matmul(irand(1, 3), m, n, k, urand() < 0.5, urand() < 0.5, urand() < 0.3);
+  }
+  // cache blocks, tall products, matrix-vector and few-row paths, thread splits
+  check_matmul(1, 300, 200, 300, false, false, false);
+  check_matmul(1, 64, 770, 513, false, true, false);
+  check_matmul(2, 129, 45, 260, true, false, true);
+  check_matmul(1, 1, 1000, 300, false, true, false);
+  check_matmul(3, 1, 300, 129, false, false, false);
+  check_matmul(1, 700, 1, 64, false, false, false);
+  check_matmul(1, 9, 500, 200, false, true, false);
+}
+
+// ---- element-wise ------------------------------------------------------------------------------------
+
+double unary_ref(int op, double x) {
+  switch (op) {
+    case U_NEG: return -x;
+    case U_EXP: return std::exp(x);
+    case U_LOG: return std::log(x);
+    case U_SQRT: return std::sqrt(x);
+    case U_TANH: return std::tanh(x);
+    case U_SIGMOID: return 1 / (1 + std::exp(-x));
+    case U_RELU: return x < 0 ? 0 : x;
+    case U_ERF: return std::erf(x);
+    case U_ABS: return std::fabs(x);
+    case U_SIN: return std::sin(x);
+    case U_COS: return std::cos(x);
+  }
+  return 0;
+}
+
+double binary_ref(int op, double x, double y) {
+  switch (op) {
+    case B_ADD: return (float)x + (float)y;
+    case B_SUB: return (float)x - (float)y;
+    case B_MUL: return (float)x * (float)y;
+    case B_DIV: return (float)x / (float)y;
+    case B_POW: return std::pow(x, y);
+    case B_MAX: return std::isnan(x) || std::isnan(y) ? NAN : std::fmax(x, y);
+    case B_MIN: return std::isnan(x) || std::isnan(y) ? NAN : std::fmin(x, y);
+    case B_EQ: return x == y;
+    case B_NE: return x != y;
+    case B_LT: return x < y;
+    case B_LE: return x <= y;
+    case B_GT: return x > y;
+    case B_GE: return x >= y;
+  }
+  return 0;
+}
+
+void test_elementwise(const Kernels* K) {
+  const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f, 88.0f, -87.0f, 100.0f, -110.0f, 20.5f,
+                            -20.5f, 0.62f, -0.63f, 0.49f, 3.0f, -3.0f, 9.5f, -9.5f, 1e-8f};
+  const int ns[] = {1, 3, 7, 8, 15, 16, 17, 33, 100};
+  for (int n : ns) {
+    vector<float> x = randv((size_t)n, 4.0), y = randv((size_t)n, 4.0), o((size_t)n);
+    for (int i = 0; i < n && n > 20; i++) x[(size_t)i] = specials[i % 21];
+    for (int op = 0; op < U_COUNT; op++) {
+      vector<float> xi = x;
+      if (op == U_LOG || op == U_SQRT)
+        for (auto& v : xi) v = std::fabs(v);
+      K->unary(op, xi.data(), o.data(), n);
+      vector<double> want((size_t)n);
+      for (int i = 0; i < n; i++) want[(size_t)i] = (float)unary_ref(op, xi[(size_t)i]);  // float's overflow
+      char what[32];
+      std::snprintf(what, sizeof what, "unary %d n%d", op, n);
+      // exp, tanh, erf, sigmoid: polynomial approximations to ~1-3 ulp; near erf's and tanh's
+      // zeros the absolute error matters.
+      close(what, o.data(), want.data(), (size_t)n, 2e-6, 1e-7);
+    }
+    for (int op = 0; op < B_COUNT; op++) {
+      for (int mode = 0; mode < 3; mode++) {
+        vector<float> a = x, b = y;
+        if (op == B_POW)
+          for (auto& v : a) v = std::fabs(v) + 0.5f;
+        if (op >= B_EQ && n > 2) b[1] = a[1];  // some equal pairs
+        K->binary(op, mode, a.data(), b.data(), o.data(), n);
+        vector<double> want((size_t)n);
+        for (int i = 0; i < n; i++) {
+          const double av = a[mode == 2 ? 0 : (size_t)i], bv = b[mode == 1 ? 0 : (size_t)i];
+          want[(size_t)i] = binary_ref(op, av, bv);
+        }
+        char what[40];
+        std::snprintf(what, sizeof what, "binary %d mode %d n%d", op, mode, n);
+        close(what, o.data(), want.data(), (size_t)n, op == B_POW ? 2e-6 : 0, 0);
+      }
+    }
+  }
+}
+
+// ---- row kernels -------------------------------------------------------------------------------------
+
+void test_rows() {
+  const int shapes[][2] = {{1, 1}, {3, 7}, {5, 31}, {17, 100}, {64, 1000}, {300, 65}};
+  for (const auto& sh : shapes) {
+    const int rows = sh[0], cols = sh[1];
+    const size_t N = (size_t)rows * cols;
+    char what[64];
+    // softmax / log_softmax, forward and backward
+    for (int log = 0; log < 2; log++) {
+      vector<float> x = randv(N, 8.0), y(N), dy = randv(N), dx(N);
+      fused_softmax(x.data(), y.data(), rows, cols, log);
+      vector<double> want(N), dwant(N);
+      for (int r = 0; r < rows; r++) {
+        double m = -INFINITY, s = 0, g = 0;
+        for (int c = 0; c < cols; c++) m = std::fmax(m, x[(size_t)r * cols + c]);
+        for (int c = 0; c < cols; c++) s += std::exp(x[(size_t)r * cols + c] - m);
+        for (int c = 0; c < cols; c++) {
+          const double v = x[(size_t)r * cols + c] - m;
+          want[(size_t)r * cols + c] = log ? v - std::log(s) : std::exp(v) / s;
+        }
+        for (int c = 0; c < cols; c++)
+          g += log ? dy[(size_t)r * cols + c] : dy[(size_t)r * cols + c] * (double)y[(size_t)r * cols + c];
+        for (int c = 0; c < cols; c++) {
+          const size_t i = (size_t)r * cols + c;
+          dwant[i] = log ? dy[i] - std::exp((double)y[i]) * g : (double)y[i] * (dy[i] - g);
+        }
+      }
+      std::snprintf(what, sizeof what, "softmax log=%d %dx%d", log, rows, cols);
+      // log_softmax's x - lse is exact only to float's spacing at the row's largest values
+      close(what, y.data(), want.data(), N, log ? 1e-6 : 1e-5, 1e-7, log);
+      fused_softmax_bwd(y.data(), dy.data(), dx.data(), rows, cols, log);
+      std::snprintf(what, sizeof what, "softmax_bwd log=%d %dx%d", log, rows, cols);
+      close(what, dx.data(), dwant.data(), N, 1e-5, 1e-5);
+    }
+    // layer norm with and without affine, forward and backward
+    for (int affine = 0; affine < 2; affine++) {
+      vector<float> x = randv(N, 3.0), w = randv((size_t)cols), b = randv((size_t)cols), out(N), mean((size_t)rows),
+                    rstd((size_t)rows), dy = randv(N), dx(N), dw((size_t)cols, 0.5f), db((size_t)cols, -0.25f);
+      for (auto& v : x) v += 2.0f;
+      const double eps = 1e-5;
+      fused_layernorm(x.data(), affine ? w.data() : nullptr, affine ? b.data() : nullptr, out.data(), mean.data(),
+                      rstd.data(), rows, cols, eps);
+      fused_layernorm_bwd(x.data(), affine ? w.data() : nullptr, mean.data(), rstd.data(), dy.data(), dx.data(),
+                          affine ? dw.data() : nullptr, affine ? db.data() : nullptr, rows, cols);
+      vector<double> want(N), dxw(N), dww((size_t)cols, 0.5), dbw((size_t)cols, -0.25);
+      for (int r = 0; r < rows; r++) {
+        const float* xr = x.data() + (size_t)r * cols;
+        double mu = 0, var = 0;
+        for (int c = 0; c < cols; c++) mu += xr[c];
+        mu /= cols;
+        for (int c = 0; c < cols; c++) var += (xr[c] - mu) * (xr[c] - mu);
+        var /= cols;
+        const double rs = 1 / std::sqrt(var + eps);
+        double sg = 0, sgx = 0;
+        for (int c = 0; c < cols; c++) {
+          const double xh = (xr[c] - mu) * rs, g = dy[(size_t)r * cols + c] * (affine ? w[(size_t)c] : 1.0);
+          want[(size_t)r * cols + c] = affine ? xh * w[(size_t)c] + b[(size_t)c] : xh;
+          sg += g;
+          sgx += g * xh;
+          dww[(size_t)c] += dy[(size_t)r * cols + c] * xh;
+          dbw[(size_t)c] += dy[(size_t)r * cols + c];
+        }
+        for (int c = 0; c < cols; c++) {
+          const double xh = (xr[c] - mu) * rs, g = dy[(size_t)r * cols + c] * (affine ? w[(size_t)c] : 1.0);
+          dxw[(size_t)r * cols + c] = rs * (g - sg / cols - xh * sgx / cols);
+        }
+      }
+      std::snprintf(what, sizeof what, "layernorm affine=%d %dx%d", affine, rows, cols);
+      close(what, out.data(), want.data(), N, 1e-5, 1e-5);
+      std::snprintf(what, sizeof what, "layernorm_bwd dx affine=%d %dx%d", affine, rows, cols);
+      close(what, dx.data(), dxw.data(), N, 1e-4, 1e-5, true);
+      if (affine) {
+        std::snprintf(what, sizeof what, "layernorm_bwd dw %dx%d", rows, cols);
+        close(what, dw.data(), dww.data(), (size_t)cols, 1e-5, 1e-4, true);
+        std::snprintf(what, sizeof what, "layernorm_bwd db %dx%d", rows, cols);
+        close(what, db.data(), dbw.data(), (size_t)cols, 1e-5, 1e-4, true);
+      }
+    }
+    // GELU (tanh and exact) forward, backward, and the bias + GELU epilogue
+    for (int th = 0; th < 2; th++) {
+      vector<float> x = randv(N, 5.0), out(N), dy = randv(N), dx(N), bias = randv((size_t)cols), xb = x, outb(N);
+      fused_gelu(x.data(), out.data(), (i64)N, th);
+      fused_gelu_bwd(x.data(), dy.data(), dx.data(), (i64)N, th);
+      fused_bias_gelu(xb.data(), bias.data(), outb.data(), rows, cols, th);
+      vector<double> want(N), dwant(N), wantb(N), xbw(N);
+      auto gelu = [&](double v) {
+        if (th) return 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+        return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+      };
+      for (size_t i = 0; i < N; i++) {
+        const double v = x[i];
+        want[i] = gelu(v);
+        double d;
+        if (th) {
+          const double u = 0.7978845608028654 * (v + 0.044715 * v * v * v), t = std::tanh(u);
+          d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
+        } else {
+          d = 0.5 * (1 + std::erf(v / std::sqrt(2.0))) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * M_PI);
+        }
+        dwant[i] = dy[i] * d;
+        xbw[i] = (float)(x[i] + bias[i % (size_t)cols]);
+        wantb[i] = gelu(xbw[i]);
+      }
+      std::snprintf(what, sizeof what, "gelu tanh=%d n%zu", th, N);
+      close(what, out.data(), want.data(), N, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "gelu_bwd tanh=%d n%zu", th, N);
+      close(what, dx.data(), dwant.data(), N, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "bias_gelu x tanh=%d %dx%d", th, rows, cols);
+      close(what, xb.data(), xbw.data(), N, 0, 0);
+      std::snprintf(what, sizeof what, "bias_gelu out tanh=%d %dx%d", th, rows, cols);
+      close(what, outb.data(), wantb.data(), N, 1e-5, 1e-6);
+    }
+    // cross-entropy with an ignored row, an out-of-range target and label smoothing
+    for (double ls : {0.0, 0.1}) {
+      vector<float> x = randv(N, 6.0), losses((size_t)rows), lse((size_t)rows), dl = randv((size_t)rows), d(N);
+      vector<int32_t> t((size_t)rows);
+      for (int r = 0; r < rows; r++) t[(size_t)r] = irand(0, cols - 1);
+      const int ignore = -100;
+      if (rows > 2) t[1] = ignore;
+      if (rows > 3) t[2] = cols + 5;
+      fused_cross_entropy(x.data(), t.data(), losses.data(), lse.data(), rows, cols, ignore, ls);
+      fused_cross_entropy_bwd(x.data(), t.data(), lse.data(), dl.data(), d.data(), rows, cols, ignore, ls);
+      vector<double> wl((size_t)rows), wlse((size_t)rows), wd(N);
+      for (int r = 0; r < rows; r++) {
+        const float* xr = x.data() + (size_t)r * cols;
+        double m = -INFINITY, s = 0, sum = 0;
+        for (int c = 0; c < cols; c++) m = std::fmax(m, xr[c]);
+        for (int c = 0; c < cols; c++) s += std::exp(xr[c] - m), sum += xr[c];
+        const double l = m + std::log(s);
+        wlse[(size_t)r] = l;
+        const int tr = t[(size_t)r];
+        const bool valid = tr != ignore && tr >= 0 && tr < cols;
+        wl[(size_t)r] = tr == ignore ? 0 : !valid ? NAN : (1 - ls) * (l - xr[tr]) + ls * (l - sum / cols);
+        for (int c = 0; c < cols; c++)
+          wd[(size_t)r * cols + c] =
+              valid ? dl[(size_t)r] * (std::exp(xr[c] - l) - ls / cols - (c == tr ? 1 - ls : 0)) : 0;
+      }
+      std::snprintf(what, sizeof what, "cross_entropy ls=%g %dx%d", ls, rows, cols);
+      close(what, losses.data(), wl.data(), (size_t)rows, 1e-5, 1e-5);
+      close("cross_entropy lse", lse.data(), wlse.data(), (size_t)rows, 1e-6, 1e-6);
+      std::snprintf(what, sizeof what, "cross_entropy_bwd ls=%g %dx%d", ls, rows, cols);
+      close(what, d.data(), wd.data(), N, 1e-5, 1e-7);
+    }
+  }
+  // AdamW
+  for (int n : {1, 13, 100001}) {
+    vector<float> p = randv((size_t)n), g = randv((size_t)n), m = randv((size_t)n, 0.1), v = randv((size_t)n, 0.1);
+    for (auto& x : v) x = std::fabs(x);
+    const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01, bc1 = 1 - std::pow(b1, 7),
+                 bc2 = 1 - std::pow(b2, 7);
+    vector<double> ep(p.begin(), p.end()), em(m.begin(), m.end()), ev(v.begin(), v.end());
+    for (int i = 0; i < n; i++) {
+      ep[(size_t)i] -= lr * wd * ep[(size_t)i];
+      em[(size_t)i] = b1 * em[(size_t)i] + (1 - b1) * g[(size_t)i];
+      ev[(size_t)i] = b2 * ev[(size_t)i] + (1 - b2) * g[(size_t)i] * g[(size_t)i];
+      ep[(size_t)i] -= lr * (em[(size_t)i] / bc1) / (std::sqrt(ev[(size_t)i] / bc2) + eps);
+    }
+    fused_adamw(p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, bc1, bc2);
+    close("adamw m", m.data(), em.data(), (size_t)n, 1e-5, 1e-7);
+    close("adamw v", v.data(), ev.data(), (size_t)n, 1e-5, 1e-9);
+    close("adamw p", p.data(), ep.data(), (size_t)n, 1e-5, 1e-7);
+  }
+}
+
+// ---- attention -----------------------------------------------------------------------------------------
+
+void check_attention(int bh, int T, int S, int hs, bool causal) {
+  const size_t nq = (size_t)bh * T * hs, nk = (size_t)bh * S * hs;
+  vector<float> q = randv(nq, 2.0), k = randv(nk, 2.0), v = randv(nk), out(nq, NAN), lse((size_t)bh * T, NAN),
+                dout = randv(nq), dq(nq, NAN), dk(nk, NAN), dv(nk, NAN);
+  const double scale = 1 / std::sqrt((double)hs);
+  fused_attention(q.data(), k.data(), v.data(), out.data(), lse.data(), bh, T, S, hs, scale, causal);
+  fused_attention_bwd(q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), dq.data(), dk.data(),
+                      dv.data(), bh, T, S, hs, scale, causal);
+  vector<double> wo(nq), wl((size_t)bh * T), wdq(nq, 0), wdk(nk, 0), wdv(nk, 0), P((size_t)S), dP((size_t)S);
+  for (int b = 0; b < bh; b++) {
+    for (int i = 0; i < T; i++) {
+      const float* qi = q.data() + ((size_t)b * T + i) * hs;
+      const float* gi = dout.data() + ((size_t)b * T + i) * hs;
+      const int nv = causal ? std::min(S, i + S - T + 1) : S;
+      double* oi = wo.data() + ((size_t)b * T + i) * hs;
+      if (nv <= 0) {
+        for (int d = 0; d < hs; d++) oi[d] = NAN;
+        wl[(size_t)b * T + i] = -INFINITY;
+        continue;
+      }
+      double m = -INFINITY, s = 0;
+      for (int j = 0; j < nv; j++) {
+        double dot = 0;
+        for (int d = 0; d < hs; d++) dot += (double)qi[d] * k[((size_t)b * S + j) * hs + d];
+        P[(size_t)j] = dot * scale;
+        m = std::fmax(m, P[(size_t)j]);
+      }
+      for (int j = 0; j < nv; j++) s += (P[(size_t)j] = std::exp(P[(size_t)j] - m));
+      for (int d = 0; d < hs; d++) oi[d] = 0;
+      for (int j = 0; j < nv; j++) {
+        P[(size_t)j] /= s;
+        for (int d = 0; d < hs; d++) oi[d] += P[(size_t)j] * v[((size_t)b * S + j) * hs + d];
+      }
+      wl[(size_t)b * T + i] = m + std::log(s);
+      double D = 0;
+      for (int d = 0; d < hs; d++) D += (double)gi[d] * oi[d];
+      for (int j = 0; j < nv; j++) {
+        double dot = 0;
+        for (int d = 0; d < hs; d++) dot += (double)gi[d] * v[((size_t)b * S + j) * hs + d];
+        const double ds = P[(size_t)j] * (dot - D) * scale;
+        for (int d = 0; d < hs; d++) {
+          wdq[((size_t)b * T + i) * hs + d] += ds * k[((size_t)b * S + j) * hs + d];
+          wdk[((size_t)b * S + j) * hs + d] += ds * qi[d];
+          wdv[((size_t)b * S + j) * hs + d] += P[(size_t)j] * gi[d];
+        }
+      }
+    }
+  }
+  char what[96];
+  std::snprintf(what, sizeof what, "attention bh=%d T=%d S=%d hs=%d causal=%d", bh, T, S, hs, causal);
+  std::string w = what;
+  close((w + " out").c_str(), out.data(), wo.data(), nq, 2e-5, 1e-6, true);
+  close((w + " lse").c_str(), lse.data(), wl.data(), wl.size(), 1e-5, 1e-5);
+  close((w + " dq").c_str(), dq.data(), wdq.data(), nq, 3e-5, 1e-6, true);
+  close((w + " dk").c_str(), dk.data(), wdk.data(), nk, 3e-5, 1e-6, true);
+  close((w + " dv").c_str(), dv.data(), wdv.data(), nk, 3e-5, 1e-6, true);
+}
+
+void test_attention() {
+  const int cases[][5] = {{1, 1, 1, 1, 1},    {7, 1, 256, 64, 1},   {7, 1, 37, 13, 0},  {3, 2, 5, 16, 1},
+                          {1, 64, 64, 64, 1}, {2, 33, 70, 7, 1},    {7, 40, 40, 1, 0},  {1, 100, 257, 64, 1},
+                          {2, 65, 129, 48, 0}, {1, 5, 3, 4, 1},     {2, 40, 300, 128, 1}, {1, 3, 1000, 96, 0},
+                          {4, 64, 64, 32, 1}, {2, 256, 256, 64, 1}, {3, 97, 97, 24, 1}};
+  for (const auto& c : cases) check_attention(c[0], c[1], c[2], c[3], c[4]);
+  for (int it = 0; it < 12; it++) {
+    const int Ts[] = {1, 2, 3, 17, 31, 32, 33, 64, 65, 100};
+    const int T = Ts[irand(0, 9)];
+    const int extra[] = {0, 0, 1, 5, 31, 64, 70};
+    const int hsz[] = {1, 3, 8, 13, 16, 31, 32, 64};
+    check_attention(irand(1, 3), T, T + extra[irand(0, 6)], hsz[irand(0, 7)], urand() < 0.6);
+  }
+}
+
+void run_all(const char* name) {
+  const int fails = g_failures;
+  for (int threads : {1, 3}) {
+    pool_set_threads(threads);
+    g_where = std::string(name) + ", " + std::to_string(threads) + " thread(s)";
+    test_gemm();
+    test_elementwise(kernel_for(F_ELEMENTWISE));
+    test_rows();
+    test_attention();
+  }
+  std::printf("%s: %s\n", name, g_failures == fails ? "ok" : "FAILED");
+}
+
+void use_table(const Kernels* k) {
+  for (int f = 0; f < F_COUNT; f++) g_family[f] = k;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Arguments, optional: run only the named tables (e.g. "neon generic").
+  auto wanted = [&](const char* name) {
+    if (argc < 2) return true;
+    for (int i = 1; i < argc; i++)
+      if (!std::strcmp(argv[i], name)) return true;
+    return false;
+  };
+  std::printf("kernel test: this CPU runs %s\n", isa_available());
+  std::string avail = isa_available();
+  size_t start = 0;
+  while (start <= avail.size()) {
+    size_t end = avail.find(',', start);
+    if (end == std::string::npos) end = avail.size();
+    const std::string isa = avail.substr(start, end - start);
+    start = end + 1;
+    if (isa.empty() || !wanted(isa.c_str())) continue;
+    if (!isa_force(isa.c_str())) {
+      std::printf("FAIL: isa_force(%s) refused a set isa_available() lists\n", isa.c_str());
+      g_failures++;
+      continue;
+    }
+    for (int f = 0; f < F_COUNT; f++)
+      if (std::strcmp(kernel_for((Family)f)->name, isa.c_str()) != 0) {
+        std::printf("FAIL: family %s is served by %s after forcing %s\n", kFamilyNames[f], kernel_for((Family)f)->name,
+                    isa.c_str());
+        g_failures++;
+      }
+    run_all(isa.c_str());
+  }
+  if (isa_force("no-such-set")) {
+    std::printf("FAIL: isa_force accepted an unknown name\n");
+    g_failures++;
+  }
+#ifdef MX_KT_PORTABLE
+  // The other widths' kernel bodies, in portable vectors.
+  if (wanted("w16")) {
+    use_table(&kernels_w16);
+    run_all("w16 (the AVX-512 bodies and tiles in 16-lane portable vectors)");
+  }
+  if (wanted("w4r8")) {
+    use_table(&kernels_w4r8);
+    run_all("w4r8 (the NEON bodies and tiles in 4-lane portable vectors)");
+  }
+#endif
+  std::printf("kernel test: %d checks, %d failed\n", g_checks, g_failures);
+  return g_failures ? 1 : 0;
+}
