@@ -14,6 +14,7 @@ import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
+import { grpoCommand, ppoCommand } from "./ppo.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
 import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
 import { similarCommand } from "./similar.js";
@@ -40,6 +41,8 @@ const COMMANDS = new Map<string, Command>([
   ["sft", sftCommand],
   ["reward", rewardCommand],
   ["dpo", dpoCommand],
+  ["ppo", ppoCommand],
+  ["grpo", grpoCommand],
   ["train-seq2seq", trainSeq2SeqCommand],
   ["translate", translateCommand],
   ["train-autoencoder", trainAutoencoderCommand],
