@@ -5,6 +5,8 @@
 //   batch      batchSize preference pairs drawn at random; chosen and rejected sequences in one padded
 //              batch through the policy, and (without gradients) through the reference
 //   loss       dpoLoss on the summed completion log-probs (beta, cDPO label smoothing)
+//   metrics    each step TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins,
+//              logps/chosen, logps/rejected of its batch
 //   eval       over the held-out pairs: eval_loss and TRL's eval_rewards/chosen, eval_rewards/rejected,
 //              eval_rewards/accuracies, eval_rewards/margins, eval_logps/chosen, eval_logps/rejected
 
@@ -111,6 +113,7 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
     return { ...r, tokens: pol.tokens };
   };
   const what = policy.lora ? `LoRA r=${args.lora?.r}, reference = adapters off` : `reference ${args.ref ?? args.model}`;
+  let last: Metrics = {}; // the step's rewards/* and logps/*, TRL's training metrics
   const result = await runLoop(
     {
       run,
@@ -125,8 +128,10 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
       bestMetric: evalSet.length ? "loss" : undefined,
       trainStep: () => {
         const r = step(drawBatch(batches, trainSet.length, args.batchSize).map((i) => trainSet[i] as Pair));
+        last = r.metrics;
         return { loss: r.loss, tokens: r.tokens };
       },
+      stepMetrics: () => last,
       evaluate: evalSet.length
         ? () => {
             const total: Metrics = {};

@@ -81,6 +81,7 @@ describe("dpo", () => {
     const r = await dpo({ ...common, model: chat, data, eval: held, out, maxSteps: 20, learningRate: 3e-3, minLr: 3e-4, beta: 0.5 }, quiet);
     const m = losses(out);
     assert.ok(Math.abs(m[0].train_loss - Math.LN2) < 1e-5, `first loss ${m[0].train_loss} is ln 2`);
+    assert.equal(m[0]["rewards/margins"], 0, "policy and reference agree at the first step");
     for (const k of [
       "loss",
       "rewards/chosen",
@@ -91,6 +92,7 @@ describe("dpo", () => {
       "logps/rejected",
     ]) {
       assert.ok(`eval_${k}` in m[m.length - 1], `metrics.jsonl has eval_${k}`);
+      if (k !== "loss") assert.ok(k in m[0], `and ${k} of each training step`);
     }
     assert.ok((r.lastEval?.["rewards/margins"] ?? 0) > 0, `held-out margin ${r.lastEval?.["rewards/margins"]}`);
     assert.ok((m[m.length - 1].train_loss as number) < Math.LN2);
