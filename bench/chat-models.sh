@@ -22,12 +22,12 @@ stage_data() {
 }
 
 # The base language model: a character-level GPT (4 layers, 128 wide, context 160) pretrained on the
-# State of the Union addresses since 1900 (5.3M characters), about 1.2 epochs.
+# State of the Union addresses since 1900 (5.3M characters), about half an epoch.
 stage_base() {
   done_ "$R/base" && return 0
-  local flags=(--n-layer 4 --n-head 4 --n-embd 128 --block-size 160 --batch-size 16 --max-steps 2400
+  local flags=(--n-layer 4 --n-head 4 --n-embd 128 --block-size 160 --batch-size 16 --max-steps 1000
     --learning-rate 2e-3 --warmup-steps 100 --eval-interval 200 --eval-iters 10 --seed 1337)
-  if [ -f "$R/base/trainer_state.json" ]; then mx train --out "$R/base" --resume --max-steps 2400
+  if [ -f "$R/base/trainer_state.json" ]; then mx train --out "$R/base" --resume --max-steps 1000
   else mx train --data "$R/data/sotu-since-1900.txt" --out "$R/base" --overwrite "${flags[@]}"; fi
 }
 

@@ -4,6 +4,7 @@
 
 import "../index.js"; // registers the backends
 import { interpolateCommand, trainAutoencoderCommand } from "./autoencoder.js";
+import { chatCommand } from "./chat.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
@@ -36,6 +37,7 @@ const COMMANDS = new Map<string, Command>([
   ["finetune", finetuneCommand],
   ["similar", similarCommand],
   ["pipeline", pipelineCommand],
+  ["chat", chatCommand],
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
