@@ -249,7 +249,7 @@ class ChatSession {
       this.lora = r.lora;
       const stopped = abort.signal.aborted ? " (stopped early)" : "";
       this.o.note(
-        `learned in ${r.seconds.toFixed(1)} s${stopped}: ${r.steps} steps, loss ${r.firstLoss.toFixed(4)} -> ${r.lastLoss.toFixed(4)}; ` +
+        `learned in ${r.seconds.toFixed(1)} s (${r.cpuSeconds.toFixed(1)} s of CPU)${stopped}: ${r.steps} steps, loss ${r.firstLoss.toFixed(4)} -> ${r.lastLoss.toFixed(4)}; ` +
           `the chat goes on with the adapters (${r.lora.trainableParameters().trainable} parameters); /save keeps them`,
       );
     } finally {

@@ -75,7 +75,9 @@ export interface LearnResult {
   lastLoss: number;
   sftExamples: number;
   pairs: number;
+  /** Wall-clock seconds, and the CPU seconds of the process meanwhile (all threads). */
   seconds: number;
+  cpuSeconds: number;
 }
 
 /** The Linear layers to adapt by default: GPT-2's, else Llama's attention projections. */
@@ -94,6 +96,7 @@ export async function learnFromFeedback(input: LearnInput): Promise<LearnResult>
   }
   if (!Number.isInteger(s.steps) || s.steps < 1) throw new Error(`learn: steps must be a positive integer (got ${s.steps})`);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const block = model.config.block_size;
   const sft: EncodedExample[] = input.sft
     .map((e) => encodeSFT(tokenizer, { format: "prompt-completion-chat", prompt: e.prompt, completion: e.completion }, block))
@@ -170,5 +173,6 @@ export async function learnFromFeedback(input: LearnInput): Promise<LearnResult>
     sftExamples: sft.length,
     pairs: pairs.length,
     seconds: (performance.now() - t0) / 1000,
+    cpuSeconds: ((c) => (c.user + c.system) / 1e6)(process.cpuUsage(cpu0)),
   };
 }

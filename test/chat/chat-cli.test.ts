@@ -63,7 +63,7 @@ describe("moxing chat through standard input", () => {
       ["say cat", "/good", "say dog", "/retry", "/correct ok dog", "/learn", "/save", "/reset", "say cat", "say dog", "/help"],
     );
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /learned in [\d.]+ s: 40 steps/);
+    assert.match(r.stderr, /learned in [\d.]+ s \([\d.]+ s of CPU\): 40 steps/);
     assert.match(r.stderr, /saved the adapters to /);
     assert.match(r.stderr, /\/correct TEXT/, "/help lists the commands");
     const store = FeedbackStore.open(db);
