@@ -8,7 +8,7 @@ import { grpo } from "../rlhf/grpo.js";
 import type { OnlineArgs } from "../rlhf/online.js";
 import { ppo } from "../rlhf/ppo.js";
 import type { RewardFunction } from "../rlhf/rollout.js";
-import { RLHF_FLAGS, RLHF_FLAGS_HELP, rlhfArgsFromFlags } from "./rlhf.js";
+import { RLHF_FLAGS, RLHF_FLAGS_HELP, rlhfArgsFromFlags, trainingReport } from "./rlhf.js";
 import { type Command, type FlagValues, num, parseFlags, runWithProgress, UsageError } from "./util.js";
 
 const ONLINE_FLAGS = {
@@ -217,7 +217,16 @@ export const grpoCommand: Command = {
 function report(
   cmd: string,
   out: string,
-  r: { status: string; step: number; lastLoss: number | null; lastEval: Record<string, number> | null; args: OnlineArgs },
+  r: {
+    status: string;
+    step: number;
+    lastLoss: number | null;
+    lastEval: Record<string, number> | null;
+    args: OnlineArgs;
+    trainable: number;
+    total: number;
+    arenaBytes: number;
+  },
 ): number {
   if (r.status === "interrupted") {
     console.log(`stopped at step ${r.step}; checkpoint saved in ${out}. Resume with: moxing ${cmd} --out ${out} --resume`);
@@ -228,5 +237,6 @@ function report(
   console.log(
     `${r.args.lora ? "adapter" : "model"} saved in ${out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`,
   );
+  console.log(trainingReport(r, r.args.lora !== null));
   return 0;
 }

@@ -35,6 +35,23 @@ Checkpoints (Ctrl-C saves one and stops):
   --resume      continue the run in --out exactly where it stopped (same data; --max-steps may grow)
   --overwrite   start over in an --out that holds a run`;
 
+/**
+ * What a training run held, printed after it: the parameters trained (of all), and the memory: the
+ * process's peak resident size, the largest training step's tensors (the loop's arena), and the
+ * training state (weights, gradients, AdamW's two moments) beside what full fine-tuning would hold.
+ */
+export function trainingReport(r: { trainable: number; total: number; arenaBytes: number }, lora: boolean): string {
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  const pct = ((100 * r.trainable) / r.total).toFixed(2);
+  const state = (trainable: number) => 4 * r.total + 12 * trainable; // fp32 weights + a gradient and 2 moments per trained one
+  const full = lora ? ` (full fine-tuning: ${mb(state(r.total))})` : "";
+  return (
+    `trained ${r.trainable.toLocaleString("en-US")} of ${r.total.toLocaleString("en-US")} parameters (${pct}%)${lora ? " with LoRA" : ""}; ` +
+    `memory: peak ${mb(process.resourceUsage().maxRSS * 1024)} resident, ${mb(r.arenaBytes)} of step tensors, ` +
+    `${mb(state(r.trainable))} of weights, gradients and AdamW moments${full}`
+  );
+}
+
 /** The trainer arguments given on the command line (undefined where a flag is absent). */
 export function rlhfArgsFromFlags(
   cmd: string,
@@ -116,6 +133,7 @@ export const sftCommand: Command = {
     }
     const evalPart = r.lastEval ? `, eval loss ${r.lastEval.loss?.toFixed(4)}` : "";
     console.log(`${where} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
+    console.log(trainingReport(r, r.args.lora !== null));
     return 0;
   },
 };
@@ -154,6 +172,7 @@ export const rewardCommand: Command = {
     const e = r.lastEval;
     const evalPart = e ? `, held-out accuracy ${e.accuracy?.toFixed(3)}, margin ${e.margin?.toFixed(3)}` : "";
     console.log(`reward model saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
+    console.log(trainingReport(r, r.args.lora !== null));
     return 0;
   },
 };
@@ -203,6 +222,7 @@ export const dpoCommand: Command = {
     console.log(
       `${r.args.lora ? "adapter" : "model"} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`,
     );
+    console.log(trainingReport(r, r.args.lora !== null));
     return 0;
   },
 };

@@ -19,7 +19,17 @@ import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
-import { dataDigest, drawBatch, loadPolicy, padBatch, policyFiles, type RlhfArgs, splitRecords } from "./common.js";
+import {
+  dataDigest,
+  drawBatch,
+  loadPolicy,
+  padBatch,
+  policyFiles,
+  type RlhfArgs,
+  splitRecords,
+  type TrainedCounts,
+  trainedCounts,
+} from "./common.js";
 import { DatasetError, type EncodedExample, encodePreference, readPreferenceDataset } from "./datasets.js";
 import { dpoLoss, type Metrics, sequenceLogprobs } from "./losses.js";
 import { encodeAll, resolveArgs } from "./sft.js";
@@ -50,7 +60,7 @@ function pairLogps(model: GPT, batch: readonly Pair[]): { chosen: Tensor; reject
   return { chosen: sum.slice(0, 0, B), rejected: sum.slice(0, B, 2 * B), tokens: b.tokens };
 }
 
-export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & { args: DpoArgs }> {
+export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & TrainedCounts & { args: DpoArgs }> {
   const run = RunDirectory.open({ out: opts.out, resume: opts.resume, overwrite: opts.overwrite, format: DPO_FORMAT, kind: "DPO run" });
   const base = resolveArgs(opts, run, "dpo");
   const saved = run.saved?.args as Partial<DpoArgs> | undefined;
@@ -158,5 +168,5 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
     },
     hooks,
   );
-  return { ...result, args };
+  return { ...result, ...trainedCounts(policy), args };
 }

@@ -18,7 +18,7 @@ import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
-import { drawBatch, padBatch, policyFiles } from "./common.js";
+import { drawBatch, padBatch, policyFiles, type TrainedCounts, trainedCounts } from "./common.js";
 import { DatasetError, type EncodedExample } from "./datasets.js";
 import { grpoAdvantages, grpoLoss, type Metrics } from "./losses.js";
 import { type OnlineArgs, type OnlineOptions, setupOnline } from "./online.js";
@@ -55,7 +55,7 @@ interface GrpoRollout {
   cursor: number;
 }
 
-export async function grpo(opts: GrpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & { args: GrpoArgs }> {
+export async function grpo(opts: GrpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & TrainedCounts & { args: GrpoArgs }> {
   const run = RunDirectory.open({ out: opts.out, resume: opts.resume, overwrite: opts.overwrite, format: GRPO_FORMAT, kind: "GRPO run" });
   // GRPO samples at temperature 1 by default (TRL's GRPOConfig), PPO at 0.7.
   const s = setupOnline<GrpoArgs>(opts, run, "grpo", GRPO_DEFAULTS);
@@ -186,5 +186,5 @@ export async function grpo(opts: GrpoOptions, hooks: LoopHooks = {}): Promise<Lo
     },
     hooks,
   );
-  return { ...result, args };
+  return { ...result, ...trainedCounts(policy), args };
 }

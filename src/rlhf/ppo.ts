@@ -34,7 +34,7 @@ import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
-import { drawBatch, padBatch, policyFiles } from "./common.js";
+import { drawBatch, padBatch, policyFiles, type TrainedCounts, trainedCounts } from "./common.js";
 import { DatasetError, type EncodedExample } from "./datasets.js";
 import { gae, klPenaltyRewards, type Metrics, ppoMetrics, ppoPolicyLoss, ppoValueLoss } from "./losses.js";
 import { type OnlineArgs, type OnlineOptions, permutations, setupOnline } from "./online.js";
@@ -145,7 +145,7 @@ interface PpoRollout {
   cursor: number;
 }
 
-export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & { args: PpoArgs }> {
+export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & TrainedCounts & { args: PpoArgs }> {
   const run = RunDirectory.open({ out: opts.out, resume: opts.resume, overwrite: opts.overwrite, format: PPO_FORMAT, kind: "PPO run" });
   const s = setupOnline<PpoArgs>(opts, run, "ppo", PPO_DEFAULTS);
   const { args, policy } = s;
@@ -289,5 +289,5 @@ export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<Loop
     },
     hooks,
   );
-  return { ...result, args };
+  return { ...result, ...trainedCounts(policy, vHead.numParameters()), args };
 }

@@ -23,7 +23,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
-import { dataDigest, drawBatch, padBatch, type RlhfArgs, splitRecords, tokenizerFiles } from "./common.js";
+import { dataDigest, drawBatch, padBatch, type RlhfArgs, splitRecords, type TrainedCounts, tokenizerFiles } from "./common.js";
 import { DatasetError, type EncodedExample, encodePreference, readPreferenceDataset } from "./datasets.js";
 import { rewardLoss } from "./losses.js";
 import { encodeAll, resolveArgs } from "./sft.js";
@@ -122,7 +122,10 @@ export interface RewardOptions extends Partial<RlhfArgs> {
   overwrite?: boolean;
 }
 
-export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {}): Promise<LoopResult & { args: RlhfArgs }> {
+export async function trainRewardModel(
+  opts: RewardOptions,
+  hooks: LoopHooks = {},
+): Promise<LoopResult & TrainedCounts & { args: RlhfArgs }> {
   const run = RunDirectory.open({
     out: opts.out,
     resume: opts.resume,
@@ -221,6 +224,8 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
       },
       hooks,
     )),
+    trainable: rm.numParameters(),
+    total: rm.numParameters(),
     args,
   };
 }
