@@ -146,7 +146,9 @@ Usage: moxing reward --model DIR --data FILE.jsonl --out DIR [flags]
 The model's transformer gets a scalar head (score) read at each sequence's last token, trained with
 the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected). Held-out pairwise accuracy and margin are
 reported (eval_accuracy, eval_margin in metrics.jsonl). --out is a Hugging Face
-GPT2ForSequenceClassification directory (num_labels 1). All weights train (no LoRA for reward models).
+GPT2ForSequenceClassification directory (num_labels 1). With --lora-r the trunk gets adapters and the
+score head trains whole; --out then also holds the adapters (PEFT layout), and its model.safetensors has
+them merged in.
 
 Data: TRL's preference JSONL, one pair per line:
   {"prompt": [...messages], "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
@@ -163,7 +165,6 @@ export const rewardCommand: Command = {
     const { values: v, positionals } = parseFlags("reward", argv, RLHF_FLAGS);
     if (positionals.length) throw new UsageError(`reward: unexpected argument '${positionals[0]}'`);
     const args = rlhfArgsFromFlags("reward", v);
-    if (args.lora) throw new UsageError("reward: --lora-r is not supported for reward models (the head trains with the whole model)");
     const r = await runWithProgress((hooks) => trainRewardModel(args, hooks));
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing reward --out ${args.out} --resume`);
