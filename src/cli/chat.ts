@@ -147,7 +147,9 @@ class ChatSession {
   }
 
   async say(text: string): Promise<void> {
-    this.tokenizer.encode(text); // a character the tokenizer lacks is an error before anything is stored
+    // A character the tokenizer lacks is an error before anything is stored; special-token text is
+    // ordinary text in a message (encodeChat keeps it so).
+    this.tokenizer.encode(text, { disallowedSpecial: [] });
     const id = this.store.addMessage(this.conversation, { role: "user", content: text });
     this.thread.push({ role: "user", content: text, id });
     try {
@@ -183,7 +185,7 @@ class ChatSession {
       case "/correct": {
         const a = needAnswer(cmd);
         if (!arg) throw new UsageError("/correct: give the answer it should have given, e.g. /correct John F Kennedy.");
-        this.tokenizer.encode(arg);
+        this.tokenizer.encode(arg, { disallowedSpecial: [] });
         this.store.correct(a.id, arg);
         a.content = arg; // the conversation continues from the right answer
         this.o.note("noted: the correction is stored; /learn to learn from it now");
