@@ -5,6 +5,7 @@
 import "../index.js"; // registers the backends
 import { describeSystemError, escapeForDisplay } from "../io/files.js";
 import { interpolateCommand, trainAutoencoderCommand } from "./autoencoder.js";
+import { chatCommand } from "./chat.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
@@ -15,6 +16,7 @@ import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
+import { grpoCommand, ppoCommand } from "./ppo.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
 import { quantizeCommand } from "./quantize.js";
 import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
@@ -38,11 +40,14 @@ const COMMANDS = new Map<string, Command>([
   ["finetune", finetuneCommand],
   ["similar", similarCommand],
   ["pipeline", pipelineCommand],
+  ["chat", chatCommand],
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
   ["reward", rewardCommand],
   ["dpo", dpoCommand],
+  ["ppo", ppoCommand],
+  ["grpo", grpoCommand],
   ["train-seq2seq", trainSeq2SeqCommand],
   ["translate", translateCommand],
   ["train-autoencoder", trainAutoencoderCommand],

@@ -35,6 +35,23 @@ Checkpoints (Ctrl-C saves one and stops):
   --resume      continue the run in --out exactly where it stopped (same data; --max-steps may grow)
   --overwrite   start over in an --out that holds a run`;
 
+/**
+ * What a training run held, printed after it: the parameters trained (of all), and the memory: the
+ * process's peak resident size, the largest training step's tensors (the loop's arena), and the
+ * training state (weights, gradients, AdamW's two moments) beside what full fine-tuning would hold.
+ */
+export function trainingReport(r: { trainable: number; total: number; arenaBytes: number }, lora: boolean): string {
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MB`;
+  const pct = ((100 * r.trainable) / r.total).toFixed(2);
+  const state = (trainable: number) => 4 * r.total + 12 * trainable; // fp32 weights + a gradient and 2 moments per trained one
+  const full = lora ? ` (full fine-tuning: ${mb(state(r.total))})` : "";
+  return (
+    `trained ${r.trainable.toLocaleString("en-US")} of ${r.total.toLocaleString("en-US")} parameters (${pct}%)${lora ? " with LoRA" : ""}; ` +
+    `memory: peak ${mb(process.resourceUsage().maxRSS * 1024)} resident, ${mb(r.arenaBytes)} of step tensors, ` +
+    `${mb(state(r.trainable))} of weights, gradients and AdamW moments${full}`
+  );
+}
+
 /** The trainer arguments given on the command line (undefined where a flag is absent). */
 export function rlhfArgsFromFlags(
   cmd: string,
@@ -116,6 +133,7 @@ export const sftCommand: Command = {
     }
     const evalPart = r.lastEval ? `, eval loss ${r.lastEval.loss?.toFixed(4)}` : "";
     console.log(`${where} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
+    console.log(trainingReport(r, r.args.lora !== null));
     return 0;
   },
 };
@@ -128,7 +146,9 @@ Usage: moxing reward --model DIR --data FILE.jsonl --out DIR [flags]
 The model's transformer gets a scalar head (score) read at each sequence's last token, trained with
 the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected). Held-out pairwise accuracy and margin are
 reported (eval_accuracy, eval_margin in metrics.jsonl). --out is a Hugging Face
-GPT2ForSequenceClassification directory (num_labels 1). All weights train (no LoRA for reward models).
+GPT2ForSequenceClassification directory (num_labels 1). With --lora-r the trunk gets adapters and the
+score head trains whole; --out then also holds the adapters (PEFT layout), and its model.safetensors has
+them merged in.
 
 Data: TRL's preference JSONL, one pair per line:
   {"prompt": [...messages], "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
@@ -145,7 +165,6 @@ export const rewardCommand: Command = {
     const { values: v, positionals } = parseFlags("reward", argv, RLHF_FLAGS);
     if (positionals.length) throw new UsageError(`reward: unexpected argument '${positionals[0]}'`);
     const args = rlhfArgsFromFlags("reward", v);
-    if (args.lora) throw new UsageError("reward: --lora-r is not supported for reward models (the head trains with the whole model)");
     const r = await runWithProgress((hooks) => trainRewardModel(args, hooks));
     if (r.status === "interrupted") {
       console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing reward --out ${args.out} --resume`);
@@ -154,6 +173,7 @@ export const rewardCommand: Command = {
     const e = r.lastEval;
     const evalPart = e ? `, held-out accuracy ${e.accuracy?.toFixed(3)}, margin ${e.margin?.toFixed(3)}` : "";
     console.log(`reward model saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
+    console.log(trainingReport(r, r.args.lora !== null));
     return 0;
   },
 };
@@ -203,6 +223,7 @@ export const dpoCommand: Command = {
     console.log(
       `${r.args.lora ? "adapter" : "model"} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`,
     );
+    console.log(trainingReport(r, r.args.lora !== null));
     return 0;
   },
 };

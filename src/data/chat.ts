@@ -208,3 +208,33 @@ export function chatRecords(
   });
   return { sft, preference };
 }
+
+const SENTENCE_PREFIXES: Record<string, string> = {
+  repeat: "Repeat: ",
+  uppercase: "Uppercase: ",
+  count: "How many words are in: ",
+  first: "What is the first word of: ",
+};
+
+/**
+ * The example behind a record that chatRecords wrote (its task, the user's prompt and the reference
+ * answer), so an answer to it can be judged: what a reward function sees of a dataset line.
+ */
+export function chatExampleOf(record: Record<string, unknown>): ChatExample {
+  const task = record.task as ChatTask;
+  if (!CHAT_TASKS.includes(task)) throw new Error(`chatExampleOf: not a synthetic chat record (task ${JSON.stringify(record.task)})`);
+  const content = (v: unknown) =>
+    Array.isArray(v) ? String((v[v.length - 1] as { content?: unknown } | undefined)?.content ?? "") : String(v ?? "");
+  const prompt = content(record.prompt);
+  const answer = content(record.completion ?? record.chosen);
+  const id = String(record.id ?? "");
+  if (task === "who" || task === "party") {
+    const year = Number(/\b(\d{4})\b/.exec(prompt)?.[1]);
+    const value = answer.replace(/\.$/, "");
+    const subject = task === "who" ? { year, name: value } : { year, party: value === "No party" ? "none" : value };
+    return { id, task, prompt, answer, subject };
+  }
+  const prefix = SENTENCE_PREFIXES[task] as string;
+  if (!prompt.startsWith(prefix)) throw new Error(`chatExampleOf: a ${task} prompt starts with "${prefix}"`);
+  return { id, task, prompt, answer, subject: { sentence: prompt.slice(prefix.length) } };
+}

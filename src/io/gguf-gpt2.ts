@@ -131,6 +131,10 @@ function tokenizerMetadata(tokenizer: Tokenizer, vocabSize: number): [string, GG
   ];
   const eot = endOfTextId(tokenizer);
   if (eot !== null) meta.push(["tokenizer.ggml.bos_token_id", u32(eot)], ["tokenizer.ggml.eos_token_id", u32(eot)]);
+  // A chat model's template, as llama.cpp and Ollama read it (llama_chat_apply_template); its EOS
+  // above is then the end of a turn (<|im_end|>), where llama.cpp stops generating.
+  const template = tokenizer.config?.chat_template;
+  if (template !== undefined) meta.push(["tokenizer.chat_template", str(template)]);
   meta.push(
     ["tokenizer.ggml.add_bos_token", { type: "bool", value: false }],
     ["tokenizer.ggml.add_eos_token", { type: "bool", value: false }],
@@ -251,11 +255,21 @@ export function ggufTokenizer(file: GGUFFile, source: string): ByteLevelBPE {
     const type = types?.[id] ?? TOKEN_NORMAL;
     (type === TOKEN_NORMAL || type === 6 /* byte */ ? vocab : specials).push([tokens[id] as string, id]);
   }
+  let tokenizer: ByteLevelBPE;
   try {
-    return new ByteLevelBPE(vocab, merges, specials);
+    tokenizer = new ByteLevelBPE(vocab, merges, specials);
   } catch (e) {
     return fail(`its tokenizer cannot be read: ${(e as Error).message}`);
   }
+  // A chat model: its template, and its EOS (the end of a turn) by name, as tokenizer_config.json has them.
+  const template = m.string("tokenizer.chat_template", false);
+  const eos = m.number("tokenizer.ggml.eos_token_id", false);
+  const eosToken = eos !== undefined && eos < n ? tokens[eos] : undefined;
+  if (template !== undefined) {
+    tokenizer.config = { ...tokenizer.config, chat_template: template };
+    if (eosToken !== undefined && tokenizer.specialTokens.has(eosToken)) tokenizer.config.eos_token = eosToken;
+  }
+  return tokenizer;
 }
 
 /** The shape (row-major) each tensor of a gpt2 GGUF file must have for config c; null for a name

@@ -105,6 +105,17 @@ function buildPolicy(args: RlhfArgs, run: RunDirectory, dropout: Generator): Pol
   return { model, tokenizer: loaded.tokenizer, lora: null, trainable: model, optimizer, dropout, addedTokens: added };
 }
 
+/** Parameters trained and parameters in all (with LoRA: the adapters, and the base plus them). */
+export interface TrainedCounts {
+  trainable: number;
+  total: number;
+}
+
+export function trainedCounts(p: Policy, extra = 0): TrainedCounts {
+  const c = p.lora ? p.lora.trainableParameters() : { trainable: p.model.numParameters(), total: p.model.numParameters() };
+  return { trainable: c.trainable + extra, total: c.total + extra };
+}
+
 /** tokenizer.json (+ tokenizer_config.json) of a tokenizer, as files. */
 export function tokenizerFiles(tokenizer: Tokenizer): Map<string, string> {
   const files = new Map<string, string>([[TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON())]]);

@@ -5,6 +5,8 @@
 //   batch      batchSize preference pairs drawn at random; chosen and rejected sequences in one padded
 //              batch through the policy, and (without gradients) through the reference
 //   loss       dpoLoss on the summed completion log-probs (beta, cDPO label smoothing)
+//   metrics    each step TRL's rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins,
+//              logps/chosen, logps/rejected of its batch
 //   eval       over the held-out pairs: eval_loss and TRL's eval_rewards/chosen, eval_rewards/rejected,
 //              eval_rewards/accuracies, eval_rewards/margins, eval_logps/chosen, eval_logps/rejected
 
@@ -17,7 +19,17 @@ import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
-import { dataDigest, drawBatch, loadPolicy, padBatch, policyFiles, type RlhfArgs, splitRecords } from "./common.js";
+import {
+  dataDigest,
+  drawBatch,
+  loadPolicy,
+  padBatch,
+  policyFiles,
+  type RlhfArgs,
+  splitRecords,
+  type TrainedCounts,
+  trainedCounts,
+} from "./common.js";
 import { DatasetError, type EncodedExample, encodePreference, readPreferenceDataset } from "./datasets.js";
 import { dpoLoss, type Metrics, sequenceLogprobs } from "./losses.js";
 import { encodeAll, resolveArgs } from "./sft.js";
@@ -48,7 +60,7 @@ function pairLogps(model: GPT, batch: readonly Pair[]): { chosen: Tensor; reject
   return { chosen: sum.slice(0, 0, B), rejected: sum.slice(0, B, 2 * B), tokens: b.tokens };
 }
 
-export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & { args: DpoArgs }> {
+export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<LoopResult & TrainedCounts & { args: DpoArgs }> {
   const run = RunDirectory.open({ out: opts.out, resume: opts.resume, overwrite: opts.overwrite, format: DPO_FORMAT, kind: "DPO run" });
   const base = resolveArgs(opts, run, "dpo");
   const saved = run.saved?.args as Partial<DpoArgs> | undefined;
@@ -111,6 +123,7 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
     return { ...r, tokens: pol.tokens };
   };
   const what = policy.lora ? `LoRA r=${args.lora?.r}, reference = adapters off` : `reference ${args.ref ?? args.model}`;
+  let last: Metrics = {}; // the step's rewards/* and logps/*, TRL's training metrics
   const result = await runLoop(
     {
       run,
@@ -125,8 +138,10 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
       bestMetric: evalSet.length ? "loss" : undefined,
       trainStep: () => {
         const r = step(drawBatch(batches, trainSet.length, args.batchSize).map((i) => trainSet[i] as Pair));
+        last = r.metrics;
         return { loss: r.loss, tokens: r.tokens };
       },
+      stepMetrics: () => last,
       evaluate: evalSet.length
         ? () => {
             const total: Metrics = {};
@@ -153,5 +168,5 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
     },
     hooks,
   );
-  return { ...result, args };
+  return { ...result, ...trainedCounts(policy), args };
 }

@@ -7,12 +7,18 @@
 //   batch      batchSize pairs drawn at random; chosen and rejected sequences in one padded batch
 //   loss       -log σ(r_chosen - r_rejected)
 //   eval       held-out pairwise accuracy and mean margin, and the loss: eval_accuracy, eval_margin, eval_loss
+//   LoRA       adapters on the trunk, the score head trained whole (PEFT's modules_to_save): --out holds
+//              the merged reward model, ready to use, and the trunk's adapters (PEFT layout) with which
+//              --resume continues from the same frozen base
 
 import { join } from "node:path";
 import { CheckpointError, configToJSON, readConfig, readRawConfig, readTokenizer, readWeights } from "../io/checkpoint.js";
+import { adapterFiles, loadAdapter } from "../io/lora.js";
 import { encodeSafetensors, type SafeTensor } from "../io/safetensors.js";
-import { GPT, hfStateDict, loadGPTWeights } from "../models/gpt.js";
+import { GPT, hfStateDict, isConv1DWeight, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
+import { LoraModel } from "../nn/lora.js";
 import { Module } from "../nn/module.js";
+import { transpose2d } from "../nn/state-dict.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
@@ -23,8 +29,8 @@ import type { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
-import { dataDigest, drawBatch, padBatch, type RlhfArgs, splitRecords, tokenizerFiles } from "./common.js";
-import { DatasetError, type EncodedExample, encodePreference, readPreferenceDataset } from "./datasets.js";
+import { dataDigest, drawBatch, padBatch, type RlhfArgs, splitRecords, type TrainedCounts, tokenizerFiles } from "./common.js";
+import { type EncodedExample, encodePreference, readPreferenceDataset } from "./datasets.js";
 import { rewardLoss } from "./losses.js";
 import { encodeAll, resolveArgs } from "./sft.js";
 
@@ -45,6 +51,14 @@ export class RewardModel extends Module {
     noGrad(() => this.score.normal_({ std: 0.02, generator: opts.generator ?? new Generator(0) }));
   }
 
+  /** The GPT object itself is not in this module tree (its transformer is): keep its mode in step, so
+   *  what reads it (LoRA adapters attached to it) sees the reward model's mode. */
+  override train(mode = true): this {
+    super.train(mode);
+    this.gpt.train(mode);
+    return this;
+  }
+
   /** ids (B, T) and the index of each row's last real token -> rewards (B,). */
   rewards(ids: Tensor, last: readonly number[]): Tensor {
     const [B, T] = ids.shape as [number, number];
@@ -58,8 +72,27 @@ export class RewardModel extends Module {
   }
 }
 
-/** The files of a reward-model directory in GPT2ForSequenceClassification's layout. */
-export function rewardModelFiles(rm: RewardModel, tokenizer: Tokenizer): Map<string, Uint8Array | string> {
+/** What a LoRA reward model trains: the trunk's adapters and the whole score head. */
+class AdaptedRewardModel extends Module {
+  constructor(
+    readonly lora: LoraModel,
+    rm: RewardModel,
+  ) {
+    super();
+    this.module("lora", lora);
+    this.param("score.weight", rm.score);
+  }
+  /** Training mode reaches the frozen trunk too (its dropout), which is not in this module tree. */
+  override train(mode = true): this {
+    super.train(mode);
+    this.lora.train(mode);
+    return this;
+  }
+}
+
+/** The files of a reward-model directory in GPT2ForSequenceClassification's layout; with `lora`, its
+ *  adapters merged into the written weights (the model in memory is left as it is). */
+export function rewardModelFiles(rm: RewardModel, tokenizer: Tokenizer, lora?: LoraModel | null): Map<string, Uint8Array | string> {
   const config = {
     ...configToJSON(rm.gpt.config, { tokenizer }),
     architectures: ["GPT2ForSequenceClassification"],
@@ -70,7 +103,20 @@ export function rewardModelFiles(rm: RewardModel, tokenizer: Tokenizer): Map<str
       tokenizer.specialTokens.get(tokenizer.config?.pad_token ?? "") ?? configToJSON(rm.gpt.config, { tokenizer }).eos_token_id ?? 0,
   };
   const tensors = new Map<string, SafeTensor>();
-  for (const [name, t] of hfStateDict(rm.gpt)) if (name !== "lm_head.weight") tensors.set(name, { dtype: "F32", ...t });
+  const sd = hfStateDict(rm.gpt);
+  for (const [path, adapter] of lora?.adapters ?? []) {
+    const name = `${path}.weight`;
+    const t = sd.get(name) as WeightTensor;
+    const delta = adapter.deltaWeight(); // (out, in)
+    const [out, inF] = delta.shape as [number, number];
+    const d = isConv1DWeight(name)
+      ? transpose2d(delta.contiguousData() as Float32Array, out, inF)
+      : (delta.contiguousData() as Float32Array);
+    const data = Float32Array.from(t.data as Float32Array);
+    for (let i = 0; i < data.length; i++) data[i] = (data[i] as number) + (d[i] as number);
+    sd.set(name, { shape: t.shape, data });
+  }
+  for (const [name, t] of sd) if (name !== "lm_head.weight") tensors.set(name, { dtype: "F32", ...t });
   tensors.set("score.weight", {
     dtype: "F32",
     shape: [1, rm.gpt.config.n_embd],
@@ -122,7 +168,10 @@ export interface RewardOptions extends Partial<RlhfArgs> {
   overwrite?: boolean;
 }
 
-export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {}): Promise<LoopResult & { args: RlhfArgs }> {
+export async function trainRewardModel(
+  opts: RewardOptions,
+  hooks: LoopHooks = {},
+): Promise<LoopResult & TrainedCounts & { args: RlhfArgs }> {
   const run = RunDirectory.open({
     out: opts.out,
     resume: opts.resume,
@@ -131,7 +180,6 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
     kind: "reward-model run",
   });
   const args = resolveArgs(opts, run, "reward");
-  if (args.lora) throw new DatasetError("reward: LoRA is not supported for reward models yet (the head must train too); train all weights");
   const { train, heldOut } = splitRecords(
     readPreferenceDataset(args.data),
     args.eval ? readPreferenceDataset(args.eval) : null,
@@ -139,8 +187,19 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
     args.seed,
   );
   const dropout = new Generator(args.seed + 1000);
-  const { model: rm, tokenizer } = loadRewardModel(run.saved ? run.out : args.model, { generator: dropout });
+  // With LoRA the frozen trunk is always args.model's; the head and the adapters come from the checkpoint.
+  const { model: rm, tokenizer } = loadRewardModel(run.saved && !args.lora ? run.out : args.model, { generator: dropout });
+  let lora: LoraModel | null = null;
+  if (args.lora) {
+    if (run.saved) {
+      const score = readWeights(run.out).tensors.get("score.weight");
+      if (!score || score.data.length !== rm.score.size) throw new CheckpointError(`${run.out}: the checkpoint has no score.weight`);
+      noGrad(() => rm.score.copy_(tensor(score.data as Float32Array, { shape: [...rm.score.shape] })));
+    }
+    lora = run.saved ? loadAdapter(run.out, rm.gpt, { generator: dropout }) : new LoraModel(rm.gpt, args.lora, { generator: dropout });
+  }
   if (run.saved?.rng.dropout) dropout.setState(run.saved.rng.dropout);
+  const trained: Module = lora ? new AdaptedRewardModel(lora, rm) : rm;
   const maxLength = Math.min(args.maxLength || rm.gpt.config.block_size, rm.gpt.config.block_size);
   const pairs = (records: typeof train, what: string) => {
     const enc = records.map((r) => encodePreference(tokenizer, r, maxLength));
@@ -155,8 +214,8 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
   if (run.saved?.rng.batches) batches.setState(run.saved.rng.batches);
   const optimizer = new AdamW(
     [
-      { params: rm.parameters().filter((p) => p.ndim >= 2), weightDecay: args.weightDecay },
-      { params: rm.parameters().filter((p) => p.ndim < 2), weightDecay: 0 },
+      { params: trained.parameters().filter((p) => p.ndim >= 2), weightDecay: args.weightDecay },
+      { params: trained.parameters().filter((p) => p.ndim < 2), weightDecay: 0 },
     ],
     { lr: args.learningRate },
   );
@@ -176,14 +235,16 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
     ...(await runLoop(
       {
         run,
-        model: rm,
+        model: trained,
         optimizer,
         schedule: { lr: args.learningRate, minLr: args.minLr, warmupSteps: args.warmupSteps, decaySteps: args.maxSteps },
         maxSteps: args.maxSteps,
         gradClip: args.gradClip,
         evalInterval: args.evalInterval,
         checkpointInterval: args.checkpointInterval,
-        title: `reward model from ${args.model} (Bradley-Terry) on ${trainSet.length} pairs, ${evalSet.length} held out`,
+        title:
+          `reward model from ${args.model} (Bradley-Terry${lora ? `, LoRA r=${args.lora?.r} and the score head` : ""}; ` +
+          `${trained.numParameters().toLocaleString("en-US")} parameters trained) on ${trainSet.length} pairs, ${evalSet.length} held out`,
         bestMetric: evalSet.length ? "loss" : undefined,
         trainStep: () => {
           const { chosen, rejected, tokens } = forward(
@@ -211,7 +272,11 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
               return { loss: loss / n, accuracy: right / n, margin: margin / n };
             }
           : undefined,
-        modelFiles: () => rewardModelFiles(rm, tokenizer),
+        modelFiles: () => {
+          const files = rewardModelFiles(rm, tokenizer, lora);
+          if (lora) for (const [name, data] of adapterFiles(lora, { baseModel: args.model })) files.set(name, data);
+          return files;
+        },
         state: () => ({
           format: REWARD_FORMAT,
           args,
@@ -221,6 +286,8 @@ export async function trainRewardModel(opts: RewardOptions, hooks: LoopHooks = {
       },
       hooks,
     )),
+    trainable: trained.numParameters(),
+    total: rm.numParameters() + (lora ? lora.numParameters() : 0),
     args,
   };
 }

@@ -77,6 +77,9 @@ export interface LoopSpec {
   /** Forward one micro-batch: its loss (the mean over its rows) and how many tokens it held.
    *  Called in training mode inside the step's arena, gradAccum times per step. */
   trainStep(): { loss: Tensor; tokens: number };
+  /** Metrics of the step just taken, beyond its loss (DPO's rewards/*, PPO's objective/* and
+   *  policy/*): called once after each step, their values go into that step's metrics line. */
+  stepMetrics?(): Metrics;
   /** Metrics on held-out data; called in eval mode, without gradients, inside an arena. */
   evaluate?(): Metrics;
   /** Prefix of the evaluation's metrics in metrics.jsonl (default "eval_"). */
@@ -220,6 +223,7 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
         tokens_per_s: Math.round((tokens * 1000) / ms),
         ms_per_step: round(ms, 1),
       };
+      for (const [k, v] of Object.entries(spec.stepMetrics?.() ?? {})) line[k] = round(v, 6);
       if (step % spec.evalInterval === 0 || step === maxSteps) {
         lastEval = evaluate();
         if (lastEval) {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { CHAT_TASKS, chatFacts, chatRecords, judgeAnswer, syntheticChat, wrongAnswer } from "../../src/data/chat.js";
+import { CHAT_TASKS, chatExampleOf, chatFacts, chatRecords, judgeAnswer, syntheticChat, wrongAnswer } from "../../src/data/chat.js";
 import { sotuAddresses } from "../../src/data/sotu.js";
 import { preferenceRecord, sftRecord } from "../../src/rlhf/datasets.js";
 
@@ -74,5 +74,19 @@ describe("synthetic chat data", () => {
       const rejected = (rec.rejected as { content: string }[])[0]?.content as string;
       assert.ok(judgeAnswer(ex, chosen).score > judgeAnswer(ex, rejected).score, r.id as string);
     }
+  });
+
+  test("a record's example comes back from its fields (what a reward function sees), and judges as the original", () => {
+    const { sft, preference } = chatRecords(splits.test, facts);
+    splits.test.forEach((ex, i) => {
+      const back = chatExampleOf(sft[i] as Record<string, unknown>);
+      assert.deepEqual([back.task, back.prompt, back.answer], [ex.task, ex.prompt, ex.answer]);
+      for (const answer of [ex.answer, wrongAnswer(ex, facts, i + 1)]) assert.deepEqual(judgeAnswer(back, answer), judgeAnswer(ex, answer));
+    });
+    for (const p of preference) {
+      const ex = chatExampleOf(p);
+      assert.equal(judgeAnswer(ex, (p.chosen as { content: string }[])[0]?.content ?? "").correct, true);
+    }
+    assert.throws(() => chatExampleOf({ task: "poem" }), /not a synthetic chat record/);
   });
 });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import "../../src/index.js";
 import { useChatML } from "../../src/chat/index.js";
-import { readSafetensorsHeader, saveModel } from "../../src/io/index.js";
+import { loadAdapter, readSafetensorsHeader, saveModel } from "../../src/io/index.js";
 import { GPT } from "../../src/models/gpt.js";
 import { encodePreference, readPreferenceDataset } from "../../src/rlhf/datasets.js";
 import { dpo } from "../../src/rlhf/dpo.js";
@@ -75,12 +75,53 @@ describe("reward model", () => {
   });
 });
 
+describe("reward model with LoRA", () => {
+  const lora = { r: 4, alpha: 8, dropout: 0.1, targetModules: ["c_attn", "c_proj"] };
+  const opts = { ...common, model: chat, data, eval: held, maxSteps: 40, learningRate: 1e-2, minLr: 1e-3, lora };
+
+  test("adapters and the score head learn; --out is the merged reward model plus the adapters; the base is untouched", async () => {
+    const before = readFileSync(join(chat, "model.safetensors"));
+    const out = join(tmp, "rm-lora");
+    const r = await trainRewardModel({ ...opts, out }, quiet);
+    assert.equal(r.lastEval?.accuracy, 1, `held-out accuracy ${r.lastEval?.accuracy}`);
+    assert.ok(r.trainable < r.total / 5, `${r.trainable} of ${r.total} parameters trained`);
+    assert.deepEqual(readFileSync(join(chat, "model.safetensors")), before);
+    // The merged model scores as the base with the adapters and the trained head.
+    const { model: merged, tokenizer } = loadRewardModel(out);
+    const adapted = loadRewardModel(chat).model;
+    loadAdapter(out, adapted.gpt);
+    noGrad(() => adapted.score.copy_(merged.score));
+    const ids = readPreferenceDataset(held).map((rec) => encodePreference(tokenizer, rec).chosen.ids);
+    for (const x of ids) {
+      const [a, b] = [merged, adapted].map((m) => noGrad(() => m.rewards(tensor([x], { dtype: "int32" }), [x.length - 1]).item()));
+      assert.ok(Math.abs((a as number) - (b as number)) < 1e-4, `${a} vs ${b}`);
+    }
+  });
+
+  test("interrupted and resumed, it logs the losses of an uninterrupted run", async () => {
+    const straight = join(tmp, "rm-lora-straight");
+    await trainRewardModel({ ...opts, out: straight, maxSteps: 10, evalInterval: 100 }, quiet);
+    const split = join(tmp, "rm-lora-split");
+    const abort = new AbortController();
+    await trainRewardModel(
+      { ...opts, out: split, maxSteps: 10, evalInterval: 100 },
+      { signal: abort.signal, onLog: (e) => e.type === "step" && e.step === 4 && abort.abort() },
+    );
+    await trainRewardModel({ out: split, resume: true }, quiet);
+    assert.deepEqual(
+      losses(split).map((m) => m.train_loss),
+      losses(straight).map((m) => m.train_loss),
+    );
+  });
+});
+
 describe("dpo", () => {
   test("full DPO: starts at ln 2 against its frozen copy and moves the implicit rewards the right way", async () => {
     const out = join(tmp, "dpo-full");
     const r = await dpo({ ...common, model: chat, data, eval: held, out, maxSteps: 20, learningRate: 3e-3, minLr: 3e-4, beta: 0.5 }, quiet);
     const m = losses(out);
     assert.ok(Math.abs(m[0].train_loss - Math.LN2) < 1e-5, `first loss ${m[0].train_loss} is ln 2`);
+    assert.equal(m[0]["rewards/margins"], 0, "policy and reference agree at the first step");
     for (const k of [
       "loss",
       "rewards/chosen",
@@ -91,6 +132,7 @@ describe("dpo", () => {
       "logps/rejected",
     ]) {
       assert.ok(`eval_${k}` in m[m.length - 1], `metrics.jsonl has eval_${k}`);
+      if (k !== "loss") assert.ok(k in m[0], `and ${k} of each training step`);
     }
     assert.ok((r.lastEval?.["rewards/margins"] ?? 0) > 0, `held-out margin ${r.lastEval?.["rewards/margins"]}`);
     assert.ok((m[m.length - 1].train_loss as number) < Math.LN2);
@@ -131,8 +173,8 @@ describe("dpo", () => {
       2,
     );
     assertOneLineError(
-      await moxing(["reward", "--model", chat, "--data", data, "--out", join(tmp, "y"), "--lora-r", "2"]),
-      /not supported for reward models/,
+      await moxing(["reward", "--model", chat, "--data", data, "--out", join(tmp, "y"), "--lora-alpha", "2"]),
+      /need --lora-r/,
       2,
     );
   });
