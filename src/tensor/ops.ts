@@ -784,7 +784,9 @@ export function scaledDotProductAttention(
   if (lengths) {
     // (B, 1, ..., 1, S): true at the padded keys of each batch entry.
     const pad = new Int32Array(lengths.length * S);
-    lengths.forEach((l, b) => pad.fill(1, b * S + l, (b + 1) * S));
+    lengths.forEach((l, b) => {
+      pad.fill(1, b * S + l, (b + 1) * S);
+    });
     const shape = [lengths.length, ...new Array<number>(q.ndim - 2).fill(1), S];
     att = maskedFill(att, new Tensor(pad, shape), Number.NEGATIVE_INFINITY);
   }
