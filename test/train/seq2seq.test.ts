@@ -67,12 +67,19 @@ describe("seq2seq training", () => {
     };
     const bucketed = epochOrder(examples, 10, 5, new Generator(1));
     const plain = epochOrder(examples, 10, 0, new Generator(1));
-    for (const o of [bucketed, plain]) assert.deepEqual([...o].sort((a, b) => a - b), Array.from({ length: 203 }, (_, i) => i));
+    for (const o of [bucketed, plain])
+      assert.deepEqual(
+        [...o].sort((a, b) => a - b),
+        Array.from({ length: 203 }, (_, i) => i),
+      );
     assert.ok(spread(bucketed) < spread(plain) / 3, `spread ${spread(bucketed)} vs ${spread(plain)}`);
     // Pools of 50: the last holds 3 pairs, the partial batch, which comes last so every run of 10
     // before it is one batch. plain is the permutation the pools were cut from (same seed).
     const len = (j: number) => Math.max(examples[j]!.src.length, examples[j]!.tgt.length);
-    assert.deepEqual(bucketed.slice(200), plain.slice(200).sort((a, b) => len(a) - len(b)));
+    assert.deepEqual(
+      bucketed.slice(200),
+      plain.slice(200).sort((a, b) => len(a) - len(b)),
+    );
     assert.deepEqual(epochOrder(examples, 10, 5, new Generator(1)), bucketed); // seeded
   });
 
