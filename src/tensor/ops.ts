@@ -670,8 +670,7 @@ export function dropout(x: Tensor, p: number, training = true, generator: Genera
   if (!training || p === 0) return x;
   const mask = empty(x.shape);
   const scale = p === 1 ? 0 : 1 / (1 - p);
-  const m = mask.data as Float32Array;
-  for (let i = 0; i < m.length; i++) m[i] = generator.random() >= p ? scale : 0;
+  generator.fillBernoulli(mask.data as Float32Array, p, scale);
   return mul(x, mask);
 }
 
