@@ -6,14 +6,15 @@
 //
 //   node scripts/bible-pairs.mjs --out data/bible         (once; needs Debian's diatheke + sword texts)
 //   node --import tsx bench/seq2seq.ts [--data data/bible] [--rounds 6] [--steps 3] [--batch-size 32]
-//        [--threads 2] [--json]
+//        [--bucket 100] [--threads 2] [--json]
 //
 // With --data the examples are the English->Spanish training pairs tokenized by a joint byte-level
 // BPE of 8,000 tokens trained on them (as train-seq2seq does); without it, random ids with the
 // same lengths as those pairs have (mean 33 tokens a side, 1 to 128), so the command runs anywhere.
 // The model is train-seq2seq's default Marian (d_model 256, 3 + 3 layers, 4 heads, FFN 1024,
 // vocabulary 8,000: 7.6M parameters); each step is what the training loop does: forward with
-// label-smoothed cross-entropy, backward, global-norm clipping, AdamW.
+// label-smoothed cross-entropy, backward, global-norm clipping, AdamW. Batches are made as the trainer
+// makes them: length-bucketed (pools of --bucket batches sorted by length; 0: random rows).
 // PyTorch runs with its best settings here: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (they halve
 // its speed on this machine), OPENBLAS_NUM_THREADS and torch.set_num_threads at --threads.
 
@@ -32,7 +33,7 @@ import { MemoryArena } from "../src/tensor/memory.js";
 import { Generator } from "../src/tensor/random.js";
 import type { Tensor } from "../src/tensor/tensor.js";
 import { clipGradNorm, forwardBackward } from "../src/train/grad.js";
-import { collatePairs, EOS_TOKEN, type Example, encodePairs, PAD_TOKEN, trainJointTokenizer } from "../src/train/seq2seq.js";
+import { collatePairs, EOS_TOKEN, type Example, encodePairs, epochOrder, PAD_TOKEN, trainJointTokenizer } from "../src/train/seq2seq.js";
 import { median } from "./timing.js";
 
 const argv = process.argv.slice(2);
@@ -48,6 +49,7 @@ const rounds = flag("rounds", 6);
 const stepsPerRound = flag("steps", 3);
 const batchSize = flag("batch-size", 32);
 const threads = flag("threads", 2);
+const bucket = flag("bucket", 100);
 const dataDir = str("data");
 const root = fileURLToPath(new URL("../", import.meta.url));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -94,10 +96,10 @@ async function main(): Promise<void> {
   const idsFile = join(dir, "ids.json");
   writeFileSync(idsFile, JSON.stringify({ config: { ...model.config }, train: ex }));
 
-  // The batches, the same for both: random rows, padded to the longest (rounded up to 8).
-  const g = new Generator(3);
+  // The batches, the same for both, as the trainer makes them, padded to the longest row (rounded up to 8).
   const total = rounds * stepsPerRound + 2;
-  const batches = Array.from({ length: total }, () => Array.from({ length: batchSize }, () => g.randint(ex.length)));
+  const order = epochOrder(ex, batchSize, bucket, new Generator(3));
+  const batches = Array.from({ length: total }, (_, i) => order.slice(i * batchSize, (i + 1) * batchSize));
   const meanLen = (side: "src" | "tgt") => batches.flat().reduce((n, i) => n + (ex[i] as Example)[side].length, 0) / batches.flat().length;
   const padded = batches.map(
     (b) =>
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
     threads,
     data: source,
     batch_size: batchSize,
+    bucket,
     mean_tokens: { source: meanLen("src"), target: meanLen("tgt") },
     mean_padded_target: padded.reduce((a, b) => a + b, 0) / padded.length,
     params: { moxing: model.numParameters(), torch: torchInfo.params },
