@@ -12,6 +12,7 @@ import { feedbackCommand } from "./feedback.js";
 import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
 import { infoCommand } from "./info.js";
+import { trainListOpsCommand } from "./listops.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
@@ -42,6 +43,7 @@ const COMMANDS = new Map<string, Command>([
   ["translate", translateCommand],
   ["train-autoencoder", trainAutoencoderCommand],
   ["interpolate", interpolateCommand],
+  ["train-listops", trainListOpsCommand],
 ]);
 
 function help(): string {
