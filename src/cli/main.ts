@@ -11,6 +11,7 @@ import { exportCommand } from "./export.js";
 import { feedbackCommand } from "./feedback.js";
 import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
+import { hanAttentionCommand, trainHANCommand } from "./han.js";
 import { infoCommand } from "./info.js";
 import { trainListOpsCommand } from "./listops.js";
 import { mergeCommand } from "./merge.js";
@@ -44,6 +45,8 @@ const COMMANDS = new Map<string, Command>([
   ["train-autoencoder", trainAutoencoderCommand],
   ["interpolate", interpolateCommand],
   ["train-listops", trainListOpsCommand],
+  ["train-han", trainHANCommand],
+  ["han-attention", hanAttentionCommand],
 ]);
 
 function help(): string {
