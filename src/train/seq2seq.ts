@@ -27,6 +27,7 @@ import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
+import type { MarianTokenizer } from "../tokenizers/marian.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
 import { RunDirectory, type SavedState } from "./run.js";
@@ -118,8 +119,13 @@ export function encodePairs(tokenizer: Tokenizer, data: ParallelData, eos: numbe
   if (data.source.length !== data.target.length) {
     throw new DataError(`the source has ${data.source.length} lines but the target has ${data.target.length}; they must be parallel`);
   }
-  const enc = (s: string) => [...tokenizer.encode(s, { disallowedSpecial: [] }).slice(0, maxLength - 1), eos];
-  return data.source.map((s, i) => ({ src: enc(s), tgt: enc(data.target[i] as string) }));
+  const cut = (ids: number[]) => [...ids.slice(0, maxLength - 1), eos];
+  // A tokenizer with its own target side (Marian's SentencePiece pair) encodes targets with it.
+  const target = (tokenizer as Partial<Pick<MarianTokenizer, "encodeTarget">>).encodeTarget?.bind(tokenizer);
+  return data.source.map((s, i) => ({
+    src: cut(tokenizer.encode(s, { disallowedSpecial: [] })),
+    tgt: cut((target ?? tokenizer.encode.bind(tokenizer))(data.target[i] as string, { disallowedSpecial: [] })),
+  }));
 }
 
 const round8 = (n: number) => Math.ceil(n / 8) * 8;
