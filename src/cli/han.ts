@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { sotuParty, spamDocuments } from "../data/documents.js";
 import { type LabeledText, readLabeledFile } from "../data/labeled.js";
-import { HAN_TRAIN_DEFAULTS, hanAttention, loadHAN, trainHAN } from "../train/han.js";
+import { writeFileAtomic } from "../io/atomic.js";
+import { HAN_TRAIN_DEFAULTS, type HANAttention, hanAttention, loadHAN, trainHAN } from "../train/han.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
@@ -34,11 +35,12 @@ Afterwards: moxing han-attention --model DIR --file DOC.txt`;
 
 const ATTENTION_HELP = `moxing han-attention: a document's predicted label and where the network looked
 
-Usage: moxing han-attention --model DIR (--text TEXT | --file FILE) [--top N] [--json]
+Usage: moxing han-attention --model DIR (--text TEXT | --file FILE) [--top N] [--json] [--html FILE]
 
 Prints the label and its probability, then the --top N sentences (default 10; 0 for all) by attention
 weight, each with its weight and its words, the words it attended to most marked [like this]. --json
-prints everything (every sentence and word with its weight) as one JSON object, for drawing.`;
+prints everything (every sentence and word with its weight) as one JSON object; --html FILE draws the
+document as Yang et al. do: each sentence's bar shaded by its weight, each word by its own.`;
 
 function datasetSplit(c: string, name: string, testFrom: number | undefined): { train: LabeledText[]; eval: LabeledText[]; note: string } {
   if (name === "sotu-party") {
@@ -50,6 +52,34 @@ function datasetSplit(c: string, name: string, testFrom: number | undefined): { 
     return { train: s.train, eval: s.test, note: s.note };
   }
   throw new UsageError(`${c}: unknown --dataset '${name}'; the built-in ones are sotu-party and spam-assassin`);
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] as string);
+
+/** A self-contained page: per sentence a red bar as strong as its weight, per word a blue background
+ *  as strong as its weight within the sentence (scaled to the document's largest). */
+export function attentionHtml(a: HANAttention): string {
+  const maxS = Math.max(...a.sentences.map((s) => s.weight));
+  const maxW = Math.max(...a.sentences.flatMap((s) => s.words.map((w) => w.weight)));
+  const rows = a.sentences
+    .map((s) => {
+      const words = s.words
+        .map(
+          (w) =>
+            `<span style="background:rgba(40,90,220,${((w.weight / maxW) * 0.85).toFixed(3)})" title="${w.weight.toFixed(4)}">${escapeHtml(w.word)}</span>`,
+        )
+        .join(" ");
+      return `<div class="s"><span class="bar" style="background:rgba(220,40,40,${((s.weight / maxS) * 0.9).toFixed(3)})" title="${s.weight.toFixed(4)}"></span>${words}</div>`;
+    })
+    .join("\n");
+  const probs = Object.entries(a.probabilities)
+    .map(([l, p]) => `${escapeHtml(l)} ${p.toFixed(3)}`)
+    .join(", ");
+  return `<!doctype html><meta charset="utf-8"><title>HAN attention: ${escapeHtml(a.label)}</title>
+<style>body{font:15px/1.6 system-ui,sans-serif;max-width:60em;margin:2em auto}.s{margin:.15em 0}.bar{display:inline-block;width:1.2em;height:1em;margin-right:.6em;vertical-align:middle;border:1px solid #ccc}</style>
+<h1>${escapeHtml(a.label)}</h1><p>${probs}. Red: sentence attention; blue: word attention within the sentence.</p>
+${rows}
+`;
 }
 
 export const trainHANCommand: Command = {
@@ -126,6 +156,7 @@ export const hanAttentionCommand: Command = {
       file: { type: "string" },
       top: { type: "string" },
       json: { type: "boolean" },
+      html: { type: "string" },
     });
     if (positionals.length)
       throw new UsageError(`${c}: unexpected argument '${positionals[0]}'; put the document after --text or in --file`);
@@ -142,6 +173,10 @@ export const hanAttentionCommand: Command = {
     }
     const top = num(c, "top", v.top, 10, { int: true, min: 0 });
     const a = hanAttention(loadHAN(v.model), text);
+    if (v.html !== undefined) {
+      writeFileAtomic(v.html, attentionHtml(a));
+      process.stderr.write(`wrote ${v.html}\n`);
+    }
     if (v.json) {
       console.log(JSON.stringify(a));
       return 0;

@@ -123,8 +123,21 @@ describe("HAN training", () => {
       a.stdout,
       /^label: (good|bad) \((bad|good) [\d.]+, (bad|good) [\d.]+\)\n2 sentences; the 1 with the most attention:\n {2}#\d +[\d.]+ {2}.*\[/,
     );
-    const j = await moxing(["han-attention", "--model", dir, "--text", "we plan the road. it was excellent work.", "--json"]);
+    const page = join(tmp, "attention.html");
+    const j = await moxing([
+      "han-attention",
+      "--model",
+      dir,
+      "--text",
+      "we plan the road. it was <excellent> work.",
+      "--json",
+      "--html",
+      page,
+    ]);
     assert.equal(JSON.parse(j.stdout).sentences.length, 2);
+    const html = readFileSync(page, "utf8");
+    assert.equal((html.match(/class="s"/g) ?? []).length, 2);
+    assert.match(html, /&lt;/); // the text is escaped
     assertOneLineError(await moxing(["han-attention", "--model", dir]), /--text TEXT or --file FILE/, 2);
     assertOneLineError(await moxing(["train-han", "--dataset", "imdb", "--out", join(tmp, "x")]), /unknown --dataset 'imdb'/, 2);
     assertOneLineError(await moxing(["han-attention", "--model", join(tmp, "nothing"), "--text", "x"]), /does not exist/);
