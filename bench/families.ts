@@ -84,7 +84,7 @@ function listopsJob(model: string): Job {
   };
 }
 
-function hanJob(name: string, dataset: string, steps: number, batch: number): Job {
+function hanJob(name: string, dataset: string, steps: number, batch: number, extra: string[] = []): Job {
   const dir = join(out, `han-${name}`);
   return {
     name: `han-${name}`,
@@ -102,6 +102,7 @@ function hanJob(name: string, dataset: string, steps: number, batch: number): Jo
         String(batch),
         "--eval-interval",
         String(Math.max(1, Math.floor(steps / 4))),
+        ...extra,
         ...(existsSync(dir) ? ["--resume"] : []),
       ]),
     result: () => readJSON(join(dir, "eval_results.json")),
@@ -183,9 +184,10 @@ const jobs: Job[] = [
   listopsJob("tree-lstm"),
   listopsJob("lstm"),
   listopsJob("transformer"),
-  hanJob("sotu", "sotu-party", 200, 8),
+  // Batches small enough for a few GB: 4 addresses (150 sentences each), 16 mails (60 sentences).
+  hanJob("sotu", "sotu-party", 350, 4),
   bertJob("sotu", () => sotuParty(), 1000, 10),
-  hanJob("spam", "spam-assassin", 600, 32),
+  hanJob("spam", "spam-assassin", 900, 16, ["--max-sentences", "60"]),
   bertJob("spam", () => spamDocuments(), 1000, 3),
   autoencoderJob(true),
   autoencoderJob(false),
