@@ -8,13 +8,13 @@
 //   nice node --import tsx bench/seq2seq-quality.ts --data data/bible --direction en-es --steps N \
 //        --out runs/quality-en-es [--threads 2] [--no-torch]
 //
-// Writes OUT/moxing/ (the model directory, metrics.jsonl), OUT/torch.json (the peer's log and
-// output ids), OUT/hypotheses.{moxing,moxing-beam4,torch}.txt and OUT/result.json; prints the result.
-// A run that stopped can be continued with the same command plus --resume (moxing resumes exactly; the
-// peer starts over unless OUT/torch.json is already there).
+// Writes OUT/moxing/ (the model directory, metrics.jsonl), OUT/torch.json (the peer's losses and
+// output ids; its progress in OUT/torch.log), OUT/hypotheses.{moxing,moxing-beam4,torch}.txt and OUT/result.json; prints the result.
+// A run that stopped can be continued with the same command plus --resume: moxing resumes exactly from
+// its last checkpoint; the peer runs as its own process and is waited for (started over only if it died).
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -96,17 +96,38 @@ function runTorch(idsFile: string, resultFile: string): Promise<unknown> {
     "--bucket",
     String(D.bucket),
   ];
+  // The peer runs detached, its log in OUT/torch.log and its pid in OUT/torch.pid, so stopping and
+  // resuming the moxing side (--resume) does not stop it: a rerun finds it alive and waits for it.
+  const logFile = resultFile.replace(/\.json$/, ".log");
+  const pidFile = resultFile.replace(/\.json$/, ".pid");
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
+  if (!(pid > 0 && alive(pid))) {
+    const fd = openSync(logFile, "a");
+    const p = spawn("/usr/bin/python3", args, { env, stdio: ["ignore", fd, fd], detached: true });
+    p.unref();
+    closeSync(fd);
+    pid = p.pid as number;
+    writeFileSync(pidFile, String(pid));
+    log(`torch: training as process ${pid}, log in ${logFile}`);
+  } else log(`torch: still training as process ${pid}, log in ${logFile}`);
   return new Promise((resolve, reject) => {
-    const p = spawn("/usr/bin/python3", args, { env, stdio: ["ignore", "inherit", "pipe"] });
-    let tail = "";
-    p.stderr.on("data", (d: Buffer) => {
-      const s = d.toString();
-      tail = (tail + s).slice(-2000);
-      for (const line of s.trim().split("\n")) if (line) log(`torch: ${line}`);
-    });
-    p.on("exit", (code) =>
-      code === 0 ? resolve(JSON.parse(readFileSync(resultFile, "utf8"))) : reject(new Error(`the PyTorch peer failed (${code}): ${tail}`)),
-    );
+    const poll = setInterval(() => {
+      if (existsSync(resultFile)) {
+        clearInterval(poll);
+        resolve(JSON.parse(readFileSync(resultFile, "utf8")));
+      } else if (!alive(pid)) {
+        clearInterval(poll);
+        reject(new Error(`the PyTorch peer (process ${pid}) stopped without a result; see ${logFile}`));
+      }
+    }, 5000);
   });
 }
 
