@@ -1,7 +1,8 @@
-// The figures of the other families (issue 15): ListOps accuracy of the Tree-LSTM beside an LSTM and a
+// The figures of the other families (issue 15), and subject-line generation: ListOps accuracy of the Tree-LSTM beside an LSTM and a
 // Transformer of about the same size trained the same; the hierarchical attention network beside the
 // flat BERT classifier truncated at its maximum length (512 tokens) on State of the Union addresses by
-// party and on spam; the sentence autoencoder's and VAE's reconstruction accuracy. Every figure is a
+// party and on spam; the sentence autoencoder's and VAE's reconstruction accuracy; a Marian model
+// writing SpamAssassin subject lines from the bodies beside the body's first line (ROUGE-L, chrF). Every figure is a
 // `moxing` command (printed as it runs), so each can be rerun alone.
 //
 //   nice node --import tsx bench/families.ts [--out runs/families] [--only listops-tree-lstm,han-sotu,...]
@@ -18,6 +19,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sotuParty, spamDocuments } from "../src/data/documents.js";
 import type { LabeledText } from "../src/data/labeled.js";
+import { firstLineBaseline, spamSubjects } from "../src/data/subjects.js";
+import { corpusBleu } from "../src/metrics/bleu.js";
+import { corpusChrf } from "../src/metrics/chrf.js";
+import { corpusRougeL } from "../src/metrics/rouge.js";
 
 const argv = process.argv.slice(2);
 const str = (name: string) => {
@@ -180,6 +185,46 @@ function autoencoderJob(plain: boolean): Job {
   };
 }
 
+/** Subject lines from mail bodies (summarisation): the model's greedy output on every held-out mail
+ *  beside the body's first line. */
+function subjectsJob(steps: number): Job {
+  const dir = join(out, "subjects");
+  return {
+    name: "subjects",
+    done: () => existsSync(join(dir, "eval_results.json")),
+    run: () =>
+      moxing([
+        "train-seq2seq",
+        "--dataset",
+        "spam-subjects",
+        "--out",
+        dir,
+        "--max-steps",
+        String(steps),
+        "--eval-interval",
+        String(steps),
+        "--eval-samples",
+        "100000",
+        ...(existsSync(join(dir, "trainer_state.json")) ? ["--resume"] : []),
+      ]),
+    result: () => {
+      const r = readJSON(join(dir, "eval_results.json"));
+      const { test } = spamSubjects();
+      const refs = test.map((p) => p.subject);
+      const base = test.map((p) => firstLineBaseline(p.body));
+      return {
+        mails: test.length,
+        model: { step: r.step, rougeL: r.rougeL, chrf: r.chrf, bleu: r.bleu, loss: r.loss },
+        first_line: {
+          rougeL: corpusRougeL(base, refs).fmeasure,
+          chrf: corpusChrf(base, [refs]).score,
+          bleu: corpusBleu(base, [refs]).score,
+        },
+      };
+    },
+  };
+}
+
 const jobs: Job[] = [
   listopsJob("tree-lstm"),
   listopsJob("lstm"),
@@ -191,6 +236,7 @@ const jobs: Job[] = [
   bertJob("spam", () => spamDocuments(), 1000, 3),
   autoencoderJob(true),
   autoencoderJob(false),
+  subjectsJob(700),
 ];
 
 mkdirSync(out, { recursive: true });
