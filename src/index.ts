@@ -12,7 +12,7 @@ export { type DataProvenance, type LabeledText, parseLabeled, readLabeledFile } 
 export { gazetteerTags, lexiconScore, sentencesOf, silverNer, silverSentiment, syntheticQa } from "./data/silver.js";
 export { hasSpamAssassin, spamAssassin } from "./data/spam.js";
 export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, readSquadFile, squadEvaluate } from "./data/squad.js";
-export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
+export { type CausalLM, type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
 export { BertFileError, bertModelFiles, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
 export * from "./io/index.js";
 export * from "./metrics/index.js";
@@ -29,6 +29,17 @@ export {
   idsTensor,
 } from "./models/bert.js";
 export { GPT, GPT_DEFAULTS, type GPTConfig, type GPTOutput, type PositionalEncoding } from "./models/gpt.js";
+// Llama-family models (Llama 2/3, Mistral, Qwen2, Qwen3, SmolLM2) and GGML's quantised types.
+export {
+  LLAMA_DEFAULTS,
+  LLAMA_MODEL_TYPES,
+  Llama,
+  type LlamaConfig,
+  LlamaDecoderLayer,
+  LlamaModel,
+  type LlamaModelType,
+  type LlamaOutput,
+} from "./models/llama.js";
 export * from "./nn/index.js";
 export { AdamW, type AdamWOptions, type ParamGroup } from "./optim/adamw.js";
 export {
@@ -41,6 +52,15 @@ export {
   sentenceEmbeddings,
   WordVectors,
 } from "./pipelines/index.js";
+export {
+  dequantizeRow,
+  GGML_TYPE_INFO,
+  type GGMLTypeName,
+  QUANTIZE_TYPES,
+  QuantizedTensor,
+  quantizeRow,
+  roundActivations,
+} from "./quant/ggml.js";
 export * from "./rlhf/index.js";
 export * from "./tensor/index.js";
 export * from "./tokenizers/index.js";

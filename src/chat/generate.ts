@@ -43,16 +43,25 @@ export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly C
   if (imStart !== undefined) stopIds.add(imStart);
   const maxNewTokens = opts.maxNewTokens ?? 200;
   const block = model.config.block_size;
-  // Leave room for the answer, but never less than half the context for the conversation.
+  // Leave room for the answer (up to half the context), dropping old turns for it; a newest turn
+  // too long for that may still use the whole context, the answer then limited to what is left.
   const budget = Math.max(block - maxNewTokens, Math.ceil(block / 2));
   const templateOpts = { chatTemplate: opts.chatTemplate, templateKwargs: opts.templateKwargs };
-  const fitted = fitToContext(tokenizer, messages, budget, templateOpts);
+  let fitted: ReturnType<typeof fitToContext>;
+  try {
+    fitted = fitToContext(tokenizer, messages, budget, templateOpts);
+  } catch (e) {
+    if (!(e instanceof ChatError) || budget >= block - 1) throw e;
+    fitted = fitToContext(tokenizer, messages, block - 1, templateOpts);
+  }
   const prompt = encodeChat(tokenizer, fitted.messages, { ...templateOpts, addGenerationPrompt: true }).ids;
+  // The answer never pushes the conversation out of the context (generateIds would slide it).
+  const limit = Math.min(maxNewTokens, block - prompt.length);
 
   const out: number[] = [];
   let emitted = "";
   let finishReason: ChatReply["finishReason"] = "length";
-  for (const id of generateIds(model, prompt, { ...opts, maxNewTokens })) {
+  for (const id of generateIds(model, prompt, { ...opts, maxNewTokens: limit })) {
     if (stopIds.has(id)) {
       finishReason = "stop";
       break;

@@ -1,7 +1,7 @@
 // `moxing generate`: continue a prompt with a trained model, streaming tokens to stdout.
 
-import { generate } from "../generate/index.js";
-import { loadModelFrom } from "../io/model-files.js";
+import { streamText } from "../generate/index.js";
+import { loadCausalLM } from "../io/causal-lm.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
 
@@ -9,8 +9,10 @@ const HELP = `moxing generate: continue a prompt with a trained model, streaming
 
 Usage: moxing generate --model PATH --prompt TEXT [flags]
 
-  --model PATH           a model directory (from 'moxing train', or Hugging Face's GPT-2 layout),
-                         a .gguf file from 'moxing export', or a .safetensors file with config.json beside it
+  --model PATH           a model directory (from 'moxing train', Hugging Face's GPT-2 layout, or a
+                         Llama, Mistral, Qwen2 or Qwen3 checkpoint), a .gguf file (gpt2, llama, qwen2,
+                         qwen3; F32, F16, BF16, Q8_0, Q5_0, Q4_0, Q4_K, Q5_K, Q6_K), or a .safetensors
+                         file with config.json beside it
   --prompt TEXT          the text to continue ('-' reads it from standard input)
   --max-new-tokens N     how many tokens to generate (default 200)
   --temperature T        0 for greedy decoding; higher is more random (default 0.8)
@@ -54,7 +56,7 @@ export const generateCommand: Command = {
     if (!(opts.topP > 0 && opts.topP <= 1)) throw new UsageError(`generate: --top-p must be in (0, 1] (got '${v["top-p"]}')`);
     if (!(opts.repetitionPenalty > 0))
       throw new UsageError(`generate: --repetition-penalty must be > 0 (got '${v["repetition-penalty"]}')`);
-    const { model, tokenizer } = loadModelFrom(v.model);
+    const { model, tokenizer, eosTokenId } = loadCausalLM(v.model);
     let ids: number[];
     try {
       ids = tokenizer.encode(prompt);
@@ -62,15 +64,47 @@ export const generateCommand: Command = {
       throw new UsageError(`generate: the prompt cannot be encoded: ${(e as Error).message}`);
     }
     if (ids.length === 0) throw new UsageError("generate: the prompt is empty; give at least one character");
+    const context = model.blockSize;
+    if (opts.maxNewTokens > context && v["max-new-tokens"] !== undefined) {
+      // Allowed (generation slides over the text in linear time), but worth knowing.
+      process.stderr.write(
+        `moxing: note: --max-new-tokens ${opts.maxNewTokens} is more than the model's context of ${context} tokens; ` +
+          `past it each token is predicted from the last ${Math.ceil(context / 2)} to ${context} tokens only\n`,
+      );
+    }
+    // A reader that goes away (| head) closes the pipe; the write error arrives as an event, so
+    // the loop yields to the event loop after each piece to notice it and stop, instead of
+    // generating the rest of --max-new-tokens for nobody.
+    let closed = false;
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      closed = true;
+    });
     process.stdout.write(prompt);
-    generate(model, tokenizer, prompt, { ...opts, onText: (piece) => process.stdout.write(piece) });
+    // Each piece goes straight to stdout; nothing accumulates, however many tokens are asked for.
+    for (const piece of streamText(model, tokenizer, prompt, { ...opts, eosTokenId: eosTokenId ?? undefined })) {
+      process.stdout.write(piece);
+      await new Promise(setImmediate);
+      if (closed) return 0;
+    }
     process.stdout.write("\n");
     return 0;
   },
 };
 
+/** The most prompt read from standard input: far more than any model's context (the model sees
+ *  only the last block_size tokens), and a bound when stdin never ends (< /dev/zero). */
+const MAX_STDIN_PROMPT = 16 * 1024 * 1024;
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let bytes = 0;
+  for await (const c of process.stdin) {
+    bytes += (c as Buffer).length;
+    if (bytes > MAX_STDIN_PROMPT) {
+      throw new UsageError("generate: the prompt on standard input is over 16 MiB; give a shorter one (the model sees only its context)");
+    }
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks).toString("utf8");
 }

@@ -4,8 +4,11 @@
 // is a one-line error.
 
 import { CheckpointError, readRawConfig, readTokenizer, readTrainerState, weightFiles } from "../io/checkpoint.js";
+import { escapeForDisplay } from "../io/files.js";
 import { GGUFError, type GGUFFile, plainValue, readGGUFHeader } from "../io/gguf.js";
 import { ggufConfig, ggufTokenizer } from "../io/gguf-gpt2.js";
+import { isLlamaGGUF, llamaConfigFromGGUF, llamaTokenizerFromGGUF } from "../io/gguf-llama.js";
+import { isLlamaDir, readHFTokenizer, readLlamaConfig } from "../io/llama.js";
 import { detectFormat } from "../io/model-files.js";
 import { readSafetensorsHeader, SafetensorsError, type SafetensorsHeader } from "../io/safetensors.js";
 import { canonicalWeightName } from "../models/gpt.js";
@@ -64,7 +67,38 @@ function weightSummary(headers: SafetensorsHeader[]) {
   return { total, positions, tensors, dtypes: count(dtypes) };
 }
 
+/** A Llama-family Hugging Face directory: its config as moxing reads it, the weights and the tokenizer. */
+function llamaDirInfo(dir: string): object {
+  const config = readLlamaConfig(dir);
+  const files = weightFiles(dir);
+  const headers = files.map(header);
+  let total = 0;
+  const dtypes: string[] = [];
+  for (const h of headers) {
+    for (const t of h.tensors.values()) {
+      total += numel(t.shape);
+      dtypes.push(t.dtype);
+    }
+  }
+  const tok = readHFTokenizer(dir);
+  return {
+    model: dir,
+    format: "dir",
+    config,
+    parameters: { total, tensors: headers.reduce((n, h) => n + h.tensors.size, 0) },
+    weights: { files, dtypes: count(dtypes) },
+    tokenizer: {
+      type: tok.type,
+      vocab_size: tok.vocabSize,
+      bos_token_id: tok.prefixIds[0] ?? tok.bosTokenId,
+      eos_token_id: tok.eosTokenId,
+      chat_template: tok.chatTemplate !== null,
+    },
+  };
+}
+
 function dirInfo(dir: string): object {
+  if (isLlamaDir(dir)) return llamaDirInfo(dir);
   const config = readRawConfig(dir);
   const files = weightFiles(dir);
   const headers = files.map(header);
@@ -149,7 +183,22 @@ function ggufInfo(path: string): object {
   const positions = file.tensors.find((t) => t.name === "position_embd.weight");
   let config: object | null = null;
   let tokenizer: object | null = null;
-  if (file.metadata.get("general.architecture")?.value === "gpt2") {
+  if (isLlamaGGUF(file)) {
+    try {
+      config = llamaConfigFromGGUF(file, path).config;
+      const tok = llamaTokenizerFromGGUF(file, path);
+      tokenizer = {
+        model: plainValue(file.metadata.get("tokenizer.ggml.model") ?? { type: "string", value: "" }),
+        pre: plainValue(file.metadata.get("tokenizer.ggml.pre") ?? { type: "string", value: "" }) || null,
+        vocab_size: tok.vocabSize,
+        bos_token_id: tok.prefixIds[0] ?? tok.bosTokenId,
+        eos_token_id: tok.eosTokenId,
+        chat_template: tok.chatTemplate !== null,
+      };
+    } catch (e) {
+      throw e instanceof GGUFError ? new CheckpointError(e.message) : e;
+    }
+  } else if (file.metadata.get("general.architecture")?.value === "gpt2") {
     try {
       config = ggufConfig(file, path);
       const tok = ggufTokenizer(file, path);
@@ -193,7 +242,8 @@ export const infoCommand: Command = {
       throw e;
     }
     const info = format === "dir" ? dirInfo(path) : format === "gguf" ? ggufInfo(path) : safetensorsInfo(path);
-    console.log(JSON.stringify(info, null, 2));
+    // Metadata is the file's text: control and bidi characters are printed escaped, not raw.
+    console.log(escapeForDisplay(JSON.stringify(info, null, 2)));
     return 0;
   },
 };

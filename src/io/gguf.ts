@@ -20,8 +20,9 @@
 // from F32, F16 and BF16 (to float32); quantized types are recognised (for `moxing info`) but not
 // decoded.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { writeFileAtomicChunks } from "./atomic.js";
+import { openRegularFile } from "./files.js";
 import { bf16ToF32, f16ToF32, quoteName } from "./safetensors.js";
 
 export class GGUFError extends Error {}
@@ -330,13 +331,6 @@ export function parseGGUF(buf: Uint8Array, source = "gguf"): GGUFFile {
   }
 }
 
-function readError(path: string, e: unknown): never {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") throw new GGUFError(`${path}: file not found`);
-  if (code === "EISDIR") throw new GGUFError(`${path}: is a directory, not a GGUF file`);
-  throw new GGUFError(`${path}: cannot read (${(e as Error).message})`);
-}
-
 function readAt(fd: number, buf: Uint8Array, pos: number): number {
   let got = 0;
   while (got < buf.length) {
@@ -348,16 +342,9 @@ function readAt(fd: number, buf: Uint8Array, pos: number): number {
 }
 
 function withFile<T>(path: string, fn: (fd: number, size: number) => T): T {
-  let fd: number;
+  const { fd, size } = openRegularFile(path, { Err: GGUFError, expected: "a GGUF file" });
   try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    readError(path, e);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new GGUFError(`${path}: is a directory, not a GGUF file`);
-    return fn(fd, st.size);
+    return fn(fd, size);
   } finally {
     closeSync(fd);
   }
@@ -550,7 +537,15 @@ export interface GGUFTensorOut {
   name: string;
   /** Row-major (PyTorch) shape; written as GGML dims (reversed). */
   shape: number[];
-  data: Float32Array;
+  /** F32 values, or (with `type`) the tensor's bytes already encoded in that GGML type. */
+  data: Float32Array | Uint8Array;
+  /** GGML type id of `data` when it holds encoded bytes (F16, Q8_0, ...); F32 when absent. */
+  type?: number;
+}
+
+/** Bytes of a tensor as written: 4 per F32 value, or the encoded bytes as they are. */
+function tensorOutBytes(t: GGUFTensorOut): number {
+  return t.type === undefined ? 4 * t.data.length : t.data.length;
 }
 
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -565,7 +560,7 @@ function f32Bytes(data: Float32Array): Uint8Array {
 
 /**
  * The bytes of a GGUF v3 file, as chunks to write in order: header, metadata (in the order given),
- * tensor infos, padding, and each F32 tensor at an aligned offset. `general.alignment` is honoured
+ * tensor infos, padding, and each tensor (F32 values, or bytes already in another GGML type) at an aligned offset. `general.alignment` is honoured
  * when the metadata sets it (as a u32), else 32.
  */
 export function encodeGGUF(metadata: [string, GGUFValue][], tensors: GGUFTensorOut[]): Uint8Array[] {
@@ -585,17 +580,28 @@ export function encodeGGUF(metadata: [string, GGUFValue][], tensors: GGUFTensorO
   const offsets: number[] = [];
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length)
-      throw new GGUFError(`GGUF writer: tensor '${t.name}' has shape [${t.shape.join(", ")}] but ${t.data.length} values`);
+    const gt = GGML_TYPES[t.type ?? GGML_TYPE_F32];
+    const cols = t.shape[t.shape.length - 1] ?? 1;
+    const ok =
+      t.type === undefined
+        ? t.data instanceof Float32Array && t.data.length === n
+        : gt !== undefined &&
+          t.data instanceof Uint8Array &&
+          cols % gt.blockSize === 0 &&
+          t.data.length === (n / gt.blockSize) * gt.typeSize;
+    if (!ok) {
+      const what = t.type === undefined ? "float32 values" : `bytes of ${gt?.name ?? `type ${t.type}`}`;
+      throw new GGUFError(`GGUF writer: tensor '${t.name}' has shape [${t.shape.join(", ")}] but ${t.data.length} ${what}`);
+    }
     if (new TextEncoder().encode(t.name).length > MAX_NAME)
       throw new GGUFError(`GGUF writer: tensor name '${t.name}' is longer than ${MAX_NAME} bytes`);
     w.string(t.name);
     w.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) w.u64(d);
-    w.u32(GGML_TYPE_F32);
+    w.u32(t.type ?? GGML_TYPE_F32);
     w.u64(offset);
     offsets.push(offset);
-    offset = alignUp(offset + 4 * n, alignment);
+    offset = alignUp(offset + tensorOutBytes(t), alignment);
   }
   const head = w.take();
   const chunks: Uint8Array[] = [head, new Uint8Array(alignUp(head.length, alignment) - head.length)];
@@ -603,8 +609,8 @@ export function encodeGGUF(metadata: [string, GGUFValue][], tensors: GGUFTensorO
   tensors.forEach((t, i) => {
     const start = offsets[i] as number;
     if (start > at) chunks.push(new Uint8Array(start - at));
-    chunks.push(f32Bytes(t.data));
-    at = start + 4 * t.data.length;
+    chunks.push(t.type === undefined ? f32Bytes(t.data as Float32Array) : (t.data as Uint8Array));
+    at = start + tensorOutBytes(t);
   });
   if (offset > at) chunks.push(new Uint8Array(offset - at));
   return chunks;

@@ -1,6 +1,7 @@
 // Files on disk: safetensors, GGUF, model directories (Hugging Face's GPT-2 layout) and training checkpoints.
 
 export { fsyncDir, writeFileAtomic, writeFileAtomicChunks } from "./atomic.js";
+export { type LoadedCausalLM, loadCausalLM } from "./causal-lm.js";
 export type { CheckpointParts, GPT2StyleConfig } from "./checkpoint.js";
 export {
   CheckpointError,
@@ -31,6 +32,31 @@ export {
 export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
 export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
 export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
+export {
+  ggufNameOf as llamaGGUFName,
+  hfNameOf as llamaHFName,
+  isLlamaGGUF,
+  LLAMA_GGUF_ARCHS,
+  type LlamaGGUFOptions,
+  llamaConfigFromGGUF,
+  llamaGGUF,
+  llamaTokenizerFromGGUF,
+  loadLlamaGGUF,
+  typeForRow,
+  writeLlamaGGUF,
+} from "./gguf-llama.js";
+export {
+  emptyLlama,
+  isLlamaConfigJSON,
+  isLlamaDir,
+  llamaConfigFromJSON,
+  llamaConfigToJSON,
+  loadLlamaDir,
+  loadLlamaWeights,
+  readHFTokenizer,
+  readLlamaConfig,
+  saveLlamaDir,
+} from "./llama.js";
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_MODEL_FILE,

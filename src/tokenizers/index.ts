@@ -7,6 +7,7 @@ export { BYTE_TO_CHAR, byteLevelToBytes, bytesToByteLevel, GPT2_SPLIT_PATTERN } 
 export type { CharTokenizerJSON, CharTokenizerOptions } from "./char.js";
 export { CharTokenizer } from "./char.js";
 export { applyTokenizerConfig, CHAT_TEMPLATE_FILE, readTokenizerConfig, TOKENIZER_CONFIG_FILE, tokenizerConfigToJSON } from "./config.js";
+export { HFTokenizer } from "./hf-tokenizer.js";
 export type { MarianTokenizerJSON } from "./marian.js";
 export { MARIAN_SPM_FILES, MarianTokenizer } from "./marian.js";
 export type { SentencePieceModelProto } from "./sentencepiece.js";

@@ -26,6 +26,9 @@ export interface Tokenizer {
   /** Special-token string -> id. */
   readonly specialTokens: ReadonlyMap<string, number>;
   encode(text: string, options?: EncodeOptions): number[];
+  /** The ids of a prompt to generate from: `encode` plus what the model expects around it (Llama's
+   *  BOS, from its tokenizer.json post-processor). Absent: the prompt is just `encode(text)`. */
+  encodePrompt?(text: string): number[];
   /** Ids -> text. Accepts typed arrays, so a model's Int32Array output can be decoded directly. */
   decode(ids: ArrayLike<number>): string;
   /** Registers special tokens (new ones get the next free ids) and returns their ids, in order. */

@@ -1,0 +1,32 @@
+// The SwiGLU feed-forward network (Shazeer 2020, "GLU Variants Improve Transformer"), as in Llama,
+// Qwen and Mistral: FFN(x) = W_down (SiLU(W_gate x) ⊙ W_up x), three bias-free projections.
+// Parameter names follow Hugging Face's LlamaMLP (gate_proj, up_proj, down_proj).
+
+import { mul, sigmoid } from "../tensor/ops.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { Module } from "./module.js";
+import { type ParamFactory, prefixed, QLinear } from "./quantized.js";
+
+/** SiLU (swish): x · σ(x) (Elfwing et al. 2017; Ramachandran et al. 2017). */
+export function silu(x: Tensor): Tensor {
+  return mul(x, sigmoid(x));
+}
+
+export class SwiGLU extends Module {
+  readonly gate_proj: QLinear;
+  readonly up_proj: QLinear;
+  readonly down_proj: QLinear;
+  constructor(hiddenSize: number, intermediateSize: number, params: ParamFactory, opts: { std: number; downStd?: number }) {
+    super();
+    this.gate_proj = this.module("gate_proj", QLinear.create(prefixed(params, "gate_proj"), hiddenSize, intermediateSize, opts));
+    this.up_proj = this.module("up_proj", QLinear.create(prefixed(params, "up_proj"), hiddenSize, intermediateSize, opts));
+    this.down_proj = this.module(
+      "down_proj",
+      QLinear.create(prefixed(params, "down_proj"), intermediateSize, hiddenSize, { std: opts.downStd ?? opts.std }),
+    );
+  }
+  /** (B, T, C) -> (B, T, C). */
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x))); // (B, T, I) inside
+  }
+}
