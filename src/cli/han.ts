@@ -56,8 +56,9 @@ function datasetSplit(c: string, name: string, testFrom: number | undefined): { 
 
 const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c] as string);
 
-/** A self-contained page: per sentence a red bar as strong as its weight, per word a blue background
- *  as strong as its weight within the sentence (scaled to the document's largest). */
+/** A self-contained page: per sentence a red bar, per word a blue background, each as strong as the
+ *  square root of its weight over the document's largest (attention is peaked; the root keeps the
+ *  smaller weights visible); hovering shows the weight. */
 export function attentionHtml(a: HANAttention): string {
   const maxS = Math.max(...a.sentences.map((s) => s.weight));
   const maxW = Math.max(...a.sentences.flatMap((s) => s.words.map((w) => w.weight)));
@@ -66,10 +67,10 @@ export function attentionHtml(a: HANAttention): string {
       const words = s.words
         .map(
           (w) =>
-            `<span style="background:rgba(40,90,220,${((w.weight / maxW) * 0.85).toFixed(3)})" title="${w.weight.toFixed(4)}">${escapeHtml(w.word)}</span>`,
+            `<span style="background:rgba(40,90,220,${(Math.sqrt(w.weight / maxW) * 0.85).toFixed(3)})" title="${w.weight.toFixed(4)}">${escapeHtml(w.word)}</span>`,
         )
         .join(" ");
-      return `<div class="s"><span class="bar" style="background:rgba(220,40,40,${((s.weight / maxS) * 0.9).toFixed(3)})" title="${s.weight.toFixed(4)}"></span>${words}</div>`;
+      return `<div class="s"><span class="bar" style="background:rgba(220,40,40,${(Math.sqrt(s.weight / maxS) * 0.9).toFixed(3)})" title="${s.weight.toFixed(4)}"></span>${words}</div>`;
     })
     .join("\n");
   const probs = Object.entries(a.probabilities)
