@@ -13,7 +13,9 @@ import { exportCommand } from "./export.js";
 import { feedbackCommand } from "./feedback.js";
 import { finetuneCommand } from "./finetune.js";
 import { generateCommand } from "./generate.js";
+import { hanAttentionCommand, trainHANCommand } from "./han.js";
 import { infoCommand } from "./info.js";
+import { trainListOpsCommand } from "./listops.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { grpoCommand, ppoCommand } from "./ppo.js";
@@ -52,6 +54,9 @@ const COMMANDS = new Map<string, Command>([
   ["translate", translateCommand],
   ["train-autoencoder", trainAutoencoderCommand],
   ["interpolate", interpolateCommand],
+  ["train-listops", trainListOpsCommand],
+  ["train-han", trainHANCommand],
+  ["han-attention", hanAttentionCommand],
 ]);
 
 function help(): string {

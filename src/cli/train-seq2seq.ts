@@ -35,6 +35,7 @@ Tokenizer and model (new runs; a joint byte-level BPE over both sides):
 Optimisation (AdamW betas 0.9/0.98, eps 1e-9; warmup then cosine decay to lr/10; label smoothing):
   --batch-size ${D.batchSize}  --max-steps ${D.maxSteps}  --learning-rate ${D.learningRate}  --warmup-steps ${D.warmupSteps}
   --weight-decay ${D.weightDecay}  --grad-clip ${D.gradClip}  --label-smoothing ${D.labelSmoothing}  --seed ${D.seed}
+  --bucket ${D.bucket}   batches of pairs of similar length: pools of N batches sorted by length (0: random rows)
 Evaluation and checkpoints:
   --eval-interval N  (default: an epoch, at most 500 steps)   --eval-samples ${D.evalSamples} (pairs decoded for BLEU/chrF)
   --checkpoint-interval N  (default: the eval interval; always at the end; Ctrl-C saves one)
@@ -59,6 +60,7 @@ const FLAGS = {
   dropout: { type: "string" },
   "label-smoothing": { type: "string" },
   "eval-samples": { type: "string" },
+  bucket: { type: "string" },
 } as const;
 
 /** Lines of a text file (a trailing newline ends the last line, it does not start another). */
@@ -155,6 +157,7 @@ export const trainSeq2SeqCommand: Command = {
       evalInterval: opt("eval-interval", { int: true, min: 1 }),
       checkpointInterval: opt("checkpoint-interval", { int: true, min: 1 }),
       evalSamples: opt("eval-samples", { int: true, min: 0 }),
+      bucket: opt("bucket", { int: true, min: 0 }),
     };
     if (opts.labelSmoothing !== undefined && opts.labelSmoothing >= 1) throw new UsageError(`${c}: --label-smoothing must be below 1`);
     const r = await runWithProgress((hooks) => trainSeq2Seq(opts, hooks));

@@ -11,8 +11,9 @@
 // model.encoder.embed_tokens.weight, model.decoder.embed_tokens.weight, lm_head.weight), the sinusoid
 // tables model.{encoder,decoder}.embed_positions.weight (checked, not loaded: they are fixed), names
 // without "model." (a bare MarianModel), a missing final_logits_bias (zeros, as transformers does), and
-// F16/BF16 weights. Marian's SentencePiece files (source.spm, target.spm, vocab.json) are not read:
-// a directory needs a tokenizer.json to translate text (its weights load without one).
+// F16/BF16 weights. The tokenizer is tokenizer.json, or else the Hub's Marian files (source.spm,
+// target.spm, vocab.json, tokenizer_config.json: src/tokenizers/marian.ts), which a directory then
+// keeps when saved again; weights load without either.
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +29,8 @@ import type { AdamW } from "../optim/adamw.js";
 import { tensor } from "../tensor/creation.js";
 import type { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { MarianTokenizer } from "../tokenizers/marian.js";
+import { SentencePieceError } from "../tokenizers/sentencepiece.js";
 import { loadTokenizer, type Tokenizer } from "../tokenizers/tokenizer.js";
 import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
@@ -233,10 +236,18 @@ export function readMarianConfig(dir: string): { config: MarianConfig; notes: Re
   return marianConfigFromJSON(readJSONFile(p, MarianFileError), p);
 }
 
-/** The directory's tokenizer.json, or null when it has none. */
+/** The directory's tokenizer.json, else its Marian SentencePiece files, or null when it has neither. */
 export function readMarianTokenizer(dir: string): Tokenizer | null {
   const p = fileIn(dir, MARIAN_TOKENIZER_FILE);
-  if (!existsSync(p)) return null;
+  if (!existsSync(p)) {
+    if (!MarianTokenizer.inDir(dir)) return null;
+    try {
+      return MarianTokenizer.fromDir(dir);
+    } catch (e) {
+      if (e instanceof SentencePieceError) throw new MarianFileError(e.message);
+      throw new MarianFileError(`${dir}: cannot read the Marian tokenizer files (${(e as Error).message})`);
+    }
+  }
   try {
     return loadTokenizer(readJSONFile(p, MarianFileError));
   } catch (e) {
@@ -284,7 +295,8 @@ export interface MarianSaveParts {
   trainerState?: object;
 }
 
-/** The files of a Marian model directory: config.json, model.safetensors, tokenizer.json. */
+/** The files of a Marian model directory: config.json, model.safetensors, and tokenizer.json or the
+ *  Marian SentencePiece files. */
 export function marianModelFiles(
   model: MarianMTModel,
   tokenizer: Tokenizer,
@@ -292,7 +304,9 @@ export function marianModelFiles(
 ): Map<string, Uint8Array | string> {
   const files = new Map<string, Uint8Array | string>();
   files.set(MARIAN_MODEL_FILE, encodeSafetensors(marianStateDict(model), { format: "pt" }));
-  files.set(MARIAN_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
+  // A Hub Marian tokenizer stays in the Hub's files (source.spm, target.spm, vocab.json, ...).
+  if (tokenizer instanceof MarianTokenizer) for (const [name, data] of tokenizer.files()) files.set(name, data);
+  else files.set(MARIAN_TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON()));
   files.set(MARIAN_CONFIG_FILE, `${JSON.stringify(marianConfigToJSON(model.config, notes), null, 2)}\n`);
   return files;
 }

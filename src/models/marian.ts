@@ -167,6 +167,14 @@ function activate(x: Tensor, fn: MarianActivation): Tensor {
   return gelu(x, fn === "gelu_new" ? "tanh" : "none");
 }
 
+/** Padded source positions: the (B, S) mask (1 for real tokens) and, when every row is real tokens
+ *  then padding (right padding, as batches are made), each row's length, which lets attention run
+ *  the fused kernel instead of materialising masked (B, nh, T, S) scores. */
+export interface KeyPadding {
+  mask: Tensor;
+  lengths: Int32Array | null;
+}
+
 /** Keys and values of the encoder output for one decoder layer's cross-attention, computed once. */
 export interface CrossKV {
   k: Tensor; // (B, nh, S, hs)
@@ -211,9 +219,9 @@ export class MarianAttention extends Module {
 
   /**
    * x (B, T, C) attends to itself (self-attention; causal in the decoder, with an optional KV cache)
-   * or to precomputed keys and values (cross-attention). keyPadding (B, S): 1 for real tokens.
+   * or to precomputed keys and values (cross-attention); padded keys get no attention.
    */
-  forward(x: Tensor, o: { causal?: boolean; keyPadding?: Tensor | null; cache?: KVCache | null; cross?: CrossKV | null }): Tensor {
+  forward(x: Tensor, o: { causal?: boolean; keyPadding?: KeyPadding | null; cache?: KVCache | null; cross?: CrossKV | null }): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const q = this.heads(this.q_proj.forward(x));
     let k: Tensor;
@@ -225,11 +233,15 @@ export class MarianAttention extends Module {
       if (o.cache) ({ k, v } = o.cache.append(k, v));
     }
     const S = k.shape[2] as number;
-    // Padded keys get no attention: (B, S) -> (B, 1, 1, S) broadcasts over heads and queries.
-    const attnMask = o.keyPadding ? eq(reshape(o.keyPadding, [B, 1, 1, S]), 0) : null;
+    // Padded keys get no attention: as lengths when the padding is on the right (the fused kernel
+    // runs it), else as a mask (B, S) -> (B, 1, 1, S) that broadcasts over heads and queries.
+    const pad = o.keyPadding ?? null;
+    const keyLengths = pad?.lengths ?? null;
+    const attnMask = pad && !keyLengths ? eq(reshape(pad.mask, [B, 1, 1, S]), 0) : null;
     const { out, weights } = scaledDotProductAttention(q, k, v, {
       causal: o.causal ?? false,
       attnMask,
+      keyLengths,
       dropout: this.dropoutP,
       training: this.training,
       generator: this.generator,
@@ -257,7 +269,7 @@ class EncoderLayer extends Module {
     this.fc2 = this.module("fc2", new Linear(c.encoder_ffn_dim, c.d_model, { generator: g }));
     this.final_layer_norm = this.module("final_layer_norm", new LayerNorm(c.d_model));
   }
-  forward(x: Tensor, padding: Tensor | null): Tensor {
+  forward(x: Tensor, padding: KeyPadding | null): Tensor {
     const drop = (t: Tensor, p: number) => dropout(t, p, this.training, this.g);
     x = this.self_attn_layer_norm.forward(add(x, drop(this.self_attn.forward(x, { keyPadding: padding }), this.c.dropout)));
     const h = drop(activate(this.fc1.forward(x), this.c.activation_function), this.c.activation_dropout);
@@ -287,7 +299,7 @@ class DecoderLayer extends Module {
     this.fc2 = this.module("fc2", new Linear(c.decoder_ffn_dim, c.d_model, { generator: g }));
     this.final_layer_norm = this.module("final_layer_norm", new LayerNorm(c.d_model));
   }
-  forward(x: Tensor, cross: CrossKV, sourcePadding: Tensor | null, cache: KVCache | null): Tensor {
+  forward(x: Tensor, cross: CrossKV, sourcePadding: KeyPadding | null, cache: KVCache | null): Tensor {
     const drop = (t: Tensor, p: number) => dropout(t, p, this.training, this.g);
     x = this.self_attn_layer_norm.forward(add(x, drop(this.self_attn.forward(x, { causal: true, cache }), this.c.dropout)));
     const attended = this.encoder_attn.forward(x, { cross, keyPadding: sourcePadding });
@@ -320,7 +332,7 @@ class MarianEncoder extends Module {
     this.module("embed_tokens", embed_tokens);
     this.layers = this.module("layers", new ModuleList(Array.from({ length: c.encoder_layers }, () => new EncoderLayer(c, g))));
   }
-  forward(ids: Tensor, padding: Tensor | null): Tensor {
+  forward(ids: Tensor, padding: KeyPadding | null): Tensor {
     let x = dropout(embed(this.embed_tokens, this.positions, ids, 0, this.c), this.c.dropout, this.training, this.g);
     for (const layer of this.layers) x = layer.forward(x, padding);
     return x; // (B, S, C)
@@ -339,7 +351,7 @@ class MarianDecoder extends Module {
     this.module("embed_tokens", embed_tokens);
     this.layers = this.module("layers", new ModuleList(Array.from({ length: c.decoder_layers }, () => new DecoderLayer(c, g))));
   }
-  forward(ids: Tensor, cross: CrossKV[], sourcePadding: Tensor | null, cache: MarianCache | null): Tensor {
+  forward(ids: Tensor, cross: CrossKV[], sourcePadding: KeyPadding | null, cache: MarianCache | null): Tensor {
     const start = cache?.self[0]?.length ?? 0;
     let x = dropout(embed(this.embed_tokens, this.positions, ids, start, this.c), this.c.dropout, this.training, this.g);
     this.layers.items.forEach((layer, i) => {
@@ -377,7 +389,7 @@ export class MarianCache {
   constructor(
     readonly self: KVCache[],
     readonly cross: CrossKV[],
-    readonly sourcePadding: Tensor | null,
+    readonly sourcePadding: KeyPadding | null,
   ) {}
   /** Keep rows `rows` of the batch, in that order (beam search moves beams between rows). */
   reorder(rows: readonly number[]): void {
@@ -542,15 +554,27 @@ export function shiftTokensRight(labels: Tensor, padId: number, startId: number)
   return new Tensor(out, [B, T]);
 }
 
-/** An attention mask that masks nothing is dropped, so attention can take the fused kernel. */
-function paddingOrNull(mask: Tensor | null, ids: Tensor | null): Tensor | null {
+/** The padding of an attention mask (B, S); null when it masks nothing, so attention takes the
+ *  plain fused kernel, and with row lengths when each row is ones then zeros. */
+function paddingOrNull(mask: Tensor | null, ids: Tensor | null): KeyPadding | null {
   if (!mask) return null;
-  if (ids && (mask.ndim !== 2 || mask.shape[0] !== ids.shape[0] || mask.shape[1] !== ids.shape[1])) {
-    throw new Error(`Marian: attentionMask has shape [${mask.shape.join(", ")}] but inputIds has [${ids.shape.join(", ")}]`);
+  if (mask.ndim !== 2 || (ids && (mask.shape[0] !== ids.shape[0] || mask.shape[1] !== ids.shape[1]))) {
+    throw new Error(`Marian: attentionMask has shape [${mask.shape.join(", ")}] but inputIds has [${ids?.shape.join(", ") ?? "(B, S)"}]`);
   }
+  const [B, S] = mask.shape as [number, number];
   const d = mask.contiguousData();
-  for (let i = 0; i < d.length; i++) if (d[i] === 0) return mask;
-  return null;
+  const lengths = new Int32Array(B);
+  let padded = false;
+  let right = true;
+  for (let b = 0; b < B; b++) {
+    let n = 0;
+    while (n < S && d[b * S + n] !== 0) n++;
+    for (let j = n; j < S; j++) if (d[b * S + j] !== 0) right = false;
+    lengths[b] = n;
+    if (n < S) padded = true;
+  }
+  if (!padded) return null;
+  return { mask, lengths: right && lengths.every((n) => n > 0) ? lengths : null };
 }
 
 function checkIds(name: string, ids: Tensor, vocab: number): void {

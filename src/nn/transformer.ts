@@ -13,6 +13,8 @@ import { Module } from "./module.js";
 export interface BlockConfig {
   n_embd: number;
   n_head: number;
+  /** Width of the feed-forward layer (GPT2Config's n_inner); default 4 * n_embd. */
+  n_inner?: number;
   dropout?: number;
   bias?: boolean;
   causal?: boolean;
@@ -53,7 +55,7 @@ export class TransformerBlock extends Module {
     this.ln_1 = this.module("ln_1", new LayerNorm(cfg.n_embd, eps, { bias: cfg.bias }));
     this.attn = this.module("attn", new MultiHeadAttention(cfg.n_embd, cfg.n_head, { ...common, causal: cfg.causal ?? true }));
     this.ln_2 = this.module("ln_2", new LayerNorm(cfg.n_embd, eps, { bias: cfg.bias }));
-    this.mlp = this.module("mlp", new FeedForward(cfg.n_embd, 4 * cfg.n_embd, common));
+    this.mlp = this.module("mlp", new FeedForward(cfg.n_embd, cfg.n_inner ?? 4 * cfg.n_embd, common));
   }
 
   forward(x: Tensor, call: AttentionCall = {}): Tensor {

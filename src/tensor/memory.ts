@@ -19,8 +19,13 @@ export class MemoryArena {
   private readonly used = new Set<TypedArray>();
   private tracker: TypedArray[] | null = null;
   private readonly poison = globalThis.process?.env?.MOXING_ARENA_CHECK === "1";
+  // Buffers taken per size since the last reset, and in the step before: what a step needs.
+  private takenNow = new Map<string, number>();
+  private takenBefore = new Map<string, number>();
   /** Bytes of all buffers the arena owns (its high-water mark). */
   bytes = 0;
+  /** Bytes of the buffers the arena owns now. */
+  owned = 0;
 
   /** Run fn with this arena supplying new tensor buffers. Nested runs restore the outer arena. */
   run<T>(fn: () => T): T {
@@ -33,10 +38,20 @@ export class MemoryArena {
     }
   }
 
-  /** Take back every buffer handed out since the last reset; tensors that use them become invalid. */
+  /** Take back every buffer handed out since the last reset; tensors that use them become invalid.
+   *  Free buffers beyond what this step or the one before took of their size are dropped, so a
+   *  trainer whose shapes change from step to step (RNNs packed by length, trees batched by level,
+   *  length-bucketed batches) keeps about two steps' worth of buffers, not every size it ever saw. */
   reset(): void {
     for (const buf of this.used) this.recycle(buf);
     this.used.clear();
+    for (const [key, list] of this.free) {
+      const keep = Math.max(this.takenNow.get(key) ?? 0, this.takenBefore.get(key) ?? 0);
+      while (list.length > keep) this.owned -= (list.pop() as TypedArray).length * 4;
+      if (list.length === 0) this.free.delete(key);
+    }
+    this.takenBefore = this.takenNow;
+    this.takenNow = new Map();
   }
 
   /** Hand one buffer back before the reset, when the caller knows no tensor uses it any more
@@ -71,10 +86,13 @@ export class MemoryArena {
     this.free.clear();
     this.used.clear();
     this.bytes = 0;
+    this.owned = 0;
   }
 
   take(dtype: DType, n: number): TypedArray {
-    const buf = this.free.get(keyOf(dtype, n))?.pop() ?? allocFresh(dtype, n, this);
+    const key = keyOf(dtype, n);
+    this.takenNow.set(key, (this.takenNow.get(key) ?? 0) + 1);
+    const buf = this.free.get(key)?.pop() ?? allocFresh(dtype, n, this);
     this.used.add(buf);
     this.tracker?.push(buf);
     return buf;
@@ -101,7 +119,10 @@ function allocFresh(dtype: DType, n: number, arena: MemoryArena | null): TypedAr
   } catch (e) {
     throw new RangeError(`out of memory allocating a tensor of ${n} elements (${fmtBytes(n * 4)}): ${(e as Error).message}`);
   }
-  if (arena) arena.bytes += n * 4;
+  if (arena) {
+    arena.owned += n * 4;
+    arena.bytes = Math.max(arena.bytes, arena.owned);
+  }
   return buf;
 }
 

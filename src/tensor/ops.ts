@@ -672,8 +672,7 @@ export function dropout(x: Tensor, p: number, training = true, generator: Genera
   if (!training || p === 0) return x;
   const mask = empty(x.shape);
   const scale = p === 1 ? 0 : 1 / (1 - p);
-  const m = mask.data as Float32Array;
-  for (let i = 0; i < m.length; i++) m[i] = generator.random() >= p ? scale : 0;
+  generator.fillBernoulli(mask.data as Float32Array, p, scale);
   return mul(x, mask);
 }
 
@@ -727,6 +726,10 @@ export interface AttentionOptions {
   generator?: Generator;
   /** Also return the attention weights (..., T, S) for inspection; rules out the fused kernel. */
   needWeights?: boolean;
+  /** Right padding as lengths: for each entry b of q's first (batch) dim, keys at positions >=
+   *  keyLengths[b] get no attention. The same as an attnMask (B, 1, ..., 1, S) of those keys
+   *  (torch's key_padding_mask), but the fused kernel runs it, one batch entry at a time. */
+  keyLengths?: readonly number[] | Int32Array | null;
 }
 
 /** softmax(q·kᵀ·scale + mask)·v (Vaswani et al. 2017). q (..., T, d), k and v (..., S, d).
@@ -751,7 +754,11 @@ export function scaledDotProductAttention(
     );
   }
   const f = fusedPair("attention", "attentionBackward");
-  if (f && !opts.attnMask && p === 0 && !opts.needWeights && q.size > 0 && S > 0) {
+  const lengths = opts.keyLengths ? keyLengthsOf(opts.keyLengths, q, S) : null;
+  if (f && lengths && !causal && !opts.attnMask && p === 0 && !opts.needWeights && q.size > 0 && lengths.every((l) => l > 0)) {
+    return { out: attentionByLengths(f, q, k, v, lengths, T, S, d, scale), weights: null };
+  }
+  if (f && !lengths && !opts.attnMask && p === 0 && !opts.needWeights && q.size > 0 && S > 0) {
     const bh = q.size / (T * d);
     const qc = contiguous(q);
     const out = empty(q.shape);
@@ -775,9 +782,75 @@ export function scaledDotProductAttention(
     att = maskedFill(att, future, Number.NEGATIVE_INFINITY);
   }
   if (opts.attnMask) att = maskedFill(att, opts.attnMask, Number.NEGATIVE_INFINITY);
+  if (lengths) {
+    // (B, 1, ..., 1, S): true at the padded keys of each batch entry.
+    const pad = new Int32Array(lengths.length * S);
+    lengths.forEach((l, b) => {
+      pad.fill(1, b * S + l, (b + 1) * S);
+    });
+    const shape = [lengths.length, ...new Array<number>(q.ndim - 2).fill(1), S];
+    att = maskedFill(att, new Tensor(pad, shape), Number.NEGATIVE_INFINITY);
+  }
   const weights = softmax(att, -1);
   const dropped = dropout(weights, p, true, opts.generator ?? defaultGenerator);
   return { out: matmul(dropped, v), weights };
+}
+
+/** keyLengths checked against q (B, ..., T, d) and S: one length per batch entry, in [0, S]; null when
+ *  they mask nothing. */
+function keyLengthsOf(keyLengths: readonly number[] | Int32Array, q: Tensor, S: number): Int32Array | null {
+  if (q.ndim < 3 || keyLengths.length !== q.shape[0]) {
+    throw new Error(
+      `scaledDotProductAttention: keyLengths has ${keyLengths.length} entries but q ${fmtShape(q.shape)} needs one per batch entry (its first dim, of at least 3)`,
+    );
+  }
+  for (const l of keyLengths) {
+    if (!Number.isInteger(l) || l < 0 || l > S)
+      throw new Error(`scaledDotProductAttention: a key length must be an integer in [0, ${S}] (got ${l})`);
+  }
+  return keyLengths.some((l) => l < S) ? Int32Array.from(keyLengths) : null;
+}
+
+/** Fused attention over right-padded keys: one kernel call per batch entry b, over its h heads and
+ *  first lengths[b] keys (read in place with the kernel's kv stride), so padding costs nothing.
+ *  The backward rule (autograd.ts, "attention" with saved lengths) splits the same way. */
+function attentionByLengths(
+  f: FusedKernels,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lengths: Int32Array,
+  T: number,
+  S: number,
+  d: number,
+  scale: number,
+): Tensor {
+  const B = lengths.length;
+  const h = q.size / (B * T * d); // heads (all dims between the batch and T)
+  const [qc, kc, vc] = [contiguous(q), contiguous(k), contiguous(v)];
+  const out = empty(q.shape);
+  const lse = new Float32Array(B * h * T);
+  const [qd, kd, vd, od] = [flat(qc), flat(kc), flat(vc), out.data as Float32Array];
+  const nq = h * T * d;
+  for (let b = 0; b < B; b++) {
+    const ko = b * h * S * d;
+    const [qb, ob] = [qd.subarray(b * nq, (b + 1) * nq), od.subarray(b * nq, (b + 1) * nq)];
+    f.attention(
+      qb,
+      kd.subarray(ko),
+      vd.subarray(ko),
+      ob,
+      lse.subarray(b * h * T, (b + 1) * h * T),
+      h,
+      T,
+      lengths[b] as number,
+      d,
+      scale,
+      false,
+      S * d,
+    );
+  }
+  return record("attention", [qc, kc, vc], out, { lse, bh: B * h, T, S, d, scale, causal: false, lengths, heads: h });
 }
 
 /** When k and v are (..., S, d) with contiguous rows and each flattened leading index a fixed

@@ -44,6 +44,30 @@ export class Generator {
     return (this.nextU32() >>> 8) / 16777216;
   }
 
+  /** out[i] = value where random() >= p, else 0: the draws of a loop over random(), with the
+   *  generator's state in locals (dropout masks are millions of draws a training step). */
+  fillBernoulli(out: Float32Array, p: number, value: number): void {
+    const st = this.s;
+    let [s0, s1, s2, s3] = [st[0]!, st[1]!, st[2]!, st[3]!];
+    const threshold = p * 16777216; // random() >= p  <=>  (24 random bits) >= p * 2^24, exactly
+    for (let i = 0; i < out.length; i++) {
+      const m = Math.imul(s1, 5);
+      const r = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      out[i] = r >>> 8 >= threshold ? value : 0;
+    }
+    st[0] = s0;
+    st[1] = s1;
+    st[2] = s2;
+    st[3] = s3;
+  }
+
   /** Standard normal via Box-Muller (both samples used). */
   normal(): number {
     if (this.spare !== null) {

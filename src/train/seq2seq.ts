@@ -4,8 +4,10 @@
 // A new run trains one joint byte-level BPE tokenizer on both sides (so source and target share
 // one vocabulary and the embedding table, as Marian's shared-vocabulary models do), then a Marian
 // model from scratch; `init` continues from an existing Marian directory instead. Each example is
-// source ids + </s> -> target ids + </s>; batches are random, padded to the longest row (rounded up to
-// a multiple of 8, so the memory arena sees few shapes). The loss is label-smoothed cross-entropy
+// source ids + </s> -> target ids + </s>; each epoch is a seeded shuffle, cut into batches of pairs of
+// similar length (pools of `bucket` batches sorted by length, the batches shuffled: fairseq's and
+// Marian's batching, so a step is mostly tokens rather than padding), each padded to its longest row
+// (rounded up to a multiple of 8, so the memory arena sees few shapes). The loss is label-smoothed cross-entropy
 // (Szegedy et al. 2016; 0.1 as in Vaswani et al. 2017). Evaluation reports the held-out loss and,
 // on the first evalSamples pairs, BLEU and chrF of greedy output as sacreBLEU computes them (plus
 // ROUGE-L for summarisation). Checkpoints hold the model, optimizer and trainer state (with the data's
@@ -25,6 +27,7 @@ import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
+import type { MarianTokenizer } from "../tokenizers/marian.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
 import { RunDirectory, type SavedState } from "./run.js";
@@ -66,6 +69,9 @@ export interface Seq2SeqTrainOptions {
   checkpointInterval?: number;
   /** Held-out pairs decoded for BLEU / chrF at each evaluation. */
   evalSamples?: number;
+  /** Batches of pairs of similar length (pools of this many batches sorted by length, as fairseq
+   *  and Marian batch), so little of a step is padding; 0 draws rows at random. */
+  bucket?: number;
   resume?: boolean;
   overwrite?: boolean;
 }
@@ -83,6 +89,7 @@ export const SEQ2SEQ_DEFAULTS = {
   labelSmoothing: 0.1,
   seed: 42,
   evalSamples: 100,
+  bucket: 100,
 };
 
 type Args = Omit<Required<Seq2SeqTrainOptions>, "train" | "valid" | "notes" | "init" | "model" | "resume" | "overwrite" | "out"> & {
@@ -112,8 +119,13 @@ export function encodePairs(tokenizer: Tokenizer, data: ParallelData, eos: numbe
   if (data.source.length !== data.target.length) {
     throw new DataError(`the source has ${data.source.length} lines but the target has ${data.target.length}; they must be parallel`);
   }
-  const enc = (s: string) => [...tokenizer.encode(s, { disallowedSpecial: [] }).slice(0, maxLength - 1), eos];
-  return data.source.map((s, i) => ({ src: enc(s), tgt: enc(data.target[i] as string) }));
+  const cut = (ids: number[]) => [...ids.slice(0, maxLength - 1), eos];
+  // A tokenizer with its own target side (Marian's SentencePiece pair) encodes targets with it.
+  const target = (tokenizer as Partial<Pick<MarianTokenizer, "encodeTarget">>).encodeTarget?.bind(tokenizer);
+  return data.source.map((s, i) => ({
+    src: cut(tokenizer.encode(s, { disallowedSpecial: [] })),
+    tgt: cut((target ?? tokenizer.encode.bind(tokenizer))(data.target[i] as string, { disallowedSpecial: [] })),
+  }));
 }
 
 const round8 = (n: number) => Math.ceil(n / 8) * 8;
@@ -134,6 +146,37 @@ export function collatePairs(rows: readonly Example[], pad: number, maxLength: n
     tokens += r.tgt.length;
   });
   return { inputIds: new Tensor(ids, [B, S]), attentionMask: new Tensor(mask, [B, S]), labels: new Tensor(labels, [B, T]), tokens };
+}
+
+/** One epoch's order of examples: a seeded permutation; with bucket > 0, pools of bucket batches of
+ *  it are sorted by length and cut into batches, and the batches shuffled (a partial last batch
+ *  stays last), so consecutive runs of batchSize indices are batches of similar lengths. */
+export function epochOrder(examples: readonly Example[], batchSize: number, bucket: number, rng: Generator): number[] {
+  const perm = shuffled(examples.length, rng);
+  if (!(bucket > 0)) return perm;
+  const len = (i: number) => {
+    const e = examples[i] as Example;
+    return Math.max(e.src.length, e.tgt.length);
+  };
+  const pool = bucket * batchSize;
+  const batches: number[][] = [];
+  for (let s = 0; s < perm.length; s += pool) {
+    const chunk = perm.slice(s, s + pool).sort((a, b) => len(a) - len(b));
+    for (let j = 0; j < chunk.length; j += batchSize) batches.push(chunk.slice(j, j + batchSize));
+  }
+  const last = (batches[batches.length - 1] as number[]).length < batchSize ? batches.pop() : undefined;
+  const out = shuffled(batches.length, rng).flatMap((b) => batches[b] as number[]);
+  return last ? [...out, ...last] : out;
+}
+
+/** Fisher-Yates permutation of 0..n-1. */
+function shuffled(n: number, rng: Generator): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.randint(i + 1);
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return order;
 }
 
 /** A new joint tokenizer for both sides of the data: byte-level BPE with </s> and <pad>. */
@@ -201,7 +244,7 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
   const o = {
     ...SEQ2SEQ_DEFAULTS,
     ...given,
-    ...(saved ? { ...saved.args, maxSteps: opts.maxSteps ?? saved.args.maxSteps } : {}),
+    ...(saved ? { ...saved.args, bucket: saved.args.bucket ?? 0, maxSteps: opts.maxSteps ?? saved.args.maxSteps } : {}),
   } as typeof SEQ2SEQ_DEFAULTS & Seq2SeqTrainOptions;
   for (const [k, min] of [
     ["batchSize", 1],
@@ -268,10 +311,11 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
     evalInterval,
     checkpointInterval,
     evalSamples: o.evalSamples,
+    bucket: o.bucket,
     init: o.init ?? null,
   };
 
-  // ---- batches: a fresh seeded permutation each epoch
+  // ---- batches: a fresh seeded permutation each epoch (length-bucketed unless bucket is 0)
   const rng = new Generator(o.seed + 1);
   let order: number[] = [];
   let cursor = 0;
@@ -286,11 +330,7 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
     while (rows.length < o.batchSize) {
       if (cursor >= order.length) {
         if (rows.length) break;
-        order = examples.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.randint(i + 1);
-          [order[i], order[j]] = [order[j] as number, order[i] as number];
-        }
+        order = epochOrder(examples, o.batchSize, o.bucket, rng);
         cursor = 0;
       }
       rows.push(examples[order[cursor++] as number] as Example);

@@ -318,6 +318,52 @@ describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`
       [rnd([2, 3, 4], 78), rnd([2, 4, 5], 79), rnd([2, 4, 5], 80)],
       { rtol: 1e-4, atol: 1e-5, grad: false },
     );
+    // Right-padded keys given as lengths (fused, one batch entry at a time) equal the composite,
+    // and an explicit padding mask of the same keys; padded keys get zero gradient.
+    for (const [B, nh, T, S, hs, lengths] of [
+      [3, 2, 5, 7, 4, [7, 3, 1]],
+      [2, 4, 33, 40, 16, [40, 17]],
+      [2, 1, 1, 6, 8, [2, 6]],
+    ] as const) {
+      const inputs = [rnd([B, nh, T, hs], 81), rnd([B, nh, S, hs], 82), rnd([B, nh, S, hs], 83)];
+      same(
+        `sdpa with key lengths B=${B} nh=${nh} T=${T} S=${S} [${lengths}]`,
+        (q, k, v) => mx.scaledDotProductAttention(q, k, v, { keyLengths: lengths }).out,
+        inputs,
+        { rtol: 1e-4, atol: 1e-5 },
+      );
+      const pad = mx.tensor(
+        lengths.flatMap((l) => Array.from({ length: S }, (_, j) => (j >= l ? 1 : 0))),
+        { shape: [B, 1, 1, S], dtype: "int32" },
+      );
+      const grads = (o: { keyLengths?: readonly number[]; attnMask?: Tensor }) => {
+        const [q, k, v] = inputs.map((x) => x.detach().requiresGrad_()) as [Tensor, Tensor, Tensor];
+        const out = mx.scaledDotProductAttention(q, k, v, o).out;
+        out
+          .mul(rnd([...out.shape], 84))
+          .sum()
+          .backward();
+        return { out, dk: k.grad as Tensor, dv: v.grad as Tensor };
+      };
+      const a = grads({ keyLengths: lengths });
+      const b = grads({ attnMask: pad });
+      assertTensorClose("key lengths vs padding mask: output", a.out, b.out, 1e-4, 1e-5);
+      assertTensorClose("key lengths vs padding mask: dk", a.dk, b.dk, 1e-4, 1e-5);
+      const dv = a.dv.contiguousData();
+      lengths.forEach((l, bi) => {
+        for (let h = 0; h < nh; h++)
+          for (let j = l; j < S; j++)
+            for (let c = 0; c < hs; c++) assert.equal(dv[((bi * nh + h) * S + j) * hs + c], 0, "a padded key's value gets no gradient");
+      });
+    }
+    assert.throws(
+      () => mx.scaledDotProductAttention(rnd([2, 3, 4], 1), rnd([2, 5, 4], 2), rnd([2, 5, 4], 3), { keyLengths: [5] }),
+      /keyLengths has 1 entries/,
+    );
+    assert.throws(
+      () => mx.scaledDotProductAttention(rnd([2, 3, 4], 1), rnd([2, 5, 4], 2), rnd([2, 5, 4], 3), { keyLengths: [5, 6] }),
+      /in \[0, 5\]/,
+    );
   });
   test("AdamW steps", () => {
     const run = () => {

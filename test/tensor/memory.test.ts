@@ -37,6 +37,29 @@ describe(`MemoryArena (${mx.getBackend().name})`, () => {
     assert.deepEqual(pooled.losses, plain.losses);
     assert.ok(pooled.bytes > 0);
   });
+  test("steps whose shapes change keep about two steps' worth of buffers, not every size seen", () => {
+    const arena = new mx.MemoryArena();
+    const step = (n: number) => arena.run(() => mx.ones([n]).mul(2).add(1).sum().item());
+    for (let i = 0; i < 60; i++) {
+      arena.reset();
+      assert.equal(step(1000 + 64 * i), 3 * (1000 + 64 * i));
+    }
+    // A step allocates ~3 buffers of about 20 kB; without dropping unused sizes it would own 60 steps' worth.
+    assert.ok(arena.owned < 3 * 3 * 4 * (1000 + 64 * 60), `owns ${arena.owned} bytes`);
+    // Constant shapes: after the first step nothing new is allocated.
+    for (let i = 0; i < 3; i++) {
+      arena.reset();
+      step(5000);
+    }
+    const owned = arena.owned;
+    const peak = arena.bytes;
+    for (let i = 0; i < 5; i++) {
+      arena.reset();
+      step(5000);
+    }
+    assert.equal(arena.owned, owned);
+    assert.equal(arena.bytes, peak);
+  });
   test("with NaN poisoning of recycled buffers the losses are unchanged", () => {
     const code = [
       "import('./src/index.ts').then((mx) => {",

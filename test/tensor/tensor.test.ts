@@ -48,6 +48,16 @@ describe(`tensor (${mx.getBackend().name})`, () => {
     assert.deepEqual(mx.randn([5]).toArray(), d);
     const ri = mx.randint(3, 9, [500], { generator: new mx.Generator(2) }).toArray();
     assert.ok(ri.every((v) => v >= 3 && v < 9) && new Set(ri).size === 6);
+    // Dropout's fast mask makes exactly the draws of a loop over random(), and moves the state as far.
+    for (const p of [0, 0.1, 0.5, 1]) {
+      const [g1, g2] = [new mx.Generator(9), new mx.Generator(9)];
+      const loop = Float32Array.from({ length: 1001 }, () => (g1.random() >= p ? 1.25 : 0));
+      const fast = new Float32Array(1001);
+      g2.fillBernoulli(fast, p, 1.25);
+      assert.deepEqual(fast, loop);
+      assert.deepEqual(g2.getState(), g1.getState());
+      if (p === 0.5) assert.ok(fast.some((v) => v === 0) && fast.some((v) => v === 1.25));
+    }
   });
 
   test("views share memory: reshape, transpose, permute, slice, expand", () => {

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { readLines } from "../../src/cli/train-seq2seq.js";
 import { pipeline } from "../../src/index.js";
-import { collatePairs, type Seq2SeqTrainOptions, trainSeq2Seq } from "../../src/train/seq2seq.js";
+import { Generator } from "../../src/tensor/random.js";
+import { collatePairs, epochOrder, type Seq2SeqTrainOptions, trainSeq2Seq } from "../../src/train/seq2seq.js";
 import { assertOneLineError, moxing } from "../cli-run.js";
 
 const fixture = (name: string) => new URL(`../data/fixtures/${name}`, import.meta.url).pathname;
@@ -50,6 +51,38 @@ const losses = (dir: string) =>
     .map((l) => (JSON.parse(l) as { train_loss: number }).train_loss);
 
 describe("seq2seq training", () => {
+  test("length-bucketed epochs hold every pair once, in batches of similar length", () => {
+    const g = new Generator(5);
+    const examples = Array.from({ length: 203 }, () => {
+      const n = 1 + g.randint(60);
+      return { src: new Array<number>(n).fill(3), tgt: new Array<number>(1 + g.randint(60)).fill(4) };
+    });
+    const spread = (order: number[]) => {
+      let total = 0;
+      for (let i = 0; i + 10 <= order.length; i += 10) {
+        const lens = order.slice(i, i + 10).map((j) => Math.max(examples[j]!.src.length, examples[j]!.tgt.length));
+        total += Math.max(...lens) - Math.min(...lens);
+      }
+      return total / Math.floor(order.length / 10);
+    };
+    const bucketed = epochOrder(examples, 10, 5, new Generator(1));
+    const plain = epochOrder(examples, 10, 0, new Generator(1));
+    for (const o of [bucketed, plain])
+      assert.deepEqual(
+        [...o].sort((a, b) => a - b),
+        Array.from({ length: 203 }, (_, i) => i),
+      );
+    assert.ok(spread(bucketed) < spread(plain) / 3, `spread ${spread(bucketed)} vs ${spread(plain)}`);
+    // Pools of 50: the last holds 3 pairs, the partial batch, which comes last so every run of 10
+    // before it is one batch. plain is the permutation the pools were cut from (same seed).
+    const len = (j: number) => Math.max(examples[j]!.src.length, examples[j]!.tgt.length);
+    assert.deepEqual(
+      bucketed.slice(200),
+      plain.slice(200).sort((a, b) => len(a) - len(b)),
+    );
+    assert.deepEqual(epochOrder(examples, 10, 5, new Generator(1)), bucketed); // seeded
+  });
+
   test("pads a batch and ignores padding in the labels", () => {
     const b = collatePairs(
       [
