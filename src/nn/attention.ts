@@ -6,7 +6,7 @@
 import { noGrad } from "../tensor/autograd.js";
 import { empty } from "../tensor/creation.js";
 import { persistent } from "../tensor/memory.js";
-import { dropout, eq, reshape, scaledDotProductAttention, slice, transpose } from "../tensor/ops.js";
+import { cat, dropout, eq, reshape, scaledDotProductAttention, slice, transpose } from "../tensor/ops.js";
 import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Linear } from "./layers.js";
@@ -55,6 +55,10 @@ export interface AttentionCall {
   /** (B, S) with 1 for real tokens and 0 for padding; padded keys get no attention. */
   paddingMask?: Tensor | null;
   cache?: KVCache | null;
+  /** Continuous batching: row b of the batch has its own cache rowCaches[b] (batch 1), filled to its
+   *  own length, so each row is at its own position; attention runs row by row over each row's past.
+   *  The projections before and after attention still run on the whole batch at once. */
+  rowCaches?: readonly KVCache[] | null;
   rope?: { cos: Tensor; sin: Tensor } | null;
 }
 
@@ -89,19 +93,41 @@ export class MultiHeadAttention extends Module {
     const [nh, hs] = [this.nHead, this.headSize];
     const qkv = this.c_attn.forward(x); // (B, T, 3C)
     const heads = (t: Tensor) => transpose(reshape(t, [B, T, nh, hs]), 1, 2); // (B, nh, T, hs)
-    let q = heads(slice(qkv, 2, 0, C));
-    let k = heads(slice(qkv, 2, C, 2 * C));
-    let v = heads(slice(qkv, 2, 2 * C, 3 * C));
+    const q = heads(slice(qkv, 2, 0, C));
+    const k = heads(slice(qkv, 2, C, 2 * C));
+    const v = heads(slice(qkv, 2, 2 * C, 3 * C));
+    let y: Tensor;
+    if (call.rowCaches) {
+      const rows = call.rowCaches;
+      if (rows.length !== B) throw new Error(`MultiHeadAttention: ${rows.length} row caches for a batch of ${B}`);
+      const row = (t: Tensor, b: number) => slice(t, 0, b, b + 1); // (1, nh, T, hs)
+      y = cat(
+        rows.map((cache, b) => this.attend(row(q, b), row(k, b), row(v, b), { cache, rope: call.rope }).y),
+        0,
+      ); // (B, nh, T, hs)
+      if (this.storeAttention) this.attentionWeights = null; // rows attend over different lengths
+    } else {
+      const r = this.attend(q, k, v, call);
+      y = r.y;
+      if (this.storeAttention) this.attentionWeights = r.weights ? r.weights.detach() : null;
+    }
+    const merged = reshape(transpose(y, 1, 2), [B, T, C]); // re-assemble the heads side by side
+    return dropout(this.c_proj.forward(merged), this.dropoutP, this.training, this.generator);
+  }
+
+  /** softmax(q·kᵀ/√hs)·v for q, k, v (B, nh, T, hs), after rotating them (RoPE) and appending k and v
+   *  to the cache, at the positions after the cached ones. */
+  private attend(q: Tensor, k: Tensor, v: Tensor, call: AttentionCall): { y: Tensor; weights: Tensor | null } {
     const start = call.cache?.length ?? 0;
     if (call.rope) {
       q = applyRope(q, call.rope, start);
       k = applyRope(k, call.rope, start);
     }
     if (call.cache) ({ k, v } = call.cache.append(k, v));
-    const S = k.shape[2] as number;
+    const [B, S] = [k.shape[0] as number, k.shape[2] as number];
     // Padded keys are masked out; (B, S) -> (B, 1, 1, S) broadcasts over heads and queries.
     const attnMask = call.paddingMask ? eq(reshape(call.paddingMask, [B, 1, 1, S]), 0) : null;
-    const { out: y, weights } = scaledDotProductAttention(q, k, v, {
+    const { out, weights } = scaledDotProductAttention(q, k, v, {
       causal: this.causal,
       attnMask,
       dropout: this.dropoutP,
@@ -109,8 +135,6 @@ export class MultiHeadAttention extends Module {
       generator: this.generator,
       needWeights: this.storeAttention,
     }); // (B, nh, T, hs)
-    if (this.storeAttention) this.attentionWeights = weights ? weights.detach() : null;
-    const merged = reshape(transpose(y, 1, 2), [B, T, C]); // re-assemble the heads side by side
-    return dropout(this.c_proj.forward(merged), this.dropoutP, this.training, this.generator);
+    return { y: out, weights };
   }
 }
