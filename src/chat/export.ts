@@ -55,20 +55,31 @@ function newestCorrections(store: FeedbackStore): { message_id: number; content:
     .all() as { message_id: number; content: string }[];
 }
 
-export function sftExamples(store: FeedbackStore): SFTExample[] {
+/** Which feedback to export: all of it, or one conversation's (the studio's "learn now"). */
+export interface ExportFilter {
+  conversationId?: number;
+}
+
+const inScope = (store: FeedbackStore, messageId: number, f: ExportFilter) =>
+  f.conversationId === undefined || store.message(messageId)?.conversationId === f.conversationId;
+
+export function sftExamples(store: FeedbackStore, filter: ExportFilter = {}): SFTExample[] {
   const out: SFTExample[] = [];
   for (const [id, rating] of newestRatings(store)) {
     const m = store.message(id);
-    if (rating === 1 && m) out.push({ prompt: context(store, id), completion: answer(m.content) });
+    if (rating === 1 && m && inScope(store, id, filter)) out.push({ prompt: context(store, id), completion: answer(m.content) });
   }
-  for (const c of newestCorrections(store)) out.push({ prompt: context(store, c.message_id), completion: answer(c.content) });
+  for (const c of newestCorrections(store)) {
+    if (inScope(store, c.message_id, filter)) out.push({ prompt: context(store, c.message_id), completion: answer(c.content) });
+  }
   return out;
 }
 
-export function preferenceExamples(store: FeedbackStore): PreferenceExample[] {
+export function preferenceExamples(store: FeedbackStore, filter: ExportFilter = {}): PreferenceExample[] {
   const out: PreferenceExample[] = [];
   const seen = new Set<string>();
-  const push = (prompt: ChatMessage[], chosen: string, rejected: string) => {
+  const push = (prompt: ChatMessage[], chosen: string, rejected: string, messageId: number) => {
+    if (!inScope(store, messageId, filter)) return;
     const key = JSON.stringify([prompt, chosen, rejected]);
     if (chosen === rejected || seen.has(key)) return;
     seen.add(key);
@@ -76,7 +87,7 @@ export function preferenceExamples(store: FeedbackStore): PreferenceExample[] {
   };
   for (const c of newestCorrections(store)) {
     const m = store.message(c.message_id) as StoredMessage;
-    push(context(store, c.message_id), c.content, m.content);
+    push(context(store, c.message_id), c.content, m.content, c.message_id);
   }
   const choices = store.db.prepare("SELECT chosen_id, rejected_id FROM choices ORDER BY id").all() as {
     chosen_id: number;
@@ -85,7 +96,7 @@ export function preferenceExamples(store: FeedbackStore): PreferenceExample[] {
   for (const ch of choices) {
     const chosen = store.message(ch.chosen_id) as StoredMessage;
     const rejected = store.message(ch.rejected_id) as StoredMessage;
-    push(context(store, ch.chosen_id), chosen.content, rejected.content);
+    push(context(store, ch.chosen_id), chosen.content, rejected.content, ch.chosen_id);
   }
   // A thumbs-up and a thumbs-down answer to the same context make a pair.
   const byParent = new Map<number | null, { good: StoredMessage[]; bad: StoredMessage[] }>();
@@ -96,7 +107,7 @@ export function preferenceExamples(store: FeedbackStore): PreferenceExample[] {
     byParent.set(m.parentId, group);
   }
   for (const { good, bad } of byParent.values()) {
-    for (const g of good) for (const b of bad) push(context(store, g.id), g.content, b.content);
+    for (const g of good) for (const b of bad) push(context(store, g.id), g.content, b.content, g.id);
   }
   return out;
 }

@@ -29,8 +29,15 @@ export interface ChatReply {
   droppedMessages: number;
 }
 
-/** Generate the assistant's next message for `messages`. */
-export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
+/** What generating an answer to `messages` starts from: the prompt's ids (the conversation cut to fit
+ *  the context with room for `maxNewTokens`, rendered with the generation prompt), the ids that end
+ *  the turn, and how many messages were dropped. Shared by chatReply and the server. */
+export function chatPrompt(
+  model: GPT,
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  opts: Omit<ChatTemplateOptions, "tokenizer" | "addGenerationPrompt"> & { maxNewTokens: number },
+): { prompt: number[]; stopIds: Set<number>; dropped: number } {
   const stopIds = new Set(endOfTurnIds(tokenizer));
   if (stopIds.size === 0) {
     throw new ChatError(
@@ -41,13 +48,19 @@ export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly C
   // A model that opens a new turn has finished its own.
   const imStart = tokenizer.specialTokens.get(IM_START);
   if (imStart !== undefined) stopIds.add(imStart);
-  const maxNewTokens = opts.maxNewTokens ?? 200;
   const block = model.config.block_size;
   // Leave room for the answer, but never less than half the context for the conversation.
-  const budget = Math.max(block - maxNewTokens, Math.ceil(block / 2));
+  const budget = Math.max(block - opts.maxNewTokens, Math.ceil(block / 2));
   const templateOpts = { chatTemplate: opts.chatTemplate, templateKwargs: opts.templateKwargs };
   const fitted = fitToContext(tokenizer, messages, budget, templateOpts);
   const prompt = encodeChat(tokenizer, fitted.messages, { ...templateOpts, addGenerationPrompt: true }).ids;
+  return { prompt, stopIds, dropped: fitted.dropped };
+}
+
+/** Generate the assistant's next message for `messages`. */
+export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
+  const maxNewTokens = opts.maxNewTokens ?? 200;
+  const { prompt, stopIds, dropped } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens });
 
   const out: number[] = [];
   let emitted = "";
@@ -71,5 +84,5 @@ export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly C
   }
   const text = tokenizer.decode(out);
   if (text.length > emitted.length && text.startsWith(emitted)) opts.onText?.(text.slice(emitted.length));
-  return { text, finishReason, promptTokens: prompt.length, completionTokens: out.length, droppedMessages: fitted.dropped };
+  return { text, finishReason, promptTokens: prompt.length, completionTokens: out.length, droppedMessages: dropped };
 }

@@ -14,6 +14,7 @@ import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
+import { serveCommand } from "./serve.js";
 import { sftCommand } from "./sft.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
@@ -35,6 +36,7 @@ const COMMANDS = new Map<string, Command>([
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
+  ["serve", serveCommand],
 ]);
 
 function help(): string {
