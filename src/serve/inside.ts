@@ -111,7 +111,9 @@ export function embeddingView(m: ServedModel, words: readonly string[] | undefin
     const v = new Float64Array(C);
     for (const id of ids) for (let c = 0; c < C; c++) v[c] = (v[c] as number) + (data[id * C + c] as number) / ids.length;
     kept.push(w);
-    tokens.push(ids.map((id) => m.tokenizer.decode([id])));
+    tokens.push(
+      m.tokenizer instanceof WordPieceTokenizer ? m.tokenizer.convertIdsToTokens(ids) : ids.map((id) => m.tokenizer.decode([id])),
+    );
     vectors.push(v);
   }
   if (kept.length < 3) {
@@ -349,7 +351,10 @@ export function attentionView(m: ServedModel, text: string): AttentionView {
         Array.from({ length: T }, (_, q) => Array.from({ length: T }, (_, k) => round(w[(h * T + q) * T + k] as number))),
       );
     });
-    return { tokens: ids.map((id) => m.tokenizer.decode([id])), weights };
+    // WordPiece shows its pieces as written ("[CLS]", "##ing"); decoding would drop or join them.
+    const tokens =
+      m.tokenizer instanceof WordPieceTokenizer ? m.tokenizer.convertIdsToTokens(ids) : ids.map((id) => m.tokenizer.decode([id]));
+    return { tokens, weights };
   } finally {
     for (const a of attns) {
       a.storeAttention = false;
