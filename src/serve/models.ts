@@ -40,7 +40,7 @@ export type ServedModel = ServedGPT | ServedBert;
 /** A BERT directory (config.json says model_type "bert"); everything else loads as a GPT. */
 function isBertDir(path: string): boolean {
   const cfg = join(path, "config.json");
-  if (!statSync(path).isDirectory() || !existsSync(cfg)) return false;
+  if (!existsSync(cfg) || !statSync(path).isDirectory()) return false;
   try {
     return (JSON.parse(readFileSync(cfg, "utf8")) as { model_type?: unknown }).model_type === "bert";
   } catch {

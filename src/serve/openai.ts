@@ -105,7 +105,7 @@ const COMPLETIONS_BODY = {
   additionalProperties: false,
   properties: {
     ...SAMPLING,
-    prompt: { type: ["string", "array"], items: { type: ["string", "integer", "array"], items: { type: "integer", minimum: 0 } } },
+    prompt: { type: ["string", "array"], items: { type: ["string", "integer", "array"], minimum: 0, items: { type: "integer", minimum: 0 } } },
     logprobs: { ...nullable("integer"), minimum: 0, maximum: 20 },
     echo: nullable("boolean"),
     suffix: nullable("string"),
@@ -119,7 +119,7 @@ const EMBEDDINGS_BODY = {
   additionalProperties: false,
   properties: {
     model: { type: "string" },
-    input: { type: ["string", "array"], items: { type: ["string", "integer", "array"], items: { type: "integer", minimum: 0 } } },
+    input: { type: ["string", "array"], items: { type: ["string", "integer", "array"], minimum: 0, items: { type: "integer", minimum: 0 } } },
     encoding_format: { enum: ["float", "base64"] },
     dimensions: { type: "integer", minimum: 1 },
     user: { type: "string" },
@@ -508,7 +508,7 @@ export function completionPrompts(m: ServedGPT, prompt: string | (string | numbe
   const V = m.model.config.vocab_size;
   const bs = m.model.config.block_size;
   const fromIds = (ids: number[]) => {
-    const bad = ids.find((id) => id >= V);
+    const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
     if (bad !== undefined) throw invalidRequest(`prompt: token id ${bad} is not in this model's vocabulary (0 to ${V - 1})`, "prompt");
     return { ids, text: m.tokenizer.decode(ids) };
   };
