@@ -229,7 +229,12 @@ export async function createServer(opts: ServeOptions): Promise<MoxingServer> {
 
   app.get("/health", async () => ({
     status: ctx.draining ? "shutting_down" : "ok",
-    models: [...models.values()].map((m) => ({ id: m.id, kind: m.kind, ...(m.kind === "gpt" ? m.scheduler.load : {}) })),
+    models: [...models.values()].map((m) => {
+      if (m.kind !== "gpt") return { id: m.id, kind: m.kind };
+      const { steps, tokens, maxBatchSeen, recentBatches } = m.scheduler.stats;
+      const meanBatch = recentBatches.length ? recentBatches.reduce((a, b) => a + b, 0) / recentBatches.length : 0;
+      return { id: m.id, kind: m.kind, ...m.scheduler.load, steps, tokens, maxBatchSeen, meanBatch: Math.round(meanBatch * 100) / 100 };
+    }),
   }));
   registerOpenAIRoutes(app, ctx);
   const learn = new LearnJobs(ctx);
