@@ -15,6 +15,7 @@ export { answerF1, exactMatch, normalizeAnswer, parseSquad, type QaExample, read
 export { type GenerateOptions, generate, generateIds, type SamplingOptions, sampleNext } from "./generate/index.js";
 export { BertFileError, bertModelFiles, loadBert, loadBertStateDict, readBertConfig, saveBert } from "./io/bert.js";
 export * from "./io/index.js";
+export * from "./metrics/index.js";
 export {
   BERT_DEFAULTS,
   BERT_PRESETS,

@@ -3,6 +3,7 @@
 // registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
 
 import "../index.js"; // registers the backends
+import { interpolateCommand, trainAutoencoderCommand } from "./autoencoder.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
 import { evalCommand } from "./eval.js";
@@ -18,6 +19,8 @@ import { serveCommand } from "./serve.js";
 import { sftCommand } from "./sft.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
+import { trainSeq2SeqCommand } from "./train-seq2seq.js";
+import { translateCommand } from "./translate.js";
 import { type Command, packageJson, UsageError } from "./util.js";
 
 const COMMANDS = new Map<string, Command>([
@@ -36,6 +39,10 @@ const COMMANDS = new Map<string, Command>([
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
+  ["train-seq2seq", trainSeq2SeqCommand],
+  ["translate", translateCommand],
+  ["train-autoencoder", trainAutoencoderCommand],
+  ["interpolate", interpolateCommand],
   ["serve", serveCommand],
 ]);
 

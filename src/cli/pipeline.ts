@@ -7,8 +7,10 @@ import {
   pipeline,
   QuestionAnsweringPipeline,
   SUPPORTED_TASKS,
+  SummarizationPipeline,
   TextGenerationPipeline,
   TokenClassificationPipeline,
+  TranslationPipeline,
 } from "../pipelines/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { Command } from "./util.js";
@@ -67,7 +69,7 @@ export const pipelineCommand: Command = {
           const t = run(text, { pooling: v.pooling ?? "none" }) as Tensor;
           return { dims: t.shape, data: t.toArray() };
         }
-        if (cls === TextGenerationPipeline) {
+        if (cls === TextGenerationPipeline || cls === TranslationPipeline || cls === SummarizationPipeline) {
           return run(text, { max_new_tokens: num(c, "max-new-tokens", v["max-new-tokens"], 50, { int: true, min: 1 }) });
         }
         return run(text, { topk: top });

@@ -4,4 +4,5 @@ export { Dropout, Embedding, LayerNorm, Linear, type LinearAdapter } from "./lay
 export { LoraAdapter, type LoraConfig, LoraModel, PEFT_PREFIX, validateLoraConfig } from "./lora.js";
 export { Module, ModuleList } from "./module.js";
 export { applyRope, ropeTables, sinusoidalTable } from "./positional.js";
+export { GRU, LSTM, type RNNCall, type RNNOptions, type RNNOutput } from "./rnn.js";
 export { type BlockConfig, FeedForward, TransformerBlock } from "./transformer.js";

@@ -12,6 +12,8 @@
 //   fill-mask                                        [{score, token, token_str, sequence}] (topk, default 5)
 //   feature-extraction                               a Tensor: (B, T, H), or (B, H) with pooling "mean" / "cls"
 //   text-generation                                  [{generated_text}] (prompt included), from a GPT directory
+//   translation                                      [{translation_text}] per text, from a Marian directory
+//   summarization                                    [{summary_text}] per text, from a Marian directory
 //
 // Tasks are looked up in SUPPORTED_TASKS, a Map from task name to pipeline class; registerPipeline
 // adds one. BERT pipelines load the directory for their own task (a classifier for
@@ -19,10 +21,13 @@
 
 import { bestAnswer, qaFeatures } from "../data/squad.js";
 import { generate } from "../generate/index.js";
+import { generateTexts, type Seq2SeqGenerateOptions } from "../generate/seq2seq.js";
 import { loadBert } from "../io/bert.js";
 import { loadModel } from "../io/checkpoint.js";
+import { loadMarian, MarianFileError } from "../io/marian.js";
 import type { Bert, BertTask } from "../models/bert.js";
 import type { GPT } from "../models/gpt.js";
+import type { MarianMTModel } from "../models/marian.js";
 import { noGrad } from "../tensor/autograd.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
@@ -267,13 +272,79 @@ export class TextGenerationPipeline {
   }
 }
 
+/** Hugging Face's generate() keyword arguments, as transformers.js's pipelines take them. */
+export interface Text2TextOptions {
+  max_new_tokens?: number;
+  max_length?: number;
+  num_beams?: number;
+  length_penalty?: number;
+  early_stopping?: boolean | "never";
+  no_repeat_ngram_size?: number;
+  repetition_penalty?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  seed?: number;
+}
+
+function generateOptions(o: Text2TextOptions): Seq2SeqGenerateOptions {
+  return {
+    maxNewTokens: o.max_new_tokens,
+    maxLength: o.max_length,
+    numBeams: o.num_beams ?? (o.do_sample ? 1 : undefined),
+    lengthPenalty: o.length_penalty,
+    earlyStopping: o.early_stopping,
+    noRepeatNgramSize: o.no_repeat_ngram_size,
+    repetitionPenalty: o.repetition_penalty,
+    doSample: o.do_sample,
+    temperature: o.temperature,
+    topK: o.top_k,
+    topP: o.top_p,
+    seed: o.seed,
+  };
+}
+
+/** Encoder-decoder pipelines (translation, summarization): text in, generated text out. */
+abstract class Text2TextPipeline {
+  static readonly bertTask = null;
+  static readonly seq2seq = true;
+  protected abstract readonly key: string;
+  constructor(
+    readonly task: string,
+    readonly model: MarianMTModel,
+    readonly tokenizer: Tokenizer,
+  ) {}
+  protected generate(texts: string | string[], opts: Text2TextOptions): Record<string, string>[] {
+    const list = Array.isArray(texts) ? texts : [texts];
+    if (list.some((t) => typeof t !== "string")) throw new PipelineError(`${this.task}: give a text or an array of texts`);
+    return generateTexts(this.model, this.tokenizer, list, generateOptions(opts)).map((t) => ({ [this.key]: t }));
+  }
+}
+
+export class TranslationPipeline extends Text2TextPipeline {
+  protected readonly key = "translation_text";
+  run(texts: string | string[], opts: Text2TextOptions = {}): { translation_text: string }[] {
+    return this.generate(texts, opts) as { translation_text: string }[];
+  }
+}
+
+export class SummarizationPipeline extends Text2TextPipeline {
+  protected readonly key = "summary_text";
+  run(texts: string | string[], opts: Text2TextOptions = {}): { summary_text: string }[] {
+    return this.generate(texts, opts) as { summary_text: string }[];
+  }
+}
+
 type PipelineClass =
   | typeof TextClassificationPipeline
   | typeof TokenClassificationPipeline
   | typeof QuestionAnsweringPipeline
   | typeof FillMaskPipeline
   | typeof FeatureExtractionPipeline
-  | typeof TextGenerationPipeline;
+  | typeof TextGenerationPipeline
+  | typeof TranslationPipeline
+  | typeof SummarizationPipeline;
 
 /** Task name -> pipeline class (aliases included), as transformers.js's SUPPORTED_TASKS. */
 export const SUPPORTED_TASKS = new Map<string, PipelineClass>([
@@ -285,6 +356,8 @@ export const SUPPORTED_TASKS = new Map<string, PipelineClass>([
   ["fill-mask", FillMaskPipeline],
   ["feature-extraction", FeatureExtractionPipeline],
   ["text-generation", TextGenerationPipeline],
+  ["translation", TranslationPipeline],
+  ["summarization", SummarizationPipeline],
 ]);
 
 export function registerPipeline(task: string, cls: PipelineClass): void {
@@ -313,7 +386,11 @@ export async function pipeline<T extends string>(
             ? Pipeline<FeatureExtractionPipeline>
             : T extends "text-generation"
               ? Pipeline<TextGenerationPipeline>
-              : Pipeline<Instance<PipelineClass>>
+              : T extends "translation"
+                ? Pipeline<TranslationPipeline>
+                : T extends "summarization"
+                  ? Pipeline<SummarizationPipeline>
+                  : Pipeline<Instance<PipelineClass>>
 > {
   const cls = SUPPORTED_TASKS.get(task);
   if (!cls) throw new PipelineError(`unknown task '${task}'; supported: ${[...SUPPORTED_TASKS.keys()].join(", ")}`);
@@ -321,6 +398,17 @@ export async function pipeline<T extends string>(
   if (cls === TextGenerationPipeline) {
     const { model, tokenizer } = loadModel(modelDir);
     instance = new TextGenerationPipeline(task, model, tokenizer);
+  } else if (cls === TranslationPipeline || cls === SummarizationPipeline) {
+    let loaded: ReturnType<typeof loadMarian>;
+    try {
+      loaded = loadMarian(modelDir);
+    } catch (e) {
+      if (!(e instanceof MarianFileError)) throw e;
+      throw new PipelineError(`${task}: ${e.message}; this pipeline needs an encoder-decoder (make one with moxing train-seq2seq)`);
+    }
+    const { model, tokenizer } = loaded;
+    if (!tokenizer) throw new PipelineError(`${task}: '${modelDir}' has no tokenizer.json (make one with moxing train-seq2seq)`);
+    instance = new cls(task, model, tokenizer);
   } else {
     const bertTask = (cls as typeof TextClassificationPipeline).bertTask;
     const loaded = loadBert(modelDir, bertTask === "feature-extraction" ? { task: "feature-extraction" } : {});

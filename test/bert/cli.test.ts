@@ -196,7 +196,7 @@ describe("BERT commands", () => {
       2,
     );
     assertOneLineError(await moxing(["similar", "--model", join(root, "nowhere"), "cat"]), /model directory .* does not exist/);
-    assertOneLineError(await moxing(["pipeline", "summarization", "--model", model, "x"]), /unknown task 'summarization'; supported: /);
+    assertOneLineError(await moxing(["pipeline", "text-to-speech", "--model", model, "x"]), /unknown task 'text-to-speech'; supported: /);
     assertOneLineError(await moxing(["pipeline", "fill-mask", "--model", model, "no mask"]), /fill-mask: the text has no \[MASK\] token/);
   });
 });

@@ -219,7 +219,8 @@ describe("pipelines and embeddings", () => {
     const row = pooled.slice(0, 0, 1).toArray();
     assert.ok(Math.abs(Math.hypot(...row) - 1) < 1e-5);
 
-    await assert.rejects(pipeline("summarization", base), /unknown task 'summarization'; supported: text-classification/);
+    await assert.rejects(pipeline("text-to-speech", base), /unknown task 'text-to-speech'; supported: text-classification/);
+    await assert.rejects(pipeline("summarization", base), /summarization: .*not a Marian config.*needs an encoder-decoder/);
     await assert.rejects(pipeline("ner", base), /is a fill-mask model; this pipeline needs a token-classification model/);
     assert.equal(SUPPORTED_TASKS.get("sentiment-analysis"), SUPPORTED_TASKS.get("text-classification"));
   });
