@@ -119,33 +119,31 @@ function drawAttention() {
 
 async function nextTokens() {
   const out = $("next-out");
-  const k = Number($("next-k").value);
-  const r = await api("/v1/completions", {
+  const r = await api("/api/inside/next", {
     model: model(),
-    prompt: $("inside-text").value,
-    max_tokens: Number($("next-steps").value),
+    text: $("inside-text").value,
+    chat: $("next-chat").checked,
+    steps: Number($("next-steps").value),
+    top_k: Number($("next-k").value),
     temperature: Number($("next-temp").value),
-    logprobs: k,
   });
-  const lp = r.choices[0].logprobs;
   out.replaceChildren(
-    ...lp.tokens.map((tok, i) => {
-      const top = Object.entries(lp.top_logprobs[i]).sort((a, b) => b[1] - a[1]);
-      return h(
+    ...r.steps.map((s, i) =>
+      h(
         "section",
         { class: "step", "aria-label": `Step ${i + 1}` },
-        h("h3", {}, `Step ${i + 1}: `, h("span", { class: "tok" }, show(tok))),
-        top.map(([t, l]) => {
-          const p = Math.exp(l);
+        h("h3", {}, `Step ${i + 1}: `, h("span", { class: "tok" }, show(s.token))),
+        s.top.map((t) => {
+          const p = Math.exp(t.logprob);
           return h(
             "div",
-            { class: `bar${t === tok ? " chosen" : ""}`, role: "img", "aria-label": `${t}: ${(p * 100).toFixed(1)}%` },
-            h("code", {}, show(t)),
+            { class: `bar${t.token === s.token ? " chosen" : ""}`, role: "img", "aria-label": `${t.token}: ${(p * 100).toFixed(1)}%` },
+            h("code", {}, show(t.token)),
             h("div", { class: "track" }, h("div", { class: "fill", style: `width:${(p * 100).toFixed(1)}%` })),
             h("span", {}, `${(p * 100).toFixed(1)}%`),
           );
         }),
-      );
-    }),
+      ),
+    ),
   );
 }

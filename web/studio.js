@@ -37,6 +37,8 @@ function describe() {
     m.kind === "gpt"
       ? `${c.n_layer} layers, ${c.n_head} heads, ${c.n_embd} wide, context ${c.block_size}`
       : `${c.num_hidden_layers} layers, ${c.hidden_size} wide`;
+  $("next-chat").checked = m.chat;
+  $("next-chat").disabled = !m.chat;
   $("model-info").textContent = `${size}, vocabulary ${m.vocabSize}${m.adapter ? " · LoRA adapter attached" : ""}`;
 }
 

@@ -40,11 +40,16 @@ async function select(run) {
 }
 
 async function poll() {
-  if (!state.run) return;
-  const r = await api(`/api/runs/metrics?run=${encodeURIComponent(state.run)}&from=${state.next}`);
-  if (r.lines.length === 0 && charts.length) return;
-  state.lines.push(...r.lines);
-  state.next = r.next;
+  const s = state;
+  if (!s.run) return;
+  const r = await api(`/api/runs/metrics?run=${encodeURIComponent(s.run)}&from=${s.next}`);
+  // Another run was chosen meanwhile (or another poll got there first): these lines are not ours.
+  if (s !== state || r.next <= s.next) {
+    if (s === state && !charts.length) draw();
+    return;
+  }
+  s.lines.push(...r.lines);
+  s.next = r.next;
   draw();
 }
 
@@ -77,7 +82,15 @@ function draw() {
       width,
       height: 240,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { label }],
+      // Small values (learning rates) in exponent form, so 3e-4 and 1e-4 do not both read "0".
+      axes: [
+        { label: "step" },
+        {
+          label,
+          size: 70,
+          values: (_u, vals) => vals.map((v) => (v !== 0 && Math.abs(v) < 0.01 ? v.toExponential(1) : v.toLocaleString())),
+        },
+      ],
       series: [{ label: "step" }, ...present.map((k, i) => ({ label: k, stroke: colours[i % colours.length], width: 2, spanGaps: true }))],
     };
     charts.push(new uPlot(opts, data, el));

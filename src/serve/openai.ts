@@ -105,7 +105,10 @@ const COMPLETIONS_BODY = {
   additionalProperties: false,
   properties: {
     ...SAMPLING,
-    prompt: { type: ["string", "array"], items: { type: ["string", "integer", "array"], minimum: 0, items: { type: "integer", minimum: 0 } } },
+    prompt: {
+      type: ["string", "array"],
+      items: { type: ["string", "integer", "array"], minimum: 0, items: { type: "integer", minimum: 0 } },
+    },
     logprobs: { ...nullable("integer"), minimum: 0, maximum: 20 },
     echo: nullable("boolean"),
     suffix: nullable("string"),
@@ -119,7 +122,10 @@ const EMBEDDINGS_BODY = {
   additionalProperties: false,
   properties: {
     model: { type: "string" },
-    input: { type: ["string", "array"], items: { type: ["string", "integer", "array"], minimum: 0, items: { type: "integer", minimum: 0 } } },
+    input: {
+      type: ["string", "array"],
+      items: { type: ["string", "integer", "array"], minimum: 0, items: { type: "integer", minimum: 0 } },
+    },
     encoding_format: { enum: ["float", "base64"] },
     dimensions: { type: "integer", minimum: 1 },
     user: { type: "string" },

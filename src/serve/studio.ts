@@ -20,7 +20,7 @@ import type { ServerContext } from "./context.js";
 import { ApiError, invalidRequest, queueFull } from "./errors.js";
 import { attentionView, embeddingView, positionView } from "./inside.js";
 import type { ServedGPT } from "./models.js";
-import { disconnectSignal, endStream, generationRequests, openStream, sendEvent } from "./openai.js";
+import { completionPrompts, disconnectSignal, endStream, generationRequests, openStream, sendEvent } from "./openai.js";
 import type { GenerationResult } from "./scheduler.js";
 
 const id = { type: "object", required: ["id"], properties: { id: { type: "string", pattern: "^[0-9]{1,15}$" } } } as const;
@@ -572,6 +572,65 @@ export function registerStudioRoutes(app: FastifyInstance, ctx: ServerContext, l
     async (req) => {
       const b = req.body as { model: string; text: string };
       return attentionView(ctx.model(b.model), b.text);
+    },
+  );
+
+  app.post(
+    "/api/inside/next",
+    {
+      schema: {
+        body: {
+          type: "object",
+          required: ["model", "text"],
+          additionalProperties: false,
+          properties: {
+            model: { type: "string" },
+            text: { type: "string", minLength: 1, maxLength: 2000 },
+            chat: { type: "boolean" },
+            steps: { type: "integer", minimum: 1, maximum: 64 },
+            top_k: { type: "integer", minimum: 1, maximum: 20 },
+            temperature: { type: "number", minimum: 0, maximum: 2 },
+            seed: { type: "integer" },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body as {
+        model: string;
+        text: string;
+        chat?: boolean;
+        steps?: number;
+        top_k?: number;
+        temperature?: number;
+        seed?: number;
+      };
+      const m = ctx.generator(b.model, "the next-token view");
+      const steps = b.steps ?? 8;
+      let prompt: number[];
+      if (b.chat) {
+        if (!m.chat) throw invalidRequest(`The model '${m.id}' is not a chat model; untick "as a chat message"`, "chat");
+        prompt = chatPrompt(m.model, m.tokenizer, [{ role: "user", content: b.text }], { maxNewTokens: steps }).prompt;
+      } else {
+        prompt = completionPrompts(m, b.text)[0]?.ids as number[];
+      }
+      // No stop tokens: the view shows every step's distribution, an end-of-turn token included.
+      const r = await m.scheduler.submit({
+        prompt,
+        maxTokens: steps,
+        temperature: b.temperature ?? 0,
+        topP: 1,
+        seed: b.seed ?? 0,
+        stopIds: new Set(),
+        logprobs: b.top_k ?? 8,
+      });
+      return {
+        steps: r.logprobs.map((l) => ({
+          token: l.token,
+          logprob: l.logprob,
+          top: l.top.map((t) => ({ token: t.token, logprob: t.logprob })),
+        })),
+      };
     },
   );
 
