@@ -2,6 +2,7 @@
 //
 //   node --import tsx bench/serve.ts                 16 streaming clients, 30 s per phase
 //   node --import tsx bench/serve.ts --clients 8 --seconds 10 --json
+//   node --import tsx bench/serve.ts --threads 1      the server's native thread count (MOXING_THREADS)
 //
 // The model: nanoGPT's CPU size (4 layers, 4 heads, 128 wide; block 128) with random weights and
 // ChatML tokens on a character vocabulary, so every answer runs to max_tokens (64; logit_bias keeps
@@ -15,6 +16,8 @@
 // chunk) p50/p99, completion tokens per second over the phase, 5xx and failed requests, and the
 // server's mean decode batch. Then autocannon: --clients connections of non-streamed completions
 // (16 tokens) for 10 s, batched, for requests/s and latency percentiles. Exits 1 on any 5xx.
+// First, without HTTP: the engine's decode step (src/generate/batch.ts) in this process, ms per
+// step and tokens/s at batch 1, 4 and 16, sequences 20 to 84 tokens long.
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,8 +26,10 @@ import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { useChatML } from "../src/chat/template.js";
-import { saveModel } from "../src/io/checkpoint.js";
+import { CachePool, DecodeSequence, decodeStep } from "../src/generate/batch.js";
+import { loadModel, saveModel } from "../src/io/checkpoint.js";
 import { GPT } from "../src/models/gpt.js";
+import { MemoryArena } from "../src/tensor/memory.js";
 import "../src/index.js";
 import { CharTokenizer } from "../src/tokenizers/char.js";
 
@@ -36,9 +41,35 @@ const flag = (name: string, fallback: number) => {
 const CLIENTS = flag("clients", 16);
 const SECONDS = flag("seconds", 30);
 const MAX_TOKENS = flag("tokens", 64);
+const THREADS = argv.includes("--threads") ? String(flag("threads", 1)) : undefined; // the server's MOXING_THREADS
 const MAX_REQUESTS = 100_000; // a bound on each phase besides its time
 const json = argv.includes("--json");
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Decode steps per batch size, in this process: median ms per step over ~2 s each. */
+function engine(dir: string): { batch: number; msPerStep: number; tokensPerS: number }[] {
+  const { model } = loadModel(dir);
+  const pool = new CachePool(model);
+  const arena = new MemoryArena();
+  const prompt = Array.from({ length: 20 }, (_, i) => 1 + (i % 90));
+  return [1, 4, 16, 1].map((B) => {
+    const times: number[] = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < 2000) {
+      const seqs = Array.from({ length: B }, () => new DecodeSequence(prompt, pool, model.config.block_size));
+      decodeStep(model, seqs, arena); // the prefill, not timed
+      for (let t = 0; t < MAX_TOKENS; t++) {
+        for (const s of seqs) s.push(5);
+        const s0 = performance.now();
+        decodeStep(model, seqs, arena);
+        times.push(performance.now() - s0);
+      }
+      for (const s of seqs) s.release();
+    }
+    const ms = times.sort((a, b) => a - b)[Math.floor(times.length / 2)] as number;
+    return { batch: B, msPerStep: Math.round(ms * 1000) / 1000, tokensPerS: Math.round((B * 1000) / ms) };
+  });
+}
 
 function buildModel(dir: string): Record<string, number> {
   const tok = CharTokenizer.fromText(`${Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("")}\n`);
@@ -73,7 +104,11 @@ function startServer(dir: string, maxBatch: number): Promise<{ p: ChildProcess; 
         "--max-queue",
         "256",
       ],
-      { cwd: repo, env: { ...process.env, MOXING_QUIET: "1" }, stdio: ["ignore", "pipe", "inherit"] },
+      {
+        cwd: repo,
+        env: { ...process.env, MOXING_QUIET: "1", ...(THREADS ? { MOXING_THREADS: THREADS } : {}) },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
     );
     children.add(p);
     let out = "";
@@ -190,6 +225,8 @@ async function main(): Promise<void> {
   const bias = buildModel(dir);
   const results: PhaseResult[] = [];
   try {
+    const steps = engine(dir).slice(1); // the first batch-1 pass warms up
+
     for (const [name, clients, maxBatch] of [
       ["batched", CLIENTS, 16],
       ["one at a time", CLIENTS, 1],
@@ -238,13 +275,23 @@ async function main(): Promise<void> {
     if (json)
       console.log(
         JSON.stringify(
-          { cpu, cores: cpus().length, clients: CLIENTS, seconds: SECONDS, maxTokens: MAX_TOKENS, results, autocannon: cannon },
+          {
+            cpu,
+            cores: cpus().length,
+            clients: CLIENTS,
+            seconds: SECONDS,
+            maxTokens: MAX_TOKENS,
+            engine: steps,
+            results,
+            autocannon: cannon,
+          },
           null,
           2,
         ),
       );
     else {
       console.log(`moxing serve under load: ${cpu}, ${cpus().length} cores; ${MAX_TOKENS} tokens per answer, ${SECONDS} s per phase`);
+      console.log(`engine decode step: ${steps.map((e) => `batch ${e.batch} ${e.msPerStep} ms (${e.tokensPerS} tok/s)`).join(", ")}`);
       console.log("| phase | clients | max batch | requests | TTFT p50 ms | TTFT p99 ms | tokens/s | 5xx | failed | mean batch |");
       console.log("|---|---|---|---|---|---|---|---|---|---|");
       for (const r of results) {
