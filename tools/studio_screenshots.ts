@@ -34,7 +34,13 @@ try {
     },
     {},
   );
-  const server = await createServer({ models: [join(tmp, "chat")], host: "127.0.0.1", port: 0, db: join(tmp, "fb.db"), runsDir: join(tmp, "runs") });
+  const server = await createServer({
+    models: [join(tmp, "chat")],
+    host: "127.0.0.1",
+    port: 0,
+    db: join(tmp, "fb.db"),
+    runsDir: join(tmp, "runs"),
+  });
   const browser = await chromium.launch({ executablePath: process.env.MOXING_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });

@@ -92,6 +92,7 @@ async function showAttention() {
           "button",
           {
             type: "button",
+            class: "att-cell",
             "aria-label": `Layer ${l} head ${hd}`,
             onclick: () => {
               $("att-layer").value = String(l);
