@@ -99,6 +99,31 @@ describe("conversations and learn now", () => {
     assert.equal((await reply(conv2, "hi"))[0]?.text, "hello there");
   });
 
+  test("the stop button ends a running answer, which is kept as far as it got", async () => {
+    const conv = (await call<{ id: number }>("/api/conversations", {})).json.id;
+    // The random model's greedy answer cycles without ever ending its turn: only the stop ends it.
+    const res = await fetch(`${server.url}/api/conversations/${conv}/reply`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "sine", content: "hi", sampling: { temperature: 0, max_tokens: 4000 } }),
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    while (!text.includes('"type":"delta"')) text += dec.decode((await reader.read()).value);
+    const start = JSON.parse((/data: (\{"type":"start"[^\n]*)/.exec(text) as RegExpExecArray)[1] as string) as { request: string };
+    assert.deepEqual((await call(`/api/requests/${start.request}/stop`, {})).json, { stopped: true });
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += dec.decode(r.value);
+    const done = JSON.parse((/data: (\{"type":"done"[^\n]*)/.exec(text) as RegExpExecArray)[1] as string) as {
+      choices: { id: number; text: string; finish_reason: string }[];
+    };
+    const answer = done.choices[0];
+    assert.equal(answer?.finish_reason, "abort");
+    assert.ok((answer?.text.length ?? 0) > 0 && (answer?.text.length ?? 0) < 4000);
+    const stored = (await call<{ messages: { id: number; content: string }[] }>(`/api/conversations/${conv}`)).json.messages;
+    assert.equal(stored.find((m) => m.id === answer?.id)?.content, answer?.text);
+  });
+
   test("run names cannot leave the runs directory", async () => {
     const r = await call<{ error: { message: string } }>(`/api/runs/metrics?run=${encodeURIComponent("../..")}`);
     assert.equal(r.status, 400);
