@@ -2,7 +2,7 @@
 //
 //   node --import tsx bench/serve.ts                 16 streaming clients, 30 s per phase
 //   node --import tsx bench/serve.ts --clients 8 --seconds 10 --json
-//   node --import tsx bench/serve.ts --threads 1      the server's native thread count (MOXING_THREADS)
+//   MOXING_THREADS=1 node --import tsx bench/serve.ts   one native thread, here and in the server
 //
 // The model: nanoGPT's CPU size (4 layers, 4 heads, 128 wide; block 128) with random weights and
 // ChatML tokens on a character vocabulary, so every answer runs to max_tokens (64; logit_bias keeps
@@ -17,10 +17,11 @@
 // server's mean decode batch. Then autocannon: --clients connections of non-streamed completions
 // (16 tokens) for 10 s, batched, for requests/s and latency percentiles. Exits 1 on any 5xx.
 // First, without HTTP: the engine's decode step (src/generate/batch.ts) in this process, ms per
-// step and tokens/s at batch 1, 4 and 16, sequences 20 to 84 tokens long.
+// step and tokens/s at batch 1, 4 and 16 (sequences 20 to 84 tokens long), the sizes taking turns.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { Agent, request } from "node:http";
 import { createRequire } from "node:module";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -41,33 +42,49 @@ const flag = (name: string, fallback: number) => {
 const CLIENTS = flag("clients", 16);
 const SECONDS = flag("seconds", 30);
 const MAX_TOKENS = flag("tokens", 64);
-const THREADS = argv.includes("--threads") ? String(flag("threads", 1)) : undefined; // the server's MOXING_THREADS
 const MAX_REQUESTS = 100_000; // a bound on each phase besides its time
 const json = argv.includes("--json");
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Decode steps per batch size, in this process: median ms per step over ~2 s each. */
-function engine(dir: string): { batch: number; msPerStep: number; tokensPerS: number }[] {
+/** Decode steps per batch size, in this process. The sizes take turns for about 8 s; each turn's
+ *  64 steps are timed by wall clock and by this process's CPU time (on a shared machine a step that
+ *  is preempted takes longer by the clock, not in CPU time). Medians over the turns. */
+function engine(dir: string): { batch: number; msPerStep: number; cpuMsPerStep: number; tokensPerCpuS: number }[] {
   const { model } = loadModel(dir);
   const pool = new CachePool(model);
   const arena = new MemoryArena();
   const prompt = Array.from({ length: 20 }, (_, i) => 1 + (i % 90));
-  return [1, 4, 16, 1].map((B) => {
-    const times: number[] = [];
-    const t0 = performance.now();
-    while (performance.now() - t0 < 2000) {
-      const seqs = Array.from({ length: B }, () => new DecodeSequence(prompt, pool, model.config.block_size));
-      decodeStep(model, seqs, arena); // the prefill, not timed
-      for (let t = 0; t < MAX_TOKENS; t++) {
-        for (const s of seqs) s.push(5);
-        const s0 = performance.now();
-        decodeStep(model, seqs, arena);
-        times.push(performance.now() - s0);
-      }
-      for (const s of seqs) s.release();
+  const sizes = [1, 4, 16];
+  const wall = new Map(sizes.map((B) => [B, [] as number[]]));
+  const cpu = new Map(sizes.map((B) => [B, [] as number[]]));
+  const run = (B: number, record: boolean) => {
+    const seqs = Array.from({ length: B }, () => new DecodeSequence(prompt, pool, model.config.block_size));
+    decodeStep(model, seqs, arena); // the prefill, not timed
+    const w0 = performance.now();
+    const c0 = process.cpuUsage();
+    for (let t = 0; t < MAX_TOKENS; t++) {
+      for (const s of seqs) s.push(5);
+      decodeStep(model, seqs, arena);
     }
-    const ms = times.sort((a, b) => a - b)[Math.floor(times.length / 2)] as number;
-    return { batch: B, msPerStep: Math.round(ms * 1000) / 1000, tokensPerS: Math.round((B * 1000) / ms) };
+    const c = process.cpuUsage(c0);
+    if (record) {
+      wall.get(B)?.push((performance.now() - w0) / MAX_TOKENS);
+      cpu.get(B)?.push((c.user + c.system) / 1000 / MAX_TOKENS);
+    }
+    for (const s of seqs) s.release();
+  };
+  for (const B of sizes) run(B, false); // warm-up
+  const t0 = performance.now();
+  while (performance.now() - t0 < 8000) for (const B of sizes) run(B, true);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  return sizes.map((B) => {
+    const cpuMs = med(cpu.get(B) as number[]);
+    return {
+      batch: B,
+      msPerStep: Math.round(med(wall.get(B) as number[]) * 1000) / 1000,
+      cpuMsPerStep: Math.round(cpuMs * 1000) / 1000,
+      tokensPerCpuS: Math.round((B * 1000) / cpuMs),
+    };
   });
 }
 
@@ -106,7 +123,7 @@ function startServer(dir: string, maxBatch: number): Promise<{ p: ChildProcess; 
       ],
       {
         cwd: repo,
-        env: { ...process.env, MOXING_QUIET: "1", ...(THREADS ? { MOXING_THREADS: THREADS } : {}) },
+        env: { ...process.env, MOXING_QUIET: "1" },
         stdio: ["ignore", "pipe", "inherit"],
       },
     );
@@ -146,11 +163,22 @@ interface PhaseResult {
   status5xx: number;
   failed: number;
   meanBatch: number;
+  /** The server process's CPU time over the phase, and the tokens it produced per CPU second:
+   *  on a shared machine the time others take from it does not count against it. */
+  serverCpuS: number;
+  tokensPerCpuS: number;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 /** `clients` loops streaming chat answers for `seconds`; one result per phase. */
 async function phase(
   name: string,
+  pid: number,
   url: string,
   clients: number,
   seconds: number,
@@ -170,40 +198,60 @@ async function phase(
     logit_bias: bias,
   });
   const t0 = performance.now();
+  const cpu0 = cpuSeconds(pid);
   const end = t0 + seconds * 1000;
+  // node:http with keep-alive and a cheap scan of each chunk: the client should cost the shared
+  // CPUs as little as it can, so the figures are the server's.
+  const agent = new Agent({ keepAlive: true, maxSockets: clients });
+  const { hostname, port } = new URL(url);
+  const marker = '"delta":{"content":"';
+  const one = (start: number) =>
+    new Promise<void>((resolve) => {
+      const req = request(
+        { host: hostname, port, path: "/v1/chat/completions", method: "POST", agent, headers: { "content-type": "application/json" } },
+        (res) => {
+          if ((res.statusCode ?? 0) >= 500) status5xx++;
+          if (res.statusCode !== 200) failed++;
+          let tail = "";
+          let first = true;
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            // Count content pieces (one token each for a character model), markers split across chunks included.
+            const text = tail + chunk;
+            let at = text.indexOf(marker);
+            while (at >= 0) {
+              // Counted once the character after the marker is here (an empty piece is not a token).
+              if (at + marker.length < text.length && text[at + marker.length] !== '"') {
+                tokens++;
+                if (first) {
+                  ttft.push(performance.now() - start);
+                  first = false;
+                }
+              }
+              at = text.indexOf(marker, at + 1);
+            }
+            tail = text.slice(-marker.length);
+          });
+          res.on("end", () => {
+            if (res.statusCode === 200) requests++;
+            resolve();
+          });
+        },
+      );
+      req.on("error", () => {
+        failed++;
+        resolve();
+      });
+      req.end(body);
+    });
   await Promise.all(
     Array.from({ length: clients }, async () => {
-      while (performance.now() < end && requests < MAX_REQUESTS) {
-        const start = performance.now();
-        try {
-          const res = await fetch(`${url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
-          if (res.status >= 500) status5xx++;
-          if (!res.ok) {
-            failed++;
-            await res.text();
-            continue;
-          }
-          const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-          const dec = new TextDecoder();
-          let first = true;
-          let text = "";
-          for (let r = await reader.read(); !r.done; r = await reader.read()) {
-            text += dec.decode(r.value, { stream: true });
-            if (first && text.includes('"content":"') && /"content":"[^"]/.test(text)) {
-              ttft.push(performance.now() - start);
-              first = false;
-            }
-          }
-          // Count the pieces that carry content (one token each for a character model).
-          tokens += (text.match(/"delta":\{"content":"/g) ?? []).length;
-          requests++;
-        } catch {
-          failed++;
-        }
-      }
+      while (performance.now() < end && requests < MAX_REQUESTS) await one(performance.now());
     }),
   );
+  agent.destroy();
   const elapsed = (performance.now() - t0) / 1000;
+  const serverCpuS = cpuSeconds(pid) - cpu0;
   const health = (await (await fetch(`${url}/health`)).json()) as { models: { meanBatch: number }[] };
   return {
     phase: name,
@@ -216,6 +264,8 @@ async function phase(
     status5xx,
     failed,
     meanBatch: health.models[0]?.meanBatch ?? 0,
+    serverCpuS: Math.round(serverCpuS * 10) / 10,
+    tokensPerCpuS: Math.round(tokens / serverCpuS),
   };
 }
 
@@ -225,7 +275,7 @@ async function main(): Promise<void> {
   const bias = buildModel(dir);
   const results: PhaseResult[] = [];
   try {
-    const steps = engine(dir).slice(1); // the first batch-1 pass warms up
+    const steps = engine(dir);
 
     for (const [name, clients, maxBatch] of [
       ["batched", CLIENTS, 16],
@@ -235,8 +285,8 @@ async function main(): Promise<void> {
       if (!json) console.error(`bench/serve: phase "${name}"...`);
       const { p, url } = await startServer(dir, maxBatch);
       try {
-        await phase("warm-up", url, Math.min(clients, 4), 2, bias, maxBatch);
-        results.push(await phase(name, url, clients, SECONDS, bias, maxBatch));
+        await phase("warm-up", p.pid as number, url, Math.min(clients, 4), 2, bias, maxBatch);
+        results.push(await phase(name, p.pid as number, url, clients, SECONDS, bias, maxBatch));
       } finally {
         await stop(p);
       }
@@ -291,16 +341,23 @@ async function main(): Promise<void> {
       );
     else {
       console.log(`moxing serve under load: ${cpu}, ${cpus().length} cores; ${MAX_TOKENS} tokens per answer, ${SECONDS} s per phase`);
-      console.log(`engine decode step: ${steps.map((e) => `batch ${e.batch} ${e.msPerStep} ms (${e.tokensPerS} tok/s)`).join(", ")}`);
-      console.log("| phase | clients | max batch | requests | TTFT p50 ms | TTFT p99 ms | tokens/s | 5xx | failed | mean batch |");
-      console.log("|---|---|---|---|---|---|---|---|---|---|");
+      console.log("| engine, batch | ms per step (wall) | CPU ms per step | tokens per CPU second |");
+      console.log("|---|---|---|---|");
+      for (const e of steps) console.log(`| ${e.batch} | ${e.msPerStep} | ${e.cpuMsPerStep} | ${e.tokensPerCpuS} |`);
+      console.log(
+        "| phase | clients | max batch | requests | TTFT p50 ms | TTFT p99 ms | tokens/s | server CPU s | tokens per server CPU s | 5xx | failed | mean batch |",
+      );
+      console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
       for (const r of results) {
         console.log(
-          `| ${r.phase} | ${r.clients} | ${r.maxBatch} | ${r.requests} | ${r.ttftP50} | ${r.ttftP99} | ${r.tokensPerS} | ${r.status5xx} | ${r.failed} | ${r.meanBatch} |`,
+          `| ${r.phase} | ${r.clients} | ${r.maxBatch} | ${r.requests} | ${r.ttftP50} | ${r.ttftP99} | ${r.tokensPerS} | ${r.serverCpuS} | ${r.tokensPerCpuS} | ${r.status5xx} | ${r.failed} | ${r.meanBatch} |`,
         );
       }
       const [b, o] = results;
-      if (b && o) console.log(`batched / one at a time: ${(b.tokensPerS / o.tokensPerS).toFixed(2)}x the tokens/s`);
+      if (b && o)
+        console.log(
+          `batched / one at a time: ${(b.tokensPerS / o.tokensPerS).toFixed(2)}x the tokens/s, ${(b.tokensPerCpuS / o.tokensPerCpuS).toFixed(2)}x the tokens per server CPU second`,
+        );
       console.log(`autocannon, ${CLIENTS} connections, non-streamed 16-token completions: ${JSON.stringify(cannon)}`);
     }
     const bad = results.reduce((s, r) => s + r.status5xx, 0) + Number(cannon?.status5xx ?? 0);

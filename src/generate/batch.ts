@@ -97,8 +97,9 @@ export class DecodeSequence {
 export function decodeStep(model: GPT, seqs: readonly DecodeSequence[], arena = new MemoryArena()): Float32Array[] {
   const out: Float32Array[] = new Array(seqs.length);
   const V = model.config.vocab_size;
+  // Setting the mode walks every module: only when it has to change (a server's model is in eval mode).
   const wasTraining = model.training;
-  model.eval();
+  if (wasTraining) model.eval();
   try {
     const inputs = seqs.map((s) => s.nextInput());
     const batch: number[] = [];
@@ -132,7 +133,7 @@ export function decodeStep(model: GPT, seqs: readonly DecodeSequence[], arena = 
       });
     }
   } finally {
-    model.train(wasTraining);
+    if (wasTraining) model.train(true);
   }
   return out;
 }
