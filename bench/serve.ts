@@ -3,6 +3,7 @@
 //   node --import tsx bench/serve.ts                 16 streaming clients, 30 s per phase
 //   node --import tsx bench/serve.ts --clients 8 --seconds 10 --json
 //   MOXING_THREADS=1 node --import tsx bench/serve.ts   one native thread, here and in the server
+//   node --import tsx bench/serve.ts --size medium      6 layers, 6 heads, 384 wide, block 256
 //
 // The model: nanoGPT's CPU size (4 layers, 4 heads, 128 wide; block 128) with random weights and
 // ChatML tokens on a character vocabulary, so every answer runs to max_tokens (64; logit_bias keeps
@@ -44,6 +45,13 @@ const SECONDS = flag("seconds", 30);
 const MAX_TOKENS = flag("tokens", 64);
 const MAX_REQUESTS = 100_000; // a bound on each phase besides its time
 const json = argv.includes("--json");
+const SIZES = {
+  small: { n_layer: 4, n_head: 4, n_embd: 128, block_size: 128 }, // nanoGPT's CPU size
+  medium: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256 },
+};
+const sizeFlag = argv.includes("--size") ? (argv[argv.indexOf("--size") + 1] as string) : "small";
+if (!(sizeFlag in SIZES)) throw new Error(`bench/serve: --size is small or medium (got '${sizeFlag}')`);
+const SIZE = SIZES[sizeFlag as keyof typeof SIZES];
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Decode steps per batch size, in this process. The sizes take turns for about 8 s; each turn's
@@ -91,7 +99,7 @@ function engine(dir: string): { batch: number; msPerStep: number; cpuMsPerStep: 
 function buildModel(dir: string): Record<string, number> {
   const tok = CharTokenizer.fromText(`${Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("")}\n`);
   const { imStart, imEnd } = useChatML(tok);
-  const model = new GPT({ vocab_size: tok.vocabSize, n_layer: 4, n_head: 4, n_embd: 128, block_size: 128 }, { seed: 1 });
+  const model = new GPT({ vocab_size: tok.vocabSize, ...SIZE }, { seed: 1 });
   saveModel(dir, model, tok);
   return { [String(imStart)]: -100, [String(imEnd)]: -100 };
 }
@@ -340,7 +348,9 @@ async function main(): Promise<void> {
         ),
       );
     else {
-      console.log(`moxing serve under load: ${cpu}, ${cpus().length} cores; ${MAX_TOKENS} tokens per answer, ${SECONDS} s per phase`);
+      console.log(
+        `moxing serve under load: ${cpu}, ${cpus().length} cores; GPT ${JSON.stringify(SIZE)}; ${MAX_TOKENS} tokens per answer, ${SECONDS} s per phase`,
+      );
       console.log("| engine, batch | ms per step (wall) | CPU ms per step | tokens per CPU second |");
       console.log("|---|---|---|---|");
       for (const e of steps) console.log(`| ${e.batch} | ${e.msPerStep} | ${e.cpuMsPerStep} | ${e.tokensPerCpuS} |`);
