@@ -662,13 +662,41 @@ interface TrieNode {
   ids: number[];
 }
 
-/** The vocabulary's byte strings in a trie (special tokens left out), built once per tokenizer. */
+/** Whole UTF-8 characters with no quote, backslash or control byte: the number of characters, or -1. */
+function plainChars(t: string): number {
+  let chars = 0;
+  for (let i = 0; i < t.length; ) {
+    const b = t.charCodeAt(i);
+    if (b < 0x20 || b === 0x22 || b === 0x5c) return -1;
+    const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > t.length) return -1;
+    const lo = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+    const hi = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+    for (let k = 1; k < n; k++) {
+      const c = t.charCodeAt(i + k);
+      if (c < (k === 1 ? lo : 0x80) || c > (k === 1 ? hi : 0xbf)) return -1;
+    }
+    i += n;
+    chars++;
+  }
+  return chars;
+}
+
+/**
+ * The vocabulary's byte strings in a trie (special tokens left out), built once per tokenizer. Tokens
+ * that are plain text (whole characters, no quote, backslash or control byte) are also listed apart:
+ * inside a JSON string every one of them is allowed, so a large vocabulary is not walked byte by byte
+ * there; the trie `rest` holds the others.
+ */
 export class TokenTrie {
   readonly root: TrieNode = { next: new Map(), ids: [] };
+  readonly rest: TrieNode = { next: new Map(), ids: [] };
+  /** Plain-text tokens and their lengths in characters. */
+  readonly plain: number[] = [];
+  readonly plainLength: number[] = [];
   constructor(readonly bytes: readonly (string | null)[]) {
-    bytes.forEach((t, id) => {
-      if (!t) return;
-      let node = this.root;
+    const insert = (root: TrieNode, t: string, id: number) => {
+      let node = root;
       for (let i = 0; i < t.length; i++) {
         const b = t.charCodeAt(i);
         let child = node.next.get(b);
@@ -679,6 +707,15 @@ export class TokenTrie {
         node = child;
       }
       node.ids.push(id);
+    };
+    bytes.forEach((t, id) => {
+      if (!t) return;
+      insert(this.root, t, id);
+      const chars = plainChars(t);
+      if (chars > 0) {
+        this.plain.push(id);
+        this.plainLength.push(chars);
+      } else insert(this.rest, t, id);
     });
   }
 }
@@ -733,6 +770,27 @@ export class JsonConstraint {
     mask.fill(0);
     let n = 0;
     const g = this.grammar;
+    const only = this.states.length === 1 ? (this.states[0] as Stack) : null;
+    const f = only?.f;
+    if (only && f?.k === "str" && f.esc === 0 && f.cont === 0 && g.finish(only).length <= remaining - 1) {
+      // Inside a string: plain-text tokens continue it (within maxLength) and never lengthen the
+      // shortest completion, so they are all allowed at once; only the others are walked.
+      const { plain, plainLength } = this.trie;
+      for (let i = 0; i < plain.length; i++) {
+        if (f.len + (plainLength[i] as number) <= f.max) {
+          mask[plain[i] as number] = 1;
+          n++;
+        }
+      }
+      return n + this.walk(this.trie.rest, mask, remaining);
+    }
+    return this.walk(this.trie.root, mask, remaining);
+  }
+
+  /** Mark the tokens under `root` that keep the text valid within the budget; returns how many. */
+  private walk(root: TrieNode, mask: Uint8Array, remaining: number): number {
+    let n = 0;
+    const g = this.grammar;
     const visit = (node: TrieNode, states: Stack[]) => {
       for (const [b, child] of node.next) {
         const next = states.flatMap((s) => g.feed(s, b));
@@ -744,7 +802,7 @@ export class JsonConstraint {
         visit(child, next);
       }
     };
-    visit(this.trie.root, this.states);
+    visit(root, this.states);
     return n;
   }
 

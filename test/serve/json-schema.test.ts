@@ -16,7 +16,7 @@ import {
   vocabBytes,
 } from "../../src/serve/json-schema.js";
 import { Generator } from "../../src/tensor/random.js";
-import { CharTokenizer } from "../../src/tokenizers/index.js";
+import { ByteLevelBPE, CharTokenizer } from "../../src/tokenizers/index.js";
 
 const SCHEMAS: Record<string, object> = {
   person: {
@@ -244,6 +244,35 @@ describe("json_schema over a tokenizer's vocabulary", () => {
         const text = tok.decode(ids);
         assert.ok(validate(JSON.parse(text)), `${name}: ${text}`);
         assert.ok(ids.length <= maxTokens);
+      }
+    }
+  });
+
+  test("with a byte-level BPE, the mask is exactly the tokens whose bytes keep the JSON valid within the budget", () => {
+    // Merged tokens span quotes, escapes and parts of characters: the plain-text shortcut inside
+    // strings and the trie walk must together give what feeding every token byte by byte gives.
+    const corpus = 'say {"name": "猫 and 狗 \\"quoted\\"", "age": 42, "tags": ["a b", "汉堡"]} and more plain words. '.repeat(30);
+    const bpe = ByteLevelBPE.train(corpus, { vocabSize: 420, specialTokens: ["<|endoftext|>"] });
+    const bpeTrie = new TokenTrie(vocabBytes(bpe));
+    const schema = SCHEMAS.person as object;
+    const grammar = compileSchema(schema);
+    const rng = new Generator(11);
+    const mask = new Uint8Array(bpe.vocabSize);
+    for (let walk = 0; walk < 6; walk++) {
+      const c = new JsonConstraint(grammar, bpeTrie);
+      const maxTokens = 30 + walk * 10;
+      for (let step = 0; step < maxTokens && !c.complete(); step++) {
+        const remaining = maxTokens - step;
+        c.allowed(mask, remaining);
+        const want = bpeTrie.bytes.map((t) => {
+          if (!t) return 0;
+          const states = feedAll(grammar, (c as unknown as { states: Stack[] }).states, t);
+          return states.length > 0 && minFinish(grammar, states) <= remaining - 1 ? 1 : 0;
+        });
+        assert.deepEqual([...mask], want, `walk ${walk} step ${step}`);
+        const ids = [...mask.keys()].filter((id) => mask[id]);
+        if (ids.length === 0) break;
+        c.advance(ids[Math.floor(rng.random() * ids.length)] as number);
       }
     }
   });
