@@ -253,7 +253,7 @@ async function learnNow() {
   if (!conversation) return;
   $("learn").disabled = true;
   try {
-    let job = await api(`/api/conversations/${conversation.id}/learn`, { model: model() });
+    let job = await api(`/api/conversations/${conversation.id}/learn`, { model: model(), method: $("learn-method").value });
     const bar = h("progress", { max: job.maxSteps, value: 0, "aria-label": "Learning progress" });
     const line = h("div", {}, `Learning from ${job.examples} example(s)…`);
     status.replaceChildren(line, bar);
@@ -269,7 +269,7 @@ async function learnNow() {
       h(
         "div",
         { class: "learn-result" },
-        h("strong", {}, `Learned (${job.step} steps, loss ${job.loss?.toFixed(3)}). For “${question}”:`),
+        h("strong", {}, `Learned by ${job.method.toUpperCase()} (${job.step} steps, loss ${job.loss?.toFixed(3)}). For “${question}”:`),
         h("div", { class: "before" }, h("strong", {}, "Before: "), job.before),
         h("div", { class: "after" }, h("strong", {}, "After: "), job.after),
         h("div", { class: "muted" }, h("strong", {}, "Taught: "), job.target),

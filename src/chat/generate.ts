@@ -30,14 +30,15 @@ export interface ChatReply {
 }
 
 /** What generating an answer to `messages` starts from: the prompt's ids (the conversation cut to fit
- *  the context with room for `maxNewTokens`, rendered with the generation prompt), the ids that end
- *  the turn, and how many messages were dropped. Shared by chatReply and the server. */
+ *  the context with room for the answer, rendered with the generation prompt), the ids that end the
+ *  turn, how many messages were dropped, and how long the answer may be (maxNewTokens, or less so that
+ *  it never pushes the conversation out of the context). Shared by chatReply and the server. */
 export function chatPrompt(
   model: GPT,
   tokenizer: Tokenizer,
   messages: readonly ChatMessage[],
   opts: Omit<ChatTemplateOptions, "tokenizer" | "addGenerationPrompt"> & { maxNewTokens: number },
-): { prompt: number[]; stopIds: Set<number>; dropped: number } {
+): { prompt: number[]; stopIds: Set<number>; dropped: number; maxNewTokens: number } {
   const stopIds = new Set(endOfTurnIds(tokenizer));
   if (stopIds.size === 0) {
     throw new ChatError(
@@ -48,24 +49,33 @@ export function chatPrompt(
   // A model that opens a new turn has finished its own.
   const imStart = tokenizer.specialTokens.get(IM_START);
   if (imStart !== undefined) stopIds.add(imStart);
+  const maxNewTokens = opts.maxNewTokens;
   const block = model.config.block_size;
-  // Leave room for the answer, but never less than half the context for the conversation.
-  const budget = Math.max(block - opts.maxNewTokens, Math.ceil(block / 2));
+  // Leave room for the answer (up to half the context), dropping old turns for it; a newest turn
+  // too long for that may still use the whole context, the answer then limited to what is left.
+  const budget = Math.max(block - maxNewTokens, Math.ceil(block / 2));
   const templateOpts = { chatTemplate: opts.chatTemplate, templateKwargs: opts.templateKwargs };
-  const fitted = fitToContext(tokenizer, messages, budget, templateOpts);
+  let fitted: ReturnType<typeof fitToContext>;
+  try {
+    fitted = fitToContext(tokenizer, messages, budget, templateOpts);
+  } catch (e) {
+    if (!(e instanceof ChatError) || budget >= block - 1) throw e;
+    fitted = fitToContext(tokenizer, messages, block - 1, templateOpts);
+  }
   const prompt = encodeChat(tokenizer, fitted.messages, { ...templateOpts, addGenerationPrompt: true }).ids;
-  return { prompt, stopIds, dropped: fitted.dropped };
+  // The answer never pushes the conversation out of the context (generateIds would slide it).
+  const limit = Math.min(maxNewTokens, block - prompt.length);
+  return { prompt, stopIds, dropped: fitted.dropped, maxNewTokens: limit };
 }
 
 /** Generate the assistant's next message for `messages`. */
 export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
-  const maxNewTokens = opts.maxNewTokens ?? 200;
-  const { prompt, stopIds, dropped } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens });
+  const { prompt, stopIds, dropped, maxNewTokens: limit } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens: opts.maxNewTokens ?? 200 });
 
   const out: number[] = [];
   let emitted = "";
   let finishReason: ChatReply["finishReason"] = "length";
-  for (const id of generateIds(model, prompt, { ...opts, maxNewTokens })) {
+  for (const id of generateIds(model, prompt, { ...opts, maxNewTokens: limit })) {
     if (stopIds.has(id)) {
       finishReason = "stop";
       break;

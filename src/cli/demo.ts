@@ -1,6 +1,7 @@
 // `moxing demo`: the engine at work in a few seconds. A two-layer MLP learns to classify points
 // of two interleaved spirals by backpropagation and AdamW; the loss falls as you watch.
 
+import { checkFits, estimate } from "../models/budget.js";
 import { AdamW } from "../optim/adamw.js";
 import { getBackend } from "../tensor/backend.js";
 import { crossEntropy, Generator, randn, tensor, zeros } from "../tensor/index.js";
@@ -31,6 +32,14 @@ export const demoCommand: Command = {
     const { values } = parseFlags("demo", argv, { steps: { type: "string" }, hidden: { type: "string" }, seed: { type: "string" } });
     const steps = num("demo", "steps", values.steps, 300, { int: true, min: 1 });
     const hidden = num("demo", "hidden", values.hidden, 64, { int: true, min: 1 });
+    // Weights 2-h-h-2 with their gradients and AdamW moments (4x), and 400 points' activations.
+    const mlp = (h: number) =>
+      estimate(
+        h * h + 6 * h + 2,
+        { "weights, gradients and optimizer state": 16 * (h * h + 6 * h + 2), activations: 4 * 400 * 8 * h },
+        4 * h * h,
+      );
+    checkFits("demo", { hidden }, { hidden: 64 }, (c) => mlp(c.hidden), { label: () => "--hidden", purpose: " to train" });
     const g = new Generator(num("demo", "seed", values.seed, 1, { int: true }));
     const data = spirals(400, g);
     const X = tensor(data.x, { shape: [400, 2] });

@@ -2,6 +2,7 @@
 
 import { encodeText, readTextFile, sequentialWindows } from "../data/text.js";
 import { loadModel } from "../io/checkpoint.js";
+import { checkGPTEvalMemory } from "../models/gpt.js";
 import { noGrad } from "../tensor/autograd.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
@@ -59,6 +60,9 @@ export const evalCommand: Command = {
     const { model, tokenizer } = loadModel(v.model);
     const tokens = encodeText(tokenizer, readTextFile(v.data), v.data);
     if (tokens.length < 2) throw new Error(`data file '${v.data}' has ${tokens.length} token; evaluation needs at least 2`);
+    // A batch holds at most every window of the data; refuse one whose logits cannot fit.
+    const windows = Math.ceil((tokens.length - 1) / model.config.block_size);
+    checkGPTEvalMemory(model.config, batchSize, windows, (f) => (f === "batch_size" ? "--batch-size" : f));
     // On a terminal, show how far a long evaluation has got (stdout keeps just the JSON).
     const tty = process.stderr.isTTY === true;
     let last = 0;
@@ -70,6 +74,10 @@ export const evalCommand: Command = {
     };
     const result = evaluateTokens(model, tokens, batchSize, progress);
     if (tty && last > 0) process.stderr.write("\r\x1b[K");
+    // JSON has no NaN: it would print {"loss": null} and exit 0, a failure that looks like a result.
+    if (!Number.isFinite(result.loss)) {
+      throw new Error(`eval: the loss on '${v.data}' is ${result.loss}; the model's activations overflow on this data`);
+    }
     console.log(JSON.stringify(result));
     return 0;
   },

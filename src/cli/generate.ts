@@ -1,6 +1,6 @@
 // `moxing generate`: continue a prompt with a trained model, streaming tokens to stdout.
 
-import { generate } from "../generate/index.js";
+import { streamText } from "../generate/index.js";
 import { loadModelFrom } from "../io/model-files.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
@@ -62,15 +62,47 @@ export const generateCommand: Command = {
       throw new UsageError(`generate: the prompt cannot be encoded: ${(e as Error).message}`);
     }
     if (ids.length === 0) throw new UsageError("generate: the prompt is empty; give at least one character");
+    const context = model.config.block_size;
+    if (opts.maxNewTokens > context && v["max-new-tokens"] !== undefined) {
+      // Allowed (generation slides over the text in linear time), but worth knowing.
+      process.stderr.write(
+        `moxing: note: --max-new-tokens ${opts.maxNewTokens} is more than the model's context of ${context} tokens; ` +
+          `past it each token is predicted from the last ${Math.ceil(context / 2)} to ${context} tokens only\n`,
+      );
+    }
+    // A reader that goes away (| head) closes the pipe; the write error arrives as an event, so
+    // the loop yields to the event loop after each piece to notice it and stop, instead of
+    // generating the rest of --max-new-tokens for nobody.
+    let closed = false;
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      closed = true;
+    });
     process.stdout.write(prompt);
-    generate(model, tokenizer, prompt, { ...opts, onText: (piece) => process.stdout.write(piece) });
+    // Each piece goes straight to stdout; nothing accumulates, however many tokens are asked for.
+    for (const piece of streamText(model, tokenizer, prompt, opts)) {
+      process.stdout.write(piece);
+      await new Promise(setImmediate);
+      if (closed) return 0;
+    }
     process.stdout.write("\n");
     return 0;
   },
 };
 
+/** The most prompt read from standard input: far more than any model's context (the model sees
+ *  only the last block_size tokens), and a bound when stdin never ends (< /dev/zero). */
+const MAX_STDIN_PROMPT = 16 * 1024 * 1024;
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
+  let bytes = 0;
+  for await (const c of process.stdin) {
+    bytes += (c as Buffer).length;
+    if (bytes > MAX_STDIN_PROMPT) {
+      throw new UsageError("generate: the prompt on standard input is over 16 MiB; give a shorter one (the model sees only its context)");
+    }
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks).toString("utf8");
 }

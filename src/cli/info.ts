@@ -4,6 +4,7 @@
 // is a one-line error.
 
 import { CheckpointError, readRawConfig, readTokenizer, readTrainerState, weightFiles } from "../io/checkpoint.js";
+import { escapeForDisplay } from "../io/files.js";
 import { GGUFError, type GGUFFile, plainValue, readGGUFHeader } from "../io/gguf.js";
 import { ggufConfig, ggufTokenizer } from "../io/gguf-gpt2.js";
 import { detectFormat } from "../io/model-files.js";
@@ -193,7 +194,8 @@ export const infoCommand: Command = {
       throw e;
     }
     const info = format === "dir" ? dirInfo(path) : format === "gguf" ? ggufInfo(path) : safetensorsInfo(path);
-    console.log(JSON.stringify(info, null, 2));
+    // Metadata is the file's text: control and bidi characters are printed escaped, not raw.
+    console.log(escapeForDisplay(JSON.stringify(info, null, 2)));
     return 0;
   },
 };

@@ -3,6 +3,7 @@
 // registers in COMMANDS; this file only dispatches and turns user mistakes into one-line errors.
 
 import "../index.js"; // registers the backends
+import { describeSystemError, escapeForDisplay } from "../io/files.js";
 import { interpolateCommand, trainAutoencoderCommand } from "./autoencoder.js";
 import { convertCommand } from "./convert.js";
 import { demoCommand } from "./demo.js";
@@ -15,8 +16,8 @@ import { infoCommand } from "./info.js";
 import { mergeCommand } from "./merge.js";
 import { pipelineCommand } from "./pipeline.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
+import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
 import { serveCommand } from "./serve.js";
-import { sftCommand } from "./sft.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { trainSeq2SeqCommand } from "./train-seq2seq.js";
@@ -39,6 +40,8 @@ const COMMANDS = new Map<string, Command>([
   ["feedback", feedbackCommand],
   ["merge", mergeCommand],
   ["sft", sftCommand],
+  ["reward", rewardCommand],
+  ["dpo", dpoCommand],
   ["train-seq2seq", trainSeq2SeqCommand],
   ["translate", translateCommand],
   ["train-autoencoder", trainAutoencoderCommand],
@@ -61,7 +64,7 @@ function help(): string {
     "  --help, -h     show help (also `moxing <command> --help`)",
     "  --version, -v  print the version",
     "",
-    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces), MOXING_QUIET=1 (no fallback notice)",
+    "Environment: MOXING_BACKEND=reference|native, MOXING_THREADS=N, MOXING_DEBUG=1 (stack traces), MOXING_QUIET=1 (no fallback notice), MOXING_MAX_MEMORY=8G (the memory a model may need; default: all of it)",
   ].join("\n");
 }
 
@@ -91,7 +94,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     const e = err instanceof Error ? err : new Error(String(err));
     if (process.env.MOXING_DEBUG) console.error(e.stack);
-    console.error(`moxing: ${e.message}`);
+    // A raw system error (ENOSPC, EROFS, ENOTDIR ... from a write) says what happened and what to do.
+    // Messages may quote what a file says: no raw control or bidi characters reach the terminal.
+    console.error(`moxing: ${escapeForDisplay(describeSystemError(e) ?? e.message)}`);
     process.exitCode = e instanceof UsageError ? 2 : 1;
   },
 );

@@ -2,11 +2,11 @@
 // `moxing start`: the out-of-the-box run - a small character-level GPT trained for a few minutes on
 // the State of the Union addresses, then a few samples from it.
 
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { sotuCorpus } from "../data/sotu.js";
 import { generate } from "../generate/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
+import { makeOutputDir } from "../io/files.js";
 import type { PositionalEncoding } from "../models/gpt.js";
 import { formatDuration } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
@@ -178,7 +178,7 @@ export const startCommand: Command = {
     const since = num("start", "since", v.since, START_DEFAULTS.since, { int: true });
     const t0 = performance.now();
     const text = sotuCorpus(since);
-    mkdirSync(out, { recursive: true });
+    makeOutputDir(out);
     const dataPath = join(out, "data.txt");
     if (!v.resume) writeFileAtomic(dataPath, text);
     const { out: _o, since: _s, ...recipe } = START_DEFAULTS;

@@ -40,12 +40,43 @@ export type FlagValues<O extends Options> = {
 
 export function parseFlags<O extends Options>(cmd: string, argv: string[], options: O): { values: FlagValues<O>; positionals: string[] } {
   try {
-    const r = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    const r = parseArgs({ args: withNegativeValues(argv, options), options, strict: true, allowPositionals: true });
     return { values: r.values as FlagValues<O>, positionals: r.positionals };
   } catch (e) {
+    const ambiguous = /^Option '(--[^']+)' argument is ambiguous/.exec((e as Error).message);
+    if (ambiguous) {
+      const flag = ambiguous[1];
+      throw new UsageError(`${cmd}: the value after ${flag} starts with '-'; if it is the value, write ${flag}=VALUE`);
+    }
     const msg = (e as Error).message.split("\n")[0];
     throw new UsageError(`${cmd}: ${msg}; run 'moxing ${cmd} --help' for the flags`);
   }
+}
+
+/** A negative number (or -Infinity, -NaN: the range check names those) as a flag's value. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$|NaN$)/;
+
+/**
+ * `--seed -1` as `--seed=-1`. parseArgs takes a value starting with '-' for a possible flag and
+ * refuses it as ambiguous; a negative number is never a flag, so it is joined to the string flag
+ * before it, and the flag's own range check then says what is allowed.
+ */
+export function withNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : null;
+    if (name !== null && options[name]?.type === "string" && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /** Parse a numeric flag, naming the flag and the bad value on failure. */

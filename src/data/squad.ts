@@ -13,6 +13,7 @@
 // example, the best start + end logit sum among spans inside the context, end >= start, at most
 // maxAnswerLength tokens, and slicing the original context at those tokens' character offsets.
 
+import { parseJSON } from "../io/files.js";
 import type { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { DataError, readTextFile } from "./text.js";
 
@@ -81,10 +82,10 @@ export function parseSquad(json: unknown, source = "squad"): QaExample[] {
 export function readSquadFile(path: string): QaExample[] {
   let json: unknown;
   try {
-    json = JSON.parse(readTextFile(path));
+    json = parseJSON(readTextFile(path), path, DataError);
   } catch (e) {
     if (e instanceof DataError) throw e;
-    throw new DataError(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
+    throw new DataError(`${path}: ${(e as Error).message}`);
   }
   const ex = parseSquad(json, path);
   if (ex.length === 0) throw new DataError(`${path}: no questions in the file`);

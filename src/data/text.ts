@@ -3,7 +3,7 @@
 // offsets as nanoGPT's get_batch does.
 
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { FILE_LIMITS, readTextFileChecked } from "../io/files.js";
 import type { Generator as RNG } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/index.js";
@@ -11,26 +11,10 @@ import type { Tokenizer } from "../tokenizers/index.js";
 /** Bad input data (missing, empty, too short, unencodable): the message says what and how to fix it. */
 export class DataError extends Error {}
 
-/** Read a UTF-8 text file, with one-line errors for a missing, empty or non-text file. */
+/** Read a UTF-8 text file, with one-line errors for a missing, empty, non-text or not regular
+ *  file (a FIFO or /dev/zero is refused before reading), or one too large for a JS string. */
 export function readTextFile(path: string): string {
-  let bytes: Buffer;
-  try {
-    if (statSync(path).isDirectory()) throw new DataError(`data file '${path}' is a directory; pass a text file`);
-    bytes = readFileSync(path);
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new DataError(`data file '${path}' does not exist`);
-    throw new DataError(`cannot read data file '${path}' (${code ?? (e as Error).message})`);
-  }
-  if (bytes.length === 0) throw new DataError(`data file '${path}' is empty`);
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new DataError(`data file '${path}' is not UTF-8 text`);
-  }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte-order mark is not content
+  const text = readTextFileChecked(path, { what: "data file", maxBytes: FILE_LIMITS.text, Err: DataError });
   if (text.length === 0) throw new DataError(`data file '${path}' is empty`);
   return text;
 }

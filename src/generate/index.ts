@@ -40,24 +40,47 @@ function checkSampling(o: SamplingOptions): void {
   if (!(repetitionPenalty > 0)) throw new Error(`generate: repetitionPenalty must be > 0 (got ${repetitionPenalty})`);
 }
 
-/** Pick the next token id from one row of logits, given the ids so far. */
-export function sampleNext(logits: Float32Array, context: readonly number[], o: SamplingOptions, g: Generator): number {
+/** Refuse logits that are NaN or infinite: sampling from them returns an arbitrary token (NaN
+ *  probabilities used to pick the least likely one), which would print garbage with exit 0. */
+function checkLogits(logits: Float32Array): void {
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i] as number;
+    if (v - v !== 0) {
+      throw new Error(
+        `generate: the model's logits are not finite (${v} for token ${i}); its weights or activations overflowed or are damaged`,
+      );
+    }
+  }
+}
+
+/** Pick the next token id from one row of logits, given the ids so far (or the set of them: only
+ *  which ids were seen matters, for the repetition penalty). */
+export function sampleNext(
+  logits: Float32Array,
+  context: readonly number[] | ReadonlySet<number>,
+  o: SamplingOptions,
+  g: Generator,
+): number {
   const { temperature = 1, topK = 0, topP = 1, repetitionPenalty = 1 } = o;
+  checkLogits(logits);
   if (temperature === 0 && repetitionPenalty === 1) return argmax(logits); // greedy: no copy needed
   const x = Float64Array.from(logits);
   if (repetitionPenalty !== 1) {
-    for (const id of new Set(context)) {
+    for (const id of context instanceof Set ? context : new Set(context as readonly number[])) {
       const v = x[id] as number;
       x[id] = v < 0 ? v * repetitionPenalty : v / repetitionPenalty;
     }
   }
   if (temperature === 0) return argmax(x);
-  for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) / temperature;
-  // Candidates sorted by logit, descending; top-k and top-p cut this list.
+  // Candidates sorted by logit, descending (temperature does not change the order); top-k and
+  // top-p cut this list.
   let order = Array.from(x.keys()).sort((a, b) => (x[b] as number) - (x[a] as number));
   if (topK > 0 && topK < order.length) order = order.slice(0, topK);
   const maxLogit = x[order[0] as number] as number;
-  let probs = order.map((i) => Math.exp((x[i] as number) - maxLogit));
+  // (logit - max) / T is <= 0, so a tiny T gives exp(-Inf) = 0 for every token below the best
+  // and exp(0) = 1 for the best: greedy, as T -> 0 should be. Dividing first (logit / T) would
+  // overflow to Inf - Inf = NaN for T = 1e-308.
+  let probs = order.map((i) => Math.exp(((x[i] as number) - maxLogit) / temperature));
   let total = probs.reduce((a, b) => a + b, 0);
   if (topP < 1) {
     let cum = 0;
@@ -76,7 +99,10 @@ export function sampleNext(logits: Float32Array, context: readonly number[], o: 
     r -= probs[i] as number;
     if (r < 0) return order[i] as number;
   }
-  return order[order.length - 1] as number;
+  // Rounding left r >= 0: the last token that had any probability (never one with none).
+  let last = order.length - 1;
+  while (last > 0 && !((probs[last] as number) > 0)) last--;
+  return order[last] as number;
 }
 
 /** Index of the first largest value. */
@@ -93,16 +119,19 @@ function argmax(x: Float32Array | Float64Array): number {
   return best;
 }
 
-/** Yield generated token ids one at a time. The prompt must be non-empty. */
+/** Yield generated token ids one at a time. The prompt must be non-empty. Time and memory per
+ *  token do not grow with the number of tokens generated: the model sees at most block_size
+ *  tokens, and only the last of them are kept. */
 export function* generateIds(model: GPT, prompt: readonly number[], opts: GenerateOptions = {}): IterableIterator<number> {
   checkSampling(opts);
   const { maxNewTokens = 200, useCache = true } = opts;
   if (prompt.length === 0) throw new Error("generate: the prompt is empty; give at least one token");
   const g = opts.generator ?? new Generator(opts.seed ?? 1);
   const bs = model.config.block_size;
-  const ctx = [...prompt];
+  const ctx = prompt.slice(-bs); // the context the model can still see
+  const seen = new Set(prompt); // every id so far, for the repetition penalty
   let caches = useCache ? model.newCaches(1) : null;
-  let pending = ctx.slice(-bs); // tokens not yet in the cache
+  let pending = ctx.slice(); // tokens not yet in the cache
   const wasTraining = model.training;
   const arena = new MemoryArena();
   model.eval();
@@ -123,9 +152,12 @@ export function* generateIds(model: GPT, prompt: readonly number[], opts: Genera
       // Each step's activations come from an arena and go back to it once the next token is
       // picked, so a step allocates (and zero-fills) nothing; the KV caches are persistent.
       const forward = () => noGrad(() => model.forward(tensor([input], { dtype: "int32" }), { caches, lastOnly: true }).logits);
-      const next = arena.run(() => sampleNext(forward().contiguousData() as Float32Array, ctx, opts, g));
+      const next = arena.run(() => sampleNext(forward().contiguousData() as Float32Array, seen, opts, g));
       arena.reset();
       ctx.push(next);
+      seen.add(next);
+      // Drop what the model can no longer see, every bs tokens (amortised O(1) per token).
+      if (ctx.length >= 2 * bs) ctx.splice(0, ctx.length - bs);
       pending = [next];
       yield next;
       if (next === opts.eosTokenId) return;
@@ -135,6 +167,83 @@ export function* generateIds(model: GPT, prompt: readonly number[], opts: Genera
   }
 }
 
+/**
+ * Token ids to text, incrementally: push() returns the text the new token completes. Each call
+ * decodes only the tokens since the last complete piece plus the piece before it (the offsets
+ * Hugging Face's TextStreamer and text-generation-inference use), so streaming n tokens costs
+ * O(n), not the O(n^2) of decoding everything each time; the pieces add up to decode(all ids).
+ * A token that ends inside a multi-byte character waits for the rest of it.
+ */
+export class TextStreamer {
+  private ids: number[] = [];
+  private prefix = 0; // start of the piece before the unread tokens (context for the decoder)
+  private read = 0; // first token whose text has not been returned
+
+  constructor(private readonly tokenizer: Pick<Tokenizer, "decode">) {}
+
+  push(id: number): string {
+    this.ids.push(id);
+    const before = this.tokenizer.decode(this.ids.slice(this.prefix, this.read));
+    const now = this.tokenizer.decode(this.ids.slice(this.prefix));
+    // A UTF-8 character is at most 4 bytes, so waiting longer than this for one cannot end well:
+    // give out what there is, replacement characters included.
+    const stuck = this.ids.length - this.read > 16;
+    if (now.length <= before.length || (now.endsWith("\uFFFD") && !stuck)) return "";
+    this.prefix = this.read;
+    this.read = this.ids.length;
+    if (this.prefix > 64) {
+      this.ids = this.ids.slice(this.prefix);
+      this.read -= this.prefix;
+      this.prefix = 0;
+    }
+    return now.slice(before.length);
+  }
+
+  /** The text of tokens still waiting (an incomplete character at the end of the output). */
+  flush(): string {
+    const before = this.tokenizer.decode(this.ids.slice(this.prefix, this.read));
+    const now = this.tokenizer.decode(this.ids.slice(this.prefix));
+    this.prefix = this.read = this.ids.length;
+    return now.length > before.length ? now.slice(before.length) : "";
+  }
+}
+
+/**
+ * Generate text after a prompt, yielding each new piece as soon as it is complete text. Stop
+ * strings end the stream and are not yielded (text that might begin one is held back until it is
+ * clear). Linear in the number of tokens, and holds only the pieces not yet yielded: what the
+ * command line streams to stdout, however long.
+ */
+export function* streamText(model: GPT, tokenizer: Tokenizer, prompt: string, opts: GenerateOptions = {}): IterableIterator<string> {
+  const ids = tokenizer.encode(prompt);
+  const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+  const firstStop = (text: string) => Math.min(...stops.map((s) => text.indexOf(s)).filter((i) => i >= 0), Number.POSITIVE_INFINITY);
+  // Characters at the end that could be the start of a stop string are held back until resolved.
+  const heldBack = (text: string) => Math.max(0, ...stops.map((s) => longestOverlap(text, s)));
+  const streamer = new TextStreamer(tokenizer);
+  // Decoded but not yet yielded: a stop string can only begin here (see heldBack), so this stays
+  // shorter than the longest stop string plus one token's text.
+  let pending = "";
+  for (const id of generateIds(model, ids, opts)) {
+    if (id === opts.eosTokenId) break;
+    pending += streamer.push(id);
+    const cut = firstStop(pending);
+    if (cut < Number.POSITIVE_INFINITY) {
+      if (cut > 0) yield pending.slice(0, cut);
+      return;
+    }
+    const keep = heldBack(pending);
+    if (pending.length > keep) {
+      yield pending.slice(0, pending.length - keep);
+      pending = pending.slice(pending.length - keep);
+    }
+  }
+  pending += streamer.flush();
+  const cut = firstStop(pending);
+  const rest = cut < Number.POSITIVE_INFINITY ? pending.slice(0, cut) : pending;
+  if (rest) yield rest;
+}
+
 /** Generate text after a prompt; onText receives each new piece as soon as it is complete text. */
 export function generate(
   model: GPT,
@@ -142,36 +251,12 @@ export function generate(
   prompt: string,
   opts: GenerateOptions & { onText?: (piece: string) => void } = {},
 ): string {
-  const ids = tokenizer.encode(prompt);
-  const out: number[] = [];
-  const stops = (opts.stop ?? []).filter((s) => s.length > 0);
-  let emitted = "";
-  const emit = (text: string) => {
-    if (text.length > emitted.length && text.startsWith(emitted)) {
-      opts.onText?.(text.slice(emitted.length));
-      emitted = text;
-    }
-  };
-  const firstStop = (text: string) => Math.min(...stops.map((s) => text.indexOf(s)).filter((i) => i >= 0), Number.POSITIVE_INFINITY);
-  // Characters at the end that could be the start of a stop string are held back until resolved.
-  const heldBack = (text: string) => Math.max(0, ...stops.map((s) => longestOverlap(text, s)));
-  for (const id of generateIds(model, ids, opts)) {
-    if (id === opts.eosTokenId) break;
-    out.push(id);
-    const text = tokenizer.decode(out);
-    // A byte-level token can end inside a multi-byte character: wait for the rest of it.
-    if (text.endsWith("\uFFFD")) continue;
-    const cut = firstStop(text);
-    if (cut < Number.POSITIVE_INFINITY) {
-      emit(text.slice(0, cut));
-      return emitted;
-    }
-    emit(text.slice(0, text.length - heldBack(text)));
+  const pieces: string[] = [];
+  for (const piece of streamText(model, tokenizer, prompt, opts)) {
+    opts.onText?.(piece);
+    pieces.push(piece);
   }
-  const final = tokenizer.decode(out);
-  const cut = firstStop(final);
-  emit(cut < Number.POSITIVE_INFINITY ? final.slice(0, cut) : final);
-  return emitted;
+  return pieces.join("");
 }
 
 /** Length of the longest proper prefix of stop that text ends with. */

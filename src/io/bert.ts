@@ -28,6 +28,8 @@ import type { Tensor } from "../tensor/tensor.js";
 import { loadTokenizer } from "../tokenizers/tokenizer.js";
 import { WordPieceTokenizer } from "../tokenizers/wordpiece.js";
 import { checkModelDir, checkpointFile, commitFiles, readJSONFile } from "./checkpoint.js";
+import { FILE_LIMITS } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -282,7 +284,7 @@ export function readBertTokenizer(dir: string): WordPieceTokenizer {
   if (existsSync(p)) {
     let tok: unknown;
     try {
-      tok = loadTokenizer(readJSON(p));
+      tok = loadTokenizer(readJSONFile(p, BertFileError, FILE_LIMITS.tokenizer));
     } catch (e) {
       if (e instanceof BertFileError) throw e;
       throw new BertFileError(`${p}: ${(e as Error).message}`);
@@ -344,6 +346,7 @@ export function loadBert(
     addPoolingLayer: task === "text-classification" || hasPooler,
   });
   const report = loadBertStateDict(model, file.tensors, { allowNewHead: !sameTask, source: path });
+  checkFiniteWeights(model.namedParameters(), path, BertFileError);
   model.eval();
   return { model, tokenizer, config, info: { ...info, task, labels: sameTask ? info.labels : null }, report };
 }

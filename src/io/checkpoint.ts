@@ -58,6 +58,8 @@ import {
   tokenizerConfigToJSON,
 } from "../tokenizers/index.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
+import { FILE_LIMITS, makeOutputDir, readJSONFile as readJSON } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { loadOptimizerFile, optimizerToSafetensors } from "./optimizer.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
@@ -112,9 +114,12 @@ const LAYER_NORM_EPS = 1e-5;
 /** Hugging Face's names for GELU with the tanh approximation, which GPT-2 (and moxing) uses. */
 const TANH_GELU = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 
-/** The end-of-text token of a tokenizer ("<|endoftext|>", else its only special token), or null. */
+/** The end-of-text token of a tokenizer (tokenizer_config.json's eos_token, e.g. a chat model's
+ *  "<|im_end|>"; else "<|endoftext|>", else its only special token), or null. */
 export function endOfTextId(tokenizer: Tokenizer | undefined): number | null {
   if (!tokenizer) return null;
+  const eos = tokenizer.config?.eos_token;
+  if (eos !== undefined && tokenizer.specialTokens.has(eos)) return tokenizer.specialTokens.get(eos) as number;
   const eot = tokenizer.specialTokens.get("<|endoftext|>");
   if (eot !== undefined) return eot;
   return tokenizer.specialTokens.size === 1 ? ([...tokenizer.specialTokens.values()][0] as number) : null;
@@ -252,20 +257,10 @@ function requireFile(dir: string, name: string): string {
 
 type FileErrorClass = new (message: string) => Error;
 
-/** A JSON file's contents; unreadable or invalid files raise `Err` naming the file. */
-export function readJSONFile(path: string, Err: FileErrorClass = CheckpointError): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new Err(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${code ?? (e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Err(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-  }
+/** A JSON file's contents; unreadable or invalid files raise `Err` naming the file (see io/files.ts:
+ *  regular files only, at most maxBytes, syntax errors by line and column). */
+export function readJSONFile(path: string, Err: FileErrorClass = CheckpointError, maxBytes: number = FILE_LIMITS.config): unknown {
+  return readJSON(path, { Err, maxBytes });
 }
 
 /** Raise `Err` unless `dir` is an existing directory. */
@@ -311,7 +306,7 @@ export function readTokenizer(dir: string): Tokenizer {
     requireFile(dir, TOKENIZER_FILE); // throws "file not found"
   }
   const path = p as string;
-  const json = readJSONFile(path);
+  const json = readJSONFile(path, CheckpointError, FILE_LIMITS.tokenizer);
   let tokenizer: Tokenizer;
   try {
     tokenizer = loadTokenizer(json);
@@ -403,6 +398,7 @@ export function loadModel(dir: string, opts: { generator?: Generator } = {}): { 
   }
   const model = new GPT(config, opts.generator ? { generator: opts.generator } : { seed: 0 });
   loadWeights(dir, model);
+  checkFiniteWeights(model.namedParameters(), dir, CheckpointError);
   model.eval();
   return { model, tokenizer, config };
 }
@@ -491,7 +487,7 @@ export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
 /** Write `files` into `dir` as one set through the journal described at the top of this file, and
  *  delete the `remove` files (stale parts of an older checkpoint) with them. */
 export function commitFiles(dir: string, files: ReadonlyMap<string, Uint8Array | string>, remove: readonly string[]): void {
-  mkdirSync(dir, { recursive: true });
+  makeOutputDir(dir);
   recoverCheckpoint(dir);
   const tmp = join(dir, `${TMP_PREFIX}${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });

@@ -38,6 +38,7 @@ import { sinusoidalTable } from "../nn/positional.js";
 import { ByteLevelBPE } from "../tokenizers/bpe.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { endOfTextId } from "./checkpoint.js";
+import { checkFiniteWeights } from "./finite.js";
 import {
   GGUFError,
   type GGUFFile,
@@ -257,10 +258,73 @@ export function ggufTokenizer(file: GGUFFile, source: string): ByteLevelBPE {
   }
 }
 
+/** The shape (row-major) each tensor of a gpt2 GGUF file must have for config c; null for a name
+ *  that is not one of the architecture's. */
+function gpt2TensorShape(name: string, c: GPTConfig): number[] | null {
+  const C = c.n_embd;
+  const fixed: Record<string, number[]> = {
+    "token_embd.weight": [c.vocab_size, C],
+    "position_embd.weight": [c.block_size, C],
+    "output_norm.weight": [C],
+    "output_norm.bias": [C],
+    "output.weight": [c.vocab_size, C],
+  };
+  if (fixed[name]) return fixed[name];
+  const m = /^blk\.(\d+)\.(attn_norm|attn_qkv|attn_output|ffn_norm|ffn_up|ffn_down)\.(weight|bias)$/.exec(name);
+  if (!m || Number(m[1]) >= c.n_layer) return null;
+  const [outDim, inDim] = (
+    { attn_norm: [C, 0], ffn_norm: [C, 0], attn_qkv: [3 * C, C], attn_output: [C, C], ffn_up: [4 * C, C], ffn_down: [C, 4 * C] } as Record<
+      string,
+      [number, number]
+    >
+  )[m[2] as string] as [number, number];
+  return m[3] === "bias" || inDim === 0 ? [outDim] : [outDim, inDim];
+}
+
+/**
+ * Check the file's tensors against the config its metadata gives, before anything is allocated:
+ * every block the metadata counts must be in the file and every tensor must have the config's
+ * shape. The file's data was already checked to hold every tensor, so a model built from a file
+ * that passes is no bigger than the file (a 97 KB file claiming 100000 blocks is refused here).
+ */
+function checkGGUFTensors(file: GGUFFile, c: GPTConfig, path: string): void {
+  const fail = (msg: string): never => {
+    throw new GGUFError(`${path}: ${msg}`);
+  };
+  const blocks = new Set<number>();
+  for (const t of file.tensors) {
+    const b = /^blk\.(\d+)\./.exec(t.name);
+    if (b) blocks.add(Number(b[1]));
+  }
+  if (blocks.size !== c.n_layer || [...blocks].some((b) => b >= c.n_layer)) {
+    fail(
+      `metadata gpt2.block_count is ${c.n_layer} but the file has tensors for ${blocks.size} block(s); the file is damaged or truncated`,
+    );
+  }
+  const have = new Map(file.tensors.map((t) => [t.name, t.shape]));
+  for (const t of file.tensors) {
+    const want = gpt2TensorShape(t.name, c);
+    if (!want) fail(`tensor ${quoteName(t.name)} is not part of a gpt2 model with ${c.n_layer} blocks`);
+    const w = want as number[];
+    if (t.shape.length !== w.length || t.shape.some((d, i) => d !== w[i])) {
+      fail(`tensor ${quoteName(t.name)} has shape [${t.shape.join(", ")}] but the metadata implies [${w.join(", ")}]`);
+    }
+  }
+  const required = ["token_embd.weight", "position_embd.weight", "output_norm.weight", "output_norm.bias"];
+  for (let i = 0; i < c.n_layer; i++) {
+    for (const part of ["attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"]) {
+      required.push(`blk.${i}.${part}.weight`, `blk.${i}.${part}.bias`);
+    }
+  }
+  const missing = required.find((n) => !have.has(n));
+  if (missing) fail(`tensor ${quoteName(missing)} is missing`);
+}
+
 /** Load a gpt2 GGUF file as a moxing model (eval mode) with its tokenizer. */
 export function loadGGUFModel(path: string): { model: GPT; tokenizer: ByteLevelBPE; config: GPTConfig } {
   const header = readGGUFHeader(path);
   const config = ggufConfig(header, path);
+  checkGGUFTensors(header, config, path);
   const tokenizer = ggufTokenizer(header, path);
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new GGUFError(`${path}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd only ${config.vocab_size} rows`);
@@ -283,6 +347,11 @@ export function loadGGUFModel(path: string): { model: GPT; tokenizer: ByteLevelB
     });
     throw new GGUFError(`${path}: ${msg}`);
   }
+  checkFiniteWeights(
+    [...model.namedParameters()].map(([n, t]) => [ggufTensorName(n) ?? n, t]),
+    path,
+    GGUFError,
+  );
   model.eval();
   return { model, tokenizer, config };
 }

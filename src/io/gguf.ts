@@ -20,8 +20,9 @@
 // from F32, F16 and BF16 (to float32); quantized types are recognised (for `moxing info`) but not
 // decoded.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { writeFileAtomicChunks } from "./atomic.js";
+import { openRegularFile } from "./files.js";
 import { bf16ToF32, f16ToF32, quoteName } from "./safetensors.js";
 
 export class GGUFError extends Error {}
@@ -330,13 +331,6 @@ export function parseGGUF(buf: Uint8Array, source = "gguf"): GGUFFile {
   }
 }
 
-function readError(path: string, e: unknown): never {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") throw new GGUFError(`${path}: file not found`);
-  if (code === "EISDIR") throw new GGUFError(`${path}: is a directory, not a GGUF file`);
-  throw new GGUFError(`${path}: cannot read (${(e as Error).message})`);
-}
-
 function readAt(fd: number, buf: Uint8Array, pos: number): number {
   let got = 0;
   while (got < buf.length) {
@@ -348,16 +342,9 @@ function readAt(fd: number, buf: Uint8Array, pos: number): number {
 }
 
 function withFile<T>(path: string, fn: (fd: number, size: number) => T): T {
-  let fd: number;
+  const { fd, size } = openRegularFile(path, { Err: GGUFError, expected: "a GGUF file" });
   try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    readError(path, e);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new GGUFError(`${path}: is a directory, not a GGUF file`);
-    return fn(fd, st.size);
+    return fn(fd, size);
   } finally {
     closeSync(fd);
   }

@@ -3,11 +3,13 @@
 // files beside it), or a .gguf file (llama.cpp's gpt2 architecture). Used by `moxing convert`,
 // `export` and `info`.
 
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, readSync, statSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
 import { canonicalWeightName, GPT, type GPTConfig, hfStateDict, loadHFStateDict, type WeightTensor } from "../models/gpt.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { CheckpointError, CONFIG_FILE, loadModel, readConfig, readTokenizer, saveModel } from "./checkpoint.js";
+import { openRegularFile } from "./files.js";
+import { checkFiniteWeights } from "./finite.js";
 import { GGUFError } from "./gguf.js";
 import { exportGGUF, loadGGUFModel } from "./gguf-gpt2.js";
 import { readSafetensors, SafetensorsError, writeSafetensors } from "./safetensors.js";
@@ -25,7 +27,7 @@ export function detectFormat(path: string): ModelFormat {
   }
   if (st.isDirectory()) return "dir";
   const head = new Uint8Array(4);
-  const fd = openSync(path, "r");
+  const { fd } = openRegularFile(path, { Err: CheckpointError, expected: "a model directory or file" });
   try {
     readSync(fd, head, 0, 4, 0);
   } finally {
@@ -82,6 +84,7 @@ export function loadModelFrom(path: string): { model: GPT; tokenizer: Tokenizer;
     } catch (e) {
       throw new CheckpointError(`${path}: ${(e as Error).message}`);
     }
+    checkFiniteWeights(model.namedParameters(), path, CheckpointError);
     model.eval();
     return { model, tokenizer, config, format };
   });

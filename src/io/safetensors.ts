@@ -21,9 +21,10 @@
 // Files are read tensor by tensor (header first, then each tensor's bytes from its offset), so a
 // file larger than one Node buffer can be read and nothing is allocated before the header checks out.
 
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { writeFileAtomic } from "./atomic.js";
+import { duplicateKey, escapeForDisplay, jsonSyntaxError, openRegularFile } from "./files.js";
 
 /** The tensor data a caller gets back, and gives to the writer. */
 export type TensorData = Float32Array | Int32Array;
@@ -170,7 +171,7 @@ export class SafetensorsError extends Error {}
 /** A name from a file, quoted for a one-line message: control characters escaped, long names cut. */
 export function quoteName(name: string): string {
   const cut = name.length > 120 ? `${name.slice(0, 117)}...` : name;
-  return `'${cut.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, "0")}`)}'`;
+  return `'${escapeForDisplay(cut).replace(/[\t\n]/g, (c) => (c === "\t" ? "\\u0009" : "\\u000a"))}'`;
 }
 
 /** A JSON value from a file, shown briefly (deeply nested or huge values cannot blow up a message). */
@@ -235,10 +236,21 @@ export function parseSafetensorsHeader(prefix: Uint8Array, totalLength = prefix.
   let json: unknown;
   try {
     json = JSON.parse(text);
-  } catch (e) {
-    fail(source, `header is not valid JSON (${(e as Error).message.split("\n")[0]})`);
+  } catch {
+    const { offset, problem } = jsonSyntaxError(text);
+    fail(source, `header is not valid JSON: ${problem} at byte ${8 + offset}`);
   }
   if (!isPlainObject(json)) fail(source, "header is not a JSON object");
+  // JSON.parse keeps the last of two equal keys; two entries for one tensor name (or two dtypes
+  // for one tensor) would silently pick one of two different sets of weights.
+  const dup = duplicateKey(text);
+  if (dup) {
+    const where = dup.path.length ? ` in the entry of ${quoteName(dup.path[0] as string)}` : "";
+    fail(
+      source,
+      `header names ${dup.path.length ? "key" : "tensor"} ${quoteName(dup.key)} twice${where}; a file must name each tensor once`,
+    );
+  }
 
   const dataStart = 8 + len;
   const dataLength = totalLength - dataStart;
@@ -398,13 +410,6 @@ export function encodeSafetensors(
   return out;
 }
 
-function readError(path: string, e: unknown): never {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") throw new SafetensorsError(`${path}: file not found`);
-  if (code === "EISDIR") throw new SafetensorsError(`${path}: is a directory, not a safetensors file`);
-  throw new SafetensorsError(`${path}: cannot read (${(e as Error).message})`);
-}
-
 /** Fill `buf` from `fd` at file position `pos`; false if the file ends first. */
 function readFully(fd: number, buf: Uint8Array, pos: number): boolean {
   let got = 0;
@@ -417,17 +422,11 @@ function readFully(fd: number, buf: Uint8Array, pos: number): boolean {
 }
 
 function openForReading(path: string): number {
-  try {
-    return openSync(path, "r");
-  } catch (e) {
-    readError(path, e);
-  }
+  return openRegularFile(path, { Err: SafetensorsError, expected: "a safetensors file" }).fd;
 }
 
 function headerOf(fd: number, path: string): SafetensorsHeader {
-  const st = fstatSync(fd);
-  if (st.isDirectory()) throw new SafetensorsError(`${path}: is a directory, not a safetensors file`);
-  const size = st.size;
+  const size = fstatSync(fd).size;
   const first = new Uint8Array(Math.min(8, size));
   if (!readFully(fd, first, 0)) fail(path, "file ended while reading the header length");
   const len = headerLength(first, size, path);

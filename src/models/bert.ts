@@ -34,6 +34,7 @@ import {
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import { fmtShape } from "../tensor/shape.js";
 import { Tensor } from "../tensor/tensor.js";
+import { checkFits, estimate, type MemoryEstimate } from "./budget.js";
 
 /** Hugging Face's BertConfig fields (the ones that shape the model), with its names. */
 export interface BertConfig {
@@ -112,6 +113,50 @@ export function validateBertConfig(c: BertConfig): void {
   if (!Number.isInteger(c.pad_token_id) || c.pad_token_id < 0 || c.pad_token_id >= c.vocab_size) {
     throw new Error(`BERT config: pad_token_id ${c.pad_token_id} is not a token id (vocab_size ${c.vocab_size})`);
   }
+  // Before anything is allocated (num_hidden_layers: 1e5 used to run until V8's heap gave up).
+  checkFits("BERT config", c, BERT_DEFAULTS, (x) => estimateBertMemory(x));
+}
+
+/** A training run's sizes, for estimateBertMemory. */
+export interface BertTrainingSizes {
+  batch_size: number;
+  /** Tokens per sequence. */
+  seq_len: number;
+}
+
+/**
+ * The memory a BERT config needs, in bytes: the encoder's weights with the pooler and the largest
+ * head (the masked-LM head), and the activations of one full-length sequence (about 16 floats per
+ * token and channel per layer plus the attention weights). With `training`: also gradients and
+ * AdamW's moments (3x the weights) and a batch's activations kept for backward (about 34 floats
+ * per token and channel per layer, the attention weights twice, the masked-LM logits). An estimate
+ * for refusing what cannot fit, not a promise.
+ */
+export function estimateBertMemory(c: BertConfig, training?: BertTrainingSizes): MemoryEstimate {
+  const H = c.hidden_size;
+  const I = c.intermediate_size;
+  const T = c.max_position_embeddings;
+  const embeddings = (c.vocab_size + T + c.type_vocab_size) * H + 2 * H;
+  const layer = 4 * H * H + 4 * H + 2 * I * H + I + H + 4 * H; // attention, its LayerNorm, feed-forward, LayerNorm
+  const heads = H * H + H + H * H + 3 * H + c.vocab_size; // pooler; MLM transform, LayerNorm, decoder bias
+  const P = embeddings + c.num_hidden_layers * layer + heads;
+  const largest = 4 * Math.max(c.vocab_size * H, I * H);
+  if (training) {
+    const { batch_size: B, seq_len: S } = training;
+    const perToken = c.num_hidden_layers * (34 * H + 4 * c.num_attention_heads * S) + c.vocab_size;
+    return estimate(P, { weights: 4 * P, "gradients and optimizer state": 12 * P, activations: 4 * B * S * perToken }, largest);
+  }
+  const activations = 4 * T * (c.num_hidden_layers * (16 * H + 2 * c.num_attention_heads * T) + c.vocab_size);
+  return estimate(P, { weights: 4 * P, activations }, largest);
+}
+
+/** Refuse a BERT training run (config, batch size, sequence length) that cannot fit in memory,
+ *  naming the field as `label` spells it (a trainer passes its command-line flags). */
+export function checkBertTrainingMemory(c: BertConfig, sizes: BertTrainingSizes, label?: (field: string) => string): void {
+  checkFits("BERT training", { ...c, ...sizes }, { ...BERT_DEFAULTS, batch_size: 16, seq_len: 128 }, (x) => estimateBertMemory(x, x), {
+    purpose: " to train",
+    ...(label ? { label } : {}),
+  });
 }
 
 /** How a model is built: `init` "normal" gives Hugging Face's initialisation (N(0, initializer_range)

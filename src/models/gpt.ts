@@ -15,6 +15,7 @@ import { arange, tensor, zeros } from "../tensor/creation.js";
 import { add, crossEntropy, embedding, linear, slice } from "../tensor/ops.js";
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { checkFits, estimate, type MemoryEstimate } from "./budget.js";
 
 export type PositionalEncoding = "learned" | "sinusoidal" | "rope";
 
@@ -57,6 +58,97 @@ export function validateGPTConfig(c: GPTConfig): void {
   }
   if (c.pos_encoding === "rope" && (c.n_embd / c.n_head) % 2 !== 0)
     throw new Error("GPT config: rope needs an even head size (n_embd / n_head)");
+  // Before anything is allocated: what the weights (and a generation's KV cache) need must fit.
+  checkFits("GPT config", c, GPT_DEFAULTS, (x) => estimateGPTMemory(x));
+}
+
+/** A training run's sizes, for estimateGPTMemory. */
+export interface GPTTrainingSizes {
+  batch_size: number;
+  /** Micro-batches per optimizer step; all of them are drawn before the step. */
+  grad_accum: number;
+}
+
+/** Exact parameter count of a config (equal to `new GPT(c).numParameters()`). */
+export function gptParameterCount(c: GPTConfig): number {
+  const C = c.n_embd;
+  const norm = c.bias ? 2 * C : C;
+  const block = 12 * C * C + (c.bias ? 9 * C : 0) + 2 * norm; // attention 4C², MLP 8C², their biases
+  return (
+    c.vocab_size * C +
+    (c.pos_encoding === "learned" ? c.block_size * C : 0) +
+    c.n_layer * block +
+    norm +
+    (c.tie_weights ? 0 : c.vocab_size * C)
+  );
+}
+
+/**
+ * The memory a config needs, in bytes (float32 everywhere). Without `training`: the weights, the
+ * position tables and one sequence's KV cache and activations (generation, evaluation of a
+ * window). With it: also gradients and AdamW's two moments (3x the weights again), the activations
+ * a micro-batch keeps for backward (about 34 floats per token and channel per block, the attention
+ * weights, the logits three times) and the grad_accum micro-batches of token ids drawn per step.
+ * An estimate for refusing what cannot fit, not a promise: real use is within a small factor.
+ */
+export function estimateGPTMemory(c: GPTConfig, training?: GPTTrainingSizes): MemoryEstimate {
+  const P = gptParameterCount(c);
+  const C = c.n_embd;
+  const T = c.block_size;
+  const V = c.vocab_size;
+  const tables = c.pos_encoding === "sinusoidal" ? T * C : c.pos_encoding === "rope" ? T * (C / c.n_head) : 0;
+  const largest = 4 * Math.max(V * C, 4 * C * C, c.pos_encoding === "learned" ? T * C : 0);
+  if (!training) {
+    return estimate(
+      P,
+      {
+        weights: 4 * P,
+        "position tables": 4 * tables,
+        "KV cache": 4 * 2 * c.n_layer * T * C,
+        activations: 4 * T * (20 * C + c.n_head * T + V),
+      },
+      largest,
+    );
+  }
+  const B = training.batch_size;
+  const perToken = c.n_layer * (34 * C + 2 * c.n_head * T) + 3 * V + 4 * C;
+  return estimate(
+    P,
+    {
+      weights: 4 * P,
+      "gradients and optimizer state": 12 * P,
+      "position tables": 4 * tables,
+      activations: 4 * B * T * perToken,
+      "batches of token ids": 8 * training.grad_accum * B * T,
+    },
+    largest,
+  );
+}
+
+/** Refuse evaluating batches of `batch_size` windows (with no gradients; there are only
+ *  `windows` in the data) when the weights and one batch's activations and logits cannot fit in
+ *  memory, naming the field as `label` spells it. */
+export function checkGPTEvalMemory(c: GPTConfig, batch_size: number, windows: number, label?: (field: string) => string): void {
+  const of = (x: GPTConfig & { batch_size: number }) => {
+    const P = gptParameterCount(x);
+    const T = x.block_size;
+    const perToken = 20 * x.n_embd + x.n_head * T + 3 * x.vocab_size;
+    const rows = Math.min(x.batch_size, windows);
+    return estimate(P, { weights: 4 * P, activations: 4 * rows * T * perToken }, 4 * x.vocab_size * x.n_embd);
+  };
+  checkFits("GPT evaluation", { ...c, batch_size }, { ...GPT_DEFAULTS, batch_size: 16 }, of, {
+    purpose: " to evaluate",
+    ...(label ? { label } : {}),
+  });
+}
+
+/** Refuse a training run (config, batch size, accumulation) that cannot fit in memory, naming the
+ *  field (as `label` spells it: the trainer passes its command-line flags). */
+export function checkGPTTrainingMemory(c: GPTConfig, sizes: GPTTrainingSizes, label?: (field: string) => string): void {
+  checkFits("GPT training", { ...c, ...sizes }, { ...GPT_DEFAULTS, batch_size: 12, grad_accum: 1 }, (x) => estimateGPTMemory(x, x), {
+    purpose: " to train",
+    ...(label ? { label } : {}),
+  });
 }
 
 class Transformer extends Module {

@@ -2,11 +2,11 @@
 // without LoRA), the random batches, padding, and the files a checkpoint holds. The loop itself is
 // src/train/loop.ts's runLoop, the same for every trainer in moxing.
 
-import { readFileSync } from "node:fs";
 import { prepareChatModel } from "../chat/model.js";
 import { endOfTurnIds } from "../chat/template.js";
 import { textDigest } from "../data/text.js";
 import { CheckpointError, gptModelFiles, loadModel, TOKENIZER_FILE } from "../io/checkpoint.js";
+import { FILE_LIMITS, readTextFileChecked } from "../io/files.js";
 import { adapterFiles, loadAdapter } from "../io/lora.js";
 import type { GPT } from "../models/gpt.js";
 import { type LoraConfig, LoraModel } from "../nn/lora.js";
@@ -120,7 +120,7 @@ export function policyFiles(p: Policy, args: RlhfArgs): Map<string, Uint8Array |
 
 /** The sha256 of the data files, so a resumed run refuses other data. */
 export function dataDigest(args: RlhfArgs): string {
-  const read = (path: string | null) => (path ? readFileSync(path, "utf8") : "");
+  const read = (path: string | null) => (path ? readTextFileChecked(path, { maxBytes: FILE_LIMITS.text }) : "");
   return textDigest(JSON.stringify([read(args.data), read(args.eval), args.evalFraction]));
 }
 

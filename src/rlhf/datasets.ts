@@ -12,10 +12,10 @@
 // assistant turns (all of them for "messages", the completion's for prompt-completion and preference).
 // Every bad line is an error naming the file and line; a file mixing formats is refused.
 
-import { readFileSync } from "node:fs";
 import { ChatError, type ChatMessage, validateMessages } from "../chat/messages.js";
 import { endOfTurnIds } from "../chat/template.js";
 import { encodeChat } from "../chat/tokenize.js";
+import { FILE_LIMITS, jsonSyntaxError, readTextFileChecked } from "../io/files.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 
 export type SFTRecord =
@@ -40,10 +40,10 @@ export function parseJsonl(text: string, source: string): { line: number; value:
     let value: unknown;
     try {
       value = JSON.parse(line);
-    } catch (e) {
-      throw new DatasetError(
-        `${source}:${i + 1}: not valid JSON (${(e as Error).message.split("\n")[0]}); each line must be one JSON object`,
-      );
+    } catch {
+      // Where, not what: the message never quotes the line.
+      const { offset, problem } = jsonSyntaxError(line);
+      throw new DatasetError(`${source}:${i + 1}: not valid JSON: ${problem} at column ${offset + 1}; each line must be one JSON object`);
     }
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new DatasetError(`${source}:${i + 1}: expected a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`);
@@ -55,12 +55,7 @@ export function parseJsonl(text: string, source: string): { line: number; value:
 }
 
 function readText(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DatasetError(code === "ENOENT" ? `${path}: file not found` : `${path}: cannot read (${code ?? (e as Error).message})`);
-  }
+  return readTextFileChecked(path, { maxBytes: FILE_LIMITS.text, Err: DatasetError });
 }
 
 function messagesAt(value: unknown, where: string): ChatMessage[] {

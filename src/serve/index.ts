@@ -7,4 +7,4 @@ export * from "./json-schema.js";
 export * from "./models.js";
 export * from "./scheduler.js";
 export { createServer, type MoxingServer, type ServeOptions } from "./server.js";
-export { LEARN_DEFAULTS, LearnJobs, type LearnSettings, type LearnStatus } from "./studio.js";
+export { LEARN_DEFAULTS, LearnJobs, type LearnMethod, type LearnSettings, type LearnStatus } from "./studio.js";

@@ -332,11 +332,12 @@ export function registerOpenAIRoutes(app: FastifyInstance, ctx: ServerContext): 
     }
     if (body.top_logprobs !== null && body.top_logprobs !== undefined && !body.logprobs)
       throw invalidRequest("top_logprobs needs logprobs: true", "top_logprobs");
-    const maxTokens = ctx.maxTokens(
+    const requested = ctx.maxTokens(
       body.max_completion_tokens ?? body.max_tokens,
       body.max_completion_tokens ? "max_completion_tokens" : "max_tokens",
     );
-    const { prompt, stopIds } = chatPrompt(m.model, m.tokenizer, chatMessages(body), { maxNewTokens: maxTokens });
+    // As chatReply: the answer may not push the conversation out of the context; it gets what is left.
+    const { prompt, stopIds, maxNewTokens: maxTokens } = chatPrompt(m.model, m.tokenizer, chatMessages(body), { maxNewTokens: requested });
     const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
     const signal = disconnectSignal(reply);
     const reqs = generationRequests(ctx, m, body, { prompt, stopIds, maxTokens, logprobs, schema: responseSchema(body) }, signal);

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
-import { type SFTExample, sftExamples } from "../chat/export.js";
+import { type PreferenceExample, preferenceExamples, type SFTExample, sftExamples } from "../chat/export.js";
 import { chatPrompt } from "../chat/generate.js";
 import type { ChatMessage } from "../chat/messages.js";
 import type { FeedbackStore, StoredMessage } from "../chat/store.js";
@@ -80,16 +80,20 @@ function storeCall<T>(fn: () => T): T {
 
 /** Greedy answer of the model to a conversation (for learn-now's before and after). */
 async function greedyAnswer(m: ServedGPT, messages: ChatMessage[], maxTokens: number): Promise<string> {
-  const { prompt, stopIds } = chatPrompt(m.model, m.tokenizer, messages, { maxNewTokens: maxTokens });
-  const r = await m.scheduler.submit({ prompt, maxTokens, temperature: 0, topP: 1, seed: 0, stopIds });
+  const { prompt, stopIds, maxNewTokens } = chatPrompt(m.model, m.tokenizer, messages, { maxNewTokens: maxTokens });
+  const r = await m.scheduler.submit({ prompt, maxTokens: maxNewTokens, temperature: 0, topP: 1, seed: 0, stopIds });
   return r.text;
 }
 
 // ---- learn now ------------------------------------------------------------------------------------------
 
+/** What learn-now trains on: thumbs-up answers and corrections (SFT), or preference pairs (DPO). */
+export type LearnMethod = "sft" | "dpo";
+
 export interface LearnStatus {
   id: string;
   state: "running" | "done" | "failed";
+  method: LearnMethod;
   model: string;
   conversation: number;
   examples: number;
@@ -143,7 +147,7 @@ export class LearnJobs {
     );
   }
 
-  start(m: ServedGPT, conversation: number): LearnStatus {
+  start(m: ServedGPT, conversation: number, method: LearnMethod = "sft"): LearnStatus {
     const store = this.ctx.feedback();
     if (!m.chat) throw invalidRequest(`The model '${m.id}' is not a chat model; learn now trains a LoRA adapter on a chat model`, "model");
     if ([...this.jobs.values()].some((j) => j.state === "running" && j.model === m.id))
@@ -154,20 +158,26 @@ export class LearnJobs {
         null,
         "learn_running",
       );
-    const examples = storeCall(() => sftExamples(store, { conversationId: conversation }));
+    const examples: (SFTExample | PreferenceExample)[] = storeCall(() =>
+      method === "sft" ? sftExamples(store, { conversationId: conversation }) : preferenceExamples(store, { conversationId: conversation }),
+    );
     if (examples.length === 0) {
       throw invalidRequest(
-        "This conversation has no feedback to learn from yet: give an answer a thumbs-up, or correct one",
+        method === "sft"
+          ? "This conversation has no feedback to learn from yet: give an answer a thumbs-up, or correct one"
+          : "This conversation has no preferences to learn from yet: pick one of two answers, correct an answer, or rate one answer up and another down",
         "conversation",
         "no_feedback",
       );
     }
-    const newest = examples[examples.length - 1] as SFTExample;
+    const newest = examples[examples.length - 1] as SFTExample | PreferenceExample;
+    const targetOf = (e: SFTExample | PreferenceExample) => (("completion" in e ? e.completion : e.chosen)[0] as ChatMessage).content;
     const runName = `learn-${new Date().toISOString().replace(/[:.]/g, "-")}-${randomBytes(2).toString("hex")}`;
     const dir = join(this.baseDir(), runName);
     const job: LearnStatus = {
       id: runName,
       state: "running",
+      method,
       model: m.id,
       conversation,
       examples: examples.length,
@@ -175,7 +185,7 @@ export class LearnJobs {
       maxSteps: this.settings.steps,
       loss: null,
       prompt: newest.prompt,
-      target: (newest.completion[0] as ChatMessage).content,
+      target: targetOf(newest),
       before: null,
       after: null,
       adapterDir: join(dir, "adapter"),
@@ -189,7 +199,7 @@ export class LearnJobs {
     return job;
   }
 
-  private async run(m: ServedGPT, job: LearnStatus, dir: string, examples: SFTExample[]): Promise<void> {
+  private async run(m: ServedGPT, job: LearnStatus, dir: string, examples: (SFTExample | PreferenceExample)[]): Promise<void> {
     const answerTokens = Math.min(this.ctx.limits.defaultMaxTokens, m.tokenizer.encode(job.target).length * 2 + 8);
     job.before = await greedyAnswer(m, job.prompt, answerTokens);
     mkdirSync(dir, { recursive: true });
@@ -205,7 +215,7 @@ export class LearnJobs {
     const args = [
       ...process.execArgv,
       cliMain(),
-      "sft",
+      job.method, // `moxing sft` or `moxing dpo` (with LoRA, DPO's reference is the base: the adapters disabled)
       "--model",
       base,
       "--data",
@@ -411,7 +421,7 @@ export function registerStudioRoutes(app: FastifyInstance, ctx: ServerContext, l
       const m = ctx.generator(body.model, "chat");
       if (!m.chat) throw invalidRequest(`The model '${m.id}' is not a chat model`, "model");
       const s = body.sampling ?? {};
-      const maxTokens = ctx.maxTokens(s.max_tokens, "sampling.max_tokens");
+      const requested = ctx.maxTokens(s.max_tokens, "sampling.max_tokens");
       if (!store.db.prepare("SELECT 1 FROM conversations WHERE id = ?").get(conv))
         throw new ApiError(404, `No conversation ${conv}`, "not_found_error", "id");
       // The new message follows `parent`, by default the conversation's newest message.
@@ -421,7 +431,7 @@ export function registerStudioRoutes(app: FastifyInstance, ctx: ServerContext, l
       const parent = body.parent === undefined ? (newest?.id ?? null) : body.parent;
       const before = parent === null ? [] : storeCall(() => store.thread(parent));
       const thread: ChatMessage[] = [...before.map((x) => ({ role: x.role, content: x.content })), { role: "user", content: body.content }];
-      const { prompt, stopIds } = chatPrompt(m.model, m.tokenizer, thread, { maxNewTokens: maxTokens });
+      const { prompt, stopIds, maxNewTokens: maxTokens } = chatPrompt(m.model, m.tokenizer, thread, { maxNewTokens: requested });
       const signal = disconnectSignal(reply);
       const stop = new AbortController();
       signal.addEventListener("abort", () => stop.abort());
@@ -514,10 +524,18 @@ export function registerStudioRoutes(app: FastifyInstance, ctx: ServerContext, l
     {
       schema: {
         params: id,
-        body: { type: "object", required: ["model"], additionalProperties: false, properties: { model: { type: "string" } } },
+        body: {
+          type: "object",
+          required: ["model"],
+          additionalProperties: false,
+          properties: { model: { type: "string" }, method: { enum: ["sft", "dpo"] } },
+        },
       },
     },
-    async (req) => learn.start(ctx.generator((req.body as { model: string }).model, "learn now"), Number(req.params.id)),
+    async (req) => {
+      const b = req.body as { model: string; method?: LearnMethod };
+      return learn.start(ctx.generator(b.model, "learn now"), Number(req.params.id), b.method ?? "sft");
+    },
   );
   app.get<{ Params: { id: string } }>("/api/learn/:id", async (req) => learn.get(req.params.id));
   app.post(
@@ -606,11 +624,11 @@ export function registerStudioRoutes(app: FastifyInstance, ctx: ServerContext, l
         seed?: number;
       };
       const m = ctx.generator(b.model, "the next-token view");
-      const steps = b.steps ?? 8;
       let prompt: number[];
+      let steps = b.steps ?? 8;
       if (b.chat) {
         if (!m.chat) throw invalidRequest(`The model '${m.id}' is not a chat model; untick "as a chat message"`, "chat");
-        prompt = chatPrompt(m.model, m.tokenizer, [{ role: "user", content: b.text }], { maxNewTokens: steps }).prompt;
+        ({ prompt, maxNewTokens: steps } = chatPrompt(m.model, m.tokenizer, [{ role: "user", content: b.text }], { maxNewTokens: steps }));
       } else {
         prompt = completionPrompts(m, b.text)[0]?.ids as number[];
       }

@@ -85,9 +85,37 @@ function keyOf(dtype: DType, n: number): string {
   return dtype === "int32" ? `i${n}` : `f${n}`;
 }
 
+/** V8's limit on a typed array's length. */
+export const MAX_BUFFER_ELEMENTS = 2 ** 32;
+
 function allocFresh(dtype: DType, n: number, arena: MemoryArena | null): TypedArray {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`cannot allocate a tensor of ${n} elements`);
+  if (n > MAX_BUFFER_ELEMENTS) {
+    throw new RangeError(
+      `cannot allocate a tensor of ${n} elements (${fmtBytes(n * 4)}): one buffer holds at most 2^32 elements; use smaller sizes`,
+    );
+  }
+  let buf: TypedArray;
+  try {
+    buf = dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
+  } catch (e) {
+    throw new RangeError(`out of memory allocating a tensor of ${n} elements (${fmtBytes(n * 4)}): ${(e as Error).message}`);
+  }
   if (arena) arena.bytes += n * 4;
-  return dtype === "int32" ? new Int32Array(n) : new Float32Array(n);
+  return buf;
+}
+
+/** A byte count for people: "512 MiB", "2.3 TiB". */
+export function fmtBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
 /** A buffer for a new tensor: from the active arena (contents undefined), else freshly zeroed.

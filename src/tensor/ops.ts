@@ -12,7 +12,7 @@ import type { BinaryOp, DType, FusedKernels, MatView, UnaryOp, View } from "./ba
 import { getBackend } from "./backend.js";
 import { arange, empty } from "./creation.js";
 import { defaultGenerator, type Generator } from "./random.js";
-import { broadcastShapes, contiguousStrides, fmtShape, normAxes, normAxis, numel, type Shape, sameShape } from "./shape.js";
+import { broadcastShapes, checkView, contiguousStrides, fmtShape, normAxes, normAxis, numel, type Shape, sameShape } from "./shape.js";
 import { Tensor, type TensorLike } from "./tensor.js";
 
 export { noGrad };
@@ -262,6 +262,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   }
   if (sameShape(target, x.shape)) return x;
   const v = broadcastView(x, target);
+  checkView("expand", x.data.length, target, v.strides, x.offset);
   return record("expand", [x], new Tensor(x.data, target, v.strides, x.offset));
 }
 

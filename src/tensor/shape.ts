@@ -73,3 +73,44 @@ export function normAxes(op: string, axes: number | readonly number[] | undefine
   if (out.length !== list.length) throw new Error(`${op}: repeated dim in ${JSON.stringify(list)}`);
   return out;
 }
+
+/** The most elements a tensor may have: every index must be exact in a JS number. */
+export const MAX_NUMEL = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Check that a strided view (shape, strides, offset) of a buffer of `length` elements is well
+ * formed and stays inside the buffer: non-negative integer sizes, integer strides, an integer
+ * offset, at most MAX_NUMEL elements, and every element it addresses in [0, length). Returns
+ * null when it is, else what is wrong, so each caller words its own error.
+ */
+export function viewProblem(length: number, shape: Shape, strides: Shape, offset: number): string | null {
+  const nd = shape.length;
+  if (strides.length !== nd) return `strides ${fmtShape(strides)} do not match shape ${fmtShape(shape)} (${nd} dims)`;
+  let n = 1;
+  let lo = offset;
+  let hi = offset;
+  for (let i = 0; i < nd; i++) {
+    const d = shape[i] as number;
+    const s = strides[i] as number;
+    if (!Number.isInteger(d) || d < 0) return `shape ${fmtShape(shape)} must contain non-negative integers`;
+    if (!Number.isSafeInteger(s)) return `strides ${fmtShape(strides)} must be integers`;
+    n *= d;
+    const e = (d - 1) * s;
+    if (d > 0 && e < 0) lo += e;
+    else if (d > 0) hi += e;
+  }
+  if (!Number.isSafeInteger(offset) || offset < 0) return `offset ${offset} must be a non-negative integer`;
+  if (n > MAX_NUMEL || (n > 0 && shape.some((d) => d > MAX_NUMEL)))
+    return `shape ${fmtShape(shape)} has ${n.toPrecision(3)} elements, more than the 2^53 a tensor can index`;
+  if (n > 0 && (lo < 0 || hi >= length || !Number.isSafeInteger(hi) || !Number.isSafeInteger(lo))) {
+    const reach = lo < 0 ? `element ${lo}` : `element ${hi}`;
+    return `a view of shape ${fmtShape(shape)} (strides ${fmtShape(strides)}, offset ${offset}) reaches ${reach} of a buffer of ${length} elements`;
+  }
+  return null;
+}
+
+/** viewProblem as an error named after the function `fn`. */
+export function checkView(fn: string, length: number, shape: Shape, strides: Shape, offset: number): void {
+  const problem = viewProblem(length, shape, strides, offset);
+  if (problem !== null) throw new RangeError(`${fn}: ${problem}`);
+}

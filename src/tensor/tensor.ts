@@ -9,7 +9,7 @@ import type { Node } from "./autograd.js";
 import type { DType, TypedArray, View } from "./backend.js";
 import * as ops from "./ops.js";
 import { defaultGenerator, type Generator } from "./random.js";
-import { contiguousStrides, fmtShape, isContiguous, numel, type Shape } from "./shape.js";
+import { checkView, contiguousStrides, fmtShape, isContiguous, numel, type Shape } from "./shape.js";
 
 export type Scalar = number;
 export type TensorLike = Tensor | number;
@@ -38,6 +38,10 @@ export class Tensor {
     this.strides = strides ? [...strides] : contiguousStrides(shape);
     this.offset = offset;
     this.dtype = data instanceof Int32Array ? "int32" : "float32";
+    // A malformed view is refused here, in core, so every backend sees only views inside their
+    // buffers and every backend gives the same error (the reference backend used to read NaN or
+    // loop for ever; the native one to read out of bounds or wrap its element count).
+    checkView("Tensor", data.length, this.shape, this.strides, offset);
   }
 
   get requiresGrad(): boolean {

@@ -13,7 +13,7 @@
 // pre-tokenizer and decoder, added_tokens for the special tokens), so the file can be read by
 // `tokenizers`/`transformers`, and GPT-2-style tokenizer.json files from there can be read here.
 
-import { readFileSync } from "node:fs";
+import { FILE_LIMITS, parseJSON, readTextFileChecked } from "../io/files.js";
 import { type BPETrainOptions, trainMerges } from "./bpe-train.js";
 import {
   BYTE_TO_CHAR,
@@ -231,8 +231,9 @@ export class ByteLevelBPE extends BaseTokenizer {
    * "<|endoftext|>" = 50256) become special tokens.
    */
   static fromGPT2Files(encoderJsonPath: string, vocabBpePath: string): ByteLevelBPE {
-    const encoder: unknown = JSON.parse(readFileSync(encoderJsonPath, "utf8"));
-    return ByteLevelBPE.fromGPT2(encoder as Record<string, number>, readFileSync(vocabBpePath, "utf8"));
+    const limit = { maxBytes: FILE_LIMITS.tokenizer };
+    const encoder = parseJSON(readTextFileChecked(encoderJsonPath, limit), encoderJsonPath);
+    return ByteLevelBPE.fromGPT2(encoder as Record<string, number>, readTextFileChecked(vocabBpePath, limit));
   }
 
   /** As fromGPT2Files, from the parsed encoder.json and the text (or lines, or pairs) of vocab.bpe. */

@@ -8,8 +8,9 @@
 // AddedToken objects ({ content, ... }), chat_template as a list of named templates (the "default" one
 // is used), and a separate chat_template.jinja file (which newer transformers versions write instead).
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { FILE_LIMITS, readJSONFile, readTextFileChecked } from "../io/files.js";
 import { isRecord, type Tokenizer, type TokenizerConfig } from "./tokenizer.js";
 
 export const TOKENIZER_CONFIG_FILE = "tokenizer_config.json";
@@ -81,14 +82,10 @@ export function readTokenizerConfig(
 ): void {
   const path = fileOf(TOKENIZER_CONFIG_FILE);
   if (path) {
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(path, "utf8"));
-    } catch (e) {
-      throw new Error(`${path}: not valid JSON (${(e as Error).message.split("\n")[0]})`);
-    }
+    const json = readJSONFile(path, { maxBytes: FILE_LIMITS.tokenizer });
     applyTokenizerConfig(tokenizer, json, path);
   }
   const jinja = fileOf(CHAT_TEMPLATE_FILE);
-  if (jinja) tokenizer.config = { ...(tokenizer.config ?? {}), chat_template: readFileSync(jinja, "utf8") };
+  if (jinja)
+    tokenizer.config = { ...(tokenizer.config ?? {}), chat_template: readTextFileChecked(jinja, { maxBytes: FILE_LIMITS.tokenizer }) };
 }

@@ -14,7 +14,7 @@
 //
 // Differences from Hugging Face are listed in basic.ts (all in rare Unicode corners).
 
-import { readFileSync } from "node:fs";
+import { FILE_LIMITS, readTextFileChecked } from "../io/files.js";
 import { BertBasicTokenizer, type BertNormalizerOptions, type ResolvedBertNormalizerOptions, type WordAlignment } from "./basic.js";
 import {
   BaseTokenizer,
@@ -291,7 +291,7 @@ export class WordPieceTokenizer extends BaseTokenizer {
 
   /** From a vocab.txt file. */
   static fromVocabFile(path: string, options: WordPieceOptions = {}): WordPieceTokenizer {
-    return WordPieceTokenizer.fromVocabTxt(readFileSync(path, "utf8"), options);
+    return WordPieceTokenizer.fromVocabTxt(readTextFileChecked(path, { maxBytes: FILE_LIMITS.tokenizer }), options);
   }
 
   /** The vocabulary as vocab.txt text (one token per line, in id order; added special tokens excluded). */

@@ -22,7 +22,7 @@ import { bestAnswer, type QaExample, type QaFeature, qaFeatures, squadEvaluate }
 import { DataError, textDigest } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { bertModelFiles, loadBert, readBertTrainerState } from "../io/bert.js";
-import type { Bert } from "../models/bert.js";
+import { type Bert, checkBertTrainingMemory } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { scoped } from "../tensor/memory.js";
@@ -533,6 +533,9 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
   const modelRng = new Generator(seed);
   const loaded = loadBert(saved ? o.out : o.model, { task, numLabels: labels?.length ?? 2, generator: modelRng });
   const { model, tokenizer } = loaded;
+  checkBertTrainingMemory(model.config, { batch_size: o.batchSize, seq_len: o.maxLength }, (f) =>
+    f === "batch_size" ? "--batch-size" : f === "seq_len" ? "--max-length" : f,
+  );
   if (loaded.info.task === task && loaded.info.labels && labels && loaded.info.labels.join("\u0000") !== labels.join("\u0000")) {
     throw new DataError(
       `the model in '${o.model}' was fine-tuned with the labels ${loaded.info.labels.join(", ")}, but the training data has ${labels.join(", ")}`,

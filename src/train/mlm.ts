@@ -15,7 +15,7 @@
 
 import { readTextFile, textDigest } from "../data/text.js";
 import { bertModelFiles, loadBert } from "../io/bert.js";
-import { Bert, type BertConfig, type BertPreset, bertConfig } from "../models/bert.js";
+import { Bert, type BertConfig, type BertPreset, bertConfig, checkBertTrainingMemory } from "../models/bert.js";
 import { AdamW } from "../optim/adamw.js";
 import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
@@ -300,6 +300,9 @@ export async function pretrainMlm(opts: MlmOptions, hooks: LoopHooks = {}): Prom
     });
     model = new Bert(mlmModelConfig(args, tokenizer.vocabSize), { task: "fill-mask", generator: modelRng });
   }
+  checkBertTrainingMemory(model.config, { batch_size: args.batchSize, seq_len: args.maxLen }, (f) =>
+    f === "batch_size" ? "--batch-size" : f === "seq_len" ? "--max-len" : f,
+  );
   const sequences = mlmSequences(tokenizer, text, args.maxLen);
   if (sequences.length < 2) {
     throw new Error(

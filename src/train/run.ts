@@ -10,11 +10,12 @@
 //   metrics.jsonl          one JSON object per step
 // The checkpoint files are written together through the journal of src/io/checkpoint.ts.
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { DataError } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/checkpoint.js";
+import { makeOutputDir } from "../io/files.js";
 import type { Generator } from "../tensor/random.js";
 
 export const METRICS_FILE = "metrics.jsonl";
@@ -118,7 +119,7 @@ export class RunDirectory {
   /** The run goes ahead: create the directory; a fresh run drops the old checkpoint's training
    *  state and metrics, a resumed one forgets the steps logged after its checkpoint. */
   prepare(): void {
-    mkdirSync(this.out, { recursive: true });
+    makeOutputDir(this.out);
     if (this.saved) truncateMetrics(this.metricsPath, this.saved.step);
     else for (const f of [METRICS_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE]) rmSync(join(this.out, f), { force: true });
   }

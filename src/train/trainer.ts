@@ -18,7 +18,7 @@
 
 import { BatchSampler, checkBlockSize, encodeText, readTextFile, splitTokens, textDigest } from "../data/text.js";
 import { CheckpointError, gptModelFiles, loadWeights, readConfig, readTokenizer } from "../io/checkpoint.js";
-import { GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
+import { checkGPTTrainingMemory, GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
@@ -293,6 +293,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   const modelRng = new Generator(args.seed);
   const trainRng = new Generator(args.seed + 1);
   const evalRng = new Generator(args.seed + 2);
+  checkGPTTrainingMemory(config, { batch_size: args.batchSize, grad_accum: args.gradAccum }, (f) => `--${f.replace(/_/g, "-")}`);
   const model = new GPT(config, { generator: modelRng });
   const optimizer = new AdamW(model.optimGroups(args.weightDecay), {
     lr: args.learningRate,

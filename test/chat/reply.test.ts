@@ -84,6 +84,14 @@ describe("chatReply", () => {
     assert.ok(r.promptTokens <= 48 - 8);
   });
 
+  test("a newest turn too long to leave the usual room still gets the rest of the context", () => {
+    const r = chatReply(model, tok, [{ role: "user", content: "hi hi hi hi hi hi hi hi hi" }], { temperature: 0, maxNewTokens: 30 });
+    assert.ok(r.promptTokens > 48 / 2, `prompt ${r.promptTokens} tokens`);
+    assert.ok(r.promptTokens + r.completionTokens <= 48, "the answer stays inside the context");
+    const tooLong = "hi ".repeat(20);
+    assert.throws(() => chatReply(model, tok, [{ role: "user", content: tooLong }], { maxNewTokens: 30 }), /does not fit the context/);
+  });
+
   test("a tokenizer without an end-of-turn token is refused", () => {
     const plain = CharTokenizer.fromText("abc");
     assert.throws(() => chatReply(model, plain, [{ role: "user", content: "a" }]), /no end-of-turn token/);
@@ -100,6 +108,8 @@ describe("chat tokenizers are saved with their template", () => {
     assert.equal(cfg.eos_token, "<|im_end|>");
     assert.deepEqual(cfg.additional_special_tokens, ["<|im_start|>"]);
     assert.equal(cfg.added_tokens_decoder[String(tok.specialTokens.get("<|im_end|>"))].content, "<|im_end|>");
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    assert.equal(config.eos_token_id, tok.specialTokens.get("<|im_end|>"), "config.json's eos_token_id is the end of a turn");
     const loaded = loadModel(dir).tokenizer;
     assert.deepEqual([...loaded.specialTokens], [...tok.specialTokens]);
     assert.deepEqual(loaded.config, tok.config);

@@ -385,3 +385,111 @@ describe(`conformance: exact values (${ACTIVE})`, () => {
     assert.deepEqual(mx.tensor([-2.7, 2.7]).int().toArray(), [-2, 2]);
   });
 });
+
+// Issue 11: malformed views. The reference backend used to return NaN or 0 silently (and loop for
+// ever on a 2^64-element expand) where native threw; both now reject the same views with the same
+// error, raised in core before any backend is asked.
+describe(`conformance: malformed views are refused (${ACTIVE})`, () => {
+  const f4 = () => new Float32Array([1, 2, 3, 4]);
+  const cases: [string, () => Tensor, RegExp][] = [
+    [
+      "4 elements viewed as [100, 100]",
+      () => new mx.Tensor(f4(), [100, 100]),
+      /^Tensor: a view of shape \[100, 100\] \(strides \[100, 1\], offset 0\) reaches element 9999 of a buffer of 4 elements$/,
+    ],
+    [
+      "strides past the end",
+      () => new mx.Tensor(f4(), [2, 2], [4, 1]),
+      /^Tensor: a view of shape \[2, 2\] .* reaches element 5 of a buffer of 4 elements$/,
+    ],
+    [
+      "negative stride below the start",
+      () => new mx.Tensor(f4(), [2, 2], [-2, 1], 1),
+      /^Tensor: .* reaches element -1 of a buffer of 4 elements$/,
+    ],
+    ["negative offset", () => new mx.Tensor(f4(), [2], [1], -1), /^Tensor: offset -1 must be a non-negative integer$/],
+    ["fractional offset", () => new mx.Tensor(f4(), [2], [1], 0.5), /^Tensor: offset 0\.5 must be a non-negative integer$/],
+    ["offset past the end", () => new mx.Tensor(f4(), [2], [1], 3), /^Tensor: .* reaches element 4 of a buffer of 4 elements$/],
+    ["negative size", () => new mx.Tensor(f4(), [-2, 2]), /^Tensor: shape \[-2, 2\] must contain non-negative integers$/],
+    ["NaN size", () => new mx.Tensor(f4(), [Number.NaN, 2]), /^Tensor: shape \[NaN, 2\] must contain non-negative integers$/],
+    ["fractional size", () => new mx.Tensor(f4(), [1.5]), /^Tensor: shape \[1\.5\] must contain non-negative integers$/],
+    [
+      "infinite size",
+      () => new mx.Tensor(f4(), [Number.POSITIVE_INFINITY]),
+      /^Tensor: shape \[Infinity\] must contain non-negative integers$/,
+    ],
+    ["NaN stride", () => new mx.Tensor(f4(), [2, 2], [Number.NaN, 1]), /^Tensor: strides \[NaN, 1\] must be integers$/],
+    ["strides of the wrong rank", () => new mx.Tensor(f4(), [2, 2], [1]), /^Tensor: strides \[1\] do not match shape \[2, 2\] \(2 dims\)$/],
+    [
+      "expand to 2^62 x 4",
+      () => mx.ones([1, 4]).expand([2 ** 62, 4]),
+      /^expand: shape \[\d+, 4\] has 1\.84e\+19 elements, more than the 2\^53 a tensor can index$/,
+    ],
+    ["expand to a negative size", () => mx.ones([1, 4]).expand([-3, 4]), /^expand: shape \[-3, 4\] must contain non-negative integers$/],
+  ];
+  for (const [name, make, message] of cases) {
+    test(`${name}: RangeError, same message on ${ACTIVE} and reference`, () => {
+      const err = (fn: () => unknown): Error => {
+        try {
+          fn();
+        } catch (e) {
+          return e as Error;
+        }
+        return assert.fail(`${name}: no error (the view was accepted)`);
+      };
+      // sum() is where the reference backend used to return 0/NaN or hang; it is never reached.
+      const got = err(() => make().sum().item());
+      const want = onReference(() => err(() => make().sum().item()));
+      assert.ok(got instanceof RangeError, `${name}: ${got}`);
+      assert.match(got.message, message);
+      assert.equal(got.message, want.message);
+    });
+  }
+
+  test("empty views may point anywhere, as in PyTorch (nothing is read)", () => {
+    assert.equal(new mx.Tensor(new Float32Array(0), [0, 100], [100, 1], 0).sum().item(), 0);
+    assert.deepEqual(mx.ones([3]).slice(0, 3, 3).shape, [0]);
+  });
+
+  test("tensors too large for one buffer are refused with the sizes, not 'Invalid typed array length'", () => {
+    assert.throws(() => mx.zeros([2 ** 40]), /^RangeError: cannot allocate a tensor of 1099511627776 elements \(4\.0 TiB\)/);
+  });
+
+  // The backends' own checks, for callers below core: each names the operand. (Only out-of-range
+  // extents here: a NaN size cannot even be passed to native, whose parameters are integers.)
+  const B = mx.getBackend();
+  const bad = { data: new Float32Array(4), shape: [2, 3], strides: [3, 1], offset: 0 };
+  const ok = { data: new Float32Array(6), shape: [2, 3], strides: [3, 1], offset: 0 };
+  const direct: [string, () => void, RegExp][] = [
+    ["unary", () => B.unary("exp", bad, new Float32Array(6)), /unary input (view )?out of bounds/],
+    ["binary a", () => B.binary("add", bad, ok, new Float32Array(6)), /binary input a out of bounds/],
+    ["binary b", () => B.binary("add", ok, bad, new Float32Array(6)), /binary input b out of bounds/],
+    ["where cond", () => B.where(bad, ok, ok, new Float32Array(6)), /where cond out of bounds/],
+    ["where b", () => B.where(ok, ok, bad, new Float32Array(6)), /where input b out of bounds/],
+    ["copy source", () => B.copy({ ...bad, offset: 1, strides: [1, 1] }, ok), /copy source out of bounds/],
+    ["copy destination", () => B.copy(ok, bad), /copy destination out of bounds/],
+    ["reduce", () => B.reduce("sum", bad, [1], new Float32Array(2)), /reduce input out of bounds/],
+    ["binary output", () => B.binary("add", ok, ok, new Float32Array(5)), /binary output too small/],
+    [
+      "matmul a",
+      () =>
+        B.matmul(
+          { data: new Float32Array(4), offset: 0, batchStride: 0, rowStride: 2, colStride: 1 },
+          { data: new Float32Array(6), offset: 0, batchStride: 0, rowStride: 3, colStride: 1 },
+          new Float32Array(9),
+          1,
+          3,
+          3,
+          2,
+        ),
+      /matmul operand a out of bounds/,
+    ],
+    ["gather index", () => B.gather(new Float32Array(4), Int32Array.from([2]), new Float32Array(2), 2), /index out of range/],
+    ["indexAdd index", () => B.indexAdd(new Float32Array(4), Int32Array.from([-1]), new Float32Array(2), 2), /index out of range/],
+  ];
+  for (const [name, call, message] of direct) {
+    test(`the ${B.name} backend checks its operands: ${name}`, () => {
+      assert.throws(call, (e: Error) => e instanceof RangeError && message.test(e.message));
+    });
+  }
+});

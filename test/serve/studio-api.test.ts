@@ -124,6 +124,40 @@ describe("conversations and learn now", () => {
     assert.equal(stored.find((m) => m.id === answer?.id)?.content, answer?.text);
   });
 
+  test("learn now with DPO: a preference pair, and the update prefers the chosen answer", async () => {
+    const conv = (await call<{ id: number }>("/api/conversations", {})).json.id;
+    const [answer] = await reply(conv, "bye");
+    assert.equal(answer?.text, "ciao");
+    // A correction is a preference pair: the person's answer chosen over the model's.
+    await call(`/api/messages/${answer?.id}/correct`, { content: "hello there" });
+    let job = (await call<LearnStatus>(`/api/conversations/${conv}/learn`, { model: "chat", method: "dpo" })).json;
+    assert.equal(job.method, "dpo");
+    assert.equal(job.target, "hello there");
+    const deadline = Date.now() + 120_000;
+    while (job.state === "running" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 300));
+      job = (await call<LearnStatus>(`/api/learn/${job.id}`)).json;
+    }
+    assert.equal(job.state, "done", job.error ?? "still running");
+    assert.equal(job.before, "ciao");
+    const metrics = (await call<{ lines: { train_loss: number }[] }>(`/api/runs/metrics?run=${encodeURIComponent(`${job.id}/adapter`)}`))
+      .json.lines;
+    // DPO's loss starts at log 2 (the policy equals its reference) and falls as the chosen answer gains.
+    assert.ok(Math.abs((metrics[0]?.train_loss ?? 0) - Math.log(2)) < 0.05, `first loss ${metrics[0]?.train_loss}`);
+    assert.ok((metrics[metrics.length - 1]?.train_loss ?? 1) < 0.3, `last loss ${metrics[metrics.length - 1]?.train_loss}`);
+    assert.notEqual(job.after, "ciao", `the rejected answer is no longer the greedy one (${job.after})`);
+    assert.ok(job.after?.startsWith("hel"), `the answer moved towards the chosen one (${job.after})`);
+    await call("/api/adapter/reset", { model: "chat" });
+    const none = await call<{ error: { code: string } }>(
+      `/api/conversations/${(await call<{ id: number }>("/api/conversations", {})).json.id}/learn`,
+      {
+        model: "chat",
+        method: "dpo",
+      },
+    );
+    assert.equal(none.json.error.code, "no_feedback");
+  });
+
   test("run names cannot leave the runs directory", async () => {
     const r = await call<{ error: { message: string } }>(`/api/runs/metrics?run=${encodeURIComponent("../..")}`);
     assert.equal(r.status, 400);

@@ -13,6 +13,36 @@ import {
   type UnaryOp,
   type View,
 } from "../../tensor/backend.js";
+import { numel, type Shape, viewProblem } from "../../tensor/shape.js";
+
+// The specification checks its operands as the native kernels do: a view that leaves its buffer
+// (or an output too small for the result) is a RangeError naming the operand, never NaN read from
+// past the end or a loop over a wrapped-around element count. Core refuses such views before they
+// get here (Tensor's constructor), so these checks guard direct callers of the backend.
+function operand(op: string, name: string, v: View, shape: Shape): void {
+  const p = viewProblem(v.data.length, shape, v.strides, v.offset);
+  if (p !== null) throw new RangeError(`reference ${op} ${name} out of bounds: ${p}`);
+}
+
+function output(op: string, out: TypedArray, n: number): void {
+  if (out.length < n) throw new RangeError(`reference ${op} output too small (${out.length} elements for ${n})`);
+}
+
+function matOperand(name: string, v: MatView, batch: number, rows: number, cols: number): void {
+  const p = viewProblem(v.data.length, [batch, rows, cols], [v.batchStride, v.rowStride, v.colStride], v.offset);
+  if (p !== null) throw new RangeError(`reference matmul operand ${name} out of bounds: ${p}`);
+}
+
+function rowIndices(op: string, idx: Int32Array, rows: number, cols: number, other: number, otherName: string): void {
+  if (!Number.isSafeInteger(cols) || cols < 0) throw new RangeError(`reference ${op}: cols must be a non-negative integer (got ${cols})`);
+  if (other < idx.length * cols)
+    throw new RangeError(`reference ${op} ${otherName} too small (${other} elements for ${idx.length} rows of ${cols})`);
+  if (cols === 0) return; // rows of width 0: nothing is read or written
+  for (let r = 0; r < idx.length; r++) {
+    const i = idx[r] as number;
+    if (i < 0 || i >= rows) throw new RangeError(`reference ${op}: index out of range (${i} at position ${r}; ${rows} rows)`);
+  }
+}
 
 /** Calls visit(bases, n) for every row of the last dim of `shape`, with the row's starting
  *  offset in each operand; each operand's inner stride is its last stride. */
@@ -103,6 +133,8 @@ export const referenceBackend: Backend = {
   name: "reference",
 
   unary(op: UnaryOp, x: View, out: Float32Array): void {
+    operand("unary", "input", x, x.shape);
+    output("unary", out, numel(x.shape));
     const f = UNARY[op];
     const src = x.data;
     const xs = lastStride(x);
@@ -113,6 +145,9 @@ export const referenceBackend: Backend = {
   },
 
   binary(op: BinaryOp, a: View, b: View, out: TypedArray): void {
+    operand("binary", "input a", a, a.shape);
+    operand("binary", "input b", b, a.shape);
+    output("binary", out, numel(a.shape));
     const f = BINARY[op];
     const [ad, bd] = [a.data, b.data];
     const [as, bs] = [lastStride(a), lastStride(b)];
@@ -128,6 +163,10 @@ export const referenceBackend: Backend = {
   },
 
   where(cond: View, a: View, b: View, out: TypedArray): void {
+    operand("where", "cond", cond, a.shape);
+    operand("where", "input a", a, a.shape);
+    operand("where", "input b", b, a.shape);
+    output("where", out, numel(a.shape));
     const [cd, ad, bd] = [cond.data, a.data, b.data];
     const [cs, as, bs] = [lastStride(cond), lastStride(a), lastStride(b)];
     let o = 0;
@@ -139,6 +178,8 @@ export const referenceBackend: Backend = {
   },
 
   copy(src: View, dst: View): void {
+    operand("copy", "source", src, src.shape);
+    operand("copy", "destination", dst, src.shape);
     const [sd, dd] = [src.data, dst.data];
     const [ss, ds] = [lastStride(src), lastStride(dst)];
     // Float-to-int copies truncate toward zero (C semantics), which Int32Array assignment does.
@@ -148,6 +189,8 @@ export const referenceBackend: Backend = {
   },
 
   reduce(op: ReduceOp, x: View, axes: readonly number[], out: Float32Array): void {
+    operand("reduce", "input", x, x.shape);
+    output("reduce", out, numel(x.shape.filter((_, i) => !axes.includes(i))));
     // Reorder dims as (kept..., reduced...) so each output element is one contiguous run of visits.
     const kept = x.shape.map((_, i) => i).filter((i) => !axes.includes(i));
     const order = [...kept, ...axes];
@@ -179,6 +222,9 @@ export const referenceBackend: Backend = {
   },
 
   matmul(a: MatView, b: MatView, out: Float32Array, batch: number, m: number, n: number, k: number): void {
+    matOperand("a", a, batch, m, k);
+    matOperand("b", b, batch, k, n);
+    output("matmul", out, batch * m * n);
     const acc = new Float64Array(n);
     for (let bi = 0; bi < batch; bi++) {
       const ao = a.offset + bi * a.batchStride;
@@ -196,6 +242,7 @@ export const referenceBackend: Backend = {
   },
 
   gather(table: Float32Array, idx: Int32Array, out: Float32Array, cols: number): void {
+    rowIndices("gather", idx, cols > 0 ? Math.floor(table.length / cols) : 0, cols, out.length, "output");
     for (let r = 0; r < idx.length; r++) {
       const src = (idx[r] as number) * cols;
       out.set(table.subarray(src, src + cols), r * cols);
@@ -203,6 +250,7 @@ export const referenceBackend: Backend = {
   },
 
   indexAdd(dst: Float32Array, idx: Int32Array, src: Float32Array, cols: number): void {
+    rowIndices("indexAdd", idx, cols > 0 ? Math.floor(dst.length / cols) : 0, cols, src.length, "source");
     for (let r = 0; r < idx.length; r++) {
       const d = (idx[r] as number) * cols;
       const s = r * cols;

@@ -1,6 +1,8 @@
-// `moxing sft`, `moxing reward` and `moxing dpo`: the trainers of src/rlhf/, with the flags they share.
+// `moxing sft`, `moxing reward` and `moxing dpo`: thin shells over the trainers of src/rlhf/, with the flags they share.
 
 import { parseTargets, RLHF_DEFAULTS, type RlhfArgs } from "../rlhf/common.js";
+import { dpo } from "../rlhf/dpo.js";
+import { trainRewardModel } from "../rlhf/reward.js";
 import { sft } from "../rlhf/sft.js";
 import type { Command } from "./util.js";
 import { type FlagValues, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
@@ -114,6 +116,93 @@ export const sftCommand: Command = {
     }
     const evalPart = r.lastEval ? `, eval loss ${r.lastEval.loss?.toFixed(4)}` : "";
     console.log(`${where} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
+    return 0;
+  },
+};
+
+const REWARD_HELP = `moxing reward: train a reward model on preference pairs (TRL's RewardTrainer)
+
+Usage: moxing reward --model DIR --data FILE.jsonl --out DIR [flags]
+       moxing reward --out DIR --resume
+
+The model's transformer gets a scalar head (score) read at each sequence's last token, trained with
+the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected). Held-out pairwise accuracy and margin are
+reported (eval_accuracy, eval_margin in metrics.jsonl). --out is a Hugging Face
+GPT2ForSequenceClassification directory (num_labels 1). All weights train (no LoRA for reward models).
+
+Data: TRL's preference JSONL, one pair per line:
+  {"prompt": [...messages], "chosen": [{"role": "assistant", ...}], "rejected": [{"role": "assistant", ...}]}
+  {"chosen": [...messages], "rejected": [...messages]}   (the shared leading messages are the prompt)
+  {"prompt": "text", "chosen": "text", "rejected": "text"}
+\`moxing feedback export --format preference\` writes this format from chat feedback.
+
+${RLHF_FLAGS_HELP}`;
+
+export const rewardCommand: Command = {
+  summary: "train a reward model (Bradley-Terry) on preference pairs",
+  help: REWARD_HELP,
+  async run(argv) {
+    const { values: v, positionals } = parseFlags("reward", argv, RLHF_FLAGS);
+    if (positionals.length) throw new UsageError(`reward: unexpected argument '${positionals[0]}'`);
+    const args = rlhfArgsFromFlags("reward", v);
+    if (args.lora) throw new UsageError("reward: --lora-r is not supported for reward models (the head trains with the whole model)");
+    const r = await runWithProgress((hooks) => trainRewardModel(args, hooks));
+    if (r.status === "interrupted") {
+      console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing reward --out ${args.out} --resume`);
+      return 130;
+    }
+    const e = r.lastEval;
+    const evalPart = e ? `, held-out accuracy ${e.accuracy?.toFixed(3)}, margin ${e.margin?.toFixed(3)}` : "";
+    console.log(`reward model saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`);
+    return 0;
+  },
+};
+
+const DPO_FLAGS = { ...RLHF_FLAGS, beta: { type: "string" }, "label-smoothing": { type: "string" }, ref: { type: "string" } } as const;
+
+const DPO_HELP = `moxing dpo: direct preference optimisation (TRL's DPOTrainer)
+
+Usage: moxing dpo --model DIR --data FILE.jsonl --out DIR [--beta 0.1] [flags]
+       moxing dpo --out DIR --resume
+
+The policy starts as --model and learns to prefer the chosen answers over the rejected ones relative to
+a frozen reference: --ref DIR (default: --model itself), or, with --lora-r, the model with its adapters
+disabled (no second copy of the weights). The loss is -log sigmoid(beta * ((pi_c - pi_r) - (ref_c - ref_r)))
+on summed completion log-probs. metrics.jsonl carries TRL's eval_rewards/chosen, eval_rewards/rejected,
+eval_rewards/accuracies, eval_rewards/margins, eval_logps/chosen, eval_logps/rejected.
+
+  --beta 0.1               strength of the pull towards the reference (smaller: further from it)
+  --label-smoothing 0      cDPO: the share of pairs assumed mislabelled (0 to 0.5)
+  --ref DIR                the reference model (full fine-tuning only)
+
+Data: TRL's preference JSONL (see \`moxing reward --help\`).
+
+${RLHF_FLAGS_HELP}`;
+
+export const dpoCommand: Command = {
+  summary: "direct preference optimisation of a chat model, optionally with LoRA",
+  help: DPO_HELP,
+  async run(argv) {
+    const { values: v, positionals } = parseFlags("dpo", argv, DPO_FLAGS);
+    if (positionals.length) throw new UsageError(`dpo: unexpected argument '${positionals[0]}'`);
+    const args = rlhfArgsFromFlags("dpo", v);
+    const beta = v.beta === undefined ? undefined : num("dpo", "beta", v.beta, 0.1, { min: 0 });
+    if (beta === 0) throw new UsageError("dpo: --beta must be above 0");
+    const labelSmoothing =
+      v["label-smoothing"] === undefined ? undefined : num("dpo", "label-smoothing", v["label-smoothing"], 0, { min: 0 });
+    if (labelSmoothing !== undefined && labelSmoothing >= 0.5) throw new UsageError("dpo: --label-smoothing must be below 0.5");
+    const r = await runWithProgress((hooks) => dpo({ ...args, beta, labelSmoothing, ref: v.ref }, hooks));
+    if (r.status === "interrupted") {
+      console.log(`stopped at step ${r.step}; checkpoint saved in ${args.out}. Resume with: moxing dpo --out ${args.out} --resume`);
+      return 130;
+    }
+    const e = r.lastEval;
+    const evalPart = e
+      ? `, held-out rewards/accuracies ${e["rewards/accuracies"]?.toFixed(3)}, rewards/margins ${e["rewards/margins"]?.toFixed(4)}`
+      : "";
+    console.log(
+      `${r.args.lora ? "adapter" : "model"} saved in ${args.out} after ${r.step} steps (train loss ${r.lastLoss?.toFixed(4)}${evalPart})`,
+    );
     return 0;
   },
 };
