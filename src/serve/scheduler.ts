@@ -311,7 +311,7 @@ export class Scheduler {
       }
       for (const id of r.stopIds) this.mask[id] = canEnd ? 1 : 0;
       const m = copy();
-      for (let id = 0; id < m.length; id++) if (!this.mask[id]) m[id] = Number.NEGATIVE_INFINITY;
+      for (let id = 0; id < m.length; id++) if (!this.mask[id]) m[id] = MASKED;
     }
     let id = sampleNext(x, j.ids, { temperature: r.temperature, topP: r.topP }, j.generator);
     if (r.constraint && !this.mask[id]) id = argmaxAllowed(x, this.mask); // rounding picked a masked token
@@ -326,6 +326,10 @@ export class Scheduler {
     return null;
   }
 }
+
+/** The logit of a token the JSON schema does not allow: finite (sampleNext refuses infinities, which
+ *  usually mean a broken model) but so low that its probability is exactly 0 after exp. */
+const MASKED = -1e30;
 
 function argmaxAllowed(x: Float32Array, mask: Uint8Array): number {
   let best = -1;
