@@ -70,7 +70,12 @@ export function chatPrompt(
 
 /** Generate the assistant's next message for `messages`. */
 export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
-  const { prompt, stopIds, dropped, maxNewTokens: limit } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens: opts.maxNewTokens ?? 200 });
+  const {
+    prompt,
+    stopIds,
+    dropped,
+    maxNewTokens: limit,
+  } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens: opts.maxNewTokens ?? 200 });
 
   const out: number[] = [];
   let emitted = "";
