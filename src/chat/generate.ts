@@ -29,8 +29,16 @@ export interface ChatReply {
   droppedMessages: number;
 }
 
-/** Generate the assistant's next message for `messages`. */
-export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
+/** What generating an answer to `messages` starts from: the prompt's ids (the conversation cut to fit
+ *  the context with room for the answer, rendered with the generation prompt), the ids that end the
+ *  turn, how many messages were dropped, and how long the answer may be (maxNewTokens, or less so that
+ *  it never pushes the conversation out of the context). Shared by chatReply and the server. */
+export function chatPrompt(
+  model: GPT,
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  opts: Omit<ChatTemplateOptions, "tokenizer" | "addGenerationPrompt"> & { maxNewTokens: number },
+): { prompt: number[]; stopIds: Set<number>; dropped: number; maxNewTokens: number } {
   const stopIds = new Set(endOfTurnIds(tokenizer));
   if (stopIds.size === 0) {
     throw new ChatError(
@@ -41,7 +49,7 @@ export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly C
   // A model that opens a new turn has finished its own.
   const imStart = tokenizer.specialTokens.get(IM_START);
   if (imStart !== undefined) stopIds.add(imStart);
-  const maxNewTokens = opts.maxNewTokens ?? 200;
+  const maxNewTokens = opts.maxNewTokens;
   const block = model.config.block_size;
   // Leave room for the answer (up to half the context), dropping old turns for it; a newest turn
   // too long for that may still use the whole context, the answer then limited to what is left.
@@ -57,6 +65,17 @@ export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly C
   const prompt = encodeChat(tokenizer, fitted.messages, { ...templateOpts, addGenerationPrompt: true }).ids;
   // The answer never pushes the conversation out of the context (generateIds would slide it).
   const limit = Math.min(maxNewTokens, block - prompt.length);
+  return { prompt, stopIds, dropped: fitted.dropped, maxNewTokens: limit };
+}
+
+/** Generate the assistant's next message for `messages`. */
+export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
+  const {
+    prompt,
+    stopIds,
+    dropped,
+    maxNewTokens: limit,
+  } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens: opts.maxNewTokens ?? 200 });
 
   const out: number[] = [];
   let emitted = "";
@@ -80,5 +99,5 @@ export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly C
   }
   const text = tokenizer.decode(out);
   if (text.length > emitted.length && text.startsWith(emitted)) opts.onText?.(text.slice(emitted.length));
-  return { text, finishReason, promptTokens: prompt.length, completionTokens: out.length, droppedMessages: fitted.dropped };
+  return { text, finishReason, promptTokens: prompt.length, completionTokens: out.length, droppedMessages: dropped };
 }

@@ -22,6 +22,7 @@ import { grpoCommand, ppoCommand } from "./ppo.js";
 import { pretrainMlmCommand } from "./pretrain-mlm.js";
 import { quantizeCommand } from "./quantize.js";
 import { dpoCommand, rewardCommand, sftCommand } from "./rlhf.js";
+import { serveCommand } from "./serve.js";
 import { similarCommand } from "./similar.js";
 import { startCommand, trainCommand } from "./train.js";
 import { trainSeq2SeqCommand } from "./train-seq2seq.js";
@@ -57,6 +58,7 @@ const COMMANDS = new Map<string, Command>([
   ["train-listops", trainListOpsCommand],
   ["train-han", trainHANCommand],
   ["han-attention", hanAttentionCommand],
+  ["serve", serveCommand],
 ]);
 
 function help(): string {

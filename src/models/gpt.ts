@@ -14,8 +14,8 @@ import { exportNamedWeights, loadNamedWeights, type WeightNames, type WeightTens
 import { TransformerBlock } from "../nn/transformer.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
-import { arange, zeros } from "../tensor/creation.js";
-import { add, crossEntropy, linear, slice } from "../tensor/ops.js";
+import { arange, tensor, zeros } from "../tensor/creation.js";
+import { add, crossEntropy, embedding, linear, slice } from "../tensor/ops.js";
 
 export type { WeightTensor } from "../nn/state-dict.js";
 
@@ -230,9 +230,12 @@ export class GPT extends Module {
   }
 
   /** idx (B, T) int32 token ids -> logits; with targets (B, T), also the mean cross-entropy loss. */
-  forward(idx: Tensor, opts: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean } = {}): GPTOutput {
+  forward(
+    idx: Tensor,
+    opts: { targets?: Tensor | null; caches?: KVCache[] | null; rowCaches?: KVCache[][] | null; lastOnly?: boolean } = {},
+  ): GPTOutput {
     const T = idx.shape[1] as number;
-    let x = this.hiddenStates(idx, opts.caches ?? null); // (B, T, C)
+    let x = this.hiddenStates(idx, opts.caches ?? null, opts.rowCaches ?? null); // (B, T, C)
     if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
     const logits = linear(x, this.lm_head); // (B, T, vocab_size)
     const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
@@ -240,20 +243,33 @@ export class GPT extends Module {
   }
 
   /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after ln_f
-   *  (what a reward model's or value head's scalar is computed from). */
-  hiddenStates(idx: Tensor, caches: KVCache[] | null = null): Tensor {
-    const T = idx.shape[1] as number;
-    const start = caches?.[0]?.length ?? 0;
-    if (start + T > this.config.block_size) {
-      throw new Error(`GPT: cannot forward a sequence of length ${start + T}, block_size is only ${this.config.block_size}`);
+   *  (what a reward model's or value head's scalar is computed from). `caches`: one per layer for the
+   *  whole batch; `rowCaches[b]`: one per layer for row b alone (continuous batching, where every row
+   *  has its own length and so its own positions). */
+  hiddenStates(idx: Tensor, caches: KVCache[] | null = null, rowCaches: KVCache[][] | null = null): Tensor {
+    const [B, T] = idx.shape as [number, number];
+    const starts = rowCaches ? rowCaches.map((c) => c[0]?.length ?? 0) : [caches?.[0]?.length ?? 0];
+    if (rowCaches && rowCaches.length !== B) throw new Error(`GPT: ${rowCaches.length} row caches for a batch of ${B}`);
+    const longest = Math.max(...starts) + T;
+    if (longest > this.config.block_size) {
+      throw new Error(`GPT: cannot forward a sequence of length ${longest}, block_size is only ${this.config.block_size}`);
     }
     const tr = this.transformer;
+    // Position ids: (T) shared by the batch, or (B, T) when each row starts at its own position.
+    const start = starts[0] as number;
+    const pos = rowCaches
+      ? tensor(
+          starts.map((s) => Array.from({ length: T }, (_, t) => s + t)),
+          { dtype: "int32" },
+        )
+      : arange(start, start + T);
     let x = tr.wte.forward(idx); // (B, T, C) token embeddings
-    if (tr.wpe) x = add(x, tr.wpe.forward(arange(start, start + T))); // + (T, C) learned positions
-    if (this.sinusoid) x = add(x, slice(this.sinusoid, 0, start, start + T));
+    if (tr.wpe) x = add(x, tr.wpe.forward(pos)); // + (T, C) or (B, T, C) learned positions
+    if (this.sinusoid) x = add(x, rowCaches ? embedding(this.sinusoid, pos) : slice(this.sinusoid, 0, start, start + T));
     x = tr.drop.forward(x);
     tr.h.items.forEach((block, i) => {
-      x = block.forward(x, { cache: caches?.[i] ?? null, rope: this.rope });
+      const rows = rowCaches ? rowCaches.map((c) => c[i] as KVCache) : null;
+      x = block.forward(x, { cache: caches?.[i] ?? null, rowCaches: rows, rope: this.rope });
     });
     return tr.ln_f.forward(x);
   }

@@ -8,7 +8,7 @@
 import { noGrad } from "../tensor/autograd.js";
 import { empty } from "../tensor/creation.js";
 import { persistent } from "../tensor/memory.js";
-import { dropout, eq, reshape, scaledDotProductAttention, slice, transpose } from "../tensor/ops.js";
+import { cat, dropout, eq, reshape, scaledDotProductAttention, slice, transpose } from "../tensor/ops.js";
 import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Linear } from "./layers.js";
@@ -76,6 +76,10 @@ export interface AttentionCall {
   /** (B, S) with 1 for real tokens and 0 for padding; padded keys get no attention. */
   paddingMask?: Tensor | null;
   cache?: KVCache | null;
+  /** Continuous batching: row b of the batch has its own cache rowCaches[b] (batch 1), filled to its
+   *  own length, so each row is at its own position; attention runs row by row over each row's past.
+   *  The projections before and after attention still run on the whole batch at once. */
+  rowCaches?: readonly KVCache[] | null;
   rope?: { cos: Tensor; sin: Tensor } | null;
 }
 
@@ -109,9 +113,31 @@ export class MultiHeadAttention extends Module {
     const C = x.shape[2] as number;
     const nh = this.nHead;
     const qkv = this.c_attn.forward(x); // (B, T, 3C)
-    let q = splitHeads(slice(qkv, 2, 0, C), nh); // (B, nh, T, hs)
-    let k = splitHeads(slice(qkv, 2, C, 2 * C), nh);
-    let v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), nh);
+    const q = splitHeads(slice(qkv, 2, 0, C), nh); // (B, nh, T, hs)
+    const k = splitHeads(slice(qkv, 2, C, 2 * C), nh);
+    const v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), nh);
+    let y: Tensor;
+    if (call.rowCaches) {
+      const rows = call.rowCaches;
+      const B = x.shape[0] as number;
+      if (rows.length !== B) throw new Error(`MultiHeadAttention: ${rows.length} row caches for a batch of ${B}`);
+      const row = (t: Tensor, b: number) => slice(t, 0, b, b + 1); // (1, nh, T, hs)
+      y = cat(
+        rows.map((cache, b) => this.attend(row(q, b), row(k, b), row(v, b), { cache, rope: call.rope }).y),
+        0,
+      ); // (B, nh, T, hs)
+      if (this.storeAttention) this.attentionWeights = null; // rows attend over different lengths
+    } else {
+      const r = this.attend(q, k, v, call);
+      y = r.y;
+      if (this.storeAttention) this.attentionWeights = r.weights ? r.weights.detach() : null;
+    }
+    return dropout(this.c_proj.forward(mergeHeads(y)), this.dropoutP, this.training, this.generator);
+  }
+
+  /** softmax(q·kᵀ/√hs)·v for q, k, v (B, nh, T, hs), after rotating them (RoPE) and appending k and v
+   *  to the cache, at the positions after the cached ones. */
+  private attend(q: Tensor, k: Tensor, v: Tensor, call: AttentionCall): { y: Tensor; weights: Tensor | null } {
     const start = call.cache?.length ?? 0;
     if (call.rope) {
       q = applyRope(q, call.rope, start);
@@ -119,7 +145,7 @@ export class MultiHeadAttention extends Module {
     }
     if (call.cache) ({ k, v } = call.cache.append(k, v));
     const attnMask = call.paddingMask ? keyPaddingMask(call.paddingMask) : null; // padded keys get no attention
-    const { out: y, weights } = scaledDotProductAttention(q, k, v, {
+    const { out, weights } = scaledDotProductAttention(q, k, v, {
       causal: this.causal,
       attnMask,
       dropout: this.dropoutP,
@@ -127,7 +153,6 @@ export class MultiHeadAttention extends Module {
       generator: this.generator,
       needWeights: this.storeAttention,
     }); // (B, nh, T, hs)
-    if (this.storeAttention) this.attentionWeights = weights ? weights.detach() : null;
-    return dropout(this.c_proj.forward(mergeHeads(y)), this.dropoutP, this.training, this.generator);
+    return { y: out, weights };
   }
 }
