@@ -17,11 +17,11 @@
 // ".."), a .checkpoint-commit or .checkpoint-tmp-* that is a symbolic link is refused rather than
 // followed, and only regular files are moved into DIR. Writers take the directory's lock (lock.ts).
 
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isRecord } from "../util/json.js";
 import { fsyncDir, writeFileSynced } from "./atomic.js";
-import { makeOutputDir } from "./files.js";
+import { FILE_LIMITS, makeOutputDir, readTextFileChecked } from "./files.js";
 import { processAlive, withDirLock } from "./lock.js";
 
 export const COMMIT_DIR = ".checkpoint-commit";
@@ -60,7 +60,7 @@ function pendingCommit(dir: string): { files: string[]; remove: string[] } | nul
   if (lstatOrNull(manifest)?.isFile()) {
     let m: unknown;
     try {
-      m = JSON.parse(readFileSync(manifest, "utf8"));
+      m = JSON.parse(readTextFileChecked(manifest, { maxBytes: FILE_LIMITS.config }));
     } catch {
       m = null; // cut short: move what is there and delete nothing
     }

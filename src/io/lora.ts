@@ -22,6 +22,7 @@ import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
 import type { Generator } from "../tensor/random.js";
 import { CheckpointError, commitFiles, readJSONFile } from "./checkpoint.js";
+import { checkFiniteWeights } from "./finite.js";
 import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
 export const ADAPTER_CONFIG_FILE = "adapter_config.json";
@@ -181,6 +182,8 @@ export function loadAdapter(dir: string, base: Module, opts: { generator?: Gener
         `${path}: missing tensor '${missing[0]}'${missing.length > 1 ? ` (+${missing.length - 1} more)` : ""}; do the adapter and the base model match?`,
       );
     }
+    // A NaN adapter would make every answer garbage once merged or attached, as NaN base weights would.
+    checkFiniteWeights(own, path, CheckpointError);
   } catch (e) {
     lora.unload(); // leave the base as it was
     throw e;

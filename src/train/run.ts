@@ -10,11 +10,11 @@
 //   metrics.jsonl          one JSON object per step
 // The checkpoint files are written together through the journal of src/io/checkpoint.ts.
 
-import { closeSync, existsSync, constants as fsConstants, lstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, constants as fsConstants, lstatSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { DataError } from "../data/text.js";
 import { writeFileAtomic } from "../io/atomic.js";
-import { makeOutputDir } from "../io/files.js";
+import { FILE_LIMITS, makeOutputDir, readTextFileChecked } from "../io/files.js";
 import { lockDir } from "../io/lock.js";
 import { CheckpointError, checkpointFile, OPTIMIZER_FILE, readJSONFile, recoverCheckpoint, TRAINER_STATE_FILE } from "../io/model-dir.js";
 import type { Generator } from "../tensor/random.js";
@@ -211,7 +211,8 @@ function readState(dir: string): unknown {
 /** Keep the metrics of steps up to `step` (a killed run may have logged steps after its checkpoint). */
 export function truncateMetrics(path: string, step: number): void {
   if (!existsSync(path)) return;
-  const keep = readFileSync(path, "utf8")
+  // A regular file only (a FIFO planted as metrics.jsonl would block the run for ever).
+  const keep = readTextFileChecked(path, { maxBytes: FILE_LIMITS.text, what: "the metrics log" })
     .split("\n")
     .filter((line) => {
       try {

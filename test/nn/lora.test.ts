@@ -183,6 +183,27 @@ describe("PEFT's layout", () => {
       "a failed load leaves the base as it was",
     );
   });
+
+  test("an adapter holding NaN is refused at load, naming the tensor, and the base is left as it was", () => {
+    const dir = join(tmp, "nan-adapter");
+    const base = small();
+    const lora = new LoraModel(base, { r: 2, alpha: 4, dropout: 0, targetModules: ["c_attn"] });
+    noGrad(() => {
+      const [name, p] = lora.namedParameters().find(([n]) => n.endsWith("lora_B.weight")) as [string, ReturnType<typeof tensor>];
+      const d = new Float32Array(p.size);
+      d[1] = Number.NaN;
+      p.copy_(tensor(d, { shape: [...p.shape] }));
+      assert.ok(name.includes("lora_B"));
+    });
+    saveAdapter(dir, lora);
+    lora.unload();
+    const other = small();
+    assert.throws(() => loadAdapter(dir, other), /lora_B\.weight' are NaN or infinite/);
+    assert.ok(
+      other.parameters().every((p) => p.requiresGrad),
+      "the failed load took its adapters off again",
+    );
+  });
 });
 
 describe("moxing merge", () => {

@@ -16,10 +16,12 @@ import { DataError, readTextFile } from "../../src/data/text.js";
 import { loadModel, readConfig, readTokenizer, saveModel } from "../../src/io/checkpoint.js";
 import { FILE_LIMITS, FileError, jsonSyntaxError, parseJSON, readJSONFile, readRegularFile } from "../../src/io/files.js";
 import { readGGUFHeader } from "../../src/io/gguf.js";
+import { recoverCheckpoint } from "../../src/io/model-dir.js";
 import { detectFormat } from "../../src/io/model-files.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
 import { GPT } from "../../src/models/gpt.js";
 import { CharTokenizer } from "../../src/tokenizers/index.js";
+import { truncateMetrics } from "../../src/train/run.js";
 import { assertOneLineError, moxing } from "../cli-run.js";
 
 const root = mkdtempSync(join(tmpdir(), "moxing-files-"));
@@ -70,6 +72,17 @@ describe("only regular files are read", { skip: !posix && "needs POSIX FIFOs and
       () => readTextFile(data),
       (e: Error) => e instanceof DataError && /data file '.*data\.fifo' is a named pipe/.test(e.message),
     );
+  });
+
+  test("a FIFO as a run's metrics.jsonl or as a commit's manifest is refused, not waited on", () => {
+    const metrics = join(root, "metrics.jsonl");
+    mkfifo(metrics);
+    assert.throws(() => truncateMetrics(metrics, 3), /the metrics log '.*metrics\.jsonl' is a named pipe/);
+    const dir = join(root, "fifo-manifest");
+    mkdirSync(join(dir, ".checkpoint-commit"), { recursive: true });
+    mkfifo(join(dir, ".checkpoint-commit", "MANIFEST.json"));
+    // lstat sees the FIFO is no regular file: the manifest is ignored (nothing deleted), never opened.
+    assert.doesNotThrow(() => recoverCheckpoint(dir));
   });
 
   test("/dev/zero linked as config.json is refused instead of read until memory runs out", () => {
