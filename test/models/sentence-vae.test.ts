@@ -47,8 +47,10 @@ describe("sentence autoencoder / VAE", () => {
       { vocab_size: vocab.size, embed_dim: 16, hidden_size: 32, latent_size: 8, variational: false, word_dropout: 0 },
       { seed: 2 },
     );
-    const opt = new mx.AdamW(m.parameters(), { lr: 2e-2 });
-    for (let step = 0; step < 80; step++) {
+    // 5e-3 for 120 steps reaches 100% on every backend and kernel set; at 2e-2 the loss spikes late
+    // and where it lands depends on float rounding (AVX2 and generic kernels ended at 84% and 100%).
+    const opt = new mx.AdamW(m.parameters(), { lr: 5e-3 });
+    for (let step = 0; step < 120; step++) {
       const out = m.forward(data);
       opt.zeroGrad();
       out.reconstruction.backward();
