@@ -14,10 +14,14 @@ import { readEvents, tinyChatModel } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "moxing-serve-cli-"));
 const dir = join(tmp, "random");
+// A context long enough that an answer cannot end by itself within the grace period, however fast
+// the machine (at 64 positions a fast kernel set finished the answer before SIGTERM's grace ran out).
+const longDir = join(tmp, "long", "random"); // served under the same name
 let noEnd: Record<string, number> = {};
 
 before(() => {
   tinyChatModel(dir, { steps: 0 });
+  tinyChatModel(longDir, { steps: 0, blockSize: 8192 });
   noEnd = Object.fromEntries([...loadModel(dir).tokenizer.specialTokens.values()].map((id) => [String(id), -100]));
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -88,7 +92,7 @@ describe("moxing serve", () => {
   });
 
   test("SIGTERM past the grace period ends the running answer, with [DONE]", async () => {
-    const { p, url } = await serve(["--model", dir, "--shutdown-timeout", "0.2", "--max-tokens-limit", "100000"]);
+    const { p, url } = await serve(["--model", longDir, "--shutdown-timeout", "0.2", "--max-tokens-limit", "100000"]);
     const res = await chat(url, 100000);
     const code = exited(p);
     setTimeout(() => p.kill("SIGTERM"), 100);
