@@ -30,6 +30,7 @@ export {
   idsTensor,
   loadBertWeights,
 } from "./models/bert.js";
+export type { LanguageModel } from "./models/causal.js";
 export {
   GPT,
   GPT_DEFAULTS,

@@ -2,6 +2,7 @@
 // grows to hold them (Hugging Face's model.resize_token_embeddings).
 
 import { GPT } from "../models/gpt.js";
+import { Llama } from "../models/llama.js";
 import { noGrad } from "../tensor/autograd.js";
 import { mean, slice } from "../tensor/ops.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
@@ -13,14 +14,20 @@ import { endOfTurnIds, useChatML } from "./template.js";
  * them, so new tokens begin as an average token rather than as noise. The model is returned in the
  * training mode of `model`.
  */
-export function resizeTokenEmbeddings(model: GPT, vocabSize: number): GPT {
+export function resizeTokenEmbeddings<M extends GPT | Llama>(model: M, vocabSize: number): M {
   const old = model.config.vocab_size;
   if (!Number.isInteger(vocabSize) || vocabSize < old) {
     throw new Error(`resizeTokenEmbeddings: the new vocabulary (${vocabSize}) must be an integer >= the old one (${old})`);
   }
   if (vocabSize === old) return model;
-  const resized = new GPT({ ...model.config, vocab_size: vocabSize }, { seed: 0 });
-  const resizedRows = new Set(["transformer.wte.weight", "lm_head.weight"]);
+  let resized: GPT | Llama;
+  if (model instanceof Llama) {
+    if (model.quantized) throw new Error("resizeTokenEmbeddings: the model's weights are quantised; grow the float32 model instead");
+    resized = new Llama({ ...model.config, vocab_size: vocabSize }, { seed: 0 });
+  } else {
+    resized = new GPT({ ...(model as GPT).config, vocab_size: vocabSize }, { seed: 0 });
+  }
+  const resizedRows = new Set(["transformer.wte.weight", "model.embed_tokens.weight", "lm_head.weight"]);
   const sd = new Map([...model.stateDict()].filter(([name]) => !resizedRows.has(name)));
   resized.loadStateDict(sd, false);
   noGrad(() => {
@@ -32,7 +39,7 @@ export function resizeTokenEmbeddings(model: GPT, vocabSize: number): GPT {
       slice(dst, 0, old, vocabSize).copy_(mean(src, 0, true)); // (1, C) broadcast over the new rows
     }
   });
-  return resized.train(model.training);
+  return resized.train(model.training) as M;
 }
 
 /**
@@ -40,7 +47,7 @@ export function resizeTokenEmbeddings(model: GPT, vocabSize: number): GPT {
  * tokens and template (useChatML) and grow the model's vocabulary to match. Returns the model to use
  * (the same one when nothing had to change) and how many tokens were added.
  */
-export function prepareChatModel(model: GPT, tokenizer: Tokenizer): { model: GPT; added: number } {
+export function prepareChatModel<M extends GPT | Llama>(model: M, tokenizer: Tokenizer): { model: M; added: number } {
   if (endOfTurnIds(tokenizer).length > 0 && tokenizer.config?.chat_template !== undefined) return { model, added: 0 };
   const before = tokenizer.vocabSize;
   useChatML(tokenizer);

@@ -8,14 +8,15 @@ import { generate } from "../generate/index.js";
 import { writeFileAtomic } from "../io/atomic.js";
 import { makeOutputDir } from "../io/files.js";
 import type { PositionalEncoding } from "../models/gpt.js";
+import { Llama } from "../models/llama.js";
 import { formatDuration } from "../train/progress.js";
 import { type TrainOptions, type TrainResult, train } from "../train/trainer.js";
 import type { Command } from "./util.js";
 import { interruptExitStatus, num, parseFlags, runWithProgress, TRAINING_RUN_FLAGS, UsageError } from "./util.js";
 
-const TRAIN_HELP = `moxing train: train a GPT language model on a text file
+const TRAIN_HELP = `moxing train: train a GPT or a Llama-family language model on a text file
 
-Usage: moxing train --data FILE --out DIR [flags]
+Usage: moxing train --data FILE --out DIR [--arch gpt|llama] [flags]
 
 Data and output:
   --data FILE               UTF-8 text; the first 90% of its tokens train, the last 10% validate
@@ -30,8 +31,14 @@ Tokenizer:
   --tokenizer char|bpe      one token per character (default), or byte-level BPE trained on the data
   --vocab-size N            BPE vocabulary size (default 512)
 Model:
-  --n-layer 4  --n-head 4  --n-embd 128  --block-size 64  --dropout 0
-  --pos-encoding learned|sinusoidal|rope   (default learned)
+  --arch gpt|llama          GPT-2's architecture (default), or a Llama: RMSNorm, SwiGLU, rotary
+                            positions, grouped-query attention, no biases; DIR is then a Hugging Face
+                            LlamaForCausalLM directory (moxing generate / chat / sft / dpo read it)
+  --n-layer 4  --n-head 4  --n-embd 128  --block-size 64  --dropout 0 (GPT only)
+  --pos-encoding learned|sinusoidal|rope   (GPT only; default learned)
+  --n-kv-head N             Llama: key/value heads, dividing --n-head (default n-head / 2)
+  --n-inner N               Llama: SwiGLU width (default 8/3 n-embd rounded up to a multiple of 32)
+  --rope-theta 10000        Llama: base of the rotary frequencies
 Optimisation (AdamW, betas 0.9/0.99; linear warmup then cosine decay to lr/10; grad clip 1.0):
   --batch-size 12  --grad-accum 1  --max-steps 2000  --learning-rate 1e-3  --min-lr LR/10
   --warmup-steps min(100, max/10)  --weight-decay 0.1  --grad-clip 1.0  --seed 1337
@@ -53,6 +60,10 @@ const TRAIN_FLAGS = {
   "block-size": { type: "string" },
   dropout: { type: "string" },
   "pos-encoding": { type: "string" },
+  arch: { type: "string" },
+  "n-kv-head": { type: "string" },
+  "n-inner": { type: "string" },
+  "rope-theta": { type: "string" },
   "grad-accum": { type: "string" },
   "eval-iters": { type: "string" },
 } as const;
@@ -83,7 +94,7 @@ function summary(r: TrainResult, resumeHint: string): string {
 }
 
 export const trainCommand: Command = {
-  summary: "train a GPT on a text file (char or BPE tokens), with checkpoints and --resume",
+  summary: "train a GPT or a Llama on a text file (char or BPE tokens), with checkpoints and --resume",
   help: TRAIN_HELP,
   async run(argv) {
     const { values: v, positionals } = parseFlags("train", argv, TRAIN_FLAGS);
@@ -95,9 +106,23 @@ export const trainCommand: Command = {
     if (v["vocab-size"] !== undefined && tokenizer !== "bpe" && !v.resume) {
       throw new UsageError("train: --vocab-size applies to --tokenizer bpe (a char tokenizer's vocabulary is the characters of the data)");
     }
+    const arch = oneOf(c, "arch", v.arch, ["gpt", "llama"] as const);
+    if (arch !== "llama" && !v.resume) {
+      const llamaOnly = ["n-kv-head", "n-inner", "rope-theta"].find((f) => v[f as keyof typeof v] !== undefined);
+      if (llamaOnly) throw new UsageError(`train: --${llamaOnly} applies to --arch llama`);
+    }
+    if (arch === "llama") {
+      if (v.dropout !== undefined) throw new UsageError("train: --dropout applies to --arch gpt (a Llama has no dropout layers)");
+      if (v["pos-encoding"] !== undefined)
+        throw new UsageError("train: --pos-encoding applies to --arch gpt (a Llama's positions are rotary)");
+    }
     const opts: TrainOptions = {
       out: v.out,
       data: v.data,
+      arch,
+      nKvHead: opt(c, "n-kv-head", v["n-kv-head"], { int: true, min: 1 }),
+      nInner: opt(c, "n-inner", v["n-inner"], { int: true, min: 1 }),
+      ropeTheta: opt(c, "rope-theta", v["rope-theta"], { min: 0 }),
       resume: v.resume,
       overwrite: v.overwrite,
       tokenizer,
@@ -124,7 +149,13 @@ export const trainCommand: Command = {
     if (opts.dropout !== undefined && opts.dropout >= 1) throw new UsageError(`train: --dropout must be below 1 (got '${v.dropout}')`);
     const result = await runTraining(opts);
     console.log(summary(result, `moxing train --out ${v.out} --resume`));
-    if (result.status === "completed") console.log(`evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`);
+    if (result.status === "completed") {
+      console.log(
+        result.model instanceof Llama
+          ? `sample: moxing generate --model ${v.out} --prompt TEXT`
+          : `evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`,
+      );
+    }
     return result.status === "interrupted" ? interruptExitStatus() : 0;
   },
 };

@@ -1,7 +1,7 @@
 // Files on disk: safetensors, GGUF, model directories (Hugging Face's GPT-2 layout) and training checkpoints.
 
 export { fsyncDir, writeFileAtomic, writeFileAtomicChunks } from "./atomic.js";
-export { type LoadedCausalLM, loadCausalLM } from "./causal-lm.js";
+export { causalModelFiles, type LoadedCausalLM, loadCausalLM, loadTrainableLM, saveCausalLM } from "./causal-lm.js";
 export type { GGUFFile, GGUFItem, GGUFScalar, GGUFTensorInfo, GGUFTensorOut, GGUFValue, GGUFValueType } from "./gguf.js";
 export { encodeGGUF, GGML_TYPES, GGUFError, metadataReader, parseGGUF, plainValue, readGGUF, readGGUFHeader, writeGGUF } from "./gguf.js";
 export { exportGGUF, ggufConfig, ggufTensorName, ggufTokenizer, gpt2GGUF, loadGGUFModel } from "./gguf-gpt2.js";
@@ -41,10 +41,13 @@ export {
   isLlamaDir,
   llamaConfigFromJSON,
   llamaConfigToJSON,
+  llamaModelFiles,
   loadLlamaDir,
+  loadLlamaDirWith,
   loadLlamaWeights,
   readHFTokenizer,
   readLlamaConfig,
+  readLlamaTokenizer,
   saveLlamaDir,
 } from "./llama.js";
 export {

@@ -24,11 +24,22 @@ import { halfToFloatTable, QuantizedTensor } from "../quant/ggml.js";
 import { empty } from "../tensor/creation.js";
 import { fmtShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { readTokenizerConfig, TOKENIZER_CONFIG_FILE } from "../tokenizers/config.js";
+import { readTokenizerConfig, TOKENIZER_CONFIG_FILE, tokenizerConfigToJSON } from "../tokenizers/config.js";
 import { HFTokenizer } from "../tokenizers/hf-tokenizer.js";
+import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { writeFileAtomic } from "./atomic.js";
-import { CheckpointError, CONFIG_FILE, checkModelDir, MODEL_FILE, readJSONFile, TOKENIZER_FILE, weightFiles } from "./checkpoint.js";
-import { quoteName, readSafetensorsHeader, SafetensorsError, writeSafetensors } from "./safetensors.js";
+import {
+  CheckpointError,
+  CONFIG_FILE,
+  checkModelDir,
+  commitFiles,
+  MODEL_FILE,
+  readJSONFile,
+  readTokenizer,
+  TOKENIZER_FILE,
+  weightFiles,
+} from "./checkpoint.js";
+import { encodeSafetensors, quoteName, readSafetensorsHeader, type SafeTensor, SafetensorsError } from "./safetensors.js";
 
 const ARCHITECTURES: Record<LlamaModelType, string> = {
   llama: "LlamaForCausalLM",
@@ -296,10 +307,29 @@ export function readHFTokenizer(dir: string): HFTokenizer {
   }
 }
 
+/**
+ * A Llama directory's tokenizer: a Hugging Face tokenizer.json pipeline (HFTokenizer), or one of
+ * moxing's own (the character tokenizer `moxing train --arch llama --tokenizer char` saves), read as
+ * a GPT directory's tokenizer is.
+ */
+export function readLlamaTokenizer(dir: string): Tokenizer {
+  const p = join(dir, TOKENIZER_FILE);
+  if (existsSync(p)) {
+    const json = readJSONFile(p);
+    if (isRecord(json) && typeof json.type === "string" && !isRecord(json.model)) return readTokenizer(dir);
+  }
+  return readHFTokenizer(dir);
+}
+
 const SKIPPED = /(^|\.)rotary_emb\.inv_freq$/; // a buffer old checkpoints saved
 
 /** Read a directory's safetensors weights into the model's weights, by name, checking every name and shape. */
-export function loadLlamaWeights(dir: string, model: Llama, weights: Map<string, AnyWeight>): void {
+export function loadLlamaWeights(
+  dir: string,
+  model: Llama,
+  weights: Map<string, AnyWeight>,
+  opts: { skip?: (name: string) => boolean } = {},
+): void {
   const files = weightFiles(dir);
   const done = new Set<string>();
   for (const file of files) {
@@ -313,7 +343,7 @@ export function loadLlamaWeights(dir: string, model: Llama, weights: Map<string,
     const fd = openSync(file, "r");
     try {
       for (const [name, e] of header.tensors) {
-        if (SKIPPED.test(name)) continue;
+        if (SKIPPED.test(name) || opts.skip?.(name)) continue;
         if (name === "lm_head.weight" && model.config.tie_word_embeddings) continue; // the tied head is embed_tokens
         const w = weights.get(name);
         const where = `${file}: tensor ${quoteName(name)}`;
@@ -349,8 +379,16 @@ export function loadLlamaWeights(dir: string, model: Llama, weights: Map<string,
 
 /** Load a Llama-family model directory (Hugging Face's layout) in eval mode, with its tokenizer. */
 export function loadLlamaDir(dir: string): { model: Llama; tokenizer: HFTokenizer; config: LlamaConfig } {
+  return loadLlamaDirWith(dir, readHFTokenizer);
+}
+
+/** loadLlamaDir with any tokenizer moxing reads (readLlamaTokenizer): what the trainers load. */
+export function loadLlamaDirWith<T extends Tokenizer>(
+  dir: string,
+  readTok: (dir: string) => T,
+): { model: Llama; tokenizer: T; config: LlamaConfig } {
   const config = readLlamaConfig(dir);
-  const tokenizer = readHFTokenizer(dir);
+  const tokenizer = readTok(dir);
   if (tokenizer.vocabSize > config.vocab_size) {
     throw new CheckpointError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${config.vocab_size} embeddings`);
   }
@@ -360,25 +398,45 @@ export function loadLlamaDir(dir: string): { model: Llama; tokenizer: HFTokenize
   return { model, tokenizer, config };
 }
 
-/** Write a float32 model as a Hugging Face directory: config.json, model.safetensors, and the tokenizer files. */
-export function saveLlamaDir(dir: string, model: Llama, tokenizer?: HFTokenizer): void {
-  mkdirSync(dir, { recursive: true });
-  const tensors = new Map<string, { dtype: string; shape: number[]; data: Float32Array }>();
-  for (const [name, t] of model.stateDict()) {
-    tensors.set(name, { dtype: "F32", shape: [...t.shape], data: Float32Array.from(t.contiguousData() as Float32Array) });
-  }
+/** The model's float32 weights as model.safetensors (Hugging Face's names, format "pt"). */
+export function llamaSafetensors(model: Llama, opts: { skip?: (name: string) => boolean } = {}): Uint8Array {
   for (const [, m] of model.namedModules()) {
     const w = (m as { weight?: unknown }).weight;
-    if (w instanceof QuantizedTensor) throw new CheckpointError("saveLlamaDir: the model has quantised weights; write it as GGUF instead");
+    if (w instanceof QuantizedTensor) throw new CheckpointError("the model has quantised weights; write it as GGUF instead");
   }
-  writeSafetensors(join(dir, MODEL_FILE), tensors, { format: "pt" });
-  writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(llamaConfigToJSON(model.config), null, 2)}\n`);
-  if (tokenizer) {
-    writeFileAtomic(join(dir, TOKENIZER_FILE), JSON.stringify(tokenizer.toJSON()));
-    const cfg: Record<string, unknown> = { tokenizer_class: "PreTrainedTokenizerFast" };
-    if (tokenizer.bosTokenId !== null) cfg.bos_token = tokenizer.idToToken(tokenizer.bosTokenId);
-    if (tokenizer.eosTokenId !== null) cfg.eos_token = tokenizer.idToToken(tokenizer.eosTokenId);
-    if (tokenizer.chatTemplate !== null) cfg.chat_template = tokenizer.chatTemplate;
-    writeFileAtomic(join(dir, TOKENIZER_CONFIG_FILE), `${JSON.stringify(cfg, null, 2)}\n`);
+  const tensors = new Map<string, SafeTensor>();
+  for (const [name, t] of model.stateDict()) {
+    if (opts.skip?.(name)) continue;
+    tensors.set(name, { dtype: "F32", shape: [...t.shape], data: Float32Array.from(t.contiguousData() as Float32Array) });
   }
+  return encodeSafetensors(tensors, { format: "pt" });
+}
+
+/** tokenizer.json and tokenizer_config.json of a Llama directory (bos/eos by name, the chat template). */
+export function llamaTokenizerFiles(tokenizer: Tokenizer): Map<string, string> {
+  const files = new Map<string, string>([[TOKENIZER_FILE, JSON.stringify(tokenizer.toJSON())]]);
+  const cfg: Record<string, unknown> = tokenizerConfigToJSON(tokenizer) ?? {
+    tokenizer_class: tokenizer instanceof HFTokenizer ? "PreTrainedTokenizerFast" : undefined,
+  };
+  const hf = tokenizer instanceof HFTokenizer ? tokenizer : null;
+  if (hf?.bosTokenId != null && cfg.bos_token == null) cfg.bos_token = hf.idToToken(hf.bosTokenId);
+  if (hf?.eosTokenId != null && cfg.eos_token == null) cfg.eos_token = hf.idToToken(hf.eosTokenId);
+  if (hf?.chatTemplate != null && cfg.chat_template === undefined) cfg.chat_template = hf.chatTemplate;
+  if (Object.values(cfg).some((v) => v !== undefined)) files.set(TOKENIZER_CONFIG_FILE, `${JSON.stringify(cfg, null, 2)}\n`);
+  return files;
+}
+
+/** The files of a float32 Llama directory in Hugging Face's layout: config.json, model.safetensors, the tokenizer's. */
+export function llamaModelFiles(model: Llama, tokenizer?: Tokenizer): Map<string, Uint8Array | string> {
+  const files = new Map<string, Uint8Array | string>(tokenizer ? llamaTokenizerFiles(tokenizer) : []);
+  files.set(CONFIG_FILE, `${JSON.stringify(llamaConfigToJSON(model.config), null, 2)}\n`);
+  files.set(MODEL_FILE, llamaSafetensors(model));
+  return files;
+}
+
+/** Write a float32 model as a Hugging Face directory: config.json, model.safetensors, and the tokenizer
+ *  files, as one atomic set. */
+export function saveLlamaDir(dir: string, model: Llama, tokenizer?: Tokenizer): void {
+  mkdirSync(dir, { recursive: true });
+  commitFiles(dir, llamaModelFiles(model, tokenizer), []);
 }

@@ -279,6 +279,19 @@ export class GPT extends Module {
     return this.config.block_size;
   }
 
+  get vocabSize(): number {
+    return this.config.vocab_size;
+  }
+
+  get hiddenSize(): number {
+    return this.config.n_embd;
+  }
+
+  /** The head: hidden states (B, T, C) -> logits (B, T, vocab_size). */
+  logitsFromHidden(h: Tensor): Tensor {
+    return linear(h, this.lm_head);
+  }
+
   /** One cache per layer, for generation. */
   newCaches(batch: number): KVCache[] {
     const { n_layer, n_head, n_embd, block_size } = this.config;

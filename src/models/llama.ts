@@ -235,7 +235,18 @@ export class Llama extends Module {
   /** idx (B, T) int32 token ids -> logits; with targets (B, T), also the mean cross-entropy loss. */
   forward(idx: Tensor, opts: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean } = {}): LlamaOutput {
     const T = idx.shape[1] as number;
-    const start = opts.caches?.[0]?.length ?? 0;
+    let x = this.hiddenStates(idx, opts.caches ?? null); // (B, T, C)
+    if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
+    const logits = this.logitsFromHidden(x); // (B, T, vocab_size)
+    const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
+    return { logits, loss };
+  }
+
+  /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after the last
+   *  RMSNorm (what a reward model's or value head's scalar is computed from). */
+  hiddenStates(idx: Tensor, caches: KVCache[] | null = null): Tensor {
+    const T = idx.shape[1] as number;
+    const start = caches?.[0]?.length ?? 0;
     if (start + T > this.blockSize) {
       throw new Error(
         `Llama: cannot forward a sequence of length ${start + T}; the model attends over at most ${this.blockSize} positions`,
@@ -243,14 +254,31 @@ export class Llama extends Module {
     }
     let x = this.model.embed_tokens.forward(idx); // (B, T, C)
     this.model.layers.items.forEach((layer, i) => {
-      x = layer.forward(x, this.rotary, opts.caches?.[i] ?? null);
+      x = layer.forward(x, this.rotary, caches?.[i] ?? null);
     });
-    x = this.model.norm.forward(x);
-    if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
+    return this.model.norm.forward(x);
+  }
+
+  /** The head: hidden states (B, T, C) -> logits (B, T, vocab_size). */
+  logitsFromHidden(h: Tensor): Tensor {
     const w = this.headWeight;
-    const logits = w instanceof QuantizedTensor ? quantizedLinear(x, w) : linear(x, w); // (B, T, vocab_size)
-    const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
-    return { logits, loss };
+    return w instanceof QuantizedTensor ? quantizedLinear(h, w) : linear(h, w);
+  }
+
+  get vocabSize(): number {
+    return this.config.vocab_size;
+  }
+
+  get hiddenSize(): number {
+    return this.config.hidden_size;
+  }
+
+  /** Whether any weight is quantised (such a model trains only through LoRA adapters). */
+  get quantized(): boolean {
+    for (const [, m] of this.namedModules()) {
+      if ((m instanceof QLinear || m instanceof QEmbedding) && m.weight instanceof QuantizedTensor) return true;
+    }
+    return false;
   }
 
   /** One cache per layer, for generation, holding up to maxLen positions (default: the whole context). */

@@ -22,6 +22,11 @@ import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Linear, type LinearAdapter } from "./layers.js";
 import { Module } from "./module.js";
+import { QLinear } from "./quantized.js";
+
+/** A layer LoRA adapts: Linear, or QLinear (the Llama family's projections, float32 or quantised). */
+type Adaptable = Linear | QLinear;
+const isAdaptable = (m: Module): m is Adaptable => m instanceof Linear || m instanceof QLinear;
 
 export interface LoraConfig {
   /** Rank of the update. */
@@ -56,7 +61,7 @@ export class LoraAdapter extends Module implements LinearAdapter {
 
   constructor(
     readonly owner: LoraModel,
-    layer: Linear,
+    layer: Adaptable,
     readonly scaling: number,
     readonly dropoutP: number,
     private readonly generator: Generator,
@@ -94,7 +99,7 @@ export class LoraModel extends Module {
   /** Layer path in the base model (e.g. "transformer.h.0.attn.c_attn") -> its adapter. */
   readonly adapters = new Map<string, LoraAdapter>();
   adaptersDisabled = false;
-  private readonly layers = new Map<string, Linear>();
+  private readonly layers = new Map<string, Adaptable>();
   private readonly wasTrainable = new Map<Tensor, boolean>();
   private attached = true;
 
@@ -110,7 +115,7 @@ export class LoraModel extends Module {
     this.scaling = useRslora ? alpha / Math.sqrt(r) : alpha / r;
     const g = opts.generator ?? new Generator(opts.seed ?? 0);
 
-    const linears = [...base.namedModules()].filter((e): e is [string, Linear] => e[1] instanceof Linear);
+    const linears = [...base.namedModules()].filter((e): e is [string, Adaptable] => isAdaptable(e[1]));
     const matches = (path: string) => this.config.targetModules.some((t) => path === t || path.endsWith(`.${t}`));
     for (const target of this.config.targetModules) {
       const hit = [...base.namedModules()].filter(([path]) => path === target || path.endsWith(`.${target}`));
@@ -118,7 +123,7 @@ export class LoraModel extends Module {
         const names = [...new Set(linears.map(([p]) => p.split(".").pop()))].join(", ");
         throw new Error(`LoRA: target module '${target}' is not in the model; its Linear layers are named ${names}`);
       }
-      const notLinear = hit.find(([, m]) => !(m instanceof Linear));
+      const notLinear = hit.find(([, m]) => !isAdaptable(m));
       if (notLinear)
         throw new Error(`LoRA: target module '${notLinear[0]}' is a ${notLinear[1].constructor.name}; LoRA adapts Linear layers only`);
     }
@@ -171,13 +176,20 @@ export class LoraModel extends Module {
     return { trainable, total, percent: (100 * trainable) / total };
   }
 
-  /** Fold every adapter into its layer's weight (W += scaling·B·A), detach them, and return the base. */
+  /** Fold every adapter into its layer's weight (W += scaling·B·A), detach them, and return the base.
+   *  Quantised weights cannot take the update: merge onto the float32 model instead. */
   merge(): Module {
     this.checkAttached("merge");
+    const quantized = [...this.layers].find(([, l]) => l instanceof QLinear && l.quantized);
+    if (quantized) {
+      throw new Error(
+        `LoRA: merge: '${quantized[0]}' has quantised weights, which cannot take the update; merge the adapters into the float32 (or F16/BF16) model they were trained for, then quantise`,
+      );
+    }
     noGrad(() => {
       for (const [path, adapter] of this.adapters) {
-        const layer = this.layers.get(path) as Linear;
-        layer.weight.copy_(layer.weight.add(adapter.deltaWeight()));
+        const w = (this.layers.get(path) as Adaptable).weight as Tensor;
+        w.copy_(w.add(adapter.deltaWeight()));
       }
     });
     return this.unload();

@@ -11,10 +11,11 @@ import { QuantizedTensor, roundActivations } from "../quant/ggml.js";
 import { isGradEnabled, noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
 import { empty, full, tensor, zeros } from "../tensor/creation.js";
-import { broadcastView, contiguous, embedding, linear } from "../tensor/ops.js";
+import { add, broadcastView, contiguous, embedding, linear } from "../tensor/ops.js";
 import type { Generator } from "../tensor/random.js";
 import { fmtShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
+import type { LinearAdapter } from "./layers.js";
 import { Module } from "./module.js";
 
 export type AnyWeight = Tensor | QuantizedTensor;
@@ -120,9 +121,14 @@ export class QLinear extends Module {
   get quantized(): boolean {
     return this.weight instanceof QuantizedTensor;
   }
+  /** A low-rank adapter (LoRA, nn/lora.ts) added to the output, as on Linear; not a submodule. On a
+   *  quantised weight this is QLoRA: the blocks stay frozen and the gradient reaches the input
+   *  through quantizedLinear. */
+  adapter: LinearAdapter | null = null;
   /** (..., in) -> (..., out). */
   forward(x: Tensor): Tensor {
-    return this.weight instanceof QuantizedTensor ? quantizedLinear(x, this.weight, this.bias) : linear(x, this.weight, this.bias);
+    const y = this.weight instanceof QuantizedTensor ? quantizedLinear(x, this.weight, this.bias) : linear(x, this.weight, this.bias);
+    return this.adapter?.enabled ? add(y, this.adapter.forward(x)) : y;
   }
 }
 

@@ -14,12 +14,19 @@
 // run interrupted at any point (even by SIGKILL) and resumed logs exactly the losses an uninterrupted
 // run would.
 //
+// The same recipe trains a Llama-family decoder (arch "llama": RMSNorm, SwiGLU, rotary positions,
+// grouped-query attention; src/models/llama.ts), whose output directory is then Hugging Face's
+// LlamaForCausalLM layout (config.json, model.safetensors) with the tokenizer beside it.
+//
 // This is a library API; `moxing train` is a thin CLI over it.
 
 import { BatchSampler, checkBlockSize, encodeText, readTextFile, splitTokens, textDigest } from "../data/text.js";
 import { gptModelFiles, loadWeights, readConfig, readTokenizer } from "../io/gpt.js";
+import { llamaModelFiles, loadLlamaDirWith, readLlamaConfig } from "../io/llama.js";
 import { CheckpointError } from "../io/model-dir.js";
+import type { LanguageModel } from "../models/causal.js";
 import { checkGPTTrainingMemory, GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
+import { LLAMA_DEFAULTS, Llama, type LlamaConfig } from "../models/llama.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
@@ -35,6 +42,8 @@ export { METRICS_FILE } from "./run.js";
 
 /** Every setting of a run, resolved. Saved in trainer_state.json. */
 export interface TrainArgs {
+  /** The model: GPT (GPT-2's architecture) or a Llama-family decoder. */
+  arch: "gpt" | "llama";
   /** Path of the training text, or null when the text was given in memory. */
   data: string | null;
   tokenizer: "char" | "bpe";
@@ -43,6 +52,12 @@ export interface TrainArgs {
   nLayer: number;
   nHead: number;
   nEmbd: number;
+  /** Llama: key/value heads of grouped-query attention (divides nHead). */
+  nKvHead: number;
+  /** Llama: width of the SwiGLU feed-forward (intermediate_size). */
+  nInner: number;
+  /** Llama: base of the rotary frequencies. */
+  ropeTheta: number;
   blockSize: number;
   dropout: number;
   bias: boolean;
@@ -102,6 +117,16 @@ export const TRAIN_DEFAULTS = {
   seed: 1337,
 } as const satisfies Partial<TrainArgs>;
 
+/** The Llama-only settings' defaults: half as many key/value heads as query heads (grouped-query
+ *  attention), SwiGLU's 8/3·n_embd rounded up to a multiple of 32 (Llama's rule of thumb), theta 10000. */
+export function llamaDefaults(nHead: number, nEmbd: number): { nKvHead: number; nInner: number; ropeTheta: number } {
+  return {
+    nKvHead: nHead % 2 === 0 ? nHead / 2 : nHead,
+    nInner: Math.ceil((8 * nEmbd) / 3 / 32) * 32,
+    ropeTheta: LLAMA_DEFAULTS.rope_theta,
+  };
+}
+
 /** Settings a resumed run may change; every other one must match the checkpoint. */
 const RESUMABLE_OVERRIDES = new Set<keyof TrainArgs>(["maxSteps", "evalInterval", "evalIters", "checkpointInterval"]);
 
@@ -121,7 +146,7 @@ export interface TrainResult {
   valLoss: number | null;
   bestValLoss: number | null;
   out: string;
-  model: GPT;
+  model: GPT | Llama;
   tokenizer: Tokenizer;
   /** Bytes the step arena grew to (the memory of a training step, see loop.ts). */
   arenaBytes: number;
@@ -165,18 +190,28 @@ function resolveArgs(opts: TrainOptions): TrainArgs {
   const maxSteps = pick("maxSteps", TRAIN_DEFAULTS.maxSteps);
   const learningRate = pick("learningRate", TRAIN_DEFAULTS.learningRate);
   const evalInterval = pick("evalInterval", TRAIN_DEFAULTS.evalInterval);
+  const arch = pick("arch", "gpt");
+  const nHead = pick("nHead", TRAIN_DEFAULTS.nHead);
+  const nEmbd = pick("nEmbd", TRAIN_DEFAULTS.nEmbd);
+  const ll = llamaDefaults(nHead, nEmbd);
+  const llama = arch === "llama";
   return {
+    arch,
     data: opts.data ?? null,
     tokenizer: pick("tokenizer", TRAIN_DEFAULTS.tokenizer),
     vocabSize: pick("vocabSize", TRAIN_DEFAULTS.vocabSize),
     nLayer: pick("nLayer", TRAIN_DEFAULTS.nLayer),
-    nHead: pick("nHead", TRAIN_DEFAULTS.nHead),
-    nEmbd: pick("nEmbd", TRAIN_DEFAULTS.nEmbd),
+    nHead,
+    nEmbd,
+    nKvHead: pick("nKvHead", llama ? ll.nKvHead : nHead),
+    nInner: pick("nInner", llama ? ll.nInner : 4 * nEmbd),
+    ropeTheta: pick("ropeTheta", ll.ropeTheta),
     blockSize: pick("blockSize", TRAIN_DEFAULTS.blockSize),
     dropout: pick("dropout", TRAIN_DEFAULTS.dropout),
-    bias: pick("bias", TRAIN_DEFAULTS.bias),
+    // A Llama has no biases and rotary positions (Llama 2/3's choices).
+    bias: pick("bias", llama ? false : TRAIN_DEFAULTS.bias),
     tieWeights: pick("tieWeights", TRAIN_DEFAULTS.tieWeights),
-    posEncoding: pick("posEncoding", TRAIN_DEFAULTS.posEncoding),
+    posEncoding: pick("posEncoding", llama ? "rope" : TRAIN_DEFAULTS.posEncoding),
     batchSize: pick("batchSize", TRAIN_DEFAULTS.batchSize),
     gradAccum: pick("gradAccum", TRAIN_DEFAULTS.gradAccum),
     maxSteps,
@@ -218,10 +253,26 @@ function checkArgs(a: TrainArgs): void {
   }
   if (!(a.dropout >= 0 && a.dropout < 1)) throw new Error(`--dropout must be in [0, 1) (got ${a.dropout})`);
   if (a.nEmbd % a.nHead !== 0) throw new Error(`--n-embd (${a.nEmbd}) must be divisible by --n-head (${a.nHead})`);
+  if (a.arch !== "gpt" && a.arch !== "llama") throw new Error(`--arch must be gpt or llama (got ${a.arch})`);
+  if (a.arch === "llama") {
+    int("nKvHead", 1);
+    int("nInner", 1);
+    if (a.nHead % a.nKvHead !== 0) throw new Error(`--n-head (${a.nHead}) must be a multiple of --n-kv-head (${a.nKvHead})`);
+    if ((a.nEmbd / a.nHead) % 2 !== 0) {
+      throw new Error(`--n-embd / --n-head (${a.nEmbd / a.nHead}) must be even: rotary positions rotate pairs of dimensions`);
+    }
+    if (!(a.ropeTheta > 0)) throw new Error(`--rope-theta must be > 0 (got ${a.ropeTheta})`);
+    if (a.dropout !== 0) throw new Error("--dropout: a Llama has no dropout layers; drop the flag (or use --arch gpt)");
+    if (a.posEncoding !== "rope") throw new Error("--pos-encoding: a Llama's positions are rotary; drop the flag (or use --arch gpt)");
+    if (a.bias) throw new Error("--bias: this Llama has no biases; drop the flag (or use --arch gpt)");
+  }
 }
 
 /** Merge the options of a resumed run with its saved arguments. */
-function resumeArgs(opts: TrainOptions, saved: TrainArgs, statePath: string): TrainArgs {
+function resumeArgs(opts: TrainOptions, savedArgs: TrainArgs, statePath: string): TrainArgs {
+  // Runs saved before --arch existed are GPT runs without the Llama-only settings.
+  const old: Partial<TrainArgs> = savedArgs;
+  const saved = { arch: "gpt", nKvHead: savedArgs.nHead, nInner: 4 * savedArgs.nEmbd, ropeTheta: 10000, ...old } as TrainArgs;
   const merged: TrainArgs = { ...saved };
   for (const key of Object.keys(saved) as (keyof TrainArgs)[]) {
     const given = opts[key];
@@ -278,42 +329,60 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   checkBlockSize(splits, args.blockSize);
 
   // ---- model, optimizer, random streams
-  const config: GPTConfig = saved
-    ? readConfig(out)
-    : {
-        n_layer: args.nLayer,
-        n_head: args.nHead,
-        n_embd: args.nEmbd,
-        block_size: args.blockSize,
-        vocab_size: tokenizer.vocabSize,
-        dropout: args.dropout,
-        bias: args.bias,
-        tie_weights: args.tieWeights,
-        pos_encoding: args.posEncoding,
-      };
   const modelRng = new Generator(args.seed);
   const trainRng = new Generator(args.seed + 1);
   const evalRng = new Generator(args.seed + 2);
-  checkGPTTrainingMemory(config, { batch_size: args.batchSize, grad_accum: args.gradAccum }, (f) => `--${f.replace(/_/g, "-")}`);
-  const model = new GPT(config, { generator: modelRng });
+  const built = args.arch === "llama" ? buildLlama(args, tokenizer, out, saved !== null, modelRng) : null;
+  let model: GPT | Llama;
+  let blockSize: number;
+  let describe: string;
+  if (built) {
+    model = built;
+    const c = built.config;
+    blockSize = c.max_position_embeddings;
+    describe =
+      `Llama ${formatCount(built.numParameters())} parameters (${c.num_hidden_layers} layers, ${c.num_attention_heads} heads, ` +
+      `${c.num_key_value_heads} key/value heads, ${c.hidden_size} dims, SwiGLU ${c.intermediate_size}, block ${blockSize}, vocab ${c.vocab_size})`;
+  } else {
+    const config: GPTConfig = saved
+      ? readConfig(out)
+      : {
+          n_layer: args.nLayer,
+          n_head: args.nHead,
+          n_embd: args.nEmbd,
+          block_size: args.blockSize,
+          vocab_size: tokenizer.vocabSize,
+          dropout: args.dropout,
+          bias: args.bias,
+          tie_weights: args.tieWeights,
+          pos_encoding: args.posEncoding,
+        };
+    checkGPTTrainingMemory(config, { batch_size: args.batchSize, grad_accum: args.gradAccum }, (f) => `--${f.replace(/_/g, "-")}`);
+    const gpt = new GPT(config, { generator: modelRng });
+    if (saved) loadWeights(out, gpt);
+    model = gpt;
+    blockSize = config.block_size;
+    const c = config;
+    describe =
+      `GPT ${formatCount(gpt.paramCount().total)} parameters ` +
+      `(${c.n_layer} layers, ${c.n_head} heads, ${c.n_embd} dims, block ${c.block_size}, vocab ${c.vocab_size}, ${c.pos_encoding} positions)`;
+  }
   const optimizer = new AdamW(model.optimGroups(args.weightDecay), {
     lr: args.learningRate,
     betas: [args.beta1, args.beta2],
     eps: 1e-8,
   });
   if (saved) {
-    loadWeights(out, model);
     modelRng.setState(saved.rng.model);
     trainRng.setState(saved.sampler.train);
     evalRng.setState(saved.sampler.eval);
   }
 
-  const trainSampler = new BatchSampler(splits.train, config.block_size, args.batchSize, trainRng);
+  const trainSampler = new BatchSampler(splits.train, blockSize, args.batchSize, trainRng);
   const evalSamplers = {
-    train: new BatchSampler(splits.train, config.block_size, args.batchSize, evalRng),
-    val: new BatchSampler(splits.val, config.block_size, args.batchSize, evalRng),
+    train: new BatchSampler(splits.train, blockSize, args.batchSize, evalRng),
+    val: new BatchSampler(splits.val, blockSize, args.batchSize, evalRng),
   };
-  const c = config;
   const result = await runLoop(
     {
       run,
@@ -326,8 +395,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       evalInterval: args.evalInterval,
       checkpointInterval: args.checkpointInterval,
       title:
-        `GPT ${formatCount(model.paramCount().total)} parameters ` +
-        `(${c.n_layer} layers, ${c.n_head} heads, ${c.n_embd} dims, block ${c.block_size}, vocab ${c.vocab_size}, ${c.pos_encoding} positions) ` +
+        `${describe} ` +
         `on ${dataLabel}: ${formatCount(splits.train.length)} train / ${formatCount(splits.val.length)} val tokens; backend ${getBackend().name}`,
       trainStep: () => {
         const { x, y } = trainSampler.next();
@@ -341,7 +409,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       bestMetric: "val_loss",
       describeEval: (m, best) =>
         `train loss ${(m.eval_train_loss as number).toFixed(4)}, val loss ${(m.val_loss as number).toFixed(4)}${best ? " (best so far)" : ""}`,
-      modelFiles: () => gptModelFiles(model, tokenizer),
+      modelFiles: () => (model instanceof Llama ? llamaModelFiles(model, tokenizer) : gptModelFiles(model, tokenizer)),
       state: () => ({
         format: STATE_FORMAT,
         version: 1,
@@ -372,10 +440,34 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   };
 }
 
+/** A fresh Llama for a run's settings, or (resuming) the one in its checkpoint, in training mode. */
+function buildLlama(args: TrainArgs, tokenizer: Tokenizer, out: string, resume: boolean, g: Generator): Llama {
+  if (resume) {
+    readLlamaConfig(out); // a clear error when the checkpoint is not a Llama directory
+    return loadLlamaDirWith(out, () => tokenizer).model.train();
+  }
+  const config: Partial<LlamaConfig> = {
+    model_type: "llama",
+    vocab_size: tokenizer.vocabSize,
+    hidden_size: args.nEmbd,
+    intermediate_size: args.nInner,
+    num_hidden_layers: args.nLayer,
+    num_attention_heads: args.nHead,
+    num_key_value_heads: args.nKvHead,
+    head_dim: args.nEmbd / args.nHead,
+    max_position_embeddings: args.blockSize,
+    rope_theta: args.ropeTheta,
+    tie_word_embeddings: args.tieWeights,
+    bos_token_id: null,
+    eos_token_id: null,
+  };
+  return new Llama(config, { generator: g }).train();
+}
+
 /** Mean loss over `iters` random batches of each split, in eval mode without gradients (nanoGPT's
  *  estimate_loss). Each batch's tensors are handed back to the arena (if any) before the next. */
 export function estimateLoss(
-  model: GPT,
+  model: LanguageModel,
   samplers: { train: BatchSampler; val: BatchSampler },
   iters: number,
 ): { train: number; val: number } {
