@@ -3,7 +3,7 @@
 // text as it comes.
 
 import { type GenerateOptions, generateIds } from "../generate/index.js";
-import type { GPT } from "../models/gpt.js";
+import type { LanguageModel } from "../models/causal.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { fitToContext } from "./context.js";
 import { ChatError, type ChatMessage } from "./messages.js";
@@ -34,7 +34,7 @@ export interface ChatReply {
  *  turn, how many messages were dropped, and how long the answer may be (maxNewTokens, or less so that
  *  it never pushes the conversation out of the context). Shared by chatReply and the server. */
 export function chatPrompt(
-  model: GPT,
+  model: LanguageModel,
   tokenizer: Tokenizer,
   messages: readonly ChatMessage[],
   opts: Omit<ChatTemplateOptions, "tokenizer" | "addGenerationPrompt"> & { maxNewTokens: number },
@@ -50,7 +50,7 @@ export function chatPrompt(
   const imStart = tokenizer.specialTokens.get(IM_START);
   if (imStart !== undefined) stopIds.add(imStart);
   const maxNewTokens = opts.maxNewTokens;
-  const block = model.config.block_size;
+  const block = model.blockSize;
   // Leave room for the answer (up to half the context), dropping old turns for it; a newest turn
   // too long for that may still use the whole context, the answer then limited to what is left.
   const budget = Math.max(block - maxNewTokens, Math.ceil(block / 2));
@@ -69,7 +69,12 @@ export function chatPrompt(
 }
 
 /** Generate the assistant's next message for `messages`. */
-export function chatReply(model: GPT, tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatReplyOptions = {}): ChatReply {
+export function chatReply(
+  model: LanguageModel,
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  opts: ChatReplyOptions = {},
+): ChatReply {
   const {
     prompt,
     stopIds,

@@ -3,7 +3,7 @@
 // chatReply's loop is synchronous: no handler could run until it returned.
 
 import { generateIds } from "../generate/index.js";
-import type { GPT } from "../models/gpt.js";
+import type { LanguageModel } from "../models/causal.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { fitToContext } from "./context.js";
 import type { ChatReply, ChatReplyOptions } from "./generate.js";
@@ -13,7 +13,7 @@ import { encodeChat } from "./tokenize.js";
 
 /** chatReply (src/chat/generate.ts) that yields to the event loop after every token; opts.signal stops it. */
 export async function streamChatReply(
-  model: GPT,
+  model: LanguageModel,
   tokenizer: Tokenizer,
   messages: readonly ChatMessage[],
   opts: ChatReplyOptions = {},
@@ -27,7 +27,7 @@ export async function streamChatReply(
   const imStart = tokenizer.specialTokens.get(IM_START);
   if (imStart !== undefined) stopIds.add(imStart);
   const maxNewTokens = opts.maxNewTokens ?? 200;
-  const block = model.config.block_size;
+  const block = model.blockSize;
   // As chatReply: room for the answer (up to half the context), a long newest turn may use all of it.
   const budget = Math.max(block - maxNewTokens, Math.ceil(block / 2));
   const templateOpts = { chatTemplate: opts.chatTemplate, templateKwargs: opts.templateKwargs };

@@ -14,9 +14,10 @@ import type { ChatMessage } from "../chat/messages.js";
 import { FeedbackStore, type SamplingSettings } from "../chat/store.js";
 import { streamChatReply } from "../chat/stream.js";
 import { endOfTurnIds } from "../chat/template.js";
+import { loadCausalLM } from "../io/causal-lm.js";
 import { loadAdapter, saveAdapter } from "../io/lora.js";
-import { loadModelFrom } from "../io/model-files.js";
 import type { GPT } from "../models/gpt.js";
+import type { Llama } from "../models/llama.js";
 import type { LoraModel } from "../nn/lora.js";
 import { tokenizerFiles } from "../rlhf/common.js";
 import { LEARN_DEFAULTS, type LearnSettings, learnFromFeedback } from "../rlhf/learn.js";
@@ -73,7 +74,7 @@ class ChatSession {
   running: AbortController | null = null;
 
   constructor(
-    readonly model: GPT,
+    readonly model: GPT | Llama,
     readonly tokenizer: Tokenizer,
     readonly store: FeedbackStore,
     readonly o: {
@@ -304,7 +305,9 @@ export const chatCommand: Command = {
     };
     if (learn.beta === 0) throw new UsageError("chat: --beta must be above 0");
 
-    const { model, tokenizer } = loadModelFrom(v.model);
+    // A GPT (directory, .safetensors, GGUF) or a Llama-family model (Hugging Face directory, GGUF in
+    // any of its types: /learn then trains LoRA adapters on the frozen quantised weights).
+    const { model, tokenizer } = loadCausalLM(v.model);
     if (endOfTurnIds(tokenizer).length === 0) {
       throw new UsageError(
         `chat: ${v.model} is not a chat model (its tokenizer has no end-of-turn token such as <|im_end|>); fine-tune it first: moxing sft --model ${v.model} --data chat.jsonl --out DIR`,

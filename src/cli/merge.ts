@@ -2,8 +2,11 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { loadModel, readTokenizer, saveModel, TOKENIZER_FILE } from "../io/checkpoint.js";
+import { loadTrainableLM, saveCausalLM } from "../io/causal-lm.js";
+import { readTokenizer, TOKENIZER_FILE } from "../io/checkpoint.js";
+import { readLlamaTokenizer } from "../io/llama.js";
 import { loadAdapter } from "../io/lora.js";
+import { Llama } from "../models/llama.js";
 import type { Command } from "./util.js";
 import { parseFlags, UsageError } from "./util.js";
 
@@ -11,7 +14,9 @@ const HELP = `moxing merge: merge a LoRA adapter into its base model
 
 Usage: moxing merge --model DIR --adapter DIR --out DIR
 
---model    the base model directory the adapter was trained on
+--model    the base model the adapter was trained on: a GPT model directory, or a Llama-family
+           Hugging Face directory or F32/F16 GGUF file (quantised weights cannot take the update:
+           merge into the float model, then moxing quantize)
 --adapter  an adapter directory in PEFT's layout (adapter_config.json, adapter_model.safetensors), as
            written by training with --lora-r, or by PEFT
 --out      where to write the merged model (a model directory; the same layout as --model)
@@ -33,8 +38,9 @@ export const mergeCommand: Command = {
     if (!v.model) throw new UsageError("merge: --model DIR is required (the base model)");
     if (!v.adapter) throw new UsageError("merge: --adapter DIR is required");
     if (!v.out) throw new UsageError("merge: --out DIR is required");
-    const { model, tokenizer: baseTokenizer } = loadModel(v.model);
-    const tokenizer = existsSync(join(v.adapter, TOKENIZER_FILE)) ? readTokenizer(v.adapter) : baseTokenizer;
+    const { model, tokenizer: baseTokenizer } = loadTrainableLM(v.model, { forLora: true });
+    const readTok = model instanceof Llama ? readLlamaTokenizer : readTokenizer;
+    const tokenizer = existsSync(join(v.adapter, TOKENIZER_FILE)) ? readTok(v.adapter) : baseTokenizer;
     if (tokenizer.vocabSize > model.config.vocab_size) {
       throw new UsageError(
         `merge: the adapter's tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${model.config.vocab_size}; was the adapter trained on another base?`,
@@ -42,8 +48,12 @@ export const mergeCommand: Command = {
     }
     const lora = loadAdapter(v.adapter, model);
     const { trainable } = lora.trainableParameters();
-    lora.merge();
-    saveModel(v.out, model, tokenizer);
+    try {
+      lora.merge();
+    } catch (e) {
+      throw new UsageError(`merge: ${(e as Error).message.replace(/^LoRA: merge: /, "")}`);
+    }
+    saveCausalLM(v.out, model, tokenizer);
     console.error(`merged ${lora.adapters.size} adapted layers (${trainable} adapter parameters) into ${v.out}`);
     return 0;
   },

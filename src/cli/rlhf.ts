@@ -1,6 +1,6 @@
 // `moxing sft`, `moxing reward` and `moxing dpo`: thin shells over the trainers of src/rlhf/, with the flags they share.
 
-import { parseTargets, RLHF_DEFAULTS, type RlhfArgs } from "../rlhf/common.js";
+import { defaultLoraTargetsFor, parseTargets, RLHF_DEFAULTS, type RlhfArgs } from "../rlhf/common.js";
 import { dpo } from "../rlhf/dpo.js";
 import { trainRewardModel } from "../rlhf/reward.js";
 import { sft } from "../rlhf/sft.js";
@@ -21,13 +21,16 @@ export const RLHF_FLAGS = {
 } as const;
 
 export const RLHF_FLAGS_HELP = `Model and data:
-  --model DIR            the starting model directory (\`moxing train\`, or a Hugging Face GPT-2 directory)
+  --model PATH           the starting model: a GPT directory (\`moxing train\`, Hugging Face GPT-2), or a
+                         Llama-family one (\`moxing train --arch llama\`, Hugging Face Llama/Mistral/Qwen2/Qwen3
+                         directory, or a GGUF file: quantised ones train only with --lora-r, QLoRA-style)
   --data FILE.jsonl      the training data in TRL's format (see below)
   --eval FILE.jsonl      held-out data; without it --eval-fraction (default ${RLHF_DEFAULTS.evalFraction}) of --data is held out
   --max-length N         longest sequence in tokens (default: the model's block_size)
   --out DIR              where the model (or adapter), metrics.jsonl and the checkpoint go
 LoRA (instead of training every weight; the base model stays untouched):
-  --lora-r 8 --lora-alpha 16 --lora-dropout 0.05 --lora-targets c_attn,c_proj
+  --lora-r 8 --lora-alpha 16 --lora-dropout 0.05 --lora-targets c_attn,c_proj (GPT) or
+  q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (Llama; PEFT's names)
 Training (AdamW; linear warmup then cosine decay; grad clip ${RLHF_DEFAULTS.gradClip}):
   --max-steps ${RLHF_DEFAULTS.maxSteps}  --batch-size ${RLHF_DEFAULTS.batchSize}  --learning-rate ${RLHF_DEFAULTS.learningRate}  --min-lr ${RLHF_DEFAULTS.minLr}  --warmup-steps ${RLHF_DEFAULTS.warmupSteps}
   --weight-decay ${RLHF_DEFAULTS.weightDecay}  --grad-clip ${RLHF_DEFAULTS.gradClip}  --seed ${RLHF_DEFAULTS.seed}  --eval-interval ${RLHF_DEFAULTS.evalInterval}  --checkpoint-interval ${RLHF_DEFAULTS.checkpointInterval}
@@ -91,7 +94,7 @@ export function rlhfArgsFromFlags(
     maxLength: opt("max-length", { int: true, min: 2 }),
   };
   if (r !== undefined) {
-    const targets = parseTargets(v["lora-targets"] ?? "c_attn,c_proj");
+    const targets = v["lora-targets"] !== undefined ? parseTargets(v["lora-targets"]) : v.model ? defaultLoraTargetsFor(v.model) : [];
     if (targets.length === 0) throw new UsageError(`${cmd}: --lora-targets names no module`);
     args.lora = { r, alpha: opt("lora-alpha", { min: 0 }) ?? 2 * r, dropout: dropout ?? 0.05, targetModules: targets };
   }

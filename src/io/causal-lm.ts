@@ -47,6 +47,17 @@ function loadLlamaAt(path: string, format: ModelFormat): { model: Llama; tokeniz
   });
 }
 
+/** Whether `path` holds a Llama-family model (a directory or GGUF file); false for anything else,
+ *  a missing path included (the loader then says what is wrong). */
+export function isLlamaPath(path: string): boolean {
+  try {
+    const format = detectFormat(path);
+    return (format === "dir" && isLlamaDir(path)) || (format === "gguf" && isLlamaGGUF(readGGUFHeader(path)));
+  } catch {
+    return false;
+  }
+}
+
 /** Load a model for generation from a directory, .safetensors or .gguf file (eval mode). */
 export function loadCausalLM(path: string): LoadedCausalLM {
   const format = detectFormat(path);

@@ -27,7 +27,6 @@ import type { Tensor } from "../tensor/tensor.js";
 import { readTokenizerConfig, TOKENIZER_CONFIG_FILE, tokenizerConfigToJSON } from "../tokenizers/config.js";
 import { HFTokenizer } from "../tokenizers/hf-tokenizer.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
-import { writeFileAtomic } from "./atomic.js";
 import {
   CheckpointError,
   CONFIG_FILE,
@@ -419,6 +418,7 @@ export function llamaTokenizerFiles(tokenizer: Tokenizer): Map<string, string> {
     tokenizer_class: tokenizer instanceof HFTokenizer ? "PreTrainedTokenizerFast" : undefined,
   };
   const hf = tokenizer instanceof HFTokenizer ? tokenizer : null;
+  if (hf) cfg.tokenizer_class = "PreTrainedTokenizerFast"; // not GPT-2's: a tokenizer.json pipeline
   if (hf?.bosTokenId != null && cfg.bos_token == null) cfg.bos_token = hf.idToToken(hf.bosTokenId);
   if (hf?.eosTokenId != null && cfg.eos_token == null) cfg.eos_token = hf.idToToken(hf.eosTokenId);
   if (hf?.chatTemplate != null && cfg.chat_template === undefined) cfg.chat_template = hf.chatTemplate;

@@ -5,10 +5,12 @@
 import { prepareChatModel } from "../chat/model.js";
 import { endOfTurnIds } from "../chat/template.js";
 import { textDigest } from "../data/text.js";
-import { CheckpointError, gptModelFiles, loadModel, TOKENIZER_FILE } from "../io/checkpoint.js";
+import { causalModelFiles, isLlamaPath, loadTrainableLM } from "../io/causal-lm.js";
+import { CheckpointError, TOKENIZER_FILE } from "../io/checkpoint.js";
 import { FILE_LIMITS, readTextFileChecked } from "../io/files.js";
 import { adapterFiles, loadAdapter } from "../io/lora.js";
 import type { GPT } from "../models/gpt.js";
+import type { Llama } from "../models/llama.js";
 import { type LoraConfig, LoraModel } from "../nn/lora.js";
 import type { Module } from "../nn/module.js";
 import { AdamW } from "../optim/adamw.js";
@@ -61,7 +63,8 @@ export const RLHF_DEFAULTS: Omit<RlhfArgs, "model" | "data"> = {
 };
 
 export interface Policy {
-  model: GPT;
+  /** A GPT or a Llama-family model (both are LanguageModels). */
+  model: GPT | Llama;
   tokenizer: Tokenizer;
   lora: LoraModel | null;
   /** What the loop trains and saves optimizer state for: the adapters, or the whole model. */
@@ -88,7 +91,8 @@ export function loadPolicy(args: RlhfArgs, run: RunDirectory): Policy {
 
 function buildPolicy(args: RlhfArgs, run: RunDirectory, dropout: Generator): Policy {
   if (args.lora) {
-    const { model, tokenizer } = loadModel(args.model, { generator: dropout });
+    // A quantised base (a Q8_0/Q4 GGUF file) is allowed here: the adapters train on its frozen blocks (QLoRA).
+    const { model, tokenizer } = loadTrainableLM(args.model, { generator: dropout, forLora: true });
     if (endOfTurnIds(tokenizer).length === 0) {
       throw new CheckpointError(
         `${args.model}: its tokenizer has no end-of-turn token (e.g. <|im_end|>), and LoRA keeps the embedding frozen, so it ` +
@@ -99,7 +103,7 @@ function buildPolicy(args: RlhfArgs, run: RunDirectory, dropout: Generator): Pol
     const optimizer = new AdamW([{ params: lora.parameters(), weightDecay: args.weightDecay }], { lr: args.learningRate });
     return { model, tokenizer, lora, trainable: lora, optimizer, dropout, addedTokens: 0 };
   }
-  const loaded = loadModel(run.saved ? run.out : args.model, { generator: dropout });
+  const loaded = loadTrainableLM(run.saved ? run.out : args.model, { generator: dropout });
   const { model, added } = prepareChatModel(loaded.model, loaded.tokenizer);
   const optimizer = new AdamW(model.optimGroups(args.weightDecay), { lr: args.learningRate });
   return { model, tokenizer: loaded.tokenizer, lora: null, trainable: model, optimizer, dropout, addedTokens: added };
@@ -126,7 +130,9 @@ export function tokenizerFiles(tokenizer: Tokenizer): Map<string, string> {
 
 /** A checkpoint's model files: the adapters in PEFT's layout with the tokenizer, or the whole model. */
 export function policyFiles(p: Policy, args: RlhfArgs): Map<string, Uint8Array | string> {
-  return p.lora ? adapterFiles(p.lora, { baseModel: args.model, extra: tokenizerFiles(p.tokenizer) }) : gptModelFiles(p.model, p.tokenizer);
+  return p.lora
+    ? adapterFiles(p.lora, { baseModel: args.model, extra: tokenizerFiles(p.tokenizer) })
+    : causalModelFiles(p.model, p.tokenizer);
 }
 
 /** The sha256 of the data files, so a resumed run refuses other data. */
@@ -161,6 +167,16 @@ export function padBatch(examples: readonly EncodedExample[], padId = 0): { x: T
   const ids = examples.map((e) => [...e.ids, ...new Array<number>(T - e.ids.length).fill(padId)]);
   const mask = examples.map((e) => [...e.mask, ...new Array<number>(T - e.mask.length).fill(0)]);
   return { x: tensor(ids, { dtype: "int32" }), ids, mask, tokens: examples.reduce((s, e) => s + e.ids.length, 0) };
+}
+
+/** The Linear layers LoRA adapts unless told otherwise: GPT-2's c_attn and c_proj, or every
+ *  projection of a Llama-family model (PEFT's names; what QLoRA adapts). */
+export const GPT_LORA_TARGETS = ["c_attn", "c_proj"];
+export const LLAMA_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/** The default targets for the model at `path` (a Llama-family directory or GGUF file, else a GPT). */
+export function defaultLoraTargetsFor(path: string): string[] {
+  return isLlamaPath(path) ? [...LLAMA_LORA_TARGETS] : [...GPT_LORA_TARGETS];
 }
 
 /** Parse a --lora-targets list ("c_attn,c_proj"). */

@@ -11,8 +11,8 @@
 //              eval_rewards/accuracies, eval_rewards/margins, eval_logps/chosen, eval_logps/rejected
 
 import { prepareChatModel } from "../chat/model.js";
-import { loadModel } from "../io/checkpoint.js";
-import type { GPT } from "../models/gpt.js";
+import { loadTrainableLM } from "../io/causal-lm.js";
+import type { LanguageModel } from "../models/causal.js";
 import { noGrad } from "../tensor/autograd.js";
 import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
@@ -52,7 +52,7 @@ export interface DpoOptions extends Partial<DpoArgs> {
 type Pair = { chosen: EncodedExample; rejected: EncodedExample };
 
 /** Summed completion log-probs of B pairs under `model`: chosen (B,) and rejected (B,). */
-function pairLogps(model: GPT, batch: readonly Pair[]): { chosen: Tensor; rejected: Tensor; tokens: number } {
+function pairLogps(model: LanguageModel, batch: readonly Pair[]): { chosen: Tensor; rejected: Tensor; tokens: number } {
   const seqs = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
   const b = padBatch(seqs);
   const { sum } = sequenceLogprobs(model.forward(b.x).logits, b.ids, b.mask);
@@ -88,9 +88,9 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
     const lora = policy.lora;
     reference = (batch) => noGrad(() => lora.withAdaptersDisabled(() => pairLogps(model, batch)));
   } else {
-    const loaded = loadModel(args.ref ?? args.model);
+    const loaded = loadTrainableLM(args.ref ?? args.model);
     const ref = prepareChatModel(loaded.model, loaded.tokenizer).model;
-    if (ref.config.vocab_size !== model.config.vocab_size || loaded.tokenizer.vocabSize !== tokenizer.vocabSize) {
+    if (ref.vocabSize !== model.vocabSize || loaded.tokenizer.vocabSize !== tokenizer.vocabSize) {
       throw new DatasetError(
         `dpo: the reference ${args.ref ?? args.model} has another vocabulary than the policy; DPO needs the same tokenizer`,
       );
@@ -100,7 +100,7 @@ export async function dpo(opts: DpoOptions, hooks: LoopHooks = {}): Promise<Loop
     reference = (batch) => noGrad(() => pairLogps(ref, batch));
   }
 
-  const maxLength = Math.min(args.maxLength || model.config.block_size, model.config.block_size);
+  const maxLength = Math.min(args.maxLength || model.blockSize, model.blockSize);
   const pairs = (records: typeof train, what: string) => {
     const enc = records.map((r) => encodePreference(tokenizer, r, maxLength));
     encodeAll(enc, (e) => e.chosen, what);

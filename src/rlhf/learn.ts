@@ -13,7 +13,7 @@
 // gradient-norm clipping, AdamW, every tensor of the step recycled by the next (a MemoryArena).
 
 import type { PreferenceExample, SFTExample } from "../chat/export.js";
-import type { GPT } from "../models/gpt.js";
+import type { LanguageModel } from "../models/causal.js";
 import { type LoraConfig, LoraModel } from "../nn/lora.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
@@ -55,7 +55,7 @@ export const LEARN_DEFAULTS: LearnSettings = {
 };
 
 export interface LearnInput {
-  model: GPT;
+  model: LanguageModel;
   tokenizer: Tokenizer;
   /** Adapters to keep training; null: fresh ones are attached to `model`. */
   lora?: LoraModel | null;
@@ -81,7 +81,7 @@ export interface LearnResult {
 }
 
 /** The Linear layers to adapt by default: GPT-2's, else Llama's attention projections. */
-export function defaultLoraTargets(model: GPT): string[] {
+export function defaultLoraTargets(model: LanguageModel): string[] {
   const names = new Set([...model.namedModules()].map(([p]) => p.split(".").pop()));
   return names.has("c_attn") ? ["c_attn", "c_proj"] : ["q_proj", "k_proj", "v_proj", "o_proj"].filter((n) => names.has(n));
 }
@@ -97,7 +97,7 @@ export async function learnFromFeedback(input: LearnInput): Promise<LearnResult>
   if (!Number.isInteger(s.steps) || s.steps < 1) throw new Error(`learn: steps must be a positive integer (got ${s.steps})`);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const block = model.config.block_size;
+  const block = model.blockSize;
   const sft: EncodedExample[] = input.sft
     .map((e) => encodeSFT(tokenizer, { format: "prompt-completion-chat", prompt: e.prompt, completion: e.completion }, block))
     .filter((e) => e.mask.slice(1).includes(1));

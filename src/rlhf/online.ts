@@ -5,8 +5,8 @@
 // answers to held-out prompts, their mean score and the mean per-token KL to the reference.
 
 import { prepareChatModel } from "../chat/model.js";
-import { loadModel } from "../io/checkpoint.js";
-import type { GPT } from "../models/gpt.js";
+import { loadTrainableLM } from "../io/causal-lm.js";
+import type { LanguageModel } from "../models/causal.js";
 import { noGrad } from "../tensor/autograd.js";
 import { scoped } from "../tensor/memory.js";
 import { Generator } from "../tensor/random.js";
@@ -78,7 +78,7 @@ export interface OnlineSetup<A extends OnlineArgs> {
   stopIds: Set<number>;
   digest: string;
   /** Run fn on the frozen reference (no gradients). */
-  reference<T>(fn: (m: GPT) => T): T;
+  reference<T>(fn: (m: LanguageModel) => T): T;
   /** Score completions of the given prompts. */
   score(prompts: readonly PromptRecord[], completions: readonly Completion[]): number[];
   /** Rollout settings with a generator. */
@@ -121,7 +121,7 @@ export function setupOnline<A extends OnlineArgs>(
   );
   const policy = loadPolicy(args, run);
   const { model, tokenizer } = policy;
-  const block = model.config.block_size;
+  const block = model.blockSize;
   const maxPrompt = Math.min(args.maxLength || block, block) - 1;
   const encode = (records: PromptRecord[], what: string) => {
     const ids = records.map((r) => encodePromptRecord(tokenizer, r));
@@ -132,14 +132,14 @@ export function setupOnline<A extends OnlineArgs>(
   const tr = encode(train, args.data);
   const ev = heldOut.length ? encode(heldOut, args.eval ?? args.data) : { records: [], ids: [] };
 
-  let reference: <T>(fn: (m: GPT) => T) => T;
+  let reference: <T>(fn: (m: LanguageModel) => T) => T;
   if (policy.lora) {
     const lora = policy.lora;
     reference = (fn) => noGrad(() => lora.withAdaptersDisabled(() => fn(model)));
   } else {
-    const loaded = loadModel(args.ref ?? args.model);
+    const loaded = loadTrainableLM(args.ref ?? args.model);
     const ref = prepareChatModel(loaded.model, loaded.tokenizer).model;
-    if (ref.config.vocab_size !== model.config.vocab_size || loaded.tokenizer.vocabSize !== tokenizer.vocabSize) {
+    if (ref.vocabSize !== model.vocabSize || loaded.tokenizer.vocabSize !== tokenizer.vocabSize) {
       throw new DatasetError(`${command}: the reference ${args.ref ?? args.model} has another vocabulary than the policy`);
     }
     for (const p of ref.parameters()) p.requiresGrad = false;

@@ -29,7 +29,7 @@ import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
 import { scoped } from "../tensor/memory.js";
-import { add, linear, mul, reshape } from "../tensor/ops.js";
+import { add, mul, reshape } from "../tensor/ops.js";
 import { Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
@@ -158,7 +158,7 @@ export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<Loop
     throw new DatasetError(`ppo: ppoEpochs must be >= 1 (got ${args.ppoEpochs})`);
   const stepsPerRollout = args.ppoEpochs * (args.batchSize / mb);
 
-  const vHead = new ValueHead(model.config.n_embd, { generator: new Generator(args.seed + 2000) });
+  const vHead = new ValueHead(model.hiddenSize, { generator: new Generator(args.seed + 2000) });
   if (run.saved) loadValueHead(run.out, vHead);
   const trained = new PolicyWithValueHead(policy.trainable, vHead);
   const groups = policy.lora ? [{ params: policy.lora.parameters(), weightDecay: args.weightDecay }] : model.optimGroups(args.weightDecay);
@@ -176,7 +176,7 @@ export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<Loop
   const forward = (b: ReturnType<typeof padBatch>) => {
     const h = model.hiddenStates(b.x); // (B, T, C)
     const T = h.shape[1] as number;
-    const logits = linear(h, model.lm_head); // (B, T, V)
+    const logits = model.logitsFromHidden(h); // (B, T, V)
     const values = vHead.forward(h.slice(1, 0, T - 1)); // (B, T-1): the value of the state before token t + 1
     return { logits, values };
   };

@@ -1,8 +1,9 @@
 // The reward model: a causal transformer with a scalar head, trained on preference pairs with the
 // Bradley-Terry loss (TRL's RewardTrainer), saved in Hugging Face's GPT2ForSequenceClassification
-// layout (num_labels 1): transformer.* weights plus score.weight (1, n_embd), no bias. The reward of a
-// sequence is the head applied to the hidden state of its last token, as transformers computes it
-// (the last token before padding).
+// layout (num_labels 1): transformer.* weights plus score.weight (1, n_embd), no bias; or, for a
+// Llama-family trunk, LlamaForSequenceClassification's (Qwen2..., Qwen3..., Mistral...): model.*
+// weights plus score.weight (1, hidden_size). The reward of a sequence is the head applied to the
+// hidden state of its last token, as transformers computes it (the last token before padding).
 //
 //   batch      batchSize pairs drawn at random; chosen and rejected sequences in one padded batch
 //   loss       -log σ(r_chosen - r_rejected)
@@ -12,14 +13,18 @@
 //              --resume continues from the same frozen base
 
 import { join } from "node:path";
-import { CheckpointError, configToJSON, readConfig, readRawConfig, readTokenizer, readWeights } from "../io/checkpoint.js";
+import { CheckpointError, configToJSON, readConfig, readRawConfig, readTokenizer, readWeights, weightFiles } from "../io/checkpoint.js";
+import { emptyLlama, isLlamaDir, llamaConfigToJSON, loadLlamaWeights, readLlamaConfig, readLlamaTokenizer } from "../io/llama.js";
 import { adapterFiles, loadAdapter } from "../io/lora.js";
-import { encodeSafetensors, type SafeTensor } from "../io/safetensors.js";
+import { readJSONFile } from "../io/model-dir.js";
+import { encodeSafetensors, readSafetensors, type SafeTensor, SafetensorsError } from "../io/safetensors.js";
 import { GPT, hfStateDict, isConv1DWeight, loadGPTWeights, type WeightTensor } from "../models/gpt.js";
+import { Llama } from "../models/llama.js";
 import { LoraModel } from "../nn/lora.js";
 import { Module } from "../nn/module.js";
 import { transpose2d } from "../nn/state-dict.js";
 import { AdamW } from "../optim/adamw.js";
+import { QuantizedTensor } from "../quant/ggml.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
 import { scoped } from "../tensor/memory.js";
@@ -36,38 +41,46 @@ import { encodeAll, resolveArgs } from "./sft.js";
 
 export const REWARD_FORMAT = "moxing-reward-state";
 
-/** A GPT trunk with a scalar head; parameters named as GPT2ForSequenceClassification's. */
+/** A GPT or Llama trunk with a scalar head; parameters named as GPT2ForSequenceClassification's
+ *  (transformer.*, score.weight) or LlamaForSequenceClassification's (model.*, score.weight). */
 export class RewardModel extends Module {
   readonly score: Tensor;
 
   constructor(
-    readonly gpt: GPT,
+    readonly lm: GPT | Llama,
     opts: { generator?: Generator } = {},
   ) {
     super();
-    this.module("transformer", gpt.transformer);
+    if (lm instanceof Llama) this.module("model", lm.model);
+    else this.module("transformer", lm.transformer);
     // transformers initialises the head N(0, initializer_range = 0.02).
-    this.score = this.param("score.weight", tensor(new Float32Array(gpt.config.n_embd), { shape: [1, gpt.config.n_embd] }));
+    const C = lm.hiddenSize;
+    this.score = this.param("score.weight", tensor(new Float32Array(C), { shape: [1, C] }));
     noGrad(() => this.score.normal_({ std: 0.02, generator: opts.generator ?? new Generator(0) }));
   }
 
-  /** The GPT object itself is not in this module tree (its transformer is): keep its mode in step, so
-   *  what reads it (LoRA adapters attached to it) sees the reward model's mode. */
+  /** The trunk's language model (named for the GPT it first was). */
+  get gpt(): GPT | Llama {
+    return this.lm;
+  }
+
+  /** The language model object itself is not in this module tree (its trunk is): keep its mode in
+   *  step, so what reads it (LoRA adapters attached to it) sees the reward model's mode. */
   override train(mode = true): this {
     super.train(mode);
-    this.gpt.train(mode);
+    this.lm.train(mode);
     return this;
   }
 
   /** ids (B, T) and the index of each row's last real token -> rewards (B,). */
   rewards(ids: Tensor, last: readonly number[]): Tensor {
     const [B, T] = ids.shape as [number, number];
-    const h = contiguous(this.gpt.hiddenStates(ids)); // (B, T, C)
+    const h = contiguous(this.lm.hiddenStates(ids)); // (B, T, C)
     const rows = tensor(
       last.map((t, b) => b * T + t),
       { dtype: "int32" },
     );
-    const picked = embedding(reshape(h, [B * T, this.gpt.config.n_embd]), rows); // (B, C)
+    const picked = embedding(reshape(h, [B * T, this.lm.hiddenSize]), rows); // (B, C)
     return reshape(linear(picked, this.score), [B]);
   }
 }
@@ -93,17 +106,19 @@ class AdaptedRewardModel extends Module {
 /** The files of a reward-model directory in GPT2ForSequenceClassification's layout; with `lora`, its
  *  adapters merged into the written weights (the model in memory is left as it is). */
 export function rewardModelFiles(rm: RewardModel, tokenizer: Tokenizer, lora?: LoraModel | null): Map<string, Uint8Array | string> {
+  if (rm.lm instanceof Llama) return llamaRewardModelFiles(rm, rm.lm, tokenizer, lora);
+  const gpt = rm.lm;
   const config = {
-    ...configToJSON(rm.gpt.config, { tokenizer }),
+    ...configToJSON(gpt.config, { tokenizer }),
     architectures: ["GPT2ForSequenceClassification"],
     num_labels: 1,
     id2label: { "0": "LABEL_0" },
     label2id: { LABEL_0: 0 },
     pad_token_id:
-      tokenizer.specialTokens.get(tokenizer.config?.pad_token ?? "") ?? configToJSON(rm.gpt.config, { tokenizer }).eos_token_id ?? 0,
+      tokenizer.specialTokens.get(tokenizer.config?.pad_token ?? "") ?? configToJSON(gpt.config, { tokenizer }).eos_token_id ?? 0,
   };
   const tensors = new Map<string, SafeTensor>();
-  const sd = hfStateDict(rm.gpt);
+  const sd = hfStateDict(gpt);
   for (const [path, adapter] of lora?.adapters ?? []) {
     const name = `${path}.weight`;
     const t = sd.get(name) as WeightTensor;
@@ -119,7 +134,7 @@ export function rewardModelFiles(rm: RewardModel, tokenizer: Tokenizer, lora?: L
   for (const [name, t] of sd) if (name !== "lm_head.weight") tensors.set(name, { dtype: "F32", ...t });
   tensors.set("score.weight", {
     dtype: "F32",
-    shape: [1, rm.gpt.config.n_embd],
+    shape: [1, gpt.config.n_embd],
     data: Float32Array.from(rm.score.contiguousData() as Float32Array),
   });
   const files = tokenizerFiles(tokenizer) as Map<string, Uint8Array | string>;
@@ -136,6 +151,7 @@ export function loadRewardModel(
   dir: string,
   opts: { generator?: Generator } = {},
 ): { model: RewardModel; tokenizer: Tokenizer; fresh: boolean } {
+  if (isLlamaDir(dir)) return loadLlamaRewardModel(dir, opts);
   const raw = readRawConfig(dir);
   const config = { ...readConfig(dir), tie_weights: true }; // the LM head is not part of a reward model
   const tokenizer = readTokenizer(dir);
@@ -160,6 +176,87 @@ export function loadRewardModel(
   }
   rm.eval();
   return { model: rm, tokenizer, fresh: !isReward };
+}
+
+/** score.weight from a directory's weight files, or null when it has none. */
+function readScoreWeight(dir: string): Float32Array | null {
+  for (const file of weightFiles(dir)) {
+    let t: ReturnType<typeof readSafetensors>["tensors"];
+    try {
+      t = readSafetensors(file, { only: (name) => name === "score.weight" }).tensors;
+    } catch (e) {
+      if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+      throw e;
+    }
+    const score = t.get("score.weight");
+    if (score) {
+      if (!(score.data instanceof Float32Array)) throw new CheckpointError(`${file}: score.weight must be floating point`);
+      return score.data;
+    }
+  }
+  return null;
+}
+
+/** A Llama-family reward model directory (LlamaForSequenceClassification and its Qwen/Mistral
+ *  siblings), or a Llama-family language model whose trunk gets a fresh head. */
+function loadLlamaRewardModel(dir: string, opts: { generator?: Generator }): { model: RewardModel; tokenizer: Tokenizer; fresh: boolean } {
+  const raw = readJSONFile(join(dir, "config.json")) as Record<string, unknown>;
+  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : "";
+  const isReward = arch.endsWith("ForSequenceClassification");
+  // The LM head is not part of a reward model: tie it, so it is neither built nor read.
+  const config = { ...readLlamaConfig(dir), tie_word_embeddings: true };
+  const tokenizer = readLlamaTokenizer(dir);
+  const { model, weights } = emptyLlama(config);
+  loadLlamaWeights(dir, model, weights, { skip: (name) => name === "score.weight" || name === "lm_head.weight" });
+  const rm = new RewardModel(model, opts);
+  if (isReward) {
+    const score = readScoreWeight(dir);
+    const C = config.hidden_size;
+    if (!score || score.length !== C) throw new CheckpointError(`${dir}: a reward model needs score.weight of shape [1, ${C}]`);
+    noGrad(() => rm.score.copy_(tensor(score, { shape: [1, C] })));
+  }
+  rm.eval();
+  return { model: rm, tokenizer, fresh: !isReward };
+}
+
+/** LlamaForSequenceClassification's files (or Qwen2's, Qwen3's, Mistral's): model.* (every weight,
+ *  quantised ones decoded, `lora`'s adapters merged in) and score.weight, without the LM head. */
+function llamaRewardModelFiles(
+  rm: RewardModel,
+  llama: Llama,
+  tokenizer: Tokenizer,
+  lora?: LoraModel | null,
+): Map<string, Uint8Array | string> {
+  const base = llamaConfigToJSON(llama.config);
+  const eos = Array.isArray(llama.config.eos_token_id) ? llama.config.eos_token_id[0] : llama.config.eos_token_id;
+  const config = {
+    ...base,
+    architectures: [(base.architectures as string[])[0]?.replace(/ForCausalLM$/, "ForSequenceClassification")],
+    num_labels: 1,
+    id2label: { "0": "LABEL_0" },
+    label2id: { LABEL_0: 0 },
+    pad_token_id: tokenizer.specialTokens.get(tokenizer.config?.pad_token ?? tokenizer.config?.eos_token ?? "") ?? eos ?? 0,
+  };
+  const tensors = new Map<string, SafeTensor>();
+  const f32 = (t: Tensor) => Float32Array.from(t.contiguousData() as Float32Array);
+  for (const [name, t] of llama.stateDict())
+    if (name !== "lm_head.weight") tensors.set(name, { dtype: "F32", shape: [...t.shape], data: f32(t) });
+  for (const [path, m] of llama.namedModules()) {
+    const w = (m as { weight?: unknown }).weight;
+    if (w instanceof QuantizedTensor && path !== "lm_head")
+      tensors.set(`${path}.weight`, { dtype: "F32", shape: [...w.shape], data: w.toFloat32() });
+  }
+  for (const [path, adapter] of lora?.adapters ?? []) {
+    const t = tensors.get(`${path}.weight`) as SafeTensor;
+    const d = adapter.deltaWeight().contiguousData() as Float32Array; // (out, in), as the weight
+    const data = t.data as Float32Array;
+    for (let i = 0; i < data.length; i++) data[i] = (data[i] as number) + (d[i] as number);
+  }
+  tensors.set("score.weight", { dtype: "F32", shape: [1, llama.hiddenSize], data: f32(rm.score) });
+  const files = tokenizerFiles(tokenizer) as Map<string, Uint8Array | string>;
+  files.set("config.json", `${JSON.stringify(config, null, 2)}\n`);
+  files.set("model.safetensors", encodeSafetensors(tensors, { format: "pt" }));
+  return files;
 }
 
 export interface RewardOptions extends Partial<RlhfArgs> {
@@ -192,15 +289,15 @@ export async function trainRewardModel(
   let lora: LoraModel | null = null;
   if (args.lora) {
     if (run.saved) {
-      const score = readWeights(run.out).tensors.get("score.weight");
-      if (!score || score.data.length !== rm.score.size) throw new CheckpointError(`${run.out}: the checkpoint has no score.weight`);
-      noGrad(() => rm.score.copy_(tensor(score.data as Float32Array, { shape: [...rm.score.shape] })));
+      const score = readScoreWeight(run.out);
+      if (!score || score.length !== rm.score.size) throw new CheckpointError(`${run.out}: the checkpoint has no score.weight`);
+      noGrad(() => rm.score.copy_(tensor(score, { shape: [...rm.score.shape] })));
     }
     lora = run.saved ? loadAdapter(run.out, rm.gpt, { generator: dropout }) : new LoraModel(rm.gpt, args.lora, { generator: dropout });
   }
   if (run.saved?.rng.dropout) dropout.setState(run.saved.rng.dropout);
   const trained: Module = lora ? new AdaptedRewardModel(lora, rm) : rm;
-  const maxLength = Math.min(args.maxLength || rm.gpt.config.block_size, rm.gpt.config.block_size);
+  const maxLength = Math.min(args.maxLength || rm.lm.blockSize, rm.lm.blockSize);
   const pairs = (records: typeof train, what: string) => {
     const enc = records.map((r) => encodePreference(tokenizer, r, maxLength));
     encodeAll(enc, (e) => e.chosen, what); // every pair must keep a completion

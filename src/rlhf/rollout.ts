@@ -17,7 +17,7 @@ import { type ChatMessage, validateMessages } from "../chat/messages.js";
 import { endOfTurnIds, IM_START } from "../chat/template.js";
 import { encodeChat } from "../chat/tokenize.js";
 import { type SamplingOptions, sampleNext } from "../generate/index.js";
-import type { GPT } from "../models/gpt.js";
+import type { LanguageModel } from "../models/causal.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
 import { MemoryArena, scoped } from "../tensor/memory.js";
@@ -120,15 +120,15 @@ export interface Completion {
  * samples then is dropped. The random stream is consumed row by row, in prompt order within each
  * group, so a result depends only on the prompts, the options and the generator's state.
  */
-export function sampleCompletions(model: GPT, prompts: readonly (readonly number[])[], opts: RolloutOptions): Completion[] {
-  const block = model.config.block_size;
+export function sampleCompletions(model: LanguageModel, prompts: readonly (readonly number[])[], opts: RolloutOptions): Completion[] {
+  const block = model.blockSize;
   const maxBatch = opts.maxBatch ?? 32;
   const out: Completion[] = new Array(prompts.length);
   const groups = new Map<number, number[]>();
   prompts.forEach((p, i) => {
     if (p.length === 0) throw new Error(`sampleCompletions: prompt ${i} is empty`);
     if (p.length >= block) {
-      throw new Error(`sampleCompletions: prompt ${i} has ${p.length} tokens, leaving no room in the context (block_size ${block})`);
+      throw new Error(`sampleCompletions: prompt ${i} has ${p.length} tokens, leaving no room in the context (the context holds ${block})`);
     }
     groups.set(p.length, [...(groups.get(p.length) ?? []), i]);
   });
@@ -217,7 +217,7 @@ export function rewardModelFunction(dir: string, opts: { batchSize?: number } = 
       `${dir}: a language model, not a reward model (no score head); train one with \`moxing reward --model ${dir} ...\``,
     );
   }
-  const block = model.gpt.config.block_size;
+  const block = model.lm.blockSize;
   const bs = opts.batchSize ?? 8;
   return (samples) => {
     const seqs = samples.map((s) => {

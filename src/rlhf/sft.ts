@@ -70,9 +70,9 @@ export async function sft(opts: SftOptions, hooks: LoopHooks = {}): Promise<SftR
   const { train, heldOut } = splitRecords(records, args.eval ? readSFTDataset(args.eval) : null, args.evalFraction, args.seed);
   const policy = loadPolicy(args, run);
   const { model, tokenizer } = policy;
-  const maxLength = args.maxLength || model.config.block_size;
-  if (maxLength > model.config.block_size)
-    throw new DatasetError(`sft: --max-length ${maxLength} exceeds the model's block_size ${model.config.block_size}`);
+  const maxLength = args.maxLength || model.blockSize;
+  if (maxLength > model.blockSize)
+    throw new DatasetError(`sft: --max-length ${maxLength} exceeds the model's context (${model.blockSize})`);
   const trainSet = encodeAll(train, (r) => encodeSFT(tokenizer, r, maxLength), args.data);
   const evalSet = heldOut.length ? encodeAll(heldOut, (r) => encodeSFT(tokenizer, r, maxLength), args.eval ?? args.data) : [];
   const digest = dataDigest(args);
