@@ -12,7 +12,8 @@
 // (LlamaConfig, Qwen2Config, Qwen3Config, MistralConfig) and the parameters have Hugging Face's
 // names (model.layers.0.self_attn.q_proj.weight, ...), so a checkpoint's state dict loads as it is.
 // Weights may be float32 (trainable: it is built from engine ops, so backward works) or, read
-// from a GGUF file, quantised (inference; see nn/quantized.ts).
+// from a GGUF file, quantised (frozen: inference, or LoRA adapters trained over them; see
+// nn/quantized.ts). It implements models/causal.ts's LanguageModel, which every trainer takes.
 
 import { KVCache } from "../nn/attention.js";
 import { GroupedQueryAttention } from "../nn/gqa.js";

@@ -19,7 +19,7 @@ import { dpo } from "../../src/rlhf/dpo.js";
 import { grpo } from "../../src/rlhf/grpo.js";
 import { ppo } from "../../src/rlhf/ppo.js";
 import { loadRewardModel, trainRewardModel } from "../../src/rlhf/reward.js";
-import type { RewardSample } from "../../src/rlhf/rollout.js";
+import { type RewardSample, rewardModelFunction } from "../../src/rlhf/rollout.js";
 import { sft } from "../../src/rlhf/sft.js";
 import { noGrad, tensor } from "../../src/tensor/index.js";
 import { CharTokenizer } from "../../src/tokenizers/index.js";
@@ -178,6 +178,14 @@ describe("reward model and DPO on a Llama", () => {
     const { model, fresh } = loadRewardModel(out);
     assert.equal(fresh, false);
     assert.ok(model.lm instanceof Llama);
+    // As PPO's --reward-model: it scores a held-out chosen answer above the rejected one.
+    const score = rewardModelFunction(out);
+    const prompt = [{ role: "user" as const, content: "say key" }];
+    const [good, bad] = score([
+      { prompt, completion: "ok key", stopped: true, fields: {} },
+      { prompt, completion: "no key", stopped: true, fields: {} },
+    ]);
+    assert.ok((good as number) > (bad as number), `${good} > ${bad}`);
   });
 
   test("LoRA DPO starts at ln 2 (reference = adapters off) and its loss falls", async () => {
