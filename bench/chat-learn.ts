@@ -50,6 +50,7 @@ const answer = (ex: ChatExample) =>
 // The question: the first held-out one of the task that the model gets wrong.
 const question = test.find((ex) => ex.task === task && !judgeAnswer(ex, answer(ex)).correct);
 if (!question) throw new Error(`the model answers every held-out ${task} question right; try another --task`);
+const questionBefore = answer(question);
 const others = test.filter((ex) => ex !== question).slice(0, Number(values.others ?? 50));
 const before = others.map(answer);
 
@@ -129,7 +130,7 @@ console.log(
     model: modelDir,
     question: question.prompt,
     right_answer: question.answer,
-    answer_before: answer(question) === replies[0] ? replies[0] : { bench: answer(question), chat: replies[0] },
+    answer_before: questionBefore === replies[0] ? replies[0] : { bench: questionBefore, chat: replies[0] },
     answer_after: replies[replies.length - 1],
     right_after: judgeAnswer(question, replies[replies.length - 1] ?? "").correct,
     learn_seconds: learned ? Number(learned[1]) : null,
