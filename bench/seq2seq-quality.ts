@@ -118,8 +118,13 @@ function runTorch(idsFile: string, resultFile: string): Promise<unknown> {
     "--bucket",
     String(D.bucket),
   ];
-  // The peer runs detached, its log in OUT/torch.log and its pid in OUT/torch.pid, so stopping and
-  // resuming the moxing side (--resume) does not stop it: a rerun finds it alive and waits for it.
+  // The peer runs in the background, its log in OUT/torch.log and its pid in OUT/torch.pid: a rerun
+  // with --resume finds it alive and waits for it. It is NOT detached: a detached child gets its own
+  // session, and with Linux's scheduler autogroups (kernel.sched_autogroup_enabled=1, as on the
+  // development machine) every session gets an equal share of the CPU, so on a loaded machine the
+  // peer ran at several times moxing's share (measured: 100 s against 21 s of CPU in the same 5.5
+  // minutes) and the per-step times compared nothing. In the same session both compete alike; Ctrl-C
+  // then stops both, and --resume starts the peer over.
   const logFile = resultFile.replace(/\.json$/, ".log");
   const pidFile = resultFile.replace(/\.json$/, ".pid");
   const alive = (pid: number) => {
@@ -133,7 +138,7 @@ function runTorch(idsFile: string, resultFile: string): Promise<unknown> {
   let pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
   if (!(pid > 0 && alive(pid))) {
     const fd = openSync(logFile, "a");
-    const p = spawn("/usr/bin/python3", args, { env, stdio: ["ignore", fd, fd], detached: true });
+    const p = spawn("/usr/bin/python3", args, { env, stdio: ["ignore", fd, fd] });
     p.unref();
     closeSync(fd);
     pid = p.pid as number;
