@@ -6,7 +6,11 @@
 //
 //   node --import tsx scripts/bible-pairs.mjs --out data/bible           (once)
 //   nice node --import tsx bench/seq2seq-quality.ts --data data/bible --direction en-es --steps N \
-//        --out runs/quality-en-es [--threads 2] [--no-torch]
+//        --out runs/quality-en-es [--threads 2] [--no-torch] [--no-beam]
+//        [--d-model 256 --layers 3 --heads 4 --ffn 1024 --vocab-size 8000]   (train-seq2seq's default size)
+//
+// --threads N is each side's thread count (moxing's pool and torch.set_num_threads): the two trainings
+// run at the same time, so on 2 cores give each 1. The size flags shape both models alike.
 //
 // Writes OUT/moxing/ (the model directory, metrics.jsonl), OUT/torch.json (the peer's losses and
 // output ids; its progress in OUT/torch.log), OUT/hypotheses.{moxing,moxing-beam4,torch}.txt and OUT/result.json; prints the result.
@@ -19,7 +23,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import "../src/index.js";
-import { nativeInfo } from "../src/backends/native/index.js";
+import { nativeInfo, nativeTesting } from "../src/backends/native/index.js";
 import { readLines } from "../src/cli/train-seq2seq.js";
 import { generateTexts } from "../src/generate/seq2seq.js";
 import { loadMarian } from "../src/io/marian.js";
@@ -29,6 +33,7 @@ import { MARIAN_DEFAULTS } from "../src/models/marian.js";
 import { getBackend } from "../src/tensor/backend.js";
 import { progressReporter } from "../src/train/progress.js";
 import { EOS_TOKEN, encodePairs, PAD_TOKEN, SEQ2SEQ_DEFAULTS, trainJointTokenizer, trainSeq2Seq } from "../src/train/seq2seq.js";
+import { median } from "./timing.js";
 
 const argv = process.argv.slice(2);
 const str = (name: string, fallback?: string) => {
@@ -41,6 +46,23 @@ const steps = Number(str("steps", "2000"));
 const out = str("out", `runs/quality-${direction}`) as string;
 const threads = Number(str("threads", "2"));
 const withTorch = !argv.includes("--no-torch");
+const withBeam = !argv.includes("--no-beam");
+// The model's size (the same for both frameworks); train-seq2seq's defaults unless given.
+const num = (name: string, fallback: number) => Number(str(name, String(fallback)));
+const layers = num("layers", MARIAN_DEFAULTS.encoder_layers);
+const heads = num("heads", MARIAN_DEFAULTS.encoder_attention_heads);
+const ffn = num("ffn", MARIAN_DEFAULTS.encoder_ffn_dim);
+const shape = {
+  d_model: num("d-model", MARIAN_DEFAULTS.d_model),
+  encoder_layers: layers,
+  decoder_layers: layers,
+  encoder_attention_heads: heads,
+  decoder_attention_heads: heads,
+  encoder_ffn_dim: ffn,
+  decoder_ffn_dim: ffn,
+};
+const vocabSize = num("vocab-size", SEQ2SEQ_DEFAULTS.vocabSize);
+nativeTesting.setThreads(threads);
 const resume = argv.includes("--resume");
 const root = fileURLToPath(new URL("../", import.meta.url));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -96,8 +118,13 @@ function runTorch(idsFile: string, resultFile: string): Promise<unknown> {
     "--bucket",
     String(D.bucket),
   ];
-  // The peer runs detached, its log in OUT/torch.log and its pid in OUT/torch.pid, so stopping and
-  // resuming the moxing side (--resume) does not stop it: a rerun finds it alive and waits for it.
+  // The peer runs in the background, its log in OUT/torch.log and its pid in OUT/torch.pid: a rerun
+  // with --resume finds it alive and waits for it. It is NOT detached: a detached child gets its own
+  // session, and with Linux's scheduler autogroups (kernel.sched_autogroup_enabled=1, as on the
+  // development machine) every session gets an equal share of the CPU, so on a loaded machine the
+  // peer ran at several times moxing's share (measured: 100 s against 21 s of CPU in the same 5.5
+  // minutes) and the per-step times compared nothing. In the same session both compete alike; Ctrl-C
+  // then stops both, and --resume starts the peer over.
   const logFile = resultFile.replace(/\.json$/, ".log");
   const pidFile = resultFile.replace(/\.json$/, ".pid");
   const alive = (pid: number) => {
@@ -111,7 +138,7 @@ function runTorch(idsFile: string, resultFile: string): Promise<unknown> {
   let pid = existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : 0;
   if (!(pid > 0 && alive(pid))) {
     const fd = openSync(logFile, "a");
-    const p = spawn("/usr/bin/python3", args, { env, stdio: ["ignore", fd, fd], detached: true });
+    const p = spawn("/usr/bin/python3", args, { env, stdio: ["ignore", fd, fd] });
     p.unref();
     closeSync(fd);
     pid = p.pid as number;
@@ -136,12 +163,13 @@ async function main(): Promise<void> {
   const modelDir = join(out, "moxing");
   // The ids the peer trains on: the joint tokenizer train-seq2seq trains (same data, same procedure,
   // so the same vocabulary; checked below against the one the moxing run saves).
-  const tokenizer = trainJointTokenizer(train, D.vocabSize);
+  const tokenizer = trainJointTokenizer(train, vocabSize);
   const eos = tokenizer.specialTokens.get(EOS_TOKEN) as number;
   const pad = tokenizer.specialTokens.get(PAD_TOKEN) as number;
   // The config train-seq2seq gives a new model (checked against the saved one below).
   const config = {
     ...MARIAN_DEFAULTS,
+    ...shape,
     vocab_size: tokenizer.vocabSize,
     decoder_vocab_size: tokenizer.vocabSize,
     max_position_embeddings: D.maxLength,
@@ -169,10 +197,12 @@ async function main(): Promise<void> {
     {
       out: modelDir,
       train,
+      model: shape,
+      vocabSize,
       valid,
       maxSteps: steps,
       evalInterval: steps,
-      checkpointInterval: 100,
+      checkpointInterval: 250,
       evalSamples: 0,
       resume: resume && existsSync(modelDir),
     },
@@ -188,19 +218,21 @@ async function main(): Promise<void> {
     chrf: corpusChrf(hyps, [test.target]).score,
   });
   const specials = new Set(tokenizer.specialTokens.values());
-  log(`moxing: translating ${test.source.length} held-out verses (greedy, then 4 beams)`);
+  log(`moxing: translating ${test.source.length} held-out verses (greedy${withBeam ? ", then 4 beams" : ""})`);
   const greedy = generateTexts(loaded.model, loaded.tokenizer ?? tokenizer, test.source, {
     numBeams: 1,
     maxLength: D.maxLength,
     batchSize: 32,
   });
   writeFileSync(join(out, "hypotheses.moxing.txt"), `${greedy.join("\n")}\n`);
-  const beam = generateTexts(loaded.model, loaded.tokenizer ?? tokenizer, test.source, {
-    numBeams: 4,
-    maxLength: D.maxLength,
-    batchSize: 16,
-  });
-  writeFileSync(join(out, "hypotheses.moxing-beam4.txt"), `${beam.join("\n")}\n`);
+  const beam = withBeam
+    ? generateTexts(loaded.model, loaded.tokenizer ?? tokenizer, test.source, {
+        numBeams: 4,
+        maxLength: D.maxLength,
+        batchSize: 16,
+      })
+    : null;
+  if (beam) writeFileSync(join(out, "hypotheses.moxing-beam4.txt"), `${beam.join("\n")}\n`);
   const state = JSON.parse(readFileSync(join(modelDir, "trainer_state.json"), "utf8")) as { elapsed_ms: number; last_train_loss: number };
   const moxing = {
     steps,
@@ -208,10 +240,12 @@ async function main(): Promise<void> {
     train_s: state.elapsed_ms / 1000,
     wall_s: moxingWall,
     greedy: score(greedy),
-    beam4: score(beam),
+    beam4: beam ? score(beam) : null,
+    ms_per_step: state.elapsed_ms / steps,
   };
   log(
-    `moxing: greedy BLEU ${moxing.greedy.bleu.toFixed(2)} chrF ${moxing.greedy.chrf.toFixed(2)}; beam 4 BLEU ${moxing.beam4.bleu.toFixed(2)}`,
+    `moxing: greedy BLEU ${moxing.greedy.bleu.toFixed(2)} chrF ${moxing.greedy.chrf.toFixed(2)}` +
+      (moxing.beam4 ? `; beam 4 BLEU ${moxing.beam4.bleu.toFixed(2)}` : ""),
   );
 
   const t = (await torchRun) as {
@@ -219,7 +253,7 @@ async function main(): Promise<void> {
     params: number;
     train_s: number;
     train_cpu_s: number;
-    log: { train_loss: number }[];
+    log: { train_loss: number; ms: number }[];
     hypotheses: { test: number[][] };
   } | null;
   let torch = null;
@@ -232,6 +266,9 @@ async function main(): Promise<void> {
       steps: t.log.length,
       train_loss: t.log[t.log.length - 1]?.train_loss,
       train_s: t.train_s,
+      train_cpu_s: t.train_cpu_s,
+      ms_per_step: (t.train_s * 1000) / t.log.length,
+      median_ms_per_step: median(t.log.map((l) => l.ms)),
       greedy: score(hyps),
     };
     log(`torch: greedy BLEU ${torch.greedy.bleu.toFixed(2)} chrF ${torch.greedy.chrf.toFixed(2)}`);
@@ -245,9 +282,12 @@ async function main(): Promise<void> {
     threads,
     params: model.numParameters(),
     batch_size: D.batchSize,
+    model: shape,
+    vocab: tokenizer.vocabSize,
     moxing,
     torch,
     bleu_diff: torch ? moxing.greedy.bleu - torch.greedy.bleu : null,
+    step_speedup: torch ? torch.ms_per_step / moxing.ms_per_step : null,
   };
   writeFileSync(join(out, "result.json"), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));

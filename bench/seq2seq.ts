@@ -7,6 +7,7 @@
 //   node scripts/bible-pairs.mjs --out data/bible         (once; needs Debian's diatheke + sword texts)
 //   node --import tsx bench/seq2seq.ts [--data data/bible] [--rounds 6] [--steps 3] [--batch-size 32]
 //        [--bucket 100] [--threads 2] [--json]
+//        [--d-model 256 --layers 3 --heads 4 --ffn 1024 --vocab-size 8000]   (train-seq2seq's default size)
 //
 // With --data the examples are the English->Spanish training pairs tokenized by a joint byte-level
 // BPE of 8,000 tokens trained on them (as train-seq2seq does); without it, random ids with the
@@ -25,7 +26,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import "../src/index.js";
-import { nativeInfo } from "../src/backends/native/index.js";
+import { nativeInfo, nativeTesting } from "../src/backends/native/index.js";
 import { MarianMTModel } from "../src/models/marian.js";
 import { AdamW } from "../src/optim/adamw.js";
 import { getBackend } from "../src/tensor/backend.js";
@@ -51,6 +52,20 @@ const batchSize = flag("batch-size", 32);
 const threads = flag("threads", 2);
 const bucket = flag("bucket", 100);
 const dataDir = str("data");
+const layers = flag("layers", 3);
+const heads = flag("heads", 4);
+const ffn = flag("ffn", 1024);
+const shape = {
+  d_model: flag("d-model", 256),
+  encoder_layers: layers,
+  decoder_layers: layers,
+  encoder_attention_heads: heads,
+  decoder_attention_heads: heads,
+  encoder_ffn_dim: ffn,
+  decoder_ffn_dim: ffn,
+};
+const vocabSize = flag("vocab-size", 8000);
+nativeTesting.setThreads(threads);
 const root = fileURLToPath(new URL("../", import.meta.url));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const MAX_LENGTH = 128;
@@ -60,7 +75,7 @@ function examples(): { ex: Example[]; vocab: number; pad: number; eos: number; s
   if (dataDir) {
     const read = (f: string) => readFileSync(join(dataDir, f), "utf8").replace(/\n$/, "").split("\n");
     const data = { source: read("train.en"), target: read("train.es") };
-    const tok = trainJointTokenizer(data, 8000);
+    const tok = trainJointTokenizer(data, vocabSize);
     const eos = tok.specialTokens.get(EOS_TOKEN) as number;
     return {
       ex: encodePairs(tok, data, eos, MAX_LENGTH),
@@ -73,14 +88,15 @@ function examples(): { ex: Example[]; vocab: number; pad: number; eos: number; s
   // Lengths like the Bible pairs' (a side: mean 33, most 15-55 tokens, long tail to 128).
   const g = new Generator(7);
   const len = () => Math.min(MAX_LENGTH, Math.max(2, Math.round(Math.exp(3.4 + 0.45 * g.normal()))));
-  const ids = (n: number) => [...Array.from({ length: n - 1 }, () => 2 + g.randint(7998)), 0];
+  const ids = (n: number) => [...Array.from({ length: n - 1 }, () => 2 + g.randint(vocabSize - 2)), 0];
   const ex = Array.from({ length: 4096 }, () => ({ src: ids(len()), tgt: ids(len()) }));
-  return { ex, vocab: 8000, pad: 1, eos: 0, source: "random ids with Bible-like lengths" };
+  return { ex, vocab: vocabSize, pad: 1, eos: 0, source: "random ids with Bible-like lengths" };
 }
 
 async function main(): Promise<void> {
   const { ex, vocab, pad, eos, source } = examples();
   const config = {
+    ...shape,
     vocab_size: vocab,
     decoder_vocab_size: vocab,
     pad_token_id: pad,
@@ -178,6 +194,7 @@ async function main(): Promise<void> {
     data: source,
     batch_size: batchSize,
     bucket,
+    model: shape,
     mean_tokens: { source: meanLen("src"), target: meanLen("tgt") },
     mean_padded_target: padded.reduce((a, b) => a + b, 0) / padded.length,
     params: { moxing: model.numParameters(), torch: torchInfo.params },
