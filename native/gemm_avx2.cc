@@ -121,10 +121,9 @@ inline void pack_b_panel_trans(i64 kc, const float* b, i64 cs, float* dst) {
 
 // Packs one full MR=6 panel of A: dst[p*6 + i] = A(i, p), A(i, p) = a[i*rs + p*cs]. Row-major A
 // (cs == 1, the activations) goes through 8x8 in-register transposes (rows 6 and 7 zero), each of
-// the eight 6-float groups written with one 8-float store that the next group's store overwrites;
-// column-major A (rs == 1, a transposed operand such as dYᵀ of a weight gradient) copies 6 floats
-// per p the same way. The scalar loops of gemm_body.inc moved one float per instruction there and
-// cost 5% of the nanoGPT-config training step. Returns false for other strides (generic loop).
+// the eight 6-float groups written with one 8-float store that the next group's store overwrites.
+// The scalar loop of gemm_body.inc moved one float per instruction. Returns false for other strides
+// (transposed A goes through pack_a_block below; any other layout through the generic loop).
 inline bool pack_a_panel(i64 kc, const float* a, i64 rs, i64 cs, float* dst) {
   const __m256i first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
   if (cs == 1) {
@@ -169,17 +168,43 @@ inline bool pack_a_panel(i64 kc, const float* a, i64 rs, i64 cs, float* dst) {
     }
     return true;
   }
-  if (rs == 1 && cs >= 2) {
-    // Reading 8 floats at a + p*cs stays inside A while a later p exists (its 6 floats end at
-    // a + (p+1)*cs + 5 >= a + p*cs + 7 when cs >= 2); the last p reads and writes only its 6.
-    i64 p = 0;
-    for (; p + 1 < kc; p++) _mm256_storeu_ps(dst + p * 6, _mm256_loadu_ps(a + p * cs));
-    if (p < kc) _mm256_maskstore_ps(dst + p * 6, first6, _mm256_maskload_ps(a + p * cs, first6));
-    return true;
-  }
   return false;
 }
 #define GEMM_PACK_A_PANEL pack_a_panel
+
+// Packs a whole A block when A is stored transposed (rs == 1: A(i, p) = a[i + p*cs], a weight
+// gradient's dYᵀ): one pass along each stored row p, which is contiguous, handing 6 floats to each
+// panel. Panel by panel, every panel walked kc rows cs floats apart and the loads waited on memory
+// (the hottest instruction of the pack in a profile). An 8-float load and store per panel and p:
+// the 2 extra floats read stay inside A while a later p exists (row p+1 follows), and the 2 extra
+// written are overwritten by the next p; the last p reads and writes only its 6. The rows of a
+// last partial panel (mc not a multiple of 6) are copied one float at a time, zero-padded.
+inline bool pack_a_block(i64 mc, i64 kc, const float* a, i64 rs, i64 cs, float* dst) {
+  if (rs != 1 || cs < 2) return false;
+  const __m256i first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  const i64 np = mc / 6, ps = 6 * kc;  // full panels; floats per packed panel
+  for (i64 p = 0; p < kc; p++) {
+    const float* s = a + p * cs;
+    float* d = dst + p * 6;
+    if (p + 1 < kc) {
+      for (i64 q = 0; q < np; q++) _mm256_storeu_ps(d + q * ps, _mm256_loadu_ps(s + q * 6));
+    } else {
+      for (i64 q = 0; q < np; q++) _mm256_maskstore_ps(d + q * ps, first6, _mm256_maskload_ps(s + q * 6, first6));
+    }
+  }
+  const i64 mr = mc - np * 6;
+  if (mr > 0) {
+    float* d = dst + np * ps;
+    const float* s = a + np * 6;
+    for (i64 p = 0; p < kc; p++) {
+      int i = 0;
+      for (; i < mr; i++) d[p * 6 + i] = s[i + p * cs];
+      for (; i < 6; i++) d[p * 6 + i] = 0.0f;
+    }
+  }
+  return true;
+}
+#define GEMM_PACK_A_BLOCK pack_a_block
 
 }  // namespace
 
