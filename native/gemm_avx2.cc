@@ -119,6 +119,93 @@ inline void pack_b_panel_trans(i64 kc, const float* b, i64 cs, float* dst) {
 }
 #define GEMM_PACK_B_PANEL_TRANS pack_b_panel_trans
 
+// Packs one full MR=6 panel of A: dst[p*6 + i] = A(i, p), A(i, p) = a[i*rs + p*cs]. Row-major A
+// (cs == 1, the activations) goes through 8x8 in-register transposes (rows 6 and 7 zero), each of
+// the eight 6-float groups written with one 8-float store that the next group's store overwrites.
+// The scalar loop of gemm_body.inc moved one float per instruction. Returns false for other strides
+// (transposed A goes through pack_a_block below; any other layout through the generic loop).
+inline bool pack_a_panel(i64 kc, const float* a, i64 rs, i64 cs, float* dst) {
+  const __m256i first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  if (cs == 1) {
+    const float* r0 = a;
+    const float* r1 = a + rs;
+    const float* r2 = a + 2 * rs;
+    const float* r3 = a + 3 * rs;
+    const float* r4 = a + 4 * rs;
+    const float* r5 = a + 5 * rs;
+    const __m256 z = _mm256_setzero_ps();
+    i64 p = 0;
+    for (; p + 8 <= kc; p += 8) {
+      const __m256 x0 = _mm256_loadu_ps(r0 + p), x1 = _mm256_loadu_ps(r1 + p);
+      const __m256 x2 = _mm256_loadu_ps(r2 + p), x3 = _mm256_loadu_ps(r3 + p);
+      const __m256 x4 = _mm256_loadu_ps(r4 + p), x5 = _mm256_loadu_ps(r5 + p);
+      const __m256 t0 = _mm256_unpacklo_ps(x0, x1), t1 = _mm256_unpackhi_ps(x0, x1);
+      const __m256 t2 = _mm256_unpacklo_ps(x2, x3), t3 = _mm256_unpackhi_ps(x2, x3);
+      const __m256 t4 = _mm256_unpacklo_ps(x4, x5), t5 = _mm256_unpackhi_ps(x4, x5);
+      const __m256 t6 = _mm256_unpacklo_ps(z, z), t7 = t6;
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + p * 6;
+      _mm256_storeu_ps(d + 0, _mm256_permute2f128_ps(u0, u4, 0x20));
+      _mm256_storeu_ps(d + 6, _mm256_permute2f128_ps(u1, u5, 0x20));
+      _mm256_storeu_ps(d + 12, _mm256_permute2f128_ps(u2, u6, 0x20));
+      _mm256_storeu_ps(d + 18, _mm256_permute2f128_ps(u3, u7, 0x20));
+      _mm256_storeu_ps(d + 24, _mm256_permute2f128_ps(u0, u4, 0x31));
+      _mm256_storeu_ps(d + 30, _mm256_permute2f128_ps(u1, u5, 0x31));
+      _mm256_storeu_ps(d + 36, _mm256_permute2f128_ps(u2, u6, 0x31));
+      _mm256_maskstore_ps(d + 42, first6, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; p < kc; p++) {
+      float* d = dst + p * 6;
+      d[0] = r0[p];
+      d[1] = r1[p];
+      d[2] = r2[p];
+      d[3] = r3[p];
+      d[4] = r4[p];
+      d[5] = r5[p];
+    }
+    return true;
+  }
+  return false;
+}
+#define GEMM_PACK_A_PANEL pack_a_panel
+
+// Packs a whole A block when A is stored transposed (rs == 1: A(i, p) = a[i + p*cs], a weight
+// gradient's dYᵀ): one pass along each stored row p, which is contiguous, handing 6 floats to each
+// panel. Panel by panel, every panel walked kc rows cs floats apart and the loads waited on memory
+// (the hottest instruction of the pack in a profile). An 8-float load and store per panel and p:
+// the 2 extra floats read stay inside A while a later p exists (row p+1 follows), and the 2 extra
+// written are overwritten by the next p; the last p reads and writes only its 6. The rows of a
+// last partial panel (mc not a multiple of 6) are copied one float at a time, zero-padded.
+inline bool pack_a_block(i64 mc, i64 kc, const float* a, i64 rs, i64 cs, float* dst) {
+  if (rs != 1 || cs < 2) return false;
+  const __m256i first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  const i64 np = mc / 6, ps = 6 * kc;  // full panels; floats per packed panel
+  for (i64 p = 0; p < kc; p++) {
+    const float* s = a + p * cs;
+    float* d = dst + p * 6;
+    if (p + 1 < kc) {
+      for (i64 q = 0; q < np; q++) _mm256_storeu_ps(d + q * ps, _mm256_loadu_ps(s + q * 6));
+    } else {
+      for (i64 q = 0; q < np; q++) _mm256_maskstore_ps(d + q * ps, first6, _mm256_maskload_ps(s + q * 6, first6));
+    }
+  }
+  const i64 mr = mc - np * 6;
+  if (mr > 0) {
+    float* d = dst + np * ps;
+    const float* s = a + np * 6;
+    for (i64 p = 0; p < kc; p++) {
+      int i = 0;
+      for (; i < mr; i++) d[p * 6 + i] = s[i + p * cs];
+      for (; i < 6; i++) d[p * 6 + i] = 0.0f;
+    }
+  }
+  return true;
+}
+#define GEMM_PACK_A_BLOCK pack_a_block
+
 }  // namespace
 
 #define GEMM_VW 8

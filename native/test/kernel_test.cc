@@ -124,6 +124,10 @@ void test_gemm() {
   check_matmul(3, 1, 300, 129, false, false, false);
   check_matmul(1, 700, 1, 64, false, false, false);
   check_matmul(1, 9, 500, 200, false, true, false);
+  // A panels packed with 8-float stores that overlap the next p's group: transposed A exactly one
+  // panel wide (column stride 6) and row-major A whose k leaves a tail after the 8-column blocks.
+  check_matmul(1, 6, 40, 37, true, false, false);
+  check_matmul(2, 12, 20, 19, false, false, false);
 }
 
 // ---- element-wise ------------------------------------------------------------------------------------
