@@ -222,6 +222,8 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
 
 struct QCtx {
   QDotFn dot;
+  void (*gemv_rows)(const uint8_t*, i64, const QX&, float*);
+  i64 gemv_n;
   const uint8_t* w;
   i64 rb;  // bytes per weight row
   QX x;
@@ -233,7 +235,10 @@ void qtask(void* c, i64 t) {
   const QCtx& q = *static_cast<const QCtx*>(c);
   const i64 n0 = (t % q.ntn) * q.nchunk, n1 = n0 + q.nchunk < q.N ? n0 + q.nchunk : q.N;
   const i64 m0 = (t / q.ntn) * q.mchunk, m1 = m0 + q.mchunk < q.M ? m0 + q.mchunk : q.M;
-  for (i64 n = n0; n < n1; n++) {
+  i64 n = n0;
+  if (q.gemv_rows && q.M == 1)
+    for (; n + q.gemv_n <= n1; n += q.gemv_n) q.gemv_rows(q.w + n * q.rb, q.rb, q.x, q.y + n);
+  for (; n < n1; n++) {
     const uint8_t* wr = q.w + n * q.rb;
     for (i64 m = m0; m < m1; m += 4) {
       const int rows = m1 - m < 4 ? (int)(m1 - m) : 4;
@@ -276,7 +281,7 @@ void quant_matmul(int type, const uint8_t* w, i64 N, i64 K, const float* x, i64 
     pool_run(tasks, f16task, &c);
     return;
   }
-  QCtx c{dot_for(type), w, quant_row_bytes(type, K), qx, y, M, N, 0, 0, 0};
+  QCtx c{dot_for(type), quant_table()->gemv_rows[type], quant_table()->gemv_n[type], w, quant_row_bytes(type, K), qx, y, M, N, 0, 0, 0};
   if (M == 1) {
     // About 4 chunks per thread (rows of 4), so a thread slowed by a busy core is caught up by the others.
     i64 ch = (N + 4 * T - 1) / (4 * T);

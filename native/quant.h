@@ -39,6 +39,9 @@ typedef void (*QDotFn)(const uint8_t* w, const QX& x, i64 m0, int rows, float* y
 struct QuantKernels {
   const char* name;  // "avx512vnni", "avx2", "neon", "generic"
   QDotFn dot[QT_MAX];
+  // Optional, generation: gemv_n[type] weight rows w, w + ldw, ... with activation row 0 into y[0..n).
+  void (*gemv_rows[QT_MAX])(const uint8_t* w, i64 ldw, const QX& x, float* y);
+  int gemv_n[QT_MAX];
   // Rows of F16 weights as float32 (n values), for the prompt path that multiplies decoded tiles.
   void (*f16_to_f32)(const uint16_t* h, float* out, i64 n);
 };
