@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -247,38 +248,59 @@ void qtask(void* c, i64 t) {
   }
 }
 
-// F16 weights, several activation rows: float32 tiles of weight rows times the float GEMM.
-struct F16Ctx {
-  const uint16_t* w;
+// Several activation rows (prompt processing): tiles of weight rows decoded to float32 and multiplied
+// by the float GEMM with the activations as ggml rounds them (q · d, or float16 values for F16): the
+// reference's arithmetic, at the float GEMM's speed, the decoding paid once per tile for all rows.
+struct TileCtx {
+  void (*dequant)(const uint8_t*, float*, i64);
+  const uint8_t* w;
+  i64 rb;
   const float* x;
   float* y;
   i64 M, N, K, nchunk;
-  void (*cvt)(const uint16_t*, float*, i64);
 };
 thread_local std::vector<float> tl_tile, tl_out;
 
-void f16task(void* c, i64 t) {
-  const F16Ctx& q = *static_cast<const F16Ctx*>(c);
+void tile_task(void* c, i64 t) {
+  const TileCtx& q = *static_cast<const TileCtx*>(c);
   const i64 n0 = t * q.nchunk, nn = n0 + q.nchunk < q.N ? q.nchunk : q.N - n0;
   if ((i64)tl_tile.size() < nn * q.K) tl_tile.resize((size_t)(nn * q.K));
   if ((i64)tl_out.size() < nn * q.M) tl_out.resize((size_t)(nn * q.M));
-  q.cvt(q.w + n0 * q.K, tl_tile.data(), nn * q.K);
+  for (i64 r = 0; r < nn; r++) q.dequant(q.w + (n0 + r) * q.rb, tl_tile.data() + r * q.K, q.K);
   // (M, K) x (K, nn): the tile's rows are the columns of B (rsb 1, csb K). Runs serially here.
   matmul(q.x, 0, q.K, 1, tl_tile.data(), 0, 1, q.K, tl_out.data(), 1, q.M, nn, q.K);
   for (i64 m = 0; m < q.M; m++) std::memcpy(q.y + m * q.N + n0, tl_out.data() + m * nn, sizeof(float) * (size_t)nn);
 }
 
+thread_local std::vector<float> tl_xf;
+
+// The rounded activations as float32 values (q · d).
+const float* rounded_floats(int type, const QX& qx, i64 M, i64 K) {
+  if (qx.f) return qx.f;
+  if ((i64)tl_xf.size() < M * K) tl_xf.resize((size_t)(M * K));
+  const i64 blk = act_kind(type) == ACT_Q8_K ? 256 : 32;
+  for (i64 i = 0; i < M * K; i++) tl_xf[i] = qx.d[i / blk] * (float)qx.q[i];
+  return tl_xf.data();
+}
+
 }  // namespace
+
+// From this many activation rows on, decoded tiles and the float GEMM beat the integer dot products
+// (MOXING_QUANT_TILE_ROWS overrides it, for benchmarks).
+const i64 kTileRows = [] {
+  const char* e = std::getenv("MOXING_QUANT_TILE_ROWS");
+  return e && *e ? (i64)std::atoll(e) : (i64)8;
+}();
 
 // y (M, N) = x (M, K) · Wᵀ for W (N, K) in `type`. The caller has checked the sizes.
 void quant_matmul(int type, const uint8_t* w, i64 N, i64 K, const float* x, i64 M, float* y) {
   const QX qx = quantize_acts(type, x, M, K);
   const int T = pool_threads();
-  if (type == QT_F16 && M >= 8) {
-    F16Ctx c{reinterpret_cast<const uint16_t*>(w), qx.f, y, M, N, K, 0, quant_table()->f16_to_f32};
-    c.nchunk = 64;
-    const i64 tasks = (N + c.nchunk - 1) / c.nchunk;
-    pool_run(tasks, f16task, &c);
+  const QuantKernels* k = quant_table();
+  auto dq = k->dequant[type] ? k->dequant[type] : quant_generic.dequant[type];
+  if (M >= kTileRows && dq) {
+    TileCtx c{dq, w, quant_row_bytes(type, K), rounded_floats(type, qx, M, K), y, M, N, K, 64};
+    pool_run((N + c.nchunk - 1) / c.nchunk, tile_task, &c);
     return;
   }
   QCtx c{dot_for(type), quant_table()->gemv_rows[type], quant_table()->gemv_n[type], w, quant_row_bytes(type, K), qx, y, M, N, 0, 0, 0};

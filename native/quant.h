@@ -42,6 +42,9 @@ struct QuantKernels {
   // Optional, generation: gemv_n[type] weight rows w, w + ldw, ... with activation row 0 into y[0..n).
   void (*gemv_rows[QT_MAX])(const uint8_t* w, i64 ldw, const QX& x, float* y);
   int gemv_n[QT_MAX];
+  // One weight row of K values decoded to float32 (as quant/ggml.ts decodes it), for prompt
+  // processing, which multiplies decoded tiles with the float GEMM.
+  void (*dequant[QT_MAX])(const uint8_t* w, float* out, i64 K);
   // Rows of F16 weights as float32 (n values), for the prompt path that multiplies decoded tiles.
   void (*f16_to_f32)(const uint16_t* h, float* out, i64 n);
 };

@@ -222,6 +222,98 @@ void dot_half(const uint8_t* w, const QX& x, i64 m0, int rows, float* y, i64 ldy
   }
 }
 
+// Rows of K values as float32, exactly as the TypeScript decoders (quant/ggml.ts) and gguf-py give them.
+void dq_q8_0(const uint8_t* w, float* out, i64 K) {
+  for (i64 b = 0; b < K / QK8; b++) {
+    const uint8_t* blk = w + 34 * b;
+    const float d = ld_h(blk);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+    for (int j = 0; j < QK8; j++) out[QK8 * b + j] = q[j] * d;
+  }
+}
+
+void dq_q4_0(const uint8_t* w, float* out, i64 K) {
+  for (i64 b = 0; b < K / QK8; b++) {
+    const uint8_t* blk = w + 18 * b;
+    const float d = ld_h(blk);
+    for (int j = 0; j < 16; j++) {
+      out[QK8 * b + j] = ((blk[2 + j] & 0xf) - 8) * d;
+      out[QK8 * b + j + 16] = ((blk[2 + j] >> 4) - 8) * d;
+    }
+  }
+}
+
+void dq_q5_0(const uint8_t* w, float* out, i64 K) {
+  for (i64 b = 0; b < K / QK8; b++) {
+    const uint8_t* blk = w + 22 * b;
+    const float d = ld_h(blk);
+    uint32_t qh;
+    std::memcpy(&qh, blk + 2, 4);
+    for (int j = 0; j < 16; j++) {
+      const int lo = (blk[6 + j] & 0xf) | (int)(((qh >> j) & 1) << 4);
+      const int hi = (blk[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+      out[QK8 * b + j] = (lo - 16) * d;
+      out[QK8 * b + j + 16] = (hi - 16) * d;
+    }
+  }
+}
+
+template <bool FIVE>
+void dq_qk45(const uint8_t* w, float* out, i64 K) {
+  const int bytes = FIVE ? 176 : 144;
+  for (i64 b = 0; b < K / QKK; b++) {
+    const uint8_t* blk = w + bytes * b;
+    const float d = ld_h(blk), dmin = ld_h(blk + 2);
+    const uint8_t* qh = blk + 16;
+    const uint8_t* qs = blk + (FIVE ? 48 : 16);
+    for (int c = 0; c < 4; c++) {
+      int sc1, m1, sc2, m2;
+      scale_min(blk + 4, 2 * c, sc1, m1);
+      scale_min(blk + 4, 2 * c + 1, sc2, m2);
+      const float d1 = d * sc1, dm1 = dmin * m1, d2 = d * sc2, dm2 = dmin * m2;
+      float* o = out + QKK * b + 64 * c;
+      for (int l = 0; l < 32; l++) {
+        int lo = qs[32 * c + l] & 0xf, hi = qs[32 * c + l] >> 4;
+        if (FIVE) {
+          lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+          hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+        }
+        o[l] = d1 * lo - dm1;
+        o[32 + l] = d2 * hi - dm2;
+      }
+    }
+  }
+}
+
+void dq_q6_k(const uint8_t* w, float* out, i64 K) {
+  for (i64 b = 0; b < K / QKK; b++) {
+    const uint8_t* blk = w + 210 * b;
+    const float d = ld_h(blk + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    for (int h = 0; h < 2; h++) {
+      const uint8_t* ql = blk + 64 * h;
+      const uint8_t* qh = blk + 128 + 32 * h;
+      float* o = out + QKK * b + 128 * h;
+      for (int l = 0; l < 32; l++) {
+        const int g = l / 16;
+        o[l] = d * sc[8 * h + g] * (((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32);
+        o[l + 32] = d * sc[8 * h + g + 2] * (((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        o[l + 64] = d * sc[8 * h + g + 4] * (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        o[l + 96] = d * sc[8 * h + g + 6] * (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+    }
+  }
+}
+
+void dq_bf16(const uint8_t* w, float* out, i64 K) {
+  for (i64 i = 0; i < K; i++) {
+    uint16_t h;
+    std::memcpy(&h, w + 2 * i, 2);
+    const uint32_t bits = (uint32_t)h << 16;
+    std::memcpy(out + i, &bits, 4);
+  }
+}
+
 void f16_to_f32(const uint16_t* h, float* out, i64 n) {
   for (i64 i = 0; i < n; i++) {
     uint16_t v;
@@ -229,6 +321,8 @@ void f16_to_f32(const uint16_t* h, float* out, i64 n) {
     out[i] = h2f(v);
   }
 }
+
+void dq_f16(const uint8_t* w, float* out, i64 K) { f16_to_f32(reinterpret_cast<const uint16_t*>(w), out, K); }
 
 constexpr QuantKernels make() {
   QuantKernels k{};
@@ -242,6 +336,14 @@ constexpr QuantKernels make() {
   k.dot[QT_Q5_K] = dot_qk45<true>;
   k.dot[QT_Q6_K] = dot_q6_k;
   k.f16_to_f32 = f16_to_f32;
+  k.dequant[QT_F16] = dq_f16;
+  k.dequant[QT_BF16] = dq_bf16;
+  k.dequant[QT_Q8_0] = dq_q8_0;
+  k.dequant[QT_Q4_0] = dq_q4_0;
+  k.dequant[QT_Q5_0] = dq_q5_0;
+  k.dequant[QT_Q4_K] = dq_qk45<false>;
+  k.dequant[QT_Q5_K] = dq_qk45<true>;
+  k.dequant[QT_Q6_K] = dq_q6_k;
   return k;
 }
 
