@@ -189,8 +189,11 @@ static bool cpuid_bit(unsigned leaf, int reg, unsigned bit) {
   __cpuid_count(leaf, 0, r[0], r[1], r[2], r[3]);
   return (r[reg] >> bit) & 1;
 }
-bool cpu_f16c() { return g_cpu.avx2 && cpuid_bit(1, 2, 29); }
-bool cpu_avx512_vnni() { return g_cpu.avx512 && cpuid_bit(7, 1, 30) && cpuid_bit(7, 2, 11); }
+// Read once: cpuid is serialising, and in a virtual machine each one traps to the hypervisor.
+static const bool g_f16c = g_cpu.avx2 && cpuid_bit(1, 2, 29);
+static const bool g_avx512_vnni = g_cpu.avx512 && cpuid_bit(7, 1, 30) && cpuid_bit(7, 2, 11);
+bool cpu_f16c() { return g_f16c; }
+bool cpu_avx512_vnni() { return g_avx512_vnni; }
 #else
 bool cpu_f16c() { return false; }
 bool cpu_avx512_vnni() { return false; }

@@ -176,7 +176,8 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
       const float d = amax / 127.f;
       const float id = amax != 0.f ? 127.f / amax : 0.f;
       A.d[b] = h2f(f2h(d));
-      for (int j = 0; j < 32; j++) q[j] = (int8_t)std::nearbyint(xb[j] * id);  // half to even (_mm256_round_ps)
+      // half to even, as _mm256_round_ps (|x · id| <= 127, so nearest_int's float trick is exact)
+      for (int j = 0; j < 32; j++) q[j] = (int8_t)nearest_int(xb[j] * id);
     }
     out.q = A.q.data();
     out.d = A.d.data();
