@@ -45,10 +45,34 @@
       "sources": ["native/gemm_neon.cc", "native/kernels_neon.cc"]
     },
     {
+      # The quantised dot products (quant_<isa>.cc, chosen by quant.cc), one library per set as above.
+      "target_name": "moxing_quant_generic",
+      "type": "static_library",
+      "sources": ["native/quant_generic.cc"]
+    },
+    {
+      "target_name": "moxing_quant_avx2",
+      "type": "static_library",
+      "sources": ["native/quant_avx2.cc"],
+      "conditions": [["target_arch=='x64'", {
+        "cflags": ["-mavx2", "-mfma", "-mf16c"],
+        "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-mavx2", "-mfma", "-mf16c"]}
+      }]]
+    },
+    {
+      "target_name": "moxing_quant_avx512",
+      "type": "static_library",
+      "sources": ["native/quant_avx512.cc"],
+      "conditions": [["target_arch=='x64'", {
+        "cflags": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c"],
+        "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c"]}
+      }]]
+    },
+    {
       "target_name": "moxing_native",
-      "dependencies": ["moxing_isa_generic"],
+      "dependencies": ["moxing_isa_generic", "moxing_quant_generic"],
       "conditions": [
-        ["target_arch=='x64'", {"dependencies": ["moxing_isa_avx512", "moxing_isa_avx2"]}],
+        ["target_arch=='x64'", {"dependencies": ["moxing_isa_avx512", "moxing_isa_avx2", "moxing_quant_avx2", "moxing_quant_avx512"]}],
         ["target_arch=='arm64'", {"dependencies": ["moxing_isa_neon"]}]
       ],
       "sources": [
@@ -59,7 +83,8 @@
         "native/ops.cc",
         "native/fused.cc",
         "native/attention.cc",
-        "native/memory.cc"
+        "native/memory.cc",
+        "native/quant.cc"
       ],
       "defines": ["NAPI_VERSION=8"],
       "libraries": ["-lpthread"]

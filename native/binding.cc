@@ -17,6 +17,10 @@
 
 using namespace mx;
 
+namespace mx {
+void quant_register(napi_env env, napi_value exports, double* P);  // quant.cc: quantised products, mapFile
+}
+
 namespace {
 
 constexpr size_t kParams = 1024;
@@ -753,6 +757,7 @@ napi_value init(napi_env env, napi_value exports) {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, P, &v);
     napi_set_named_property(env, exports, f.name, v);
   }
+  quant_register(env, exports, P);
   // Interface revision: 2 added alloc and attention's kv stride (P[6]). The TypeScript side checks
   // it so a stale build is never handed parameters it would ignore.
   napi_value abi;

@@ -180,4 +180,23 @@ const char* isa_available() { return g_available; }
 const char* isa_error() { return g_init ? nullptr : g_error; }
 bool isa_force(const char* name) { return force(find(name)); }
 
+// Two more features, for the quantised kernels (quant.cc): F16C (float16 conversion; every AVX2 CPU
+// moxing has met has it, but it is its own cpuid bit) and AVX-512 VNNI with BW and VL (vpdpbusd).
+#if defined(__x86_64__)
+static bool cpuid_bit(unsigned leaf, int reg, unsigned bit) {
+  unsigned r[4] = {0, 0, 0, 0};
+  if (__get_cpuid_max(0, nullptr) < leaf) return false;
+  __cpuid_count(leaf, 0, r[0], r[1], r[2], r[3]);
+  return (r[reg] >> bit) & 1;
+}
+// Read once: cpuid is serialising, and in a virtual machine each one traps to the hypervisor.
+static const bool g_f16c = g_cpu.avx2 && cpuid_bit(1, 2, 29);
+static const bool g_avx512_vnni = g_cpu.avx512 && cpuid_bit(7, 1, 30) && cpuid_bit(7, 2, 11);
+bool cpu_f16c() { return g_f16c; }
+bool cpu_avx512_vnni() { return g_avx512_vnni; }
+#else
+bool cpu_f16c() { return false; }
+bool cpu_avx512_vnni() { return false; }
+#endif
+
 }  // namespace mx

@@ -13,11 +13,13 @@
 // layout), so its converter permutes the rows of attn_q and attn_k from Hugging Face's rotate-half
 // layout; reading undoes that permutation and writing applies it. qwen2/qwen3 use rotate-half as is.
 //
-// Reading is lazy and in place: the header is parsed first, the model is built with empty weights
-// of each tensor's own type, and every tensor's bytes are read straight into them. Quantised and
-// float16 matrices stay in their GGML type (nn/quantized.ts decodes rows on the fly), so resident
-// memory after loading is about the file's size. (Mapping the file instead of reading it would
-// need native code: left to the native backend.)
+// Reading is lazy and in place: the header is parsed first, then the model is built. With the
+// native addon the file is memory-mapped (copy-on-write, never written back) and every quantised or
+// float16 matrix is a view of its bytes in the mapping: nothing is copied, pages come from the page
+// cache as the kernels first touch them and are shared with it. Without the addon (or with
+// MOXING_MMAP=0) every tensor's bytes are read straight into a buffer of its own type. Either way
+// matrices stay in their GGML type (nn/quantized.ts computes on the blocks), so resident memory
+// after loading is about the file's size; only float32 tensors (norm gains, biases) are copied.
 //
 // Tokenizers: tokenizer.ggml.model "gpt2" (byte-level BPE, with the pre-tokenizer named by
 // tokenizer.ggml.pre: llama-bpe, qwen2, smollm, gpt-2) and "llama" (SentencePiece with byte
@@ -26,10 +28,11 @@
 
 import { closeSync, openSync } from "node:fs";
 import { basename } from "node:path";
+import { nativeMapFile } from "../backends/native/index.js";
 import type { Llama, LlamaConfig, LlamaModelType } from "../models/llama.js";
 import type { AnyWeight } from "../nn/quantized.js";
 import type { RopeScaling } from "../nn/rotary.js";
-import { GGML_TYPE_INFO, type GGMLTypeName, ggmlTypeById, QuantizedTensor } from "../quant/ggml.js";
+import { GGML_TYPE_INFO, type GGMLTypeName, ggmlTypeById, QuantizedTensor, tensorBytes } from "../quant/ggml.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { HFTokenizer } from "../tokenizers/hf-tokenizer.js";
 import { CheckpointError } from "./checkpoint.js";
@@ -376,6 +379,9 @@ export function loadLlamaGGUF(path: string): { model: Llama; tokenizer: HFTokeni
     byHF.set(hf, t);
   }
   const fd = openSync(path, "r");
+  // The whole file mapped (null: read instead). Views of it are bounds-checked against its length.
+  const mapped = nativeMapFile(path);
+  const views = new Set<QuantizedTensor>(); // weights that are views of the mapping: nothing to read
   try {
     let freqFactors: Float32Array | undefined;
     if (ropeFreqs) {
@@ -389,7 +395,18 @@ export function loadLlamaGGUF(path: string): { model: Llama; tokenizer: HFTokeni
       quantized: (name, shape) => {
         const t = byHF.get(name);
         const info = t ? ggmlTypeById(t.type) : undefined;
-        return info && info.name !== "F32" ? new QuantizedTensor(info.name, shape) : null;
+        if (!t || !info || info.name === "F32") return null;
+        if (!mapped || t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+          return new QuantizedTensor(info.name, shape); // read below (or refused there, naming the shapes)
+        }
+        const start = file.dataStart + t.offset;
+        const bytes = tensorBytes(info.name, shape);
+        if (start + bytes > mapped.byteLength) {
+          throw new GGUFError(`${path}: tensor ${quoteName(t.name)}: the file ended inside it`);
+        }
+        const q = new QuantizedTensor(info.name, shape, new Uint8Array(mapped, start, bytes));
+        views.add(q);
+        return q;
       },
     });
     for (const [name, w] of weights) {
@@ -403,7 +420,7 @@ export function loadLlamaGGUF(path: string): { model: Llama; tokenizer: HFTokeni
       if (t.shape.length !== w.shape.length || t.shape.some((d, i) => d !== w.shape[i])) {
         throw new GGUFError(`${where} has shape [${t.shape.join(", ")}] but the model needs [${w.shape.join(", ")}]`);
       }
-      readWeight(fd, file.dataStart + t.offset, t, w, where);
+      if (!(w instanceof QuantizedTensor && views.has(w))) readWeight(fd, file.dataStart + t.offset, t, w, where);
       byHF.delete(name);
       if (arch === "llama" && /self_attn\.[qk]_proj\.(weight|bias)$/.test(name)) {
         const heads = name.includes(".q_proj.") ? config.num_attention_heads : config.num_key_value_heads;

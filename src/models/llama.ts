@@ -24,8 +24,9 @@ import { type RopeScaling, RotaryEmbedding } from "../nn/rotary.js";
 import { SwiGLU } from "../nn/swiglu.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { QuantizedTensor } from "../quant/ggml.js";
-import { noGrad } from "../tensor/autograd.js";
+import { isGradEnabled, noGrad } from "../tensor/autograd.js";
 import { empty } from "../tensor/creation.js";
+import { scopedTensor } from "../tensor/memory.js";
 import { crossEntropy, linear, slice } from "../tensor/ops.js";
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -254,8 +255,12 @@ export class Llama extends Module {
       );
     }
     let x = this.model.embed_tokens.forward(idx); // (B, T, C)
+    // Without gradients (generation), each layer's temporaries go back to the arena as soon as the
+    // layer is done (a 128-token prompt through SmolLM2-135M's 30 layers otherwise holds 300 MB).
+    const scoped = !isGradEnabled();
     this.model.layers.items.forEach((layer, i) => {
-      x = layer.forward(x, this.rotary, caches?.[i] ?? null);
+      const run = () => layer.forward(x, this.rotary, caches?.[i] ?? null);
+      x = scoped ? scopedTensor(run, x) : run();
     });
     return this.model.norm.forward(x);
   }

@@ -1,13 +1,14 @@
 // Layers whose weights may be quantised: QLinear and QEmbedding hold either a float32 parameter
 // (trainable, as Linear and Embedding) or a QuantizedTensor, the GGML blocks of a GGUF file kept
-// as they are in memory. A quantised weight decodes a few rows at a time into a small float32
-// buffer that the backend's matrix product reads, so a 4-bit model stays about a quarter of its
-// float32 size while it runs (correct; native kernels that compute on the blocks directly come later).
+// as they are in memory. A backend with quantised kernels (the native one: native/quant.cc) computes
+// on the blocks directly; elsewhere a quantised weight decodes a few rows at a time into a small
+// float32 buffer that the backend's matrix product reads. Either way a 4-bit model stays about a
+// quarter of its float32 size while it runs.
 //
 // Both layers are built from tensors handed to them, so a loader creates each weight once, in its
 // final memory, with no random initialisation first; `ParamFactory` is how a model asks for them.
 
-import { QuantizedTensor, roundActivations } from "../quant/ggml.js";
+import { GGML_TYPE, QuantizedTensor, roundActivations } from "../quant/ggml.js";
 import { isGradEnabled, noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
 import { empty, full, tensor, zeros } from "../tensor/creation.js";
@@ -60,8 +61,10 @@ const CHUNK_BYTES = 1 << 20;
 /**
  * y = x · Wᵀ + b for a quantised W (N, K), computed as llama.cpp's CPU backend does: x is rounded to
  * the weight type's dot-product type (Q8_0 blocks for Q8_0/Q4_0, Q8_K for K-quants, float16 for F16;
- * quant/ggml.ts roundActivations), then rows of W are decoded in chunks, each multiplied by the
- * backend's matmul straight into its columns of y. When x needs a gradient (an adapter trained on a
+ * quant/ggml.ts roundActivations), then multiplied with W's blocks. A backend with `quantMatmul`
+ * (native) does both steps itself, in integer dot products per block; otherwise rows of W are decoded
+ * in chunks, each multiplied by the backend's matmul straight into its columns of y (the reference
+ * that the native kernels are tested against). When x needs a gradient (an adapter trained on a
  * quantised model), the whole of W is decoded and the ordinary `linear` records the step, on x as it is.
  */
 export function quantizedLinear(x: Tensor, w: QuantizedTensor, bias: Tensor | null = null): Tensor {
@@ -70,11 +73,20 @@ export function quantizedLinear(x: Tensor, w: QuantizedTensor, bias: Tensor | nu
   if (isGradEnabled() && x.requiresGrad) return linear(x, tensor(w.toFloat32(), { shape: [N, K] }), bias);
   const x2 = contiguous(x);
   const M = x2.size / K;
+  const be = getBackend();
+  if (be.quantMatmul && M > 0 && N > 0) {
+    const out = empty([...x.shape.slice(0, -1), N]);
+    const o = out.data as Float32Array;
+    const xs = (x2.data as Float32Array).subarray(x2.offset, x2.offset + x2.size);
+    if (be.quantMatmul(GGML_TYPE[w.type], w.data, xs, o, M, N, K)) {
+      if (bias) be.binary("add", out, broadcastView(bias, out.shape), o);
+      return out;
+    }
+  }
   const xr = (x2.data as Float32Array).slice(x2.offset, x2.offset + x2.size);
   for (let m = 0; m < M; m++) roundActivations(w.type, xr, m * K, K);
   const out = empty([...x.shape.slice(0, -1), N]);
   const o = out.data as Float32Array;
-  const be = getBackend();
   const R = Math.max(1, Math.min(N, Math.floor(CHUNK_BYTES / (4 * K))));
   if (scratch.length < R * K) scratch = new Float32Array(R * K);
   const tmp = M > 1 ? new Float32Array(M * R) : null;

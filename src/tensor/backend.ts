@@ -63,6 +63,11 @@ export interface Backend {
   /** Optional: zero-filled memory for long-lived large tensors (the native backend maps it with
    *  2 MiB pages), or null when it cannot; core then keeps ordinary ArrayBuffers. */
   allocate?(bytes: number): ArrayBuffer | null;
+  /** Optional: y (M, N) = x (M, K) · Wᵀ for a weight W (N, K) held as the raw blocks of GGML type
+   *  `ggmlType` (ggml's numbering), computed on the blocks as llama.cpp's CPU backend does (the
+   *  activations quantised to the weight type's dot-product type). False, computing nothing, when the
+   *  backend has no kernel for that type and row length; core then decodes rows and uses matmul. */
+  quantMatmul?(ggmlType: number, w: Uint8Array, x: Float32Array, y: Float32Array, M: number, N: number, K: number): boolean;
 }
 
 /** Fused kernels work on contiguous row-major buffers of `rows` rows of `cols` columns. */

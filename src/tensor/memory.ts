@@ -163,6 +163,22 @@ export function scoped<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * Run fn, which returns a tensor, and hand every buffer it took from the current arena back at once
+ * except the one the result lives in; also hand back `done` (a tensor's buffer the caller no longer
+ * needs, such as the input fn consumed), when the arena owns it. For a stack of layers run without
+ * gradients (generation, prompt processing): the arena then holds about one layer's temporaries,
+ * not every layer's. Without an arena, just fn().
+ */
+export function scopedTensor(fn: () => Tensor, done: Tensor | null = null): Tensor {
+  const arena = current;
+  if (!arena) return fn();
+  const { result, allocated } = arena.collect(fn);
+  for (const buf of allocated) if (buf !== result.data) arena.release(buf);
+  if (done && done.data !== result.data) arena.release(done.data);
+  return result;
+}
+
 /** Run fn with no arena: what it creates survives resets (optimizer state, parameter grads). */
 export function persistent<T>(fn: () => T): T {
   const prev = current;

@@ -81,6 +81,10 @@ interface Addon {
   setIsa(name: string): boolean;
   setThreads(n: number): void;
   alloc?(bytes: number): ArrayBuffer | null;
+  /** Quantised products (native/quant.cc); P[0] GGML type, P[1] N, P[2] K, P[3] M. */
+  quantMatmul?(w: Uint8Array, x: Float32Array, y: Float32Array): void;
+  quantInfo?(): { isa: string; types: number[] };
+  mapFile?(path: string): ArrayBuffer | null;
   /** Interface revision (absent before 2). */
   abi?: number;
 }
@@ -268,6 +272,11 @@ function makeBackend(A: Addon): Backend {
   // An addon built before alloc existed leaves core with plain buffers, as MOXING_HUGE_PAGES=0 does.
   const alloc = typeof A.alloc === "function" && process.env.MOXING_HUGE_PAGES !== "0" ? A.alloc.bind(A) : null;
 
+  // GGML types with a native kernel (the generic table has every type quant.cc knows).
+  const quantTypes = new Set(typeof A.quantMatmul === "function" && A.quantInfo ? [1, 2, 6, 8, 12, 13, 14, 30] : []);
+  // Rows must be whole blocks of the type (32 values, 256 for the K-quants).
+  const quantBlock = (t: number) => (t === 12 || t === 13 || t === 14 ? 256 : t === 1 || t === 30 ? 1 : 32);
+
   let threadCount = A.info().threads;
   refreshThreads = () => {
     threadCount = A.info().threads;
@@ -328,6 +337,15 @@ function makeBackend(A: Addon): Backend {
     allocate(bytes: number): ArrayBuffer | null {
       return alloc ? alloc(bytes) : null;
     },
+    quantMatmul(ggmlType: number, w: Uint8Array, x: Float32Array, y: Float32Array, M: number, N: number, K: number): boolean {
+      if (!quantTypes.has(ggmlType) || K % quantBlock(ggmlType) !== 0) return false;
+      P[0] = ggmlType;
+      P[1] = N;
+      P[2] = K;
+      P[3] = M;
+      (A.quantMatmul as NonNullable<Addon["quantMatmul"]>)(w, x, y);
+      return true;
+    },
   };
 }
 
@@ -356,18 +374,33 @@ export interface NativeInfo {
   kernels: Partial<Record<KernelFamily, string>>;
   /** The instruction sets this CPU runs, best first (what MOXING_ISA may name). */
   available: Isa[];
+  /** The set serving the quantised matrix products ("avx512vnni", "avx2", "generic"; "none" without them). */
+  quant: string;
 }
 
 /** Which instruction set serves each kernel family, the sets this CPU runs, and the thread count. */
 export function nativeInfo(): NativeInfo {
-  if (!addon) return { isa: "none", threads: 0, kernels: {}, available: [] };
+  if (!addon) return { isa: "none", threads: 0, kernels: {}, available: [], quant: "none" };
   const i = addon.info();
   return {
     isa: i.isa,
     threads: i.threads,
     kernels: i.kernels ?? {},
     available: (i.available ?? i.isa).split(",").filter(Boolean) as Isa[],
+    quant: addon.quantInfo ? addon.quantInfo().isa : "none",
   };
+}
+
+/**
+ * The whole of a file mapped into memory copy-on-write (the addon's mmap), or null where that is
+ * not possible (no addon, no mmap, an empty file): pages are read from the page cache when touched
+ * and shared with it, never written back. Views into it are bounds-checked by JavaScript against the
+ * buffer, whose length is the file's size. A file truncated by another process while mapped makes
+ * reading its lost pages fault (SIGBUS), as with every mapped file (llama.cpp's included).
+ */
+export function nativeMapFile(path: string): ArrayBuffer | null {
+  if (!loaded.addon || typeof loaded.addon.mapFile !== "function" || process.env.MOXING_MMAP === "0") return null;
+  return loaded.addon.mapFile(path);
 }
 
 /** Test and benchmark hooks. setIsa serves every kernel family from one instruction set and
