@@ -40,6 +40,7 @@ try {
     port: 0,
     db: join(tmp, "fb.db"),
     runsDir: join(tmp, "runs"),
+    learn: { steps: 30, learningRate: 3e-3 }, // the tiny demo model needs a stronger update than the default
   });
   const browser = await chromium.launch({ executablePath: process.env.MOXING_CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
   try {

@@ -1,6 +1,7 @@
 // `moxing serve`: the OpenAI-compatible server and the studio, until Ctrl-C or SIGTERM.
 
 import { createServer } from "../serve/server.js";
+import { LEARN_DEFAULTS } from "../serve/studio.js";
 import type { Command } from "./util.js";
 import { num, parseFlags, UsageError } from "./util.js";
 
@@ -21,6 +22,9 @@ Usage: moxing serve --model DIR|FILE [--model ...] [flags]
   --max-tokens N         max_tokens when a request gives none (default 256)
   --max-tokens-limit N   the largest max_tokens a request may ask for (default 4096)
   --shutdown-timeout S   on SIGTERM or Ctrl-C, seconds to let running answers finish (default 10)
+  --learn-steps N        the studio's "learn now": LoRA steps (default ${LEARN_DEFAULTS.steps})
+  --learn-rate LR        its learning rate (default ${LEARN_DEFAULTS.learningRate})
+  --lora-r N             its adapters' rank (default ${LEARN_DEFAULTS.rank})
 
 API (https://platform.openai.com/docs/api-reference; use any OpenAI client with base URL http://HOST:PORT/v1):
   POST /v1/chat/completions   messages, stream, max_tokens, temperature, top_p, stop, seed, n, logprobs,
@@ -44,6 +48,9 @@ export const serveCommand: Command = {
       "max-tokens": { type: "string" },
       "max-tokens-limit": { type: "string" },
       "shutdown-timeout": { type: "string" },
+      "learn-steps": { type: "string" },
+      "learn-rate": { type: "string" },
+      "lora-r": { type: "string" },
     });
     if (positionals.length) throw new UsageError(`serve: unexpected argument '${positionals[0]}'; give models with --model`);
     if (!v.model?.length) throw new UsageError("serve: --model DIR|FILE is required");
@@ -67,6 +74,11 @@ export const serveCommand: Command = {
       maxQueue: num("serve", "max-queue", v["max-queue"], 64, { int: true, min: 0 }),
       defaultMaxTokens,
       maxTokensLimit,
+      learn: {
+        steps: num("serve", "learn-steps", v["learn-steps"], LEARN_DEFAULTS.steps, { int: true, min: 1 }),
+        learningRate: num("serve", "learn-rate", v["learn-rate"], LEARN_DEFAULTS.learningRate, { min: 0 }),
+        rank: num("serve", "lora-r", v["lora-r"], LEARN_DEFAULTS.rank, { int: true, min: 1 }),
+      },
     });
     const ids = [...server.ctx.models.values()].map((m) => `${m.id} (${m.kind}${m.kind === "gpt" && m.chat ? ", chat" : ""})`);
     console.log(`moxing serve: ${ids.join(", ")} at ${server.url}/v1 ; the studio at ${server.url}/`);

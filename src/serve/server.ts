@@ -22,7 +22,7 @@ import { ApiError, invalidRequest, shuttingDown } from "./errors.js";
 import { loadServedModel, modelIds } from "./models.js";
 import { registerOpenAIRoutes, toApiError } from "./openai.js";
 import type { SchedulerOptions } from "./scheduler.js";
-import { LearnJobs, registerStudioRoutes } from "./studio.js";
+import { LEARN_DEFAULTS, LearnJobs, type LearnSettings, registerStudioRoutes } from "./studio.js";
 
 export interface ServeOptions extends SchedulerOptions, Partial<ServeLimits> {
   /** Model directories or files (GPT: directory, .safetensors or .gguf; BERT: directory). */
@@ -35,6 +35,8 @@ export interface ServeOptions extends SchedulerOptions, Partial<ServeLimits> {
   runsDir?: string | null;
   /** The feedback database (SQLite); created if missing. */
   db?: string | null;
+  /** The studio's "learn now" update (default LEARN_DEFAULTS: 15 steps at 3e-4, rank 8). */
+  learn?: Partial<LearnSettings>;
 }
 
 export interface MoxingServer {
@@ -237,7 +239,7 @@ export async function createServer(opts: ServeOptions): Promise<MoxingServer> {
     }),
   }));
   registerOpenAIRoutes(app, ctx);
-  const learn = new LearnJobs(ctx);
+  const learn = new LearnJobs(ctx, { ...LEARN_DEFAULTS, ...(opts.learn ?? {}) });
   registerStudioRoutes(app, ctx, learn);
   for (const [path, [type, bytes]] of files) {
     app.get(path, async (_req, reply) =>

@@ -16,6 +16,7 @@ import type { ChatMessage } from "../chat/messages.js";
 import type { FeedbackStore, StoredMessage } from "../chat/store.js";
 import { saveModel } from "../io/checkpoint.js";
 import { loadAdapter } from "../io/lora.js";
+import { LEARN_DEFAULTS as CHAT_LEARN } from "../rlhf/learn.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, invalidRequest, queueFull } from "./errors.js";
 import { attentionView, embeddingView, positionView } from "./inside.js";
@@ -115,7 +116,11 @@ export interface LearnSettings {
   learningRate: number;
   rank: number;
 }
-export const LEARN_DEFAULTS: LearnSettings = { steps: 30, learningRate: 3e-3, rank: 8 };
+// The same update as `/learn` in `moxing chat` (rlhf/learn.ts): measured on the chat benchmark's model
+// (BENCHMARKS.md §7), 15 steps at 3e-4 make a corrected answer stick while other answers barely move;
+// 30 steps at 3e-3 learnt it too but broke every other answer. `moxing serve --learn-steps/--learn-rate`
+// change it (a tiny model may need more).
+export const LEARN_DEFAULTS: LearnSettings = { steps: CHAT_LEARN.steps, learningRate: CHAT_LEARN.learningRate, rank: CHAT_LEARN.rank };
 
 /** The `moxing` command line this process can start: the same file layout (src/ under tsx, or dist/). */
 function cliMain(): string {

@@ -13,7 +13,7 @@ import type { MoxingServer } from "../../src/serve/server.js";
 import { Generator } from "../../src/tensor/random.js";
 import { tinyModelDir } from "../bert/helpers.js";
 import { assertClose } from "../helpers.js";
-import { readEvents, startServer, tinyChatModel } from "./helpers.js";
+import { readEvents, startServer, TINY_LEARN, tinyChatModel } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "moxing-studio-api-"));
 let server: MoxingServer;
@@ -26,6 +26,7 @@ before(async () => {
     models: [join(tmp, "chat"), join(tmp, "sine"), join(tmp, "bert")],
     db: join(tmp, "fb.db"),
     runsDir: join(tmp, "runs"),
+    learn: TINY_LEARN,
   });
 });
 after(async () => {

@@ -13,7 +13,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { FeedbackStore } from "../../src/chat/store.js";
 import type { MoxingServer } from "../../src/serve/server.js";
 import { train } from "../../src/train/trainer.js";
-import { startServer, tinyChatModel } from "./helpers.js";
+import { startServer, TINY_LEARN, tinyChatModel } from "./helpers.js";
 
 const CHROMIUM = process.env.MOXING_CHROMIUM ?? "/usr/bin/chromium";
 const tmp = mkdtempSync(join(tmpdir(), "moxing-studio-"));
@@ -41,7 +41,7 @@ before(async () => {
     },
     {},
   );
-  server = await startServer({ models: [join(tmp, "chat")], db, runsDir: join(tmp, "runs") });
+  server = await startServer({ models: [join(tmp, "chat")], db, runsDir: join(tmp, "runs"), learn: TINY_LEARN });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
   const errors: string[] = [];
