@@ -150,11 +150,8 @@ export const trainCommand: Command = {
     const result = await runTraining(opts);
     console.log(summary(result, `moxing train --out ${v.out} --resume`));
     if (result.status === "completed") {
-      console.log(
-        result.model instanceof Llama
-          ? `sample: moxing generate --model ${v.out} --prompt TEXT`
-          : `evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`,
-      );
+      const evaluate = `evaluate: moxing eval --model ${v.out} --data ${v.data ?? "FILE"}`;
+      console.log(result.model instanceof Llama ? `${evaluate}; sample: moxing generate --model ${v.out} --prompt TEXT` : evaluate);
     }
     return result.status === "interrupted" ? interruptExitStatus() : 0;
   },

@@ -30,6 +30,7 @@ import { scopedTensor } from "../tensor/memory.js";
 import { crossEntropy, linear, slice } from "../tensor/ops.js";
 import { defaultGenerator, Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { checkFits, estimate, type MemoryEstimate } from "./budget.js";
 
 /** The Hugging Face model types this file implements. */
 export const LLAMA_MODEL_TYPES = ["llama", "mistral", "qwen2", "qwen3"] as const;
@@ -110,6 +111,117 @@ export function validateLlamaConfig(c: LlamaConfig): void {
   if (c.head_dim % 2 !== 0) throw new Error(`Llama config: head_dim must be even for rotary positions (got ${c.head_dim})`);
   if (!(c.rms_norm_eps > 0)) throw new Error(`Llama config: rms_norm_eps must be > 0 (got ${c.rms_norm_eps})`);
   if (!(c.rope_theta > 0)) throw new Error(`Llama config: rope_theta must be > 0 (got ${c.rope_theta})`);
+}
+
+/** Exact parameter count of a config (equal to `new Llama(c).numParameters()`). */
+export function llamaParameterCount(c: LlamaConfig): number {
+  const C = c.hidden_size;
+  const q = c.num_attention_heads * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const bias = attentionBiases(c);
+  const attention =
+    2 * C * q + 2 * C * kv + (bias.qkv ? q + 2 * kv : 0) + (bias.o ? C : 0) + (c.model_type === "qwen3" ? 2 * c.head_dim : 0);
+  const layer = attention + 3 * C * c.intermediate_size + 2 * C;
+  return c.vocab_size * C + c.num_hidden_layers * layer + C + (c.tie_word_embeddings ? 0 : c.vocab_size * C);
+}
+
+/** A training run's sizes, for estimateLlamaMemory. */
+export interface LlamaTrainingSizes {
+  batch_size: number;
+  /** Micro-batches per optimizer step; all of them are drawn before the step. */
+  grad_accum: number;
+}
+
+/**
+ * The memory a float32 config needs, in bytes, as estimateGPTMemory counts it for a GPT. Without
+ * `training`: the weights, the rotary tables and one sequence's KV cache and activations. With it:
+ * also gradients and AdamW's two moments (3x the weights again), the activations a micro-batch
+ * keeps for backward (per token and layer: about 10 floats per channel, the projections' outputs,
+ * 5 per SwiGLU unit, the attention weights twice) and the micro-batches of token ids drawn per step.
+ * An estimate for refusing what cannot fit, not a promise.
+ */
+export function estimateLlamaMemory(c: LlamaConfig, training?: LlamaTrainingSizes): MemoryEstimate {
+  const P = llamaParameterCount(c);
+  const C = c.hidden_size;
+  const T = c.max_position_embeddings;
+  const V = c.vocab_size;
+  const H = c.num_attention_heads;
+  const q = H * c.head_dim;
+  const kv = c.num_key_value_heads * c.head_dim;
+  const I = c.intermediate_size;
+  const largest = 4 * Math.max(V * C, I * C, q * C, T * c.head_dim);
+  const tables = 4 * T * c.head_dim;
+  if (!training) {
+    return estimate(
+      P,
+      {
+        weights: 4 * P,
+        "rotary tables": tables,
+        "KV cache": 4 * 2 * c.num_hidden_layers * T * kv,
+        activations: 4 * T * (6 * C + 3 * I + H * T + V),
+      },
+      largest,
+    );
+  }
+  const B = training.batch_size;
+  const perToken = c.num_hidden_layers * (10 * C + 3 * q + 4 * kv + 5 * I + 2 * H * T) + 3 * V + 4 * C;
+  return estimate(
+    P,
+    {
+      weights: 4 * P,
+      "gradients and optimizer state": 12 * P,
+      "rotary tables": tables,
+      activations: 4 * B * T * perToken,
+      "batches of token ids": 8 * training.grad_accum * B * T,
+    },
+    largest,
+  );
+}
+
+/** The sizes of LLAMA_DEFAULTS, the fields checkFits may blame. */
+function sizeDefaults(): Partial<LlamaConfig> {
+  const d = LLAMA_DEFAULTS;
+  return {
+    vocab_size: d.vocab_size,
+    hidden_size: d.hidden_size,
+    intermediate_size: d.intermediate_size,
+    num_hidden_layers: d.num_hidden_layers,
+    num_attention_heads: d.num_attention_heads,
+    num_key_value_heads: d.num_key_value_heads,
+    head_dim: d.head_dim,
+    max_position_embeddings: d.max_position_embeddings,
+  };
+}
+
+/** Refuse a training run (config, batch size, accumulation) that cannot fit in memory before the
+ *  model is built, naming the field (as `label` spells it: the trainer passes its flags). */
+export function checkLlamaTrainingMemory(c: LlamaConfig, sizes: LlamaTrainingSizes, label?: (field: string) => string): void {
+  checkFits("Llama training", { ...c, ...sizes }, { ...sizeDefaults(), batch_size: 12, grad_accum: 1 }, (x) => estimateLlamaMemory(x, x), {
+    purpose: " to train",
+    ...(label ? { label } : {}),
+  });
+}
+
+/** Refuse evaluating batches of `batch_size` windows of `block_size` tokens (with no gradients;
+ *  there are only `windows` in the data) when the weights (`weightBytes`, which are smaller than
+ *  float32's when quantised) and one batch's activations and logits cannot fit in memory. */
+export function checkLlamaEvalMemory(
+  c: LlamaConfig,
+  sizes: { batch_size: number; block_size: number },
+  windows: number,
+  weightBytes: number,
+  label?: (field: string) => string,
+): void {
+  const of = (x: LlamaConfig & { batch_size: number; block_size: number }) => {
+    const T = x.block_size;
+    const perToken = 6 * x.hidden_size + 3 * x.intermediate_size + x.num_attention_heads * T + 3 * x.vocab_size;
+    const rows = Math.min(x.batch_size, windows);
+    return estimate(llamaParameterCount(x), { weights: weightBytes, activations: 4 * rows * T * perToken }, 4 * rows * T * x.vocab_size);
+  };
+  checkFits("Llama evaluation", { ...c, ...sizes }, { batch_size: 16, block_size: 1024 }, of, {
+    purpose: " to evaluate",
+    ...(label ? { label } : {}),
+  });
 }
 
 /** The Qwen2 convention: biases on q, k, v; else attention_bias puts them on all four projections. */

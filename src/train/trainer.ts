@@ -26,7 +26,7 @@ import { llamaModelFiles, loadLlamaDirWith, readLlamaConfig } from "../io/llama.
 import { CheckpointError } from "../io/model-dir.js";
 import type { LanguageModel } from "../models/causal.js";
 import { checkGPTTrainingMemory, GPT, type GPTConfig, type PositionalEncoding } from "../models/gpt.js";
-import { LLAMA_DEFAULTS, Llama, type LlamaConfig } from "../models/llama.js";
+import { checkLlamaTrainingMemory, LLAMA_DEFAULTS, Llama, type LlamaConfig } from "../models/llama.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
@@ -442,11 +442,14 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
 
 /** A fresh Llama for a run's settings, or (resuming) the one in its checkpoint, in training mode. */
 function buildLlama(args: TrainArgs, tokenizer: Tokenizer, out: string, resume: boolean, g: Generator): Llama {
+  const sizes = { batch_size: args.batchSize, grad_accum: args.gradAccum };
   if (resume) {
-    readLlamaConfig(out); // a clear error when the checkpoint is not a Llama directory
+    // readLlamaConfig: a clear error when the checkpoint is not a Llama directory.
+    checkLlamaTrainingMemory(readLlamaConfig(out), sizes, llamaFlag);
     return loadLlamaDirWith(out, () => tokenizer).model.train();
   }
-  const config: Partial<LlamaConfig> = {
+  const config: LlamaConfig = {
+    ...LLAMA_DEFAULTS,
     model_type: "llama",
     vocab_size: tokenizer.vocabSize,
     hidden_size: args.nEmbd,
@@ -461,7 +464,24 @@ function buildLlama(args: TrainArgs, tokenizer: Tokenizer, out: string, resume: 
     bos_token_id: null,
     eos_token_id: null,
   };
+  // Before anything is allocated: --n-layer 100000 is refused with the estimate, not a bad_alloc.
+  checkLlamaTrainingMemory(config, sizes, llamaFlag);
   return new Llama(config, { generator: g }).train();
+}
+
+/** How `moxing train` spells a Llama config's field. */
+function llamaFlag(field: string): string {
+  const flags: Record<string, string> = {
+    vocab_size: "--vocab-size",
+    hidden_size: "--n-embd",
+    intermediate_size: "--n-inner",
+    num_hidden_layers: "--n-layer",
+    num_attention_heads: "--n-head",
+    num_key_value_heads: "--n-kv-head",
+    head_dim: "head size (--n-embd / --n-head)",
+    max_position_embeddings: "--block-size",
+  };
+  return flags[field] ?? `--${field.replace(/_/g, "-")}`;
 }
 
 /** Mean loss over `iters` random batches of each split, in eval mode without gradients (nanoGPT's

@@ -3,7 +3,7 @@
 // same text; bad flags and files that are not Llama-family models are one-line errors.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -40,6 +40,23 @@ describe("moxing quantize, generate and info on Llama-family models", () => {
     assert.equal(fromGGUF.stdout, fromDir.stdout);
     const fromQ8 = await moxing(["generate", "--model", q8, ...args]);
     assert.equal(fromQ8.code, 0, fromQ8.stderr);
+  });
+
+  test("moxing eval: a Hugging Face directory and its GGUF files give the same loss", async () => {
+    const data = join(tmp, "eval.txt");
+    writeFileSync(data, "The people will build a nation of hope, and the union is strong. We will work.\n".repeat(6));
+    const ev = async (model: string, ...flags: string[]) => {
+      const r = await moxing(["eval", "--model", model, "--data", data, ...flags]);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as { loss: number; perplexity: number; tokens: number };
+    };
+    const [dir, f32] = await Promise.all([ev(mistral), ev(join(tmp, "mistral-f32.gguf"))]);
+    assert.ok(dir.tokens > 50 && Number.isFinite(dir.loss) && dir.loss > 0, JSON.stringify(dir));
+    assert.equal(f32.tokens, dir.tokens);
+    assert.ok(Math.abs(f32.loss - dir.loss) < 1e-4, `directory ${dir.loss}, f32 GGUF ${f32.loss}`);
+    const [q2dir, q8] = await Promise.all([ev(qwen2, "--block-size", "16"), ev(join(tmp, "qwen2-q8_0.gguf"), "--block-size", "16")]);
+    assert.equal(q8.tokens, q2dir.tokens);
+    assert.ok(Math.abs(q8.loss - q2dir.loss) < 0.05 * q2dir.loss, `directory ${q2dir.loss}, q8_0 GGUF ${q8.loss}`);
   });
 
   test("bad input is a one-line error", async () => {

@@ -151,7 +151,7 @@ describe("moxing train / eval / info", () => {
       [["train", "--data", data, "--out", model, "--resume", "--n-layer", "3"], /--n-layer 3 differs from the run being resumed \(1/, 1],
       [["eval", "--model", corrupt, "--data", data], /corrupt[/\\]model\.safetensors: .*truncated/, 1],
       [["eval", "--model", badConfig, "--data", data], /bad-config[/\\]config\.json: not valid JSON/, 1],
-      [["eval", "--model", join(root, "nope"), "--data", data], /model directory '.*nope' does not exist/, 1],
+      [["eval", "--model", join(root, "nope"), "--data", data], /'.*nope' does not exist/, 1],
       [["eval", "--model", model, "--data", snow], /snow\.txt: CharTokenizer\.encode: the character "☃" \(U\+2603\)/, 1],
       [["eval", "--model", model], /--data FILE is required/, 2],
       [["info", "--model", join(root, "empty-dir")], /config\.json: file not found/, 1],

@@ -11,7 +11,7 @@ import { after, describe, test } from "node:test";
 import "../../src/index.js";
 import { loadCausalLM } from "../../src/io/causal-lm.js";
 import { readSafetensors } from "../../src/io/safetensors.js";
-import { Llama } from "../../src/models/llama.js";
+import { estimateLlamaMemory, LLAMA_DEFAULTS, Llama, llamaParameterCount } from "../../src/models/llama.js";
 import { type TrainOptions, train } from "../../src/train/trainer.js";
 import { assertOneLineError, moxing } from "../cli-run.js";
 
@@ -93,6 +93,7 @@ describe("moxing train --arch llama", () => {
       "--max-steps", "4", "--eval-interval", "4", "--eval-iters", "1", "--batch-size", "2",
     ]);
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /moxing eval --model .* --data /);
     assert.match(r.stdout, /moxing generate --model/);
     for (const dir of [straight, bpe]) {
       const g = await moxing(["generate", "--model", dir, "--prompt", "the union", "--max-new-tokens", "8", "--temperature", "0"]);
@@ -101,6 +102,90 @@ describe("moxing train --arch llama", () => {
       assert.equal(loadCausalLM(dir).family, "llama");
     }
     assert.equal(JSON.parse(readFileSync(join(bpe, "config.json"), "utf8")).num_key_value_heads, 1, "multi-query attention");
+  });
+
+  test("moxing eval reads it: every character but the first predicted, below chance after training", async () => {
+    const r = await moxing(["eval", "--model", straight, "--data", data, "--batch-size", "8"]);
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as { loss: number; perplexity: number; tokens: number };
+    assert.equal(result.tokens, text.length - 1, "a char tokenizer: one token per character");
+    const vocab = new Set(text).size;
+    assert.ok(result.loss > 0 && result.loss < 0.8 * Math.log(vocab), `loss ${result.loss} vs chance ${Math.log(vocab)}`);
+    assert.ok(Math.abs(result.perplexity - Math.exp(result.loss)) < 1e-9 * result.perplexity);
+    // Shorter windows predict the same tokens, each from less context.
+    const short = JSON.parse((await moxing(["eval", "--model", straight, "--data", data, "--block-size", "8"])).stdout);
+    assert.equal(short.tokens, text.length - 1);
+    assert.ok(short.loss > result.loss, `block 8: ${short.loss}, block 32: ${result.loss}`);
+    assertOneLineError(
+      await moxing(["eval", "--model", straight, "--data", data, "--block-size", "33"]),
+      /--block-size 33 is longer than the model's context of 32 tokens/,
+      2,
+    );
+  });
+
+  test("sizes that cannot fit are refused before the model is built, naming the flag and the estimate", async () => {
+    const base = ["train", "--arch", "llama", "--data", data, "--out", join(tmp, "huge"), "--max-steps", "1"];
+    const need =
+      /the model would need about [\d.]+ [KMGTP]i?B to train \([\d.e+]+ parameters; weights [\d.]+ [KMGTP]i?B, .*\), more than the 8\.0 GiB of MOXING_MAX_MEMORY; lower /;
+    const old = process.env.MOXING_MAX_MEMORY;
+    process.env.MOXING_MAX_MEMORY = "8G"; // moxing() passes this process's environment on
+    try {
+      const cases: [string[], RegExp][] = [
+        [["--n-layer", "100000"], /Llama training: --n-layer 100000: .*; lower --n-layer$/],
+        [["--n-embd", "1000000", "--n-head", "4"], /Llama training: --n-embd 1000000: .*; lower --n-embd$/],
+        [["--batch-size", "100000000"], /Llama training: --batch-size 100000000: .*; lower --batch-size$/],
+      ];
+      for (const [flags, pattern] of cases) {
+        const r = await moxing([...base, ...flags]);
+        assertOneLineError(r, pattern, 1);
+        assert.match(r.stderr, need);
+      }
+    } finally {
+      if (old === undefined) delete process.env.MOXING_MAX_MEMORY;
+      else process.env.MOXING_MAX_MEMORY = old;
+    }
+  });
+
+  test("the estimate counts the parameters exactly", () => {
+    for (const c of [
+      {
+        ...LLAMA_DEFAULTS,
+        vocab_size: 50,
+        hidden_size: 32,
+        intermediate_size: 96,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 8,
+      },
+      {
+        ...LLAMA_DEFAULTS,
+        model_type: "qwen2" as const,
+        vocab_size: 40,
+        hidden_size: 16,
+        intermediate_size: 40,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        head_dim: 8,
+        tie_word_embeddings: true,
+      },
+      {
+        ...LLAMA_DEFAULTS,
+        model_type: "qwen3" as const,
+        vocab_size: 40,
+        hidden_size: 16,
+        intermediate_size: 40,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: 6,
+        attention_bias: true,
+      },
+    ]) {
+      assert.equal(llamaParameterCount(c), new Llama(c, { seed: 1 }).numParameters(), c.model_type);
+      assert.equal(estimateLlamaMemory(c).parameters, llamaParameterCount(c));
+    }
   });
 
   test("flags that do not fit a Llama are one-line errors", async () => {
