@@ -48,6 +48,13 @@ const X86 = [
   { file: "kernels_avx512.cc", flags: ["-mavx512f", "-mavx512vl", "-mfma"], isa: true },
   { file: "gemm_avx2.cc", flags: ["-mavx2", "-mfma"], isa: true },
   { file: "kernels_avx2.cc", flags: ["-mavx2", "-mfma"], isa: true },
+  // The quantised dot products, with binding.gyp's flags.
+  { file: "quant_avx2.cc", flags: ["-mavx2", "-mfma", "-mf16c"], isa: true },
+  {
+    file: "quant_avx512.cc",
+    flags: ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512vnni", "-mavx2", "-mfma", "-mf16c"],
+    isa: true,
+  },
 ];
 const ARM = [
   { file: "gemm_neon.cc", flags: [], isa: true },
@@ -56,6 +63,7 @@ const ARM = [
 const COMMON = [
   { file: "gemm_generic.cc", flags: [], isa: true },
   { file: "kernels_generic.cc", flags: [], isa: true },
+  { file: "quant_generic.cc", flags: [], isa: true },
   ...FRONT.map((file) => ({ file, flags: [] })),
 ];
 const PORTABLE = [portable("w16", 16, 8, 2), portable("w4r8", 4, 8, 3), { file: "test/kernel_test.cc", flags: ["-DMX_KT_PORTABLE"] }];
@@ -116,7 +124,7 @@ async function build(name, cxx, units, extra = { cxxflags: [], ldflags: [] }) {
   for (const [i, u] of units.entries()) {
     if (!u.isa || !has(nm)) continue;
     const r = spawnSync(nm, ["-C", "--defined-only", "--extern-only", objs[i]], { encoding: "utf8" });
-    const bad = r.stdout.split("\n").filter((l) => l.trim() && !/ [RDB] mx::(kernels|gemm_impl)_\w+$/.test(l));
+    const bad = r.stdout.split("\n").filter((l) => l.trim() && !/ [RDB] mx::(kernels|gemm_impl|quant)_\w+$/.test(l));
     if (bad.length) {
       console.error(`kernel test (${name}): ${u.file} exports shared symbols (must be internal):\n${bad.join("\n")}`);
       return null;

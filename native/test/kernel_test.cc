@@ -20,6 +20,7 @@
 
 #include "../kernels.h"
 #include "../ops.h"
+#include "../quant.h"
 
 #ifdef MX_KT_PORTABLE  // built by the host's run only
 namespace mx {
@@ -467,6 +468,223 @@ void use_table(const Kernels* k) {
 
 }  // namespace
 
+// ---- quantised dot products (quant.h): each table's kernels against double-precision loops over
+// weights decoded here from GGML's block layouts, with activations drawn directly in the activation
+// formats (Q8_0 blocks, Q8_K super-blocks with their 16-value sums, float16 values).
+namespace {
+
+double half_to_double(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const double v = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+// A normal float16 of magnitude between 2^-6 and 2^2 and random sign (a finite, ordinary scale).
+uint16_t rand_half() { return (uint16_t)((irand(0, 1) << 15) | (irand(9, 17) << 10) | irand(0, 1023)); }
+
+void put_half(uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); }
+
+i64 row_bytes(int type, i64 K) {
+  switch (type) {
+    case QT_Q8_0: return K / 32 * 34;
+    case QT_Q4_0: return K / 32 * 18;
+    case QT_Q4_K: return K / 256 * 144;
+    case QT_F16: return K * 2;
+  }
+  return 0;
+}
+
+// A random weight row: random quant bytes, ordinary float16 scales.
+void rand_row(int type, uint8_t* w, i64 K) {
+  const i64 n = row_bytes(type, K);
+  for (i64 i = 0; i < n; i++) w[i] = (uint8_t)irand(0, 255);
+  if (type == QT_F16) {
+    for (i64 i = 0; i < K; i++) put_half(w + 2 * i, rand_half());
+  } else if (type == QT_Q4_K) {
+    for (i64 b = 0; b < K / 256; b++) {
+      put_half(w + b * 144, rand_half() & 0x7fff);  // d
+      put_half(w + b * 144 + 2, rand_half() & 0x7fff);  // dmin
+    }
+  } else {
+    const i64 bb = type == QT_Q8_0 ? 34 : 18;
+    for (i64 b = 0; b < K / 32; b++) put_half(w + b * bb, rand_half());
+  }
+}
+
+uint16_t ld16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return h;
+}
+
+// GGML's decoding of one row (ggml-quants.c dequantize_row_*), in double.
+void decode_row(int type, const uint8_t* w, double* out, i64 K) {
+  if (type == QT_F16) {
+    for (i64 i = 0; i < K; i++) out[i] = half_to_double(ld16(w + 2 * i));
+  } else if (type == QT_Q8_0) {
+    for (i64 b = 0; b < K / 32; b++) {
+      const uint8_t* p = w + b * 34;
+      const double d = half_to_double(ld16(p));
+      for (int j = 0; j < 32; j++) out[b * 32 + j] = d * (int8_t)p[2 + j];
+    }
+  } else if (type == QT_Q4_0) {
+    for (i64 b = 0; b < K / 32; b++) {
+      const uint8_t* p = w + b * 18;
+      const double d = half_to_double(ld16(p));
+      for (int j = 0; j < 16; j++) {
+        out[b * 32 + j] = d * ((p[2 + j] & 0xf) - 8);
+        out[b * 32 + j + 16] = d * ((p[2 + j] >> 4) - 8);
+      }
+    }
+  } else if (type == QT_Q4_K) {
+    for (i64 b = 0; b < K / 256; b++) {
+      const uint8_t* p = w + b * 144;
+      const double d = half_to_double(ld16(p)), dmin = half_to_double(ld16(p + 2));
+      const uint8_t* sc = p + 4;
+      const uint8_t* q = p + 16;
+      auto scale_min = [&](int j, int& s, int& m) {
+        if (j < 4) {
+          s = sc[j] & 63;
+          m = sc[j + 4] & 63;
+        } else {
+          s = (sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4);
+          m = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+        }
+      };
+      double* y = out + b * 256;
+      for (int j = 0; j < 8; j += 2) {
+        int s1, m1, s2, m2;
+        scale_min(j, s1, m1);
+        scale_min(j + 1, s2, m2);
+        for (int l = 0; l < 32; l++) y[l] = d * s1 * (q[l] & 0xf) - dmin * m1;
+        for (int l = 0; l < 32; l++) y[32 + l] = d * s2 * (q[l] >> 4) - dmin * m2;
+        y += 64;
+        q += 32;
+      }
+    }
+  }
+}
+
+void check_quant_type(const QuantKernels* t, int type, const char* tname) {
+  const i64 K = 512;
+  const int M = 5;
+  const i64 rb = row_bytes(type, K);
+  const int gn = t->gemv_rows[type] ? t->gemv_n[type] : 0;
+  const int N = std::max(8, gn);
+  vector<uint8_t> w((size_t)(N * rb));
+  vector<double> wd((size_t)(N * K));
+  for (int n = 0; n < N; n++) {
+    rand_row(type, w.data() + n * rb, K);
+    decode_row(type, w.data() + n * rb, wd.data() + n * K, K);
+  }
+  // Activations in the type's dot-product format, and their values in double.
+  vector<int8_t> q((size_t)(M * K));
+  vector<float> d((size_t)(M * K / 32)), f((size_t)(M * K));
+  vector<int16_t> s((size_t)(M * K / 16));
+  vector<double> xd((size_t)(M * K));
+  QX x{nullptr, nullptr, nullptr, nullptr, K};
+  if (type == QT_F16) {
+    for (i64 i = 0; i < M * K; i++) xd[i] = f[i] = (float)half_to_double(rand_half());
+    x.f = f.data();
+  } else {
+    const int blk = type == QT_Q4_K ? 256 : 32;
+    for (i64 i = 0; i < M * K / blk; i++) d[i] = type == QT_Q4_K ? (float)(urand() * 0.02 + 1e-4) : (float)half_to_double(rand_half());
+    for (i64 i = 0; i < M * K; i++) {
+      q[i] = (int8_t)irand(-127, 127);
+      xd[i] = (double)d[i / blk] * q[i];
+    }
+    for (i64 i = 0; i < M * K / 16; i++) {
+      int sum = 0;
+      for (int j = 0; j < 16; j++) sum += q[i * 16 + j];
+      s[i] = (int16_t)sum;
+    }
+    x.q = q.data();
+    x.d = d.data();
+    x.s = type == QT_Q4_K ? s.data() : nullptr;
+  }
+  auto expect = [&](int m, int n, double& mag) {
+    double acc = 0;
+    mag = 0;
+    for (i64 k = 0; k < K; k++) {
+      acc += wd[n * K + k] * xd[m * K + k];
+      mag += std::fabs(wd[n * K + k] * xd[m * K + k]);
+    }
+    return acc;
+  };
+  auto close = [&](double got, double want, double mag, const char* what, int m, int n) {
+    g_checks++;
+    if (std::isfinite(got) && std::fabs(got - want) <= 2e-5 * mag + 1e-30) return;
+    std::printf("FAIL: quant %s %s %s: row %d x weight row %d = %.9g, expected %.9g (scale %.3g)\n", t->name, tname, what, m, n, got,
+                want, mag);
+    g_failures++;
+  };
+  if (t->dot[type]) {
+    const i64 ldy = 3;
+    for (int m0 = 0; m0 < M; m0++)
+      for (int rows = 1; rows <= 4 && m0 + rows <= M; rows++)
+        for (int n = 0; n < N; n++) {
+          vector<float> y((size_t)(rows * ldy), NAN);
+          t->dot[type](w.data() + n * rb, x, m0, rows, y.data(), ldy);
+          for (int r = 0; r < rows; r++) {
+            double mag;
+            const double want = expect(m0 + r, n, mag);
+            close(y[r * ldy], want, mag, "dot", m0 + r, n);
+          }
+        }
+  }
+  if (gn > 0) {
+    vector<float> y((size_t)gn, NAN);
+    t->gemv_rows[type](w.data(), rb, x, y.data());
+    for (int n = 0; n < gn; n++) {
+      double mag;
+      const double want = expect(0, n, mag);
+      close(y[n], want, mag, "gemv_rows", 0, n);
+    }
+  }
+  if (t->dequant[type]) {
+    vector<float> out((size_t)K);
+    for (int n = 0; n < N; n++) {
+      t->dequant[type](w.data() + n * rb, out.data(), K);
+      for (i64 k = 0; k < K; k++) {
+        const double want = wd[n * K + k];
+        g_checks++;
+        if (std::fabs(out[k] - want) > 1e-6 * std::fabs(want) + 1e-30) {
+          std::printf("FAIL: quant %s %s dequant: weight row %d value %lld = %.9g, expected %.9g\n", t->name, tname, n, (long long)k, out[k],
+                      want);
+          g_failures++;
+          break;
+        }
+      }
+    }
+  }
+}
+
+void run_quant(const QuantKernels* t) {
+  const int fails = g_failures;
+  const struct {
+    int type;
+    const char* name;
+  } types[] = {{QT_Q8_0, "Q8_0"}, {QT_Q4_0, "Q4_0"}, {QT_Q4_K, "Q4_K"}, {QT_F16, "F16"}};
+  for (const auto& ty : types) check_quant_type(t, ty.type, ty.name);
+  if (t->f16_to_f32) {
+    vector<uint16_t> h(100);
+    vector<float> out(100);
+    for (auto& v : h) v = rand_half();
+    t->f16_to_f32(h.data(), out.data(), (i64)h.size());
+    for (size_t i = 0; i < h.size(); i++) {
+      g_checks++;
+      if ((double)out[i] != half_to_double(h[i])) {
+        std::printf("FAIL: quant %s f16_to_f32: %#x -> %.9g, expected %.9g\n", t->name, h[i], out[i], half_to_double(h[i]));
+        g_failures++;
+        break;
+      }
+    }
+  }
+  std::printf("quant %s: %s\n", t->name, g_failures == fails ? "ok" : "FAILED");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   // Arguments, optional: run only the named tables (e.g. "neon generic").
   auto wanted = [&](const char* name) {
@@ -497,6 +715,12 @@ int main(int argc, char** argv) {
       }
     run_all(isa.c_str());
   }
+  // The quantised kernels: the portable table, and each x86 one this CPU runs.
+  if (wanted("generic")) run_quant(&quant_generic);
+#if defined(__x86_64__)
+  if (wanted("avx2") && cpu_f16c()) run_quant(&quant_avx2);
+  if (wanted("avx512vnni") && cpu_avx512_vnni()) run_quant(&quant_avx512vnni);
+#endif
   if (isa_force("no-such-set")) {
     std::printf("FAIL: isa_force accepted an unknown name\n");
     g_failures++;
