@@ -8,10 +8,38 @@
 // A table may leave a type out (null): the generic table's kernel serves it then.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "common.h"
 
 namespace mx {
+
+// IEEE half -> float, exactly (subnormals normalised). `static`: every kernel set's file is compiled
+// with its own -m flags, so each keeps its own copy rather than sharing one the linker might pick
+// from a file built for a wider instruction set.
+static inline float h2f(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (!mant) {
+      bits = sign;
+    } else {  // subnormal half: normalise
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) {
+        mant <<= 1;
+        exp--;
+      }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000 | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
 
 // Weight types, numbered as GGML numbers them (ggml.h's ggml_type).
 enum QType { QT_F16 = 1, QT_Q4_0 = 2, QT_Q5_0 = 6, QT_Q8_0 = 8, QT_Q4_K = 12, QT_Q5_K = 13, QT_Q6_K = 14, QT_BF16 = 30 };
