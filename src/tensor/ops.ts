@@ -40,8 +40,11 @@ function scalarLike(v: number, dtype: DType): Tensor {
 }
 
 /** Scalars become 0-d tensors; mixed int32/float32 (or a fractional scalar) promote to float32. */
+function dtypeOf(x: TensorLike): DType {
+  return x instanceof Tensor ? x.dtype : Number.isInteger(x) ? "int32" : "float32";
+}
+
 function operands(a: TensorLike, b: TensorLike): [Tensor, Tensor] {
-  const dtypeOf = (x: TensorLike) => (x instanceof Tensor ? x.dtype : Number.isInteger(x) ? "int32" : "float32");
   let ta = a instanceof Tensor ? a : null;
   let tb = b instanceof Tensor ? b : null;
   const dt: DType = (ta ?? tb)?.dtype === "int32" && dtypeOf(a) === "int32" && dtypeOf(b) === "int32" ? "int32" : "float32";

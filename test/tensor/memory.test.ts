@@ -134,7 +134,10 @@ describe("packTensors: parameters in one block of backend memory", () => {
     const config = { n_layer: 2, n_head: 2, n_embd: 256, block_size: 16, vocab_size: 2000 };
     const model = new mx.GPT(config, { seed: 0 });
     const buffers = new Set(model.parameters().map((p) => p.data.buffer));
-    assert.equal(buffers.size, backend.allocate?.(16) ? 1 : model.parameters().length);
+    // Unpacked (no native block), small parameters may share the allocator's slabs, so only
+    // "not one block" can be asserted there.
+    if (backend.allocate?.(16)) assert.equal(buffers.size, 1);
+    else assert.ok(buffers.size > 1, `${buffers.size} buffers`);
     const idx = mx.tensor([[1, 2, 3, 4]], { dtype: "int32" });
     const opt = new mx.AdamW(model.parameters(), { lr: 1e-3 });
     const { loss } = model.forward(idx, { targets: idx });
@@ -142,5 +145,25 @@ describe("packTensors: parameters in one block of backend memory", () => {
     opt.step();
     const again = model.forward(idx, { targets: idx }).loss?.item() as number;
     assert.ok(again < (loss?.item() as number), "a step on packed parameters lowers the loss");
+  });
+});
+
+describe("small tensors outside an arena", () => {
+  test("are zeroed, 64-byte aligned and never overlap, whatever their sizes", () => {
+    const sizes = [17, 64, 100, 768, 2048, 33, 1500, 4000];
+    const made = [];
+    for (let i = 0; i < 200; i++) {
+      const n = sizes[i % sizes.length] as number;
+      const t = i % 3 === 0 ? mx.zeros([n], { dtype: "int32" }) : mx.empty([n]);
+      assert.ok(
+        t.data.every((v) => v === 0),
+        `a fresh ${n}-element tensor reads as zeros`,
+      );
+      assert.equal(t.data.byteOffset % 64, 0, "views start on 64-byte boundaries");
+      t.data.fill(i + 1);
+      made.push(t);
+    }
+    // Every tensor still holds what was written to it: no two share bytes.
+    made.forEach((t, i) => assert.ok(t.data.every((v) => v === i + 1)));
   });
 });
