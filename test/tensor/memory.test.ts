@@ -164,6 +164,6 @@ describe("small tensors outside an arena", () => {
       made.push(t);
     }
     // Every tensor still holds what was written to it: no two share bytes.
-    made.forEach((t, i) => assert.ok(t.data.every((v) => v === i + 1)));
+    for (const [i, t] of made.entries()) assert.ok(t.data.every((v) => v === i + 1));
   });
 });
