@@ -26,6 +26,8 @@ import {
   utf8Encode,
   utf8EncodeInto,
 } from "./bytes.js";
+import { MergeTable } from "./merges.js";
+import { PAIR_BASE } from "./pair-stats.js";
 import { BaseTokenizer, badIdError, registerTokenizer, specialAddedTokens, type Tokenizer } from "./tokenizer.js";
 
 export type { BPETrainOptions } from "./bpe-train.js";
@@ -67,13 +69,6 @@ export interface HFAddedToken {
   special: boolean;
 }
 
-// A merge's pair of ids (left, right) is looked up as left * PAIR_BASE + right.
-const PAIR_BASE = 2 ** 21;
-const NO_MERGE = 0x7fffffff;
-// Words up to this many bytes are merged with a simple scan for the best pair (quadratic, but tiny
-// constants); longer ones (long digit or letter runs, base64 blobs) use a heap so that a hostile
-// megabyte-long "word" costs O(n log n) instead of O(n^2).
-const SCAN_LIMIT = 128;
 // The per-word cache holds the ids of recently seen pre-tokens. It is cleared when full, which keeps
 // memory bounded when encoding a large corpus; common words are back in it almost at once.
 const CACHE_LIMIT = 100_000;
@@ -95,17 +90,13 @@ export class ByteLevelBPE extends BaseTokenizer {
   private readonly byteIds = new Int32Array(256);
   /** Merges in rank order, as [left, right] vocabulary strings (for toJSON). */
   private readonly mergeList: [string, string][] = [];
-  /** left * PAIR_BASE + right -> rank. */
-  private readonly mergeRanks = new Map<number, number>();
-  /** rank -> id of the merged token. */
-  private readonly mergeResults: Int32Array;
+  private readonly merges = new MergeTable();
 
   private readonly pattern = new RegExp(GPT2_SPLIT_PATTERN, "gu");
   private readonly cache = new Map<string, number[]>();
   // Scratch buffers reused across words.
   private bytesBuf = new Uint8Array(256);
-  private symBuf = new Int32Array(SCAN_LIMIT);
-  private rankBuf = new Int32Array(SCAN_LIMIT);
+  private symBuf = new Int32Array(256);
 
   /**
    * @param vocab vocabulary string -> id. Regular tokens are spelled in GPT-2's byte alphabet (see
@@ -183,7 +174,6 @@ export class ByteLevelBPE extends BaseTokenizer {
       this.byteIds[b] = id;
     }
 
-    const results: number[] = [];
     let rank = 0;
     for (const spec of merges) {
       const [left, right] = parseMerge(spec, rank);
@@ -197,16 +187,9 @@ export class ByteLevelBPE extends BaseTokenizer {
             "vocabulary. The merges and the vocabulary must come from the same tokenizer.",
         );
       }
-      const key = leftId * PAIR_BASE + rightId;
-      // A repeated merge can never apply (its first copy already merged every occurrence); skip it.
-      if (!this.mergeRanks.has(key)) {
-        this.mergeRanks.set(key, results.length);
-        results.push(resultId);
-        this.mergeList.push([left, right]);
-      }
+      if (this.merges.add(leftId, rightId, resultId)) this.mergeList.push([left, right]);
       rank++;
     }
-    this.mergeResults = Int32Array.from(results);
     for (const [content, id] of specials) this.registerSpecial(content, id);
   }
 
@@ -301,86 +284,10 @@ export class ByteLevelBPE extends BaseTokenizer {
       n = utf8EncodeInto(word, this.bytesBuf);
     }
     if (n === 1) return [this.byteIds[this.bytesBuf[0] as number] as number];
-    return n <= SCAN_LIMIT ? this.mergeByScan(n) : this.mergeByHeap(n);
-  }
-
-  private pairRank(left: number, right: number): number {
-    return this.mergeRanks.get(left * PAIR_BASE + right) ?? NO_MERGE;
-  }
-
-  // Repeatedly merges the lowest-ranked adjacent pair (the leftmost if it occurs twice), keeping the
-  // rank of every adjacent pair in an array so a merge only recomputes its two neighbours.
-  private mergeByScan(n: number): number[] {
-    const bytes = this.bytesBuf;
+    if (this.symBuf.length < n) this.symBuf = new Int32Array(this.bytesBuf.length);
     const sym = this.symBuf;
-    const rank = this.rankBuf;
-    for (let i = 0; i < n; i++) sym[i] = this.byteIds[bytes[i] as number] as number;
-    for (let i = 0; i + 1 < n; i++) rank[i] = this.pairRank(sym[i] as number, sym[i + 1] as number);
-    let len = n;
-    while (len > 1) {
-      let best = NO_MERGE;
-      let at = -1;
-      for (let i = 0; i + 1 < len; i++) {
-        if ((rank[i] as number) < best) {
-          best = rank[i] as number;
-          at = i;
-        }
-      }
-      if (at < 0) break;
-      sym[at] = this.mergeResults[best] as number;
-      for (let i = at + 1; i + 1 < len; i++) {
-        sym[i] = sym[i + 1] as number;
-        rank[i] = rank[i + 1] as number;
-      }
-      len--;
-      if (at > 0) rank[at - 1] = this.pairRank(sym[at - 1] as number, sym[at] as number);
-      if (at + 1 < len) rank[at] = this.pairRank(sym[at] as number, sym[at + 1] as number);
-    }
-    return Array.from(sym.subarray(0, len));
-  }
-
-  // Same merges as mergeByScan, for long words: symbols in a linked list, candidate pairs in a min-heap
-  // keyed by (rank, position). Entries made stale by a neighbouring merge are skipped when popped.
-  private mergeByHeap(n: number): number[] {
-    const bytes = this.bytesBuf;
-    const sym = new Int32Array(n);
-    const next = new Int32Array(n);
-    const prev = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      sym[i] = this.byteIds[bytes[i] as number] as number;
-      next[i] = i + 1 < n ? i + 1 : -1;
-      prev[i] = i - 1;
-    }
-    // Heap entries are rank * n + position: one number, ordered by rank, then leftmost first.
-    const heap = new MinHeap(3 * n);
-    for (let i = 0; i + 1 < n; i++) {
-      const r = this.pairRank(sym[i] as number, sym[i + 1] as number);
-      if (r !== NO_MERGE) heap.push(r * n + i);
-    }
-    while (heap.size > 0) {
-      const entry = heap.pop();
-      const r = Math.floor(entry / n);
-      const i = entry - r * n;
-      const j = next[i] as number;
-      if (sym[i] === -1 || j < 0 || this.pairRank(sym[i] as number, sym[j] as number) !== r) continue;
-      sym[i] = this.mergeResults[r] as number;
-      sym[j] = -1;
-      const k = next[j] as number;
-      next[i] = k;
-      if (k >= 0) prev[k] = i;
-      const p = prev[i] as number;
-      if (p >= 0) {
-        const rp = this.pairRank(sym[p] as number, sym[i] as number);
-        if (rp !== NO_MERGE) heap.push(rp * n + p);
-      }
-      if (k >= 0) {
-        const rk = this.pairRank(sym[i] as number, sym[k] as number);
-        if (rk !== NO_MERGE) heap.push(rk * n + i);
-      }
-    }
-    const out: number[] = [];
-    for (let i = 0; i >= 0; i = next[i] as number) out.push(sym[i] as number);
-    return out;
+    for (let i = 0; i < n; i++) sym[i] = this.byteIds[this.bytesBuf[i] as number] as number;
+    return this.merges.apply(sym, n);
   }
 
   /** The UTF-8 bytes of the ids, for streaming output where a character may span two tokens. */
@@ -504,47 +411,6 @@ function parseMerge(spec: MergeSpec, rank: number): readonly [string, string] {
     if (parts.length === 2 && parts[0] !== "" && parts[1] !== "") return [parts[0] as string, parts[1] as string];
   }
   throw new Error(`ByteLevelBPE: merge ${rank} is ${JSON.stringify(spec)}; expected "left right" or ["left", "right"].`);
-}
-
-/** Binary min-heap of numbers with a fixed capacity. */
-class MinHeap {
-  private readonly items: Float64Array;
-  size = 0;
-
-  constructor(capacity: number) {
-    this.items = new Float64Array(Math.max(capacity, 1));
-  }
-
-  push(value: number): void {
-    const a = this.items;
-    let i = this.size++;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if ((a[parent] as number) <= value) break;
-      a[i] = a[parent] as number;
-      i = parent;
-    }
-    a[i] = value;
-  }
-
-  pop(): number {
-    const a = this.items;
-    const top = a[0] as number;
-    const last = a[--this.size] as number;
-    const n = this.size;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const child = r < n && (a[r] as number) < (a[l] as number) ? r : l;
-      if ((a[child] as number) >= last) break;
-      a[i] = a[child] as number;
-      i = child;
-    }
-    a[i] = last;
-    return top;
-  }
 }
 
 /** A reader for tokenizer.json pipelines other than GPT-2's (Llama 3, Qwen, SentencePiece-style BPE);

@@ -27,16 +27,14 @@ import { isRecord } from "../util/json.js";
 import { registerBPEPipelines } from "./bpe.js";
 import { BYTE_TO_CHAR, byteLevelToBytes, GPT2_SPLIT_PATTERN, toWellFormed, utf8Decode, utf8Encode } from "./bytes.js";
 import { applyTokenizerConfig } from "./config.js";
+import { MergeTable } from "./merges.js";
+import { PAIR_BASE } from "./pair-stats.js";
 import { BaseTokenizer, badIdError, escapeRegExp } from "./tokenizer.js";
 
 type Json = Record<string, unknown>;
 type Normalizer = (text: string) => string;
 type PreTokenizer = (pieces: string[], sectionIndex: number) => string[];
 
-// A merge's pair of ids (left, right) is looked up as left * PAIR_BASE + right.
-const PAIR_BASE = 2 ** 21;
-const NO_MERGE = 0x7fffffff;
-const SCAN_LIMIT = 128;
 const CACHE_LIMIT = 100_000;
 const CACHE_MAX_WORD = 256;
 
@@ -220,8 +218,7 @@ export class HFTokenizer extends BaseTokenizer {
   private readonly vocab = new Map<string, number>();
   private readonly idToken: string[] = [];
   private readonly idBytes: Uint8Array[] = [];
-  private readonly mergeRanks = new Map<number, number>();
-  private readonly mergeResults: Int32Array;
+  private readonly merges = new MergeTable();
   private readonly normalizer: Normalizer | null;
   private readonly preTokenizer: PreTokenizer | null;
   private readonly byteFallback: boolean;
@@ -296,7 +293,6 @@ export class HFTokenizer extends BaseTokenizer {
     }
 
     // Merges: "left right" strings (older files) or [left, right] pairs; each becomes ids and a rank.
-    const results: number[] = [];
     for (const [rank, m] of model.merges.entries()) {
       let pair: [unknown, unknown];
       if (typeof m === "string") {
@@ -311,13 +307,8 @@ export class HFTokenizer extends BaseTokenizer {
       if (l === undefined || r === undefined || res === undefined) {
         fail(`merge ${rank} (${JSON.stringify(left)} + ${JSON.stringify(right)}) uses a token that is not in the vocabulary`);
       }
-      const key = l * PAIR_BASE + r;
-      if (!this.mergeRanks.has(key)) {
-        this.mergeRanks.set(key, results.length);
-        results.push(res);
-      }
+      this.merges.add(l as number, r as number, res as number);
     }
-    this.mergeResults = Int32Array.from(results);
 
     // Decoding: the bytes of every id.
     const dec = decoderKind(json.decoder);
@@ -493,7 +484,7 @@ export class HFTokenizer extends BaseTokenizer {
     // Characters outside the vocabulary get negative ids, which no merge uses.
     const sym = new Int32Array(chars.length);
     for (let i = 0; i < chars.length; i++) sym[i] = this.vocab.get(chars[i] as string) ?? -1 - i;
-    const merged = chars.length <= SCAN_LIMIT ? this.mergeByScan(sym) : this.mergeByHeap(sym);
+    const merged = this.merges.apply(sym, sym.length);
     const out: number[] = [];
     let lastUnk = false;
     for (const s of merged) {
@@ -516,80 +507,6 @@ export class HFTokenizer extends BaseTokenizer {
       if (!(this.fuseUnk && lastUnk)) out.push(this.unkId);
       lastUnk = true;
     }
-    return out;
-  }
-
-  private pairRank(l: number, r: number): number {
-    return l < 0 || r < 0 ? NO_MERGE : (this.mergeRanks.get(l * PAIR_BASE + r) ?? NO_MERGE);
-  }
-
-  private mergeByScan(init: Int32Array): number[] {
-    const sym = Int32Array.from(init);
-    let len = sym.length;
-    const rank = new Int32Array(Math.max(len - 1, 1));
-    for (let i = 0; i + 1 < len; i++) rank[i] = this.pairRank(sym[i] as number, sym[i + 1] as number);
-    while (len > 1) {
-      let best = NO_MERGE;
-      let at = -1;
-      for (let i = 0; i + 1 < len; i++) {
-        if ((rank[i] as number) < best) {
-          best = rank[i] as number;
-          at = i;
-        }
-      }
-      if (at < 0) break;
-      sym[at] = this.mergeResults[best] as number;
-      for (let i = at + 1; i + 1 < len; i++) {
-        sym[i] = sym[i + 1] as number;
-        rank[i] = rank[i + 1] as number;
-      }
-      len--;
-      if (at > 0) rank[at - 1] = this.pairRank(sym[at - 1] as number, sym[at] as number);
-      if (at + 1 < len) rank[at] = this.pairRank(sym[at] as number, sym[at + 1] as number);
-    }
-    return Array.from(sym.subarray(0, len));
-  }
-
-  // The same merges for long pieces (SentencePiece-style text has no pre-tokenizer, so a whole
-  // paragraph is one piece): a linked list of symbols and a heap of (rank, position) candidates.
-  private mergeByHeap(init: Int32Array): number[] {
-    const n = init.length;
-    const sym = Int32Array.from(init);
-    const next = new Int32Array(n);
-    const prev = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      next[i] = i + 1 < n ? i + 1 : -1;
-      prev[i] = i - 1;
-    }
-    const alive = new Uint8Array(n).fill(1);
-    const heap = new MinHeap();
-    for (let i = 0; i + 1 < n; i++) {
-      const r = this.pairRank(sym[i] as number, sym[i + 1] as number);
-      if (r !== NO_MERGE) heap.push(r * n + i);
-    }
-    while (heap.size > 0) {
-      const entry = heap.pop();
-      const r = Math.floor(entry / n);
-      const i = entry - r * n;
-      const j = next[i] as number;
-      if (!alive[i] || j < 0 || this.pairRank(sym[i] as number, sym[j] as number) !== r) continue;
-      sym[i] = this.mergeResults[r] as number;
-      alive[j] = 0;
-      const k = next[j] as number;
-      next[i] = k;
-      if (k >= 0) prev[k] = i;
-      const p = prev[i] as number;
-      if (p >= 0) {
-        const rp = this.pairRank(sym[p] as number, sym[i] as number);
-        if (rp !== NO_MERGE) heap.push(rp * n + p);
-      }
-      if (k >= 0) {
-        const rk = this.pairRank(sym[i] as number, sym[k] as number);
-        if (rk !== NO_MERGE) heap.push(rk * n + i);
-      }
-    }
-    const out: number[] = [];
-    for (let i = 0; i >= 0; i = next[i] as number) out.push(sym[i] as number);
     return out;
   }
 
@@ -635,45 +552,6 @@ export class HFTokenizer extends BaseTokenizer {
   /** The tokenizer.json it was built from (with any special tokens added since). */
   toJSON(): object {
     return this.json;
-  }
-}
-
-/** Binary min-heap of numbers. */
-class MinHeap {
-  private items: number[] = [];
-  get size(): number {
-    return this.items.length;
-  }
-  push(v: number): void {
-    const a = this.items;
-    let i = a.length;
-    a.push(v);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if ((a[parent] as number) <= v) break;
-      a[i] = a[parent] as number;
-      i = parent;
-    }
-    a[i] = v;
-  }
-  pop(): number {
-    const a = this.items;
-    const top = a[0] as number;
-    const last = a.pop() as number;
-    const n = a.length;
-    if (n === 0) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const c = r < n && (a[r] as number) < (a[l] as number) ? r : l;
-      if ((a[c] as number) >= last) break;
-      a[i] = a[c] as number;
-      i = c;
-    }
-    a[i] = last;
-    return top;
   }
 }
 
