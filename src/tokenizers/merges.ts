@@ -16,8 +16,7 @@ export class MergeTable {
   private readonly ranks = new Map<number, number>();
   /** rank -> id of the merged token. */
   private readonly results: number[] = [];
-  // Scratch for words the scan handles, reused across words.
-  private readonly symBuf = new Int32Array(SCAN_LIMIT);
+  // The scan's pair ranks, reused across words.
   private readonly rankBuf = new Int32Array(SCAN_LIMIT);
 
   /** Add the merge left + right -> result as the next rank. A pair that has a rank already is
@@ -42,10 +41,8 @@ export class MergeTable {
   }
 
   // Keeps the rank of every adjacent pair in an array, so a merge recomputes only its two neighbours.
-  private byScan(input: Int32Array, n: number): number[] {
-    const sym = this.symBuf;
+  private byScan(sym: Int32Array, n: number): number[] {
     const rank = this.rankBuf;
-    sym.set(input.subarray(0, n));
     for (let i = 0; i + 1 < n; i++) rank[i] = this.rank(sym[i] as number, sym[i + 1] as number);
     let len = n;
     while (len > 1) {
@@ -67,7 +64,9 @@ export class MergeTable {
       if (at > 0) rank[at - 1] = this.rank(sym[at - 1] as number, sym[at] as number);
       if (at + 1 < len) rank[at] = this.rank(sym[at] as number, sym[at + 1] as number);
     }
-    return Array.from(sym.subarray(0, len));
+    const out = new Array<number>(len);
+    for (let i = 0; i < len; i++) out[i] = sym[i] as number;
+    return out;
   }
 
   // For long words (SentencePiece-style text has no pre-tokenizer, so a paragraph is one word):
