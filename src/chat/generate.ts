@@ -42,7 +42,7 @@ export function chatPrompt(
   const stopIds = new Set(endOfTurnIds(tokenizer));
   if (stopIds.size === 0) {
     throw new ChatError(
-      "chatReply: the tokenizer has no end-of-turn token, so an answer could never end; use a chat model (one trained by " +
+      "the model's tokenizer has no end-of-turn token, so an answer could never end; use a chat model (one trained by " +
         "`moxing sft`) or call useChatML(tokenizer) before training",
     );
   }
@@ -68,6 +68,35 @@ export function chatPrompt(
   return { prompt, stopIds, dropped: fitted.dropped, maxNewTokens: limit };
 }
 
+/** The answer's ids as text: each piece goes to onText as soon as it is whole text (a byte-level
+ *  token can end inside a multi-byte character: the rest of it is waited for). Shared by chatReply
+ *  and streamChatReply. */
+export class AnswerText {
+  readonly ids: number[] = [];
+  private emitted = "";
+
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly onText?: (piece: string) => void,
+  ) {}
+
+  push(id: number): void {
+    this.ids.push(id);
+    const text = this.tokenizer.decode(this.ids);
+    if (!text.endsWith("\uFFFD") && text.length > this.emitted.length) {
+      this.onText?.(text.slice(this.emitted.length));
+      this.emitted = text;
+    }
+  }
+
+  /** The whole answer; what was held back (a cut character) is emitted now. */
+  finish(): string {
+    const text = this.tokenizer.decode(this.ids);
+    if (text.length > this.emitted.length && text.startsWith(this.emitted)) this.onText?.(text.slice(this.emitted.length));
+    return text;
+  }
+}
+
 /** Generate the assistant's next message for `messages`. */
 export function chatReply(
   model: LanguageModel,
@@ -82,27 +111,19 @@ export function chatReply(
     maxNewTokens: limit,
   } = chatPrompt(model, tokenizer, messages, { ...opts, maxNewTokens: opts.maxNewTokens ?? 200 });
 
-  const out: number[] = [];
-  let emitted = "";
+  const answer = new AnswerText(tokenizer, opts.onText);
   let finishReason: ChatReply["finishReason"] = "length";
   for (const id of generateIds(model, prompt, { ...opts, maxNewTokens: limit })) {
     if (stopIds.has(id)) {
       finishReason = "stop";
       break;
     }
-    out.push(id);
-    const text = tokenizer.decode(out);
-    // A byte-level token can end inside a multi-byte character: wait for the rest of it.
-    if (!text.endsWith("\uFFFD") && text.length > emitted.length) {
-      opts.onText?.(text.slice(emitted.length));
-      emitted = text;
-    }
+    answer.push(id);
     if (opts.signal?.aborted) {
       finishReason = "abort";
       break;
     }
   }
-  const text = tokenizer.decode(out);
-  if (text.length > emitted.length && text.startsWith(emitted)) opts.onText?.(text.slice(emitted.length));
-  return { text, finishReason, promptTokens: prompt.length, completionTokens: out.length, droppedMessages: dropped };
+  const text = answer.finish();
+  return { text, finishReason, promptTokens: prompt.length, completionTokens: answer.ids.length, droppedMessages: dropped };
 }
