@@ -23,6 +23,7 @@
 
 import { closeSync, fstatSync, readSync } from "node:fs";
 import { endianness } from "node:os";
+import { halfToFloatTable } from "../quant/ggml.js";
 import { writeFileAtomic } from "./atomic.js";
 import { duplicateKey, escapeForDisplay, jsonSyntaxError, openRegularFile } from "./files.js";
 
@@ -100,24 +101,6 @@ function u16s(bytes: Uint8Array, n: number): Uint16Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < n; i++) out[i] = dv.getUint16(2 * i, true);
   return out;
-}
-
-let halfTable: Float32Array | null = null;
-
-/** IEEE 754 binary16 -> float32 for all 65536 bit patterns (exact: every half is a float). */
-function halfToFloatTable(): Float32Array {
-  if (halfTable) return halfTable;
-  const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) t[h] = sign * 2 ** -14 * (frac / 1024);
-    else if (exp === 0x1f) t[h] = frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-    else t[h] = sign * 2 ** (exp - 15) * (1 + frac / 1024);
-  }
-  halfTable = t;
-  return t;
 }
 
 /** Convert IEEE half-precision floats (F16) to float32. */
