@@ -33,6 +33,7 @@ import { type LoopHooks, runLoop } from "./loop.js";
 
 export { type EvalResult, evaluateTask, type FinetuneTask, resolveTask, TASK_ALIASES, type TaskData } from "../tasks/evaluate.js";
 
+import { EpochBatches } from "./batches.js";
 import { RunDirectory } from "./run.js";
 
 /** The model's loss on a batch of features. */
@@ -282,30 +283,12 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
 
   // Batches: each epoch a fresh seeded permutation of the features.
   const rng = new Generator(seed + 1);
-  let order: number[] = [];
-  let cursor = 0;
+  const batches = new EpochBatches(features, o.batchSize, rng);
   if (saved) {
     modelRng.setState(saved.rng.model);
     rng.setState(saved.rng.batches);
-    order = [...saved.order];
-    cursor = saved.cursor;
+    batches.restore(saved);
   }
-  const nextBatch = (): Feature[] => {
-    const rows: Feature[] = [];
-    while (rows.length < o.batchSize) {
-      if (cursor >= order.length) {
-        if (rows.length) break; // the last batch of an epoch may be short
-        order = features.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.randint(i + 1);
-          [order[i], order[j]] = [order[j] as number, order[i] as number];
-        }
-        cursor = 0;
-      }
-      rows.push(features[order[cursor++] as number] as Feature);
-    }
-    return rows;
-  };
 
   const provenance = {
     train: o.provenance?.train ?? { name: "user data", kind: "unknown" },
@@ -330,7 +313,7 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
         `(${features.length} inputs${labels ? `, ${labels.length} labels` : ""}, data: ${provenance.train.name}, ${provenance.train.kind})` +
         (o.eval ? `, ${o.eval.examples.length} evaluation examples` : "") +
         `; ${maxSteps} steps of ${o.batchSize}`,
-      trainStep: () => batchLoss(model, nextBatch(), padId, maxLength),
+      trainStep: () => batchLoss(model, batches.next(), padId, maxLength),
       evaluate: o.eval
         ? () => {
             lastEval = evaluateTask(model, tokenizer, o.eval as TaskData, labels, evalOpts);
@@ -344,8 +327,7 @@ export async function finetune(opts: FinetuneOptions, hooks: LoopHooks = {}): Pr
         args,
         data: { sha256: digest, train: o.train.examples.length, eval: o.eval?.examples.length ?? 0 },
         rng: { model: modelRng.getState(), batches: rng.getState() },
-        order,
-        cursor,
+        ...batches.state(),
       }),
     },
     hooks,

@@ -24,6 +24,7 @@ import { scoped } from "../tensor/memory.js";
 import { argmax, softmax } from "../tensor/ops.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { EpochBatches } from "./batches.js";
 import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
 import { RunDirectory, type SavedState } from "./run.js";
 
@@ -200,30 +201,12 @@ export async function trainHAN(opts: HANTrainOptions, hooks: LoopHooks = {}) {
   model.train();
   const docs = opts.train.map((d) => ({ doc: encodeDocument(files, d.text), label: files.labels.indexOf(d.label) }));
   const rng = new Generator(o.seed + 1);
-  let order: number[] = [];
-  let cursor = 0;
+  const batches = new EpochBatches(docs, o.batchSize, rng);
   if (saved) {
     rng.setState(saved.rng.batches as ReturnType<Generator["getState"]>);
     modelRng.setState(saved.rng.model as ReturnType<Generator["getState"]>);
-    order = [...saved.order];
-    cursor = saved.cursor;
+    batches.restore(saved);
   }
-  const nextBatch = () => {
-    const rows: typeof docs = [];
-    while (rows.length < o.batchSize) {
-      if (cursor >= order.length) {
-        if (rows.length) break;
-        order = docs.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.randint(i + 1);
-          [order[i], order[j]] = [order[j] as number, order[i] as number];
-        }
-        cursor = 0;
-      }
-      rows.push(docs[order[cursor++] as number] as (typeof docs)[number]);
-    }
-    return rows;
-  };
   const evalInterval = o.evalInterval ?? Math.max(1, Math.min(100, o.maxSteps));
   const args = { ...o, train: undefined, eval: undefined, notes: undefined, out: undefined, resume: undefined, overwrite: undefined };
   const notes = { data: opts.notes ?? {}, train: opts.train.length, eval: held.length };
@@ -246,7 +229,7 @@ export async function trainHAN(opts: HANTrainOptions, hooks: LoopHooks = {}) {
       checkpointInterval: evalInterval,
       title: `training a hierarchical attention network: ${params} parameters, ${docs.length} documents (${files.labels.join(" / ")}), ${files.vocab.size} words; ${o.maxSteps} steps of ${o.batchSize}`,
       trainStep: () => {
-        const rows = nextBatch();
+        const rows = batches.next();
         const labelsT = new Tensor(
           Int32Array.from(rows, (r) => r.label),
           [rows.length],
@@ -273,8 +256,7 @@ export async function trainHAN(opts: HANTrainOptions, hooks: LoopHooks = {}) {
         args,
         data: { sha256: digest },
         rng: { model: modelRng.getState(), batches: rng.getState() },
-        order,
-        cursor,
+        ...batches.state(),
       }),
     },
     hooks,

@@ -23,6 +23,7 @@ import { scoped } from "../tensor/memory.js";
 import { argmax } from "../tensor/ops.js";
 import { Generator } from "../tensor/random.js";
 import { Tensor } from "../tensor/tensor.js";
+import { EpochBatches } from "./batches.js";
 import { type LoopHooks, type Metrics, runLoop } from "./loop.js";
 import { RunDirectory, type SavedState } from "./run.js";
 
@@ -235,30 +236,12 @@ export async function trainListOps(opts: ListOpsTrainOptions, hooks: LoopHooks =
     (model as Module).loadStateDict(loaded.model.stateDict());
   }
   const rng = new Generator(o.seed + 1);
-  let order: number[] = [];
-  let cursor = 0;
+  const batches = new EpochBatches(train, o.batchSize, rng);
   if (saved) {
     rng.setState(saved.rng.batches as ReturnType<Generator["getState"]>);
     modelRng.setState(saved.rng.model as ReturnType<Generator["getState"]>);
-    order = [...saved.order];
-    cursor = saved.cursor;
+    batches.restore(saved);
   }
-  const nextBatch = (): ListOpsExample[] => {
-    const rows: ListOpsExample[] = [];
-    while (rows.length < o.batchSize) {
-      if (cursor >= order.length) {
-        if (rows.length) break;
-        order = train.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = rng.randint(i + 1);
-          [order[i], order[j]] = [order[j] as number, order[i] as number];
-        }
-        cursor = 0;
-      }
-      rows.push(train[order[cursor++] as number] as ListOpsExample);
-    }
-    return rows;
-  };
   const args = { ...o, hiddenSize, out: undefined, resume: undefined, overwrite: undefined };
   const evalInterval = o.evalInterval ?? Math.max(1, Math.min(500, o.maxSteps));
   const optimizer = new AdamW([{ params: model.parameters(), weightDecay: o.weightDecay }], { lr: o.learningRate });
@@ -283,7 +266,7 @@ export async function trainListOps(opts: ListOpsTrainOptions, hooks: LoopHooks =
       checkpointInterval: evalInterval,
       title: `training a ${o.model} on ListOps: ${params} parameters, ${train.length} training examples (at most ${o.maxTokens} tokens); ${o.maxSteps} steps of ${o.batchSize}`,
       trainStep: () => {
-        const rows = nextBatch();
+        const rows = batches.next();
         return {
           loss: listOpsForward(model, rows, true).loss as Tensor,
           tokens: rows.reduce((n, r) => n + listOpsTokens(r.tree).length, 0),
@@ -296,8 +279,7 @@ export async function trainListOps(opts: ListOpsTrainOptions, hooks: LoopHooks =
         args,
         data: { sha256: digest },
         rng: { model: modelRng.getState(), batches: rng.getState() },
-        order,
-        cursor,
+        ...batches.state(),
       }),
     },
     hooks,
