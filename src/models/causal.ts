@@ -16,10 +16,12 @@ export interface LanguageModel extends Module {
   readonly vocabSize: number;
   /** Width of the hidden states (GPT's n_embd, Llama's hidden_size). */
   readonly hiddenSize: number;
-  /** idx (B, T) int32 -> logits (B, T, V); with targets (B, T), the mean cross-entropy too. */
+  /** idx (B, T) int32 -> logits (B, T, V); with targets (B, T), the mean cross-entropy too.
+   *  lengths: the batch is right-padded and row b is lengths[b] tokens long; the padding is skipped
+   *  (padding-free, nn/packing.ts) and its logits are unspecified. */
   forward(
     idx: Tensor,
-    opts?: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean },
+    opts?: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean; lengths?: ArrayLike<number> | null },
   ): { logits: Tensor; loss: Tensor | null };
   /** The trunk without the head: idx (B, T) -> final hidden states (B, T, C), after the last norm. */
   hiddenStates(idx: Tensor): Tensor;

@@ -9,6 +9,7 @@
 import { KVCache } from "../nn/attention.js";
 import { Dropout, Embedding, LayerNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
+import { pack, packing, packTargets, unpack } from "../nn/packing.js";
 import { ropeTables, sinusoidalTable } from "../nn/positional.js";
 import { exportNamedWeights, loadNamedWeights, type WeightNames, type WeightTensor } from "../nn/state-dict.js";
 import { TransformerBlock } from "../nn/transformer.js";
@@ -232,14 +233,42 @@ export class GPT extends Module {
   /** idx (B, T) int32 token ids -> logits; with targets (B, T), also the mean cross-entropy loss. */
   forward(
     idx: Tensor,
-    opts: { targets?: Tensor | null; caches?: KVCache[] | null; rowCaches?: KVCache[][] | null; lastOnly?: boolean } = {},
+    opts: {
+      targets?: Tensor | null;
+      caches?: KVCache[] | null;
+      rowCaches?: KVCache[][] | null;
+      lastOnly?: boolean;
+      lengths?: ArrayLike<number> | null;
+    } = {},
   ): GPTOutput {
     const T = idx.shape[1] as number;
+    if (opts.lengths && !opts.caches && !opts.rowCaches && !opts.lastOnly)
+      return this.forwardPacked(idx, opts.lengths, opts.targets ?? null);
     let x = this.hiddenStates(idx, opts.caches ?? null, opts.rowCaches ?? null); // (B, T, C)
     if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
     const logits = linear(x, this.lm_head); // (B, T, vocab_size)
     const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
     return { logits, loss };
+  }
+
+  /** forward for a right-padded batch whose row b is lengths[b] tokens long: every position-wise op
+   *  runs on the real positions only (nn/packing.ts). The logits (B, T, V) at padded positions are
+   *  unspecified; the loss counts real positions only. */
+  private forwardPacked(idx: Tensor, lengths: ArrayLike<number>, targets: Tensor | null): GPTOutput {
+    const [B, T] = idx.shape as [number, number];
+    if (lengths.length !== B) throw new Error(`GPT: ${lengths.length} lengths for a batch of ${B}`);
+    if (T > this.config.block_size)
+      throw new Error(`GPT: cannot forward a sequence of length ${T}, block_size is only ${this.config.block_size}`);
+    const p = packing(lengths, T);
+    const tr = this.transformer;
+    let x = tr.wte.forward(idx); // (B, T, C)
+    if (tr.wpe) x = add(x, tr.wpe.forward(arange(0, T)));
+    if (this.sinusoid) x = add(x, slice(this.sinusoid, 0, 0, T));
+    x = tr.drop.forward(pack(x, p)); // (N, C)
+    for (const block of tr.h.items) x = block.forward(x, { rope: this.rope, packed: p });
+    const logits = linear(tr.ln_f.forward(x), this.lm_head); // (N, vocab_size)
+    const loss = targets ? crossEntropy(logits, packTargets(targets, p)) : null;
+    return { logits: unpack(logits, p), loss };
   }
 
   /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after ln_f

@@ -18,6 +18,7 @@
 import { KVCache } from "../nn/attention.js";
 import { GroupedQueryAttention } from "../nn/gqa.js";
 import { Module, ModuleList } from "../nn/module.js";
+import { type Packing, pack, packing, packTargets, unpack } from "../nn/packing.js";
 import { type AnyWeight, asFloat, type ParamFactory, prefixed, QEmbedding, QLinear, quantizedLinear } from "../nn/quantized.js";
 import { RMSNorm } from "../nn/rmsnorm.js";
 import { type RopeScaling, RotaryEmbedding } from "../nn/rotary.js";
@@ -259,9 +260,9 @@ export class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.module("post_attention_layernorm", norm("post_attention_layernorm"));
     this.mlp = this.module("mlp", new SwiGLU(c.hidden_size, c.intermediate_size, prefixed(params, "mlp"), { std }));
   }
-  /** (B, T, C) -> (B, T, C). */
-  forward(x: Tensor, rope: RotaryEmbedding, cache: KVCache | null): Tensor {
-    x = x.add(this.self_attn.forward(this.input_layernorm.forward(x), rope, cache));
+  /** (B, T, C) -> (B, T, C), or packed (N, C) -> (N, C) with a packing. */
+  forward(x: Tensor, rope: RotaryEmbedding, cache: KVCache | null, packed: Packing | null = null): Tensor {
+    x = x.add(this.self_attn.forward(this.input_layernorm.forward(x), rope, cache, packed));
     return x.add(this.mlp.forward(this.post_attention_layernorm.forward(x)));
   }
 }
@@ -347,13 +348,34 @@ export class Llama extends Module {
   }
 
   /** idx (B, T) int32 token ids -> logits; with targets (B, T), also the mean cross-entropy loss. */
-  forward(idx: Tensor, opts: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean } = {}): LlamaOutput {
+  forward(
+    idx: Tensor,
+    opts: { targets?: Tensor | null; caches?: KVCache[] | null; lastOnly?: boolean; lengths?: ArrayLike<number> | null } = {},
+  ): LlamaOutput {
     const T = idx.shape[1] as number;
+    if (opts.lengths && !opts.caches && !opts.lastOnly) return this.forwardPacked(idx, opts.lengths, opts.targets ?? null);
     let x = this.hiddenStates(idx, opts.caches ?? null); // (B, T, C)
     if (opts.lastOnly && !opts.targets) x = slice(x, 1, T - 1, T); // (B, 1, C): only the next token is needed
     const logits = this.logitsFromHidden(x); // (B, T, vocab_size)
     const loss = opts.targets ? crossEntropy(logits, opts.targets) : null;
     return { logits, loss };
+  }
+
+  /** forward for a right-padded batch whose row b is lengths[b] tokens long: every position-wise op
+   *  runs on the real positions only (nn/packing.ts). The logits (B, T, V) at padded positions are
+   *  unspecified; the loss counts real positions only. */
+  private forwardPacked(idx: Tensor, lengths: ArrayLike<number>, targets: Tensor | null): LlamaOutput {
+    const [B, T] = idx.shape as [number, number];
+    if (lengths.length !== B) throw new Error(`Llama: ${lengths.length} lengths for a batch of ${B}`);
+    if (T > this.blockSize) {
+      throw new Error(`Llama: cannot forward a sequence of length ${T}; the model attends over at most ${this.blockSize} positions`);
+    }
+    const p = packing(lengths, T);
+    let x = pack(this.model.embed_tokens.forward(idx), p); // (N, C)
+    for (const layer of this.model.layers.items) x = layer.forward(x, this.rotary, null, p);
+    const logits = this.logitsFromHidden(this.model.norm.forward(x)); // (N, vocab_size)
+    const loss = targets ? crossEntropy(logits, packTargets(targets, p)) : null;
+    return { logits: unpack(logits, p), loss };
   }
 
   /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after the last

@@ -13,6 +13,7 @@ import { defaultGenerator, type Generator } from "../tensor/random.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Linear } from "./layers.js";
 import { Module } from "./module.js";
+import { type Packing, pack, unpack } from "./packing.js";
 import { applyRope } from "./positional.js";
 
 /** Keys and values of past positions for one layer, so generation computes each token once.
@@ -81,6 +82,9 @@ export interface AttentionCall {
    *  The projections before and after attention still run on the whole batch at once. */
   rowCaches?: readonly KVCache[] | null;
   rope?: { cos: Tensor; sin: Tensor } | null;
+  /** x is the packed (N, C) rows of this padded batch (padding-free training, nn/packing.ts):
+   *  unpacked to (B, T, C) for attention only. */
+  packed?: Packing | null;
 }
 
 export class MultiHeadAttention extends Module {
@@ -110,16 +114,17 @@ export class MultiHeadAttention extends Module {
   }
 
   forward(x: Tensor, call: AttentionCall = {}): Tensor {
-    const C = x.shape[2] as number;
+    const C = this.nEmbd;
     const nh = this.nHead;
-    const qkv = this.c_attn.forward(x); // (B, T, 3C)
+    const p = call.packed ?? null;
+    const qkv = p ? unpack(this.c_attn.forward(x), p) : this.c_attn.forward(x); // (B, T, 3C)
     const q = splitHeads(slice(qkv, 2, 0, C), nh); // (B, nh, T, hs)
     const k = splitHeads(slice(qkv, 2, C, 2 * C), nh);
     const v = splitHeads(slice(qkv, 2, 2 * C, 3 * C), nh);
     let y: Tensor;
     if (call.rowCaches) {
       const rows = call.rowCaches;
-      const B = x.shape[0] as number;
+      const B = qkv.shape[0] as number;
       if (rows.length !== B) throw new Error(`MultiHeadAttention: ${rows.length} row caches for a batch of ${B}`);
       const row = (t: Tensor, b: number) => slice(t, 0, b, b + 1); // (1, nh, T, hs)
       y = cat(
@@ -132,7 +137,8 @@ export class MultiHeadAttention extends Module {
       y = r.y;
       if (this.storeAttention) this.attentionWeights = r.weights ? r.weights.detach() : null;
     }
-    return dropout(this.c_proj.forward(mergeHeads(y)), this.dropoutP, this.training, this.generator);
+    const merged = mergeHeads(y); // (B, T, C)
+    return dropout(this.c_proj.forward(p ? pack(merged, p) : merged), this.dropoutP, this.training, this.generator);
   }
 
   /** softmax(q·kᵀ/√hs)·v for q, k, v (B, nh, T, hs), after rotating them (RoPE) and appending k and v

@@ -10,6 +10,7 @@ import { expand, reshape, scaledDotProductAttention, transpose, unsqueeze } from
 import type { Tensor } from "../tensor/tensor.js";
 import type { KVCache } from "./attention.js";
 import { Module } from "./module.js";
+import { type Packing, pack, unpack } from "./packing.js";
 import { asFloat, type ParamFactory, prefixed, QLinear } from "./quantized.js";
 import { RMSNorm } from "./rmsnorm.js";
 import type { RotaryEmbedding } from "./rotary.js";
@@ -60,13 +61,16 @@ export class GroupedQueryAttention extends Module {
     this.k_norm = norm("k_norm");
   }
 
-  /** x (B, T, C) at positions cache.length .. + T - 1 -> (B, T, C). */
-  forward(x: Tensor, rope: RotaryEmbedding, cache: KVCache | null = null): Tensor {
-    const [B, T] = x.shape as [number, number, number];
+  /** x (B, T, C) at positions cache.length .. + T - 1 -> (B, T, C); or, with a packing (padding-free
+   *  training, nn/packing.ts), the packed (N, C) rows of a padded batch -> (N, C), unpacked to
+   *  (B, T, ...) for attention only. */
+  forward(x: Tensor, rope: RotaryEmbedding, cache: KVCache | null = null, packed: Packing | null = null): Tensor {
+    const [B, T] = packed ? [packed.B, packed.T] : (x.shape as [number, number, number]);
     const [nh, nkv, hs] = [this.nHead, this.nKV, this.headDim];
-    let q = reshape(this.q_proj.forward(x), [B, T, nh, hs]);
-    let k = reshape(this.k_proj.forward(x), [B, T, nkv, hs]);
-    let v = transpose(reshape(this.v_proj.forward(x), [B, T, nkv, hs]), 1, 2); // (B, nkv, T, hs)
+    const proj = (l: QLinear) => (packed ? unpack(l.forward(x), packed) : l.forward(x)); // (B, T, n·hs)
+    let q = reshape(proj(this.q_proj), [B, T, nh, hs]);
+    let k = reshape(proj(this.k_proj), [B, T, nkv, hs]);
+    let v = transpose(reshape(proj(this.v_proj), [B, T, nkv, hs]), 1, 2); // (B, nkv, T, hs)
     if (this.q_norm && this.k_norm) {
       q = this.q_norm.forward(q);
       k = this.k_norm.forward(k);
@@ -91,6 +95,7 @@ export class GroupedQueryAttention extends Module {
       }
       y = scaledDotProductAttention(q, k, v, { causal: true }).out; // (B, nh, T, hs)
     }
-    return this.o_proj.forward(reshape(transpose(y, 1, 2), [B, T, nh * hs]));
+    const merged = reshape(transpose(y, 1, 2), [B, T, nh * hs]);
+    return this.o_proj.forward(packed ? pack(merged, packed) : merged);
   }
 }
