@@ -69,11 +69,13 @@ const sftBatch = padBatch(sft);
 const dpoBatch = padBatch(dpoSeqs);
 const n = pairs.length;
 const moxingSteps: Record<string, () => void> = {
-  sft: () => step(() => sftLoss(policy.forward(sftBatch.x).logits, sftBatch.ids, sftBatch.mask)),
+  sft: () => step(() => sftLoss(policy.forward(sftBatch.x, { lengths: sftBatch.lengths }).logits, sftBatch.ids, sftBatch.mask)),
   dpo: () =>
     step(() => {
-      const pol = sequenceLogprobs(policy.forward(dpoBatch.x).logits, dpoBatch.ids, dpoBatch.mask).sum;
-      const ref = noGrad(() => sequenceLogprobs(reference.forward(dpoBatch.x).logits, dpoBatch.ids, dpoBatch.mask).sum);
+      const pol = sequenceLogprobs(policy.forward(dpoBatch.x, { lengths: dpoBatch.lengths }).logits, dpoBatch.ids, dpoBatch.mask).sum;
+      const ref = noGrad(
+        () => sequenceLogprobs(reference.forward(dpoBatch.x, { lengths: dpoBatch.lengths }).logits, dpoBatch.ids, dpoBatch.mask).sum,
+      );
       return dpoLoss(
         {
           policyChosen: pol.slice(0, 0, n),

@@ -162,11 +162,16 @@ export function drawBatch(g: Generator, size: number, n: number): number[] {
 
 /** Right-pad sequences to one length: ids (B, T) as a tensor and as rows, masks as rows; causal
  *  attention means padding at the end never changes the positions before it. */
-export function padBatch(examples: readonly EncodedExample[], padId = 0): { x: Tensor; ids: number[][]; mask: number[][]; tokens: number } {
+export function padBatch(
+  examples: readonly EncodedExample[],
+  padId = 0,
+): { x: Tensor; ids: number[][]; mask: number[][]; tokens: number; lengths: number[] } {
   const T = Math.max(...examples.map((e) => e.ids.length));
   const ids = examples.map((e) => [...e.ids, ...new Array<number>(T - e.ids.length).fill(padId)]);
   const mask = examples.map((e) => [...e.mask, ...new Array<number>(T - e.mask.length).fill(0)]);
-  return { x: tensor(ids, { dtype: "int32" }), ids, mask, tokens: examples.reduce((s, e) => s + e.ids.length, 0) };
+  // The row lengths let the model skip the padding (forward's `lengths`: padding-free training).
+  const lengths = examples.map((e) => e.ids.length);
+  return { x: tensor(ids, { dtype: "int32" }), ids, mask, tokens: lengths.reduce((s, l) => s + l, 0), lengths };
 }
 
 /** The Linear layers LoRA adapts unless told otherwise: GPT-2's c_attn and c_proj, or every

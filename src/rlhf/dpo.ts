@@ -55,7 +55,7 @@ type Pair = { chosen: EncodedExample; rejected: EncodedExample };
 function pairLogps(model: LanguageModel, batch: readonly Pair[]): { chosen: Tensor; rejected: Tensor; tokens: number } {
   const seqs = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
   const b = padBatch(seqs);
-  const { sum } = sequenceLogprobs(model.forward(b.x).logits, b.ids, b.mask);
+  const { sum } = sequenceLogprobs(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask);
   const B = batch.length;
   return { chosen: sum.slice(0, 0, B), rejected: sum.slice(0, B, 2 * B), tokens: b.tokens };
 }

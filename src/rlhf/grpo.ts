@@ -93,12 +93,14 @@ export async function grpo(opts: GrpoOptions, hooks: LoopHooks = {}): Promise<Lo
       noGrad(() => {
         const b = padBatch(seqs);
         return {
-          old: needOld ? rowsOf(tokenLogprobs(model.forward(b.x).logits, b.ids, b.mask, args.temperature), lengths) : null,
+          old: needOld
+            ? rowsOf(tokenLogprobs(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask, args.temperature), lengths)
+            : null,
           ref:
             args.beta > 0
               ? rowsOf(
                   tokenLogprobs(
-                    s.reference((m) => m.forward(b.x).logits),
+                    s.reference((m) => m.forward(b.x, { lengths: b.lengths }).logits),
                     b.ids,
                     b.mask,
                     args.temperature,
@@ -152,7 +154,7 @@ export async function grpo(opts: GrpoOptions, hooks: LoopHooks = {}): Promise<Lo
         r.cursor++;
         const b = padBatch(r.seqs);
         const T1 = (b.ids[0]?.length ?? 1) - 1;
-        const logprobs = tokenLogprobs(model.forward(b.x).logits, b.ids, b.mask, args.temperature); // (B, T-1)
+        const logprobs = tokenLogprobs(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask, args.temperature); // (B, T-1)
         const old = r.old ? padRows(r.old, T1) : (logprobs.detach().tolist() as number[][]);
         const l = grpoLoss(logprobs, old, r.advantages, padRows(r.mask, T1), {
           epsilon: args.epsilon,

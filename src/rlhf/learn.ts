@@ -132,14 +132,16 @@ export async function learnFromFeedback(input: LearnInput): Promise<LearnResult>
           const parts: Tensor[] = [];
           if (sft.length) {
             const b = padBatch(pick(sft));
-            parts.push(sftLoss(model.forward(b.x).logits, b.ids, b.mask));
+            parts.push(sftLoss(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask));
           }
           if (pairs.length) {
             const batch = pick(pairs);
             const b = padBatch([...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)]);
             const n = batch.length;
-            const pol = sequenceLogprobs(model.forward(b.x).logits, b.ids, b.mask).sum;
-            const ref = noGrad(() => lora.withAdaptersDisabled(() => sequenceLogprobs(model.forward(b.x).logits, b.ids, b.mask).sum));
+            const pol = sequenceLogprobs(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask).sum;
+            const ref = noGrad(() =>
+              lora.withAdaptersDisabled(() => sequenceLogprobs(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask).sum),
+            );
             const d = dpoLoss(
               {
                 policyChosen: pol.slice(0, 0, n),

@@ -183,8 +183,8 @@ export function setupOnline<A extends OnlineArgs>(
       const chunk = comps.slice(i, i + args.batchSize).map(completionExample);
       const r = scoped(() => {
         const b = padBatch(chunk);
-        const lp = model.forward(b.x).logits;
-        const lr = reference((m) => m.forward(b.x).logits);
+        const lp = model.forward(b.x, { lengths: b.lengths }).logits;
+        const lr = reference((m) => m.forward(b.x, { lengths: b.lengths }).logits);
         const kl = tokenKL(lp, lr).tolist() as number[][];
         let s = 0;
         let n = 0;

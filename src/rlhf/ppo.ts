@@ -197,7 +197,7 @@ export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<Loop
       noGrad(() => {
         const b = padBatch(seqs);
         const f = forward(b);
-        const refLogits = s.reference((m) => m.forward(b.x).logits);
+        const refLogits = s.reference((m) => m.forward(b.x, { lengths: b.lengths }).logits);
         return {
           logprobs: rowsOf(tokenLogprobs(f.logits, b.ids, b.mask, args.temperature), lengths),
           values: rowsOf(f.values, lengths).map((row, i) => row.map((v, t) => (mask[i]?.[t] ? v : 0))),

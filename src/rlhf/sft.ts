@@ -100,7 +100,7 @@ export async function sft(opts: SftOptions, hooks: LoopHooks = {}): Promise<SftR
       bestMetric: evalSet.length ? "loss" : undefined,
       trainStep: () => {
         const b = padBatch(drawBatch(batches, trainSet.length, args.batchSize).map((i) => trainSet[i] as EncodedExample));
-        return { loss: sftLoss(model.forward(b.x).logits, b.ids, b.mask), tokens: b.tokens };
+        return { loss: sftLoss(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask), tokens: b.tokens };
       },
       evaluate: evalSet.length
         ? () => {
@@ -112,7 +112,7 @@ export async function sft(opts: SftOptions, hooks: LoopHooks = {}): Promise<SftR
               total +=
                 scoped(() => {
                   const b = padBatch(chunk);
-                  return sftLoss(model.forward(b.x).logits, b.ids, b.mask).item();
+                  return sftLoss(model.forward(b.x, { lengths: b.lengths }).logits, b.ids, b.mask).item();
                 }) * n;
               count += n;
             }
