@@ -3,7 +3,9 @@
 // of the addresses since 1900 plus ChatML's two tokens), the same batches (SYNTHETIC chat examples:
 // 16 SFT examples; 8 preference pairs, chosen and rejected through the policy and a frozen reference),
 // and the same step: forward, loss, backward, gradient clipping at 1.0, AdamW. Tokens are the real
-// (unpadded) tokens of a batch, for both.
+// (unpadded) tokens of a batch, for both. moxing's rows "SFT" and "DPO" run as its trainers do,
+// padding-free (the model skips the padded positions; TRL's padding_free, which needs flash-attention
+// and so CUDA); "SFT-PADDED" and "DPO-PADDED" run over the padded batch, as the PyTorch side does.
 //
 //   node --import tsx bench/chat-speed.ts [--rounds 5] [--steps 4] [--threads 2]
 //
@@ -68,24 +70,29 @@ function step(loss: () => Tensor): void {
 const sftBatch = padBatch(sft);
 const dpoBatch = padBatch(dpoSeqs);
 const n = pairs.length;
+// Padding-free (forward's lengths) is how moxing's trainers run; "-padded" runs the same step over the
+// padded batch as PyTorch does, for the like-for-like figure.
+const sftStep = (lengths: number[] | null) => () =>
+  step(() => sftLoss(policy.forward(sftBatch.x, { lengths }).logits, sftBatch.ids, sftBatch.mask));
+const dpoStep = (lengths: number[] | null) => () =>
+  step(() => {
+    const pol = sequenceLogprobs(policy.forward(dpoBatch.x, { lengths }).logits, dpoBatch.ids, dpoBatch.mask).sum;
+    const ref = noGrad(() => sequenceLogprobs(reference.forward(dpoBatch.x, { lengths }).logits, dpoBatch.ids, dpoBatch.mask).sum);
+    return dpoLoss(
+      {
+        policyChosen: pol.slice(0, 0, n),
+        policyRejected: pol.slice(0, n, 2 * n),
+        refChosen: ref.slice(0, 0, n),
+        refRejected: ref.slice(0, n, 2 * n),
+      },
+      { beta: 0.1 },
+    ).loss;
+  });
 const moxingSteps: Record<string, () => void> = {
-  sft: () => step(() => sftLoss(policy.forward(sftBatch.x, { lengths: sftBatch.lengths }).logits, sftBatch.ids, sftBatch.mask)),
-  dpo: () =>
-    step(() => {
-      const pol = sequenceLogprobs(policy.forward(dpoBatch.x, { lengths: dpoBatch.lengths }).logits, dpoBatch.ids, dpoBatch.mask).sum;
-      const ref = noGrad(
-        () => sequenceLogprobs(reference.forward(dpoBatch.x, { lengths: dpoBatch.lengths }).logits, dpoBatch.ids, dpoBatch.mask).sum,
-      );
-      return dpoLoss(
-        {
-          policyChosen: pol.slice(0, 0, n),
-          policyRejected: pol.slice(0, n, 2 * n),
-          refChosen: ref.slice(0, 0, n),
-          refRejected: ref.slice(0, n, 2 * n),
-        },
-        { beta: 0.1 },
-      ).loss;
-    }),
+  sft: sftStep(sftBatch.lengths),
+  dpo: dpoStep(dpoBatch.lengths),
+  "sft-padded": sftStep(null),
+  "dpo-padded": dpoStep(null),
 };
 policy.train();
 
@@ -117,18 +124,19 @@ const median = (v: number[]) => {
   return s.length % 2 ? (s[s.length >> 1] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
 };
 const result: Record<string, { moxing: number[]; torch: number[]; tokens: number }> = {};
-for (const op of ["sft", "dpo"] as const) {
-  const tokens = op === "sft" ? tokensOf(sft) : tokensOf(dpoSeqs);
+for (const op of ["sft", "dpo", "sft-padded", "dpo-padded"] as const) {
+  const torchOp = op.replace("-padded", "");
+  const tokens = torchOp === "sft" ? tokensOf(sft) : tokensOf(dpoSeqs);
   const r = { moxing: [] as number[], torch: [] as number[], tokens };
   result[op] = r;
   moxingSteps[op]?.(); // warm-up: first-step allocations, on both sides
-  py.stdin.write(`${JSON.stringify({ op, steps: 1 })}\n`);
+  py.stdin.write(`${JSON.stringify({ op: torchOp, steps: 1 })}\n`);
   await next();
   for (let round = 0; round < rounds; round++) {
     const turns = round % 2 === 0 ? ["moxing", "torch"] : ["torch", "moxing"];
     for (const who of turns) {
       if (who === "torch") {
-        py.stdin.write(`${JSON.stringify({ op, steps })}\n`);
+        py.stdin.write(`${JSON.stringify({ op: torchOp, steps })}\n`);
         const t = await next();
         r.torch.push(...(t.seconds as number[]).map((s) => tokens / s));
       } else {
