@@ -69,9 +69,8 @@ export function chatPrompt(
 }
 
 /** The answer's ids as text: each piece goes to onText as soon as it is whole text (a byte-level
- *  token can end inside a multi-byte character: the rest of it is waited for). Shared by chatReply
- *  and streamChatReply. */
-export class AnswerText {
+ *  token can end inside a multi-byte character: the rest of it is waited for). */
+class AnswerText {
   readonly ids: number[] = [];
   private emitted = "";
 
@@ -97,13 +96,15 @@ export class AnswerText {
   }
 }
 
-/** Generate the assistant's next message for `messages`. */
-export function chatReply(
+/** The reply token by token: yields after each token of the answer (before checking opts.signal)
+ *  and returns the reply. chatReply runs it straight through; streamChatReply (stream.ts) lets the
+ *  event loop run at each yield, so a Ctrl-C can stop the answer. */
+export function* replySteps(
   model: LanguageModel,
   tokenizer: Tokenizer,
   messages: readonly ChatMessage[],
   opts: ChatReplyOptions = {},
-): ChatReply {
+): Generator<void, ChatReply, void> {
   const {
     prompt,
     stopIds,
@@ -119,6 +120,7 @@ export function chatReply(
       break;
     }
     answer.push(id);
+    yield;
     if (opts.signal?.aborted) {
       finishReason = "abort";
       break;
@@ -126,4 +128,18 @@ export function chatReply(
   }
   const text = answer.finish();
   return { text, finishReason, promptTokens: prompt.length, completionTokens: answer.ids.length, droppedMessages: dropped };
+}
+
+/** Generate the assistant's next message for `messages`. */
+export function chatReply(
+  model: LanguageModel,
+  tokenizer: Tokenizer,
+  messages: readonly ChatMessage[],
+  opts: ChatReplyOptions = {},
+): ChatReply {
+  const steps = replySteps(model, tokenizer, messages, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
 }
