@@ -6,6 +6,7 @@
 
 import type { KVCache } from "../nn/attention.js";
 import type { Module } from "../nn/module.js";
+import type { Packing } from "../nn/packing.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import type { Tensor } from "../tensor/tensor.js";
 
@@ -25,6 +26,9 @@ export interface LanguageModel extends Module {
   ): { logits: Tensor; loss: Tensor | null };
   /** The trunk without the head: idx (B, T) -> final hidden states (B, T, C), after the last norm. */
   hiddenStates(idx: Tensor): Tensor;
+  /** hiddenStates of a right-padded batch whose row b is lengths[b] tokens long, padding-free:
+   *  (N, C) for the N real positions, row by row (nn/packing.ts), and their packing. */
+  packedHiddenStates(idx: Tensor, lengths: ArrayLike<number>): { h: Tensor; packing: Packing };
   /** The head: hidden states (B, T, C) -> logits (B, T, V). */
   logitsFromHidden(h: Tensor): Tensor;
   /** One cache per layer, for sampling with the KV cache. */

@@ -9,7 +9,7 @@
 import { KVCache } from "../nn/attention.js";
 import { Dropout, Embedding, LayerNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
-import { pack, packing, packTargets, unpack } from "../nn/packing.js";
+import { type Packing, pack, packing, packTargets, unpack } from "../nn/packing.js";
 import { ropeTables, sinusoidalTable } from "../nn/positional.js";
 import { exportNamedWeights, loadNamedWeights, type WeightNames, type WeightTensor } from "../nn/state-dict.js";
 import { TransformerBlock } from "../nn/transformer.js";
@@ -255,10 +255,20 @@ export class GPT extends Module {
    *  runs on the real positions only (nn/packing.ts). The logits (B, T, V) at padded positions are
    *  unspecified; the loss counts real positions only. */
   private forwardPacked(idx: Tensor, lengths: ArrayLike<number>, targets: Tensor | null): GPTOutput {
+    const { h, packing: p } = this.packedHiddenStates(idx, lengths);
+    const logits = linear(h, this.lm_head); // (N, vocab_size)
+    const loss = targets ? crossEntropy(logits, packTargets(targets, p)) : null;
+    return { logits: unpack(logits, p), loss };
+  }
+
+  /** hiddenStates for a right-padded batch whose row b is lengths[b] tokens long, padding-free: the
+   *  final hidden states (N, C) of the N real positions, row by row, and their packing. */
+  packedHiddenStates(idx: Tensor, lengths: ArrayLike<number>): { h: Tensor; packing: Packing } {
     const [B, T] = idx.shape as [number, number];
     if (lengths.length !== B) throw new Error(`GPT: ${lengths.length} lengths for a batch of ${B}`);
-    if (T > this.config.block_size)
+    if (T > this.config.block_size) {
       throw new Error(`GPT: cannot forward a sequence of length ${T}, block_size is only ${this.config.block_size}`);
+    }
     const p = packing(lengths, T);
     const tr = this.transformer;
     let x = tr.wte.forward(idx); // (B, T, C)
@@ -266,9 +276,7 @@ export class GPT extends Module {
     if (this.sinusoid) x = add(x, slice(this.sinusoid, 0, 0, T));
     x = tr.drop.forward(pack(x, p)); // (N, C)
     for (const block of tr.h.items) x = block.forward(x, { rope: this.rope, packed: p });
-    const logits = linear(tr.ln_f.forward(x), this.lm_head); // (N, vocab_size)
-    const loss = targets ? crossEntropy(logits, packTargets(targets, p)) : null;
-    return { logits: unpack(logits, p), loss };
+    return { h: tr.ln_f.forward(x), packing: p };
   }
 
   /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after ln_f

@@ -365,6 +365,15 @@ export class Llama extends Module {
    *  runs on the real positions only (nn/packing.ts). The logits (B, T, V) at padded positions are
    *  unspecified; the loss counts real positions only. */
   private forwardPacked(idx: Tensor, lengths: ArrayLike<number>, targets: Tensor | null): LlamaOutput {
+    const { h, packing: p } = this.packedHiddenStates(idx, lengths);
+    const logits = this.logitsFromHidden(h); // (N, vocab_size)
+    const loss = targets ? crossEntropy(logits, packTargets(targets, p)) : null;
+    return { logits: unpack(logits, p), loss };
+  }
+
+  /** hiddenStates for a right-padded batch whose row b is lengths[b] tokens long, padding-free: the
+   *  final hidden states (N, C) of the N real positions, row by row, and their packing. */
+  packedHiddenStates(idx: Tensor, lengths: ArrayLike<number>): { h: Tensor; packing: Packing } {
     const [B, T] = idx.shape as [number, number];
     if (lengths.length !== B) throw new Error(`Llama: ${lengths.length} lengths for a batch of ${B}`);
     if (T > this.blockSize) {
@@ -373,9 +382,7 @@ export class Llama extends Module {
     const p = packing(lengths, T);
     let x = pack(this.model.embed_tokens.forward(idx), p); // (N, C)
     for (const layer of this.model.layers.items) x = layer.forward(x, this.rotary, null, p);
-    const logits = this.logitsFromHidden(this.model.norm.forward(x)); // (N, vocab_size)
-    const loss = targets ? crossEntropy(logits, packTargets(targets, p)) : null;
-    return { logits: unpack(logits, p), loss };
+    return { h: this.model.norm.forward(x), packing: p };
   }
 
   /** The trunk without the head: idx (B, T) -> the final hidden states (B, T, C) after the last

@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
 import { Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
+import { unpack } from "../nn/packing.js";
 import { AdamW } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
@@ -172,12 +173,13 @@ export async function ppo(opts: PpoOptions, hooks: LoopHooks = {}): Promise<Loop
   let episode = (run.saved?.episode as number | undefined) ?? 0;
   let last: Metrics = {};
 
-  /** Logits and values (B, T-1) of padded sequences; one forward through the trunk. */
+  /** Logits and values (B, T-1) of padded sequences; one padding-free forward through the trunk
+   *  (values and logits at padded positions are unspecified; the losses mask them). */
   const forward = (b: ReturnType<typeof padBatch>) => {
-    const h = model.hiddenStates(b.x); // (B, T, C)
-    const T = h.shape[1] as number;
-    const logits = model.logitsFromHidden(h); // (B, T, V)
-    const values = vHead.forward(h.slice(1, 0, T - 1)); // (B, T-1): the value of the state before token t + 1
+    const { h, packing } = model.packedHiddenStates(b.x, b.lengths); // (N, C)
+    const T = b.x.shape[1] as number;
+    const logits = unpack(model.logitsFromHidden(h), packing); // (B, T, V)
+    const values = vHead.forward(unpack(h, packing).slice(1, 0, T - 1)); // (B, T-1): the value of the state before token t + 1
     return { logits, values };
   };
 

@@ -28,9 +28,9 @@ import { QuantizedTensor } from "../quant/ggml.js";
 import { noGrad } from "../tensor/autograd.js";
 import { tensor } from "../tensor/creation.js";
 import { scoped } from "../tensor/memory.js";
-import { contiguous, embedding, linear, reshape } from "../tensor/ops.js";
+import { embedding, linear, reshape } from "../tensor/ops.js";
 import { Generator } from "../tensor/random.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { Tensor } from "../tensor/tensor.js";
 import type { Tokenizer } from "../tokenizers/tokenizer.js";
 import { type LoopHooks, type LoopResult, runLoop } from "../train/loop.js";
 import { RunDirectory } from "../train/run.js";
@@ -72,15 +72,19 @@ export class RewardModel extends Module {
     return this;
   }
 
-  /** ids (B, T) and the index of each row's last real token -> rewards (B,). */
-  rewards(ids: Tensor, last: readonly number[]): Tensor {
-    const [B, T] = ids.shape as [number, number];
-    const h = contiguous(this.lm.hiddenStates(ids)); // (B, T, C)
-    const rows = tensor(
-      last.map((t, b) => b * T + t),
-      { dtype: "int32" },
-    );
-    const picked = embedding(reshape(h, [B * T, this.lm.hiddenSize]), rows); // (B, C)
+  /** ids (B, T), right-padded, and each row's length -> rewards (B,): the score of each row's last
+   *  real token. The trunk runs padding-free (only the real positions). */
+  rewards(ids: Tensor, lengths: readonly number[]): Tensor {
+    const B = ids.shape[0] as number;
+    const { h } = this.lm.packedHiddenStates(ids, lengths); // (N, C), row by row
+    // Row b's last real token is packed row lengths[0] + ... + lengths[b] - 1.
+    const last = new Int32Array(B);
+    let end = 0;
+    for (let b = 0; b < B; b++) {
+      end += lengths[b] as number;
+      last[b] = end - 1;
+    }
+    const picked = embedding(h, new Tensor(last, [B])); // (B, C)
     return reshape(linear(picked, this.score), [B]);
   }
 }
@@ -320,10 +324,7 @@ export async function trainRewardModel(
   const forward = (batch: readonly { chosen: EncodedExample; rejected: EncodedExample }[]) => {
     const seqs = [...batch.map((p) => p.chosen), ...batch.map((p) => p.rejected)];
     const b = padBatch(seqs);
-    const r = rm.rewards(
-      b.x,
-      seqs.map((s) => s.ids.length - 1),
-    );
+    const r = rm.rewards(b.x, b.lengths);
     const B = batch.length;
     return { chosen: r.slice(0, 0, B), rejected: r.slice(0, B, 2 * B), tokens: b.tokens };
   };

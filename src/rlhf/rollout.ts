@@ -233,12 +233,7 @@ export function rewardModelFunction(dir: string, opts: { batchSize?: number } = 
       const r = scoped(() =>
         noGrad(() => {
           const b = padBatch(chunk.map((ids) => ({ ids, mask: ids.map(() => 1) })));
-          return model
-            .rewards(
-              b.x,
-              chunk.map((ids) => ids.length - 1),
-            )
-            .tolist() as number[];
+          return model.rewards(b.x, b.lengths).tolist() as number[];
         }),
       );
       out.push(...r);

@@ -1,7 +1,8 @@
 // Padding-free forward (nn/packing.ts): a right-padded batch with its row lengths gives the same
 // logits at every real position, the same loss and the same gradients as the padded forward, for
 // GPT (learned positions and RoPE) and for Llama-family models (grouped-query attention, Qwen3's
-// q/k norms); only the padded positions' work is skipped.
+// q/k norms); only the padded positions' work is skipped. packedHiddenStates gives the padded
+// forward's hidden states at the real positions.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -47,6 +48,16 @@ function assertSame(model: LanguageModel): void {
   for (const [r, len] of lengths.entries()) {
     for (let i = r * T * V; i < (r * T + len) * V; i++) {
       assert.ok(Math.abs((la[i] as number) - (lb[i] as number)) <= 1e-5, `logit ${i}: ${la[i]} vs ${lb[i]}`);
+    }
+  }
+  // packedHiddenStates: row n of (N, C) is the padded forward's hidden state at packed.rows[n].
+  const full = model.hiddenStates(ids).contiguousData();
+  const { h, packing: p } = model.packedHiddenStates(ids, lengths);
+  const C = h.shape[1] as number;
+  const packedH = h.contiguousData();
+  for (const [n, at] of [...p.rows.data].entries()) {
+    for (let c = 0; c < C; c++) {
+      assert.ok(Math.abs((packedH[n * C + c] as number) - (full[at * C + c] as number)) <= 1e-5, `hidden state ${n}`);
     }
   }
   for (const [k, g] of a.grads.entries()) {

@@ -149,7 +149,7 @@ describe("rollouts", () => {
     const got = score(samples);
     samples.forEach((s, i) => {
       const ids = encodeChat(tokenizer, [...(s.prompt as []), { role: "assistant", content: s.completion }]).ids;
-      const want = noGrad(() => rm.rewards(tensor([ids], { dtype: "int32" }), [ids.length - 1]).item());
+      const want = noGrad(() => rm.rewards(tensor([ids], { dtype: "int32" }), [ids.length]).item());
       assert.ok(Math.abs((got[i] as number) - want) < 1e-5, `${got[i]} vs ${want}`);
     });
     assert.throws(() => rewardModelFunction(base), /not a reward model/);

@@ -69,7 +69,7 @@ describe("reward model", () => {
     const { model, tokenizer, fresh } = loadRewardModel(out);
     assert.equal(fresh, false);
     const pairs = readPreferenceDataset(held).map((rec) => encodePreference(tokenizer, rec));
-    const score = (e: { ids: number[] }) => noGrad(() => model.rewards(tensor([e.ids], { dtype: "int32" }), [e.ids.length - 1]).item());
+    const score = (e: { ids: number[] }) => noGrad(() => model.rewards(tensor([e.ids], { dtype: "int32" }), [e.ids.length]).item());
     const right = pairs.filter((p) => score(p.chosen) > score(p.rejected)).length / pairs.length;
     assert.equal(right, r.lastEval?.accuracy);
   });
@@ -93,7 +93,7 @@ describe("reward model with LoRA", () => {
     noGrad(() => adapted.score.copy_(merged.score));
     const ids = readPreferenceDataset(held).map((rec) => encodePreference(tokenizer, rec).chosen.ids);
     for (const x of ids) {
-      const [a, b] = [merged, adapted].map((m) => noGrad(() => m.rewards(tensor([x], { dtype: "int32" }), [x.length - 1]).item()));
+      const [a, b] = [merged, adapted].map((m) => noGrad(() => m.rewards(tensor([x], { dtype: "int32" }), [x.length]).item()));
       assert.ok(Math.abs((a as number) - (b as number)) < 1e-4, `${a} vs ${b}`);
     }
   });
