@@ -3,10 +3,12 @@
 // the choice of kernel table, threading over the blocking pool, and the N-API entry points, which
 // binding.cc registers with quant_register().
 //
-// Threading: generation (one activation row) splits the weight's rows into chunks over the pool;
-// prompt processing splits rows and activation rows both, and each task dots a weight row with 4
-// activation rows at a time, so a weight block is decoded once per 4 rows. F16 weights with several
-// activation rows are decoded a tile at a time to float32 and multiplied by the float GEMM.
+// Threading: generation (one activation row) splits the weight's rows into chunks over the pool.
+// Prompt processing (kTileRows activation rows or more) runs the kernel table's integer GEMM where it
+// has one (AVX2: Q8_0, Q4_0, Q5_0, Q4_K), kGemmRows weight rows per task; the other types (F16, the
+// rest of the K-quants, every type on the generic table) are decoded a tile at a time to float32 and
+// multiplied by the float GEMM. Between 2 and kTileRows rows, each task dots a weight row with 4
+// activation rows at a time, so a weight block is decoded once per 4 rows.
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
 #endif
@@ -144,6 +146,7 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
   if (kind == ACT_Q8_0) {
     const i64 nb = K / 32;
     if ((i64)A.d.size() < M * nb) A.d.resize((size_t)(M * nb));
+    if ((i64)A.s.size() < M * nb) A.s.resize((size_t)(M * nb));
     for (i64 b = 0; b < M * nb; b++) {
       const float* xb = x + 32 * b;
       int8_t* q = A.q.data() + 32 * b;
@@ -153,10 +156,16 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
       const float id = amax != 0.f ? 127.f / amax : 0.f;
       A.d[b] = h2f(f2h(d));
       // half to even, as _mm256_round_ps (|x · id| <= 127, so nearest_int's float trick is exact)
-      for (int j = 0; j < 32; j++) q[j] = (int8_t)nearest_int(xb[j] * id);
+      int sum = 0;
+      for (int j = 0; j < 32; j++) {
+        q[j] = (int8_t)nearest_int(xb[j] * id);
+        sum += q[j];
+      }
+      A.s[b] = (int16_t)sum;
     }
     out.q = A.q.data();
     out.d = A.d.data();
+    out.s = A.s.data();
     return out;
   }
   const i64 nb = K / 256;
@@ -249,6 +258,25 @@ void tile_task(void* c, i64 t) {
   for (i64 m = 0; m < q.M; m++) std::memcpy(q.y + m * q.N + n0, tl_out.data() + m * nn, sizeof(float) * (size_t)nn);
 }
 
+// Several activation rows with a kernel table's integer GEMM: kGemmRows weight rows per task.
+struct GemmCtx {
+  bool (*gemm)(const uint8_t*, i64, i64, const QX&, i64, float*, i64);
+  QDotFn dot;  // where the repacking buffer cannot be allocated
+  const uint8_t* w;
+  i64 rb;
+  QX x;
+  float* y;
+  i64 M, N;
+};
+
+void gemm_task(void* c, i64 t) {
+  const GemmCtx& q = *static_cast<const GemmCtx*>(c);
+  const i64 n0 = t * kGemmRows, nn = n0 + kGemmRows < q.N ? kGemmRows : q.N - n0;
+  if (q.gemm(q.w + n0 * q.rb, q.rb, nn, q.x, q.M, q.y + n0, q.N)) return;
+  for (i64 n = n0; n < n0 + nn; n++)
+    for (i64 m = 0; m < q.M; m += 4) q.dot(q.w + n * q.rb, q.x, m, q.M - m < 4 ? (int)(q.M - m) : 4, q.y + m * q.N + n, q.N);
+}
+
 thread_local std::vector<float> tl_xf;
 
 // The rounded activations as float32 values (q · d).
@@ -262,8 +290,8 @@ const float* rounded_floats(int type, const QX& qx, i64 M, i64 K) {
 
 }  // namespace
 
-// From this many activation rows on, decoded tiles and the float GEMM beat the integer dot products
-// (MOXING_QUANT_TILE_ROWS overrides it, for benchmarks).
+// From this many activation rows on, the integer GEMM (or decoded tiles and the float GEMM) beat the
+// row-by-row integer dot products (MOXING_QUANT_TILE_ROWS overrides it, for benchmarks).
 const i64 kTileRows = [] {
   const char* e = std::getenv("MOXING_QUANT_TILE_ROWS");
   return e && *e ? (i64)std::atoll(e) : (i64)8;
@@ -274,6 +302,11 @@ void quant_matmul(int type, const uint8_t* w, i64 N, i64 K, const float* x, i64 
   const QX qx = quantize_acts(type, x, M, K);
   const int T = pool_threads();
   const QuantKernels* k = quant_table();
+  if (M >= kTileRows && k->gemm[type]) {
+    GemmCtx c{k->gemm[type], dot_for(type), w, quant_row_bytes(type, K), qx, y, M, N};
+    pool_run((N + kGemmRows - 1) / kGemmRows, gemm_task, &c);
+    return;
+  }
   auto dq = k->dequant[type] ? k->dequant[type] : quant_generic.dequant[type];
   if (M >= kTileRows && dq) {
     TileCtx c{dq, w, quant_row_bytes(type, K), rounded_floats(type, qx, M, K), y, M, N, K, 64};
