@@ -1,8 +1,10 @@
 // Throughput of the native quantised matrix product (quantMatmul) alone, per weight type, on the
-// projections of Qwen3-0.6B's shape, for prompt processing (M activation rows) and generation (M = 1):
+// projections of Qwen3-0.6B's or SmolLM2-135M's shape, for prompt processing (M activation rows) and
+// generation (M = 1):
 // GOP/s (2·M·N·K per second), median of --reps runs, on 1 and 2 threads. Weights are moxing's own
 // quantisation of random normal values.
-//   node --import tsx bench/quant-matmul.ts [--m 128] [--types Q8_0,Q4_0,Q5_0,Q4_K,F16] [--threads 1,2]
+//   node --import tsx bench/quant-matmul.ts [--model qwen3-0.6b|smollm2-135m] [--layers 1] [--m 128,1]
+//                                           [--types Q8_0,Q4_0,Q5_0,Q4_K,F16] [--threads 1,2] [--reps 7]
 import { nativeBackend, nativeInfo, nativeTesting } from "../src/backends/native/index.js";
 import { GGML_TYPE, type GGMLTypeName, quantizeRow, rowBytes } from "../src/quant/ggml.js";
 import { median } from "./timing.js";
@@ -16,14 +18,30 @@ const Ms = flag("m", "128,1").split(",").map(Number);
 const types = flag("types", "Q8_0,Q4_0,Q5_0,Q4_K,F16").split(",") as GGMLTypeName[];
 const threads = flag("threads", "1,2").split(",").map(Number);
 const reps = Number(flag("reps", "7"));
-// (N, K) of Qwen3-0.6B's projections: q, k/v, o, gate/up, down.
-const shapes: [number, number][] = [
-  [2048, 1024],
-  [1024, 1024],
-  [1024, 2048],
-  [3072, 1024],
-  [1024, 3072],
-];
+// (N, K) of the projections of one layer: q, k, v, o, gate, up, down; --layers copies with distinct
+// weights (30 layers: more than the caches hold, so the weights stream from memory as in generation).
+const SHAPES: Record<string, [number, number][]> = {
+  "qwen3-0.6b": [
+    [2048, 1024],
+    [1024, 1024],
+    [1024, 1024],
+    [1024, 2048],
+    [3072, 1024],
+    [3072, 1024],
+    [1024, 3072],
+  ],
+  "smollm2-135m": [
+    [576, 576],
+    [192, 576],
+    [192, 576],
+    [576, 576],
+    [1536, 576],
+    [1536, 576],
+    [576, 1536],
+  ],
+};
+const layers = Number(flag("layers", "1"));
+const shapes = Array.from({ length: layers }, () => SHAPES[flag("model", "qwen3-0.6b")] as [number, number][]).flat();
 
 let seed = 1;
 const rand = () => {
@@ -61,7 +79,10 @@ for (const type of types) {
       }
       const ops = shapes.reduce((s, [N, K]) => s + 2 * M * N * K, 0);
       const ms = median(times);
-      console.log(`${type} M=${M} threads=${T}: ${ms.toFixed(2)} ms, ${(ops / ms / 1e6).toFixed(1)} GOP/s`);
+      const bytes = ws.reduce((s, w) => s + w.length, 0);
+      console.log(
+        `${type} M=${M} threads=${T}: ${ms.toFixed(2)} ms, ${(ops / ms / 1e6).toFixed(1)} GOP/s, weights ${(bytes / ms / 1e6).toFixed(1)} GB/s`,
+      );
     }
   }
 }
