@@ -150,8 +150,12 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
     for (i64 b = 0; b < M * nb; b++) {
       const float* xb = x + 32 * b;
       int8_t* q = A.q.data() + 32 * b;
+      // A plain comparison, not std::fmax (a libm call here, once per value; NaN never wins either way).
       float amax = 0;
-      for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(xb[j]));
+      for (int j = 0; j < 32; j++) {
+        const float a = std::fabs(xb[j]);
+        amax = a > amax ? a : amax;
+      }
       const float d = amax / 127.f;
       const float id = amax != 0.f ? 127.f / amax : 0.f;
       A.d[b] = h2f(f2h(d));
