@@ -671,7 +671,7 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
   if (t->gemm[type]) {
     // Every activation-row tail (M mod 4) and weight-row tail (nn mod 8), one and several blocks.
     const i64 blk = type == QT_Q4_K ? 256 : 32;
-    for (const i64 k : {blk, 3 * blk, 2 * 512 / blk * blk})
+    for (const i64 k : {blk, 3 * blk, (i64)1024})
       for (const i64 m : {1, 2, 3, 4, 5, 8, 11})
         for (const i64 nn : {1, 5, 8, 9, 13, 16}) check_quant_gemm(t, type, tname, k, m, nn);
   }
@@ -684,31 +684,10 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
     rand_row(type, w.data() + n * rb, K);
     decode_row(type, w.data() + n * rb, wd.data() + n * K, K);
   }
-  // Activations in the type's dot-product format, and their values in double.
-  vector<int8_t> q((size_t)(M * K));
-  vector<float> d((size_t)(M * K / 32)), f((size_t)(M * K));
-  vector<int16_t> s((size_t)(M * K / 16));
-  vector<double> xd((size_t)(M * K));
-  QX x{nullptr, nullptr, nullptr, nullptr, K};
-  if (type == QT_F16) {
-    for (i64 i = 0; i < M * K; i++) xd[i] = f[i] = (float)half_to_double(rand_half());
-    x.f = f.data();
-  } else {
-    const int blk = type == QT_Q4_K ? 256 : 32;
-    for (i64 i = 0; i < M * K / blk; i++) d[i] = type == QT_Q4_K ? (float)(urand() * 0.02 + 1e-4) : (float)half_to_double(rand_half());
-    for (i64 i = 0; i < M * K; i++) {
-      q[i] = (int8_t)irand(-127, 127);
-      xd[i] = (double)d[i / blk] * q[i];
-    }
-    for (i64 i = 0; i < M * K / 16; i++) {
-      int sum = 0;
-      for (int j = 0; j < 16; j++) sum += q[i * 16 + j];
-      s[i] = (int16_t)sum;
-    }
-    x.q = q.data();
-    x.d = d.data();
-    x.s = type == QT_Q4_K ? s.data() : nullptr;
-  }
+  Acts a;
+  rand_acts(type, M, K, a);
+  const QX& x = a.x;
+  const vector<double>& xd = a.xd;
   auto expect = [&](int m, int n, double& mag) {
     double acc = 0;
     mag = 0;
@@ -740,12 +719,20 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
         }
   }
   if (gn > 0) {
-    vector<float> y((size_t)gn, NAN);
-    t->gemv_rows[type](w.data(), rb, x, y.data());
-    for (int n = 0; n < gn; n++) {
-      double mag;
-      const double want = expect(0, n, mag);
-      close(y[n], want, mag, "gemv_rows", 0, n);
+    // Activation row 0 (uniform values) and row 2 (all +-127), as the one row of generation.
+    for (const int m : {0, 2}) {
+      QX xm = x;
+      if (x.q) xm.q = x.q + m * K;
+      if (x.d) xm.d = x.d + m * K / (type == QT_Q4_K ? 256 : 32);
+      if (x.s) xm.s = x.s + m * K / (type == QT_Q4_K ? 16 : 32);
+      if (x.f) xm.f = x.f + m * K;
+      vector<float> y((size_t)gn, NAN);
+      t->gemv_rows[type](w.data(), rb, xm, y.data());
+      for (int n = 0; n < gn; n++) {
+        double mag;
+        const double want = expect(m, n, mag);
+        close(y[n], want, mag, "gemv_rows", m, n);
+      }
     }
   }
   if (t->dequant[type]) {
