@@ -3,10 +3,12 @@
 // the choice of kernel table, threading over the blocking pool, and the N-API entry points, which
 // binding.cc registers with quant_register().
 //
-// Threading: generation (one activation row) splits the weight's rows into chunks over the pool;
-// prompt processing splits rows and activation rows both, and each task dots a weight row with 4
-// activation rows at a time, so a weight block is decoded once per 4 rows. F16 weights with several
-// activation rows are decoded a tile at a time to float32 and multiplied by the float GEMM.
+// Threading: generation (one activation row) splits the weight's rows into chunks over the pool.
+// Prompt processing (kTileRows activation rows or more) runs the kernel table's integer GEMM where it
+// has one (AVX2: Q8_0, Q4_0, Q5_0, Q4_K), kGemmRows weight rows per task; the other types (F16, the
+// rest of the K-quants, every type on the generic table) are decoded a tile at a time to float32 and
+// multiplied by the float GEMM. Between 2 and kTileRows rows, each task dots a weight row with 4
+// activation rows at a time, so a weight block is decoded once per 4 rows.
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8
 #endif
@@ -130,41 +132,78 @@ struct Acts {
 };
 thread_local Acts tl_acts;
 
+// Calls f(b) for b in [0, n) blocks; over the pool when there are many values (prompt processing:
+// on one thread, quantising the activations was about 4% of a 2-thread prompt's time with the other
+// core idle), serially otherwise (generation: a pool round trip would cost more than the work).
+template <class F>
+void for_blocks(i64 n, i64 values, F&& f) {
+  const int T = pool_threads();
+  if (T < 2 || values < 32768) {
+    for (i64 b = 0; b < n; b++) f(b);
+    return;
+  }
+  const i64 per = (n + 4 * T - 1) / (4 * T);
+  auto task = [&](i64 t) {
+    const i64 b1 = (t + 1) * per < n ? (t + 1) * per : n;
+    for (i64 b = t * per; b < b1; b++) f(b);
+  };
+  parallel_for((n + per - 1) / per, task);
+}
+
 QX quantize_acts(int type, const float* x, i64 M, i64 K) {
   Acts& A = tl_acts;
   QX out{nullptr, nullptr, nullptr, nullptr, K};
   const ActKind kind = act_kind(type);
   if (kind == ACT_F16 || kind == ACT_BF16) {
     if ((i64)A.f.size() < M * K) A.f.resize((size_t)(M * K));
-    for (i64 i = 0; i < M * K; i++) A.f[i] = kind == ACT_F16 ? h2f(f2h(x[i])) : round_bf16(x[i]);
-    out.f = A.f.data();
+    float* f = A.f.data();
+    for_blocks(M, M * K, [&](i64 m) {
+      for (i64 i = m * K; i < (m + 1) * K; i++) f[i] = kind == ACT_F16 ? h2f(f2h(x[i])) : round_bf16(x[i]);
+    });
+    out.f = f;
     return out;
   }
   if ((i64)A.q.size() < M * K) A.q.resize((size_t)(M * K));
+  int8_t* Q = A.q.data();
   if (kind == ACT_Q8_0) {
     const i64 nb = K / 32;
     if ((i64)A.d.size() < M * nb) A.d.resize((size_t)(M * nb));
-    for (i64 b = 0; b < M * nb; b++) {
+    if ((i64)A.s.size() < M * nb) A.s.resize((size_t)(M * nb));
+    float* D = A.d.data();
+    int16_t* S = A.s.data();
+    for_blocks(M * nb, M * K, [&](i64 b) {
       const float* xb = x + 32 * b;
-      int8_t* q = A.q.data() + 32 * b;
+      int8_t* q = Q + 32 * b;
+      // A plain comparison, not std::fmax (a libm call here, once per value; NaN never wins either way).
       float amax = 0;
-      for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(xb[j]));
+      for (int j = 0; j < 32; j++) {
+        const float a = std::fabs(xb[j]);
+        amax = a > amax ? a : amax;
+      }
       const float d = amax / 127.f;
       const float id = amax != 0.f ? 127.f / amax : 0.f;
-      A.d[b] = h2f(f2h(d));
+      D[b] = h2f(f2h(d));
       // half to even, as _mm256_round_ps (|x · id| <= 127, so nearest_int's float trick is exact)
-      for (int j = 0; j < 32; j++) q[j] = (int8_t)nearest_int(xb[j] * id);
-    }
-    out.q = A.q.data();
-    out.d = A.d.data();
+      int sum = 0;
+      for (int j = 0; j < 32; j++) {
+        q[j] = (int8_t)nearest_int(xb[j] * id);
+        sum += q[j];
+      }
+      S[b] = (int16_t)sum;
+    });
+    out.q = Q;
+    out.d = D;
+    out.s = S;
     return out;
   }
   const i64 nb = K / 256;
   if ((i64)A.d.size() < M * nb) A.d.resize((size_t)(M * nb));
   if ((i64)A.s.size() < M * K / 16) A.s.resize((size_t)(M * K / 16));
-  for (i64 b = 0; b < M * nb; b++) {
+  float* D = A.d.data();
+  int16_t* S = A.s.data();
+  for_blocks(M * nb, M * K, [&](i64 b) {
     const float* xb = x + 256 * b;
-    int8_t* q = A.q.data() + 256 * b;
+    int8_t* q = Q + 256 * b;
     float amax = 0, max = 0;
     for (int j = 0; j < 256; j++) {
       const float ax = std::fabs(xb[j]);
@@ -174,7 +213,7 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
       }
     }
     if (amax == 0.f) {
-      A.d[b] = 0;
+      D[b] = 0;
       std::memset(q, 0, 256);
     } else {
       const float iscale = -127.f / max;
@@ -182,17 +221,17 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
         const int v = nearest_int(iscale * xb[j]);
         q[j] = (int8_t)(v < 127 ? v : 127);
       }
-      A.d[b] = 1.f / iscale;
+      D[b] = 1.f / iscale;
     }
     for (int g = 0; g < 16; g++) {
       int sum = 0;
       for (int j = 0; j < 16; j++) sum += q[16 * g + j];
-      A.s[16 * b + g] = (int16_t)sum;
+      S[16 * b + g] = (int16_t)sum;
     }
-  }
-  out.q = A.q.data();
-  out.d = A.d.data();
-  out.s = A.s.data();
+  });
+  out.q = Q;
+  out.d = D;
+  out.s = S;
   return out;
 }
 
@@ -249,6 +288,25 @@ void tile_task(void* c, i64 t) {
   for (i64 m = 0; m < q.M; m++) std::memcpy(q.y + m * q.N + n0, tl_out.data() + m * nn, sizeof(float) * (size_t)nn);
 }
 
+// Several activation rows with a kernel table's integer GEMM: kGemmRows weight rows per task.
+struct GemmCtx {
+  bool (*gemm)(const uint8_t*, i64, i64, const QX&, i64, float*, i64);
+  QDotFn dot;  // where the repacking buffer cannot be allocated
+  const uint8_t* w;
+  i64 rb;
+  QX x;
+  float* y;
+  i64 M, N;
+};
+
+void gemm_task(void* c, i64 t) {
+  const GemmCtx& q = *static_cast<const GemmCtx*>(c);
+  const i64 n0 = t * kGemmRows, nn = n0 + kGemmRows < q.N ? kGemmRows : q.N - n0;
+  if (q.gemm(q.w + n0 * q.rb, q.rb, nn, q.x, q.M, q.y + n0, q.N)) return;
+  for (i64 n = n0; n < n0 + nn; n++)
+    for (i64 m = 0; m < q.M; m += 4) q.dot(q.w + n * q.rb, q.x, m, q.M - m < 4 ? (int)(q.M - m) : 4, q.y + m * q.N + n, q.N);
+}
+
 thread_local std::vector<float> tl_xf;
 
 // The rounded activations as float32 values (q · d).
@@ -256,14 +314,18 @@ const float* rounded_floats(int type, const QX& qx, i64 M, i64 K) {
   if (qx.f) return qx.f;
   if ((i64)tl_xf.size() < M * K) tl_xf.resize((size_t)(M * K));
   const i64 blk = act_kind(type) == ACT_Q8_K ? 256 : 32;
-  for (i64 i = 0; i < M * K; i++) tl_xf[i] = qx.d[i / blk] * (float)qx.q[i];
+  // block by block: a 64-bit division per value cost more than the rest of the loop
+  for (i64 b = 0; b < M * K / blk; b++) {
+    const float d = qx.d[b];
+    for (i64 i = b * blk; i < (b + 1) * blk; i++) tl_xf[i] = d * (float)qx.q[i];
+  }
   return tl_xf.data();
 }
 
 }  // namespace
 
-// From this many activation rows on, decoded tiles and the float GEMM beat the integer dot products
-// (MOXING_QUANT_TILE_ROWS overrides it, for benchmarks).
+// From this many activation rows on, the integer GEMM (or decoded tiles and the float GEMM) beat the
+// row-by-row integer dot products (MOXING_QUANT_TILE_ROWS overrides it, for benchmarks).
 const i64 kTileRows = [] {
   const char* e = std::getenv("MOXING_QUANT_TILE_ROWS");
   return e && *e ? (i64)std::atoll(e) : (i64)8;
@@ -274,6 +336,11 @@ void quant_matmul(int type, const uint8_t* w, i64 N, i64 K, const float* x, i64 
   const QX qx = quantize_acts(type, x, M, K);
   const int T = pool_threads();
   const QuantKernels* k = quant_table();
+  if (M >= kTileRows && k->gemm[type]) {
+    GemmCtx c{k->gemm[type], dot_for(type), w, quant_row_bytes(type, K), qx, y, M, N};
+    pool_run((N + kGemmRows - 1) / kGemmRows, gemm_task, &c);
+    return;
+  }
   auto dq = k->dequant[type] ? k->dequant[type] : quant_generic.dequant[type];
   if (M >= kTileRows && dq) {
     TileCtx c{dq, w, quant_row_bytes(type, K), rounded_floats(type, qx, M, K), y, M, N, K, 64};

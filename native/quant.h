@@ -50,6 +50,8 @@ constexpr int QT_MAX = 31;
 //   d  (M, K / 32) float  Q8_0: each block's scale (a float16 value, as ggml stores it)
 //      (M, K / 256)       Q8_K: each super-block's scale
 //   s  (M, K / 16) int16  Q8_K: sums of each 16 values of q (the K-quants' minimums use them)
+//      (M, K / 32)        Q8_0: sums of each block's 32 values of q (the integer GEMM takes Q4_0's and
+//                         Q5_0's offsets of 8 and 16 off with them)
 //   f  (M, K) float       F16 and BF16 weights: the activations rounded to float16 / bfloat16
 struct QX {
   const int8_t* q;
@@ -71,11 +73,22 @@ struct QuantKernels {
   void (*gemv_rows[QT_MAX])(const uint8_t* w, i64 ldw, const QX& x, float* y);
   int gemv_n[QT_MAX];
   // One weight row of K values decoded to float32 (as quant/ggml.ts decodes it), for prompt
-  // processing, which multiplies decoded tiles with the float GEMM.
+  // processing of the types without an integer GEMM (below), which multiplies decoded tiles with the
+  // float GEMM.
   void (*dequant[QT_MAX])(const uint8_t* w, float* out, i64 K);
   // Rows of F16 weights as float32 (n values), for the prompt path that multiplies decoded tiles.
   void (*f16_to_f32)(const uint16_t* h, float* out, i64 n);
+  // Optional, prompt processing: the integer GEMM. y[m * ldy + j] = <x row m, w row j> for all M
+  // activation rows and the nn <= kGemmRows weight rows w, w + ldw, ... Each 8 weight rows are
+  // repacked (into a thread-local buffer) so that one vector holds 4 consecutive values of each of
+  // the 8 rows: the int8 products of one activation row's 4 values (broadcast) with them land in the
+  // 8 rows' own lanes, and a block's sums need no horizontal addition. False (nothing written)
+  // where that buffer cannot be allocated.
+  bool (*gemm[QT_MAX])(const uint8_t* w, i64 ldw, i64 nn, const QX& x, i64 M, float* y, i64 ldy);
 };
+
+// Weight rows per call of QuantKernels::gemm (a multiple of 8).
+constexpr i64 kGemmRows = 16;
 
 extern const QuantKernels quant_generic;
 extern const QuantKernels quant_avx2;

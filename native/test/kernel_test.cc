@@ -488,6 +488,7 @@ i64 row_bytes(int type, i64 K) {
   switch (type) {
     case QT_Q8_0: return K / 32 * 34;
     case QT_Q4_0: return K / 32 * 18;
+    case QT_Q5_0: return K / 32 * 22;
     case QT_Q4_K: return K / 256 * 144;
     case QT_F16: return K * 2;
   }
@@ -506,7 +507,7 @@ void rand_row(int type, uint8_t* w, i64 K) {
       put_half(w + b * 144 + 2, rand_half() & 0x7fff);  // dmin
     }
   } else {
-    const i64 bb = type == QT_Q8_0 ? 34 : 18;
+    const i64 bb = type == QT_Q8_0 ? 34 : type == QT_Q4_0 ? 18 : 22;
     for (i64 b = 0; b < K / 32; b++) put_half(w + b * bb, rand_half());
   }
 }
@@ -534,6 +535,17 @@ void decode_row(int type, const uint8_t* w, double* out, i64 K) {
       for (int j = 0; j < 16; j++) {
         out[b * 32 + j] = d * ((p[2 + j] & 0xf) - 8);
         out[b * 32 + j + 16] = d * ((p[2 + j] >> 4) - 8);
+      }
+    }
+  } else if (type == QT_Q5_0) {
+    for (i64 b = 0; b < K / 32; b++) {
+      const uint8_t* p = w + b * 22;
+      const double d = half_to_double(ld16(p));
+      uint32_t qh;
+      std::memcpy(&qh, p + 2, 4);
+      for (int j = 0; j < 16; j++) {
+        out[b * 32 + j] = d * ((int)((p[6 + j] & 0xf) | (((qh >> j) & 1) << 4)) - 16);
+        out[b * 32 + j + 16] = d * ((int)((p[6 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
       }
     }
   } else if (type == QT_Q4_K) {
@@ -565,9 +577,104 @@ void decode_row(int type, const uint8_t* w, double* out, i64 K) {
   }
 }
 
+// Activations in a type's dot-product format (Q8_0 blocks with their sums, Q8_K super-blocks with
+// their 16-value sums, float16 values), and their values in double.
+struct Acts {
+  vector<int8_t> q;
+  vector<float> d, f;
+  vector<int16_t> s;
+  vector<double> xd;
+  QX x{nullptr, nullptr, nullptr, nullptr, 0};
+};
+
+void rand_acts(int type, i64 M, i64 K, Acts& a) {
+  a.q.assign((size_t)(M * K), 0);
+  a.d.assign((size_t)(M * K / 32), 0.f);
+  a.f.assign((size_t)(M * K), 0.f);
+  a.s.assign((size_t)(M * K / 16), 0);
+  a.xd.assign((size_t)(M * K), 0.);
+  a.x = QX{nullptr, nullptr, nullptr, nullptr, K};
+  if (type == QT_F16) {
+    for (i64 i = 0; i < M * K; i++) a.xd[i] = a.f[i] = (float)half_to_double(rand_half());
+    a.x.f = a.f.data();
+    return;
+  }
+  const int blk = type == QT_Q4_K ? 256 : 32;
+  const int sum = type == QT_Q4_K ? 16 : 32;  // Q8_K: sums of 16, Q8_0: of each block
+  for (i64 i = 0; i < M * K / blk; i++) a.d[i] = type == QT_Q4_K ? (float)(urand() * 0.02 + 1e-4) : (float)half_to_double(rand_half());
+  // Mostly uniform values, some rows at the extremes (the int16 sums' worst case: +-127 throughout).
+  for (i64 i = 0; i < M * K; i++) {
+    const i64 row = i / K;
+    a.q[i] = (int8_t)(row % 3 == 2 ? (irand(0, 1) ? 127 : -127) : irand(-127, 127));
+    a.xd[i] = (double)a.d[i / blk] * a.q[i];
+  }
+  for (i64 i = 0; i < M * K / sum; i++) {
+    int acc = 0;
+    for (int j = 0; j < sum; j++) acc += a.q[i * sum + j];
+    a.s[i] = (int16_t)acc;
+  }
+  a.x.q = a.q.data();
+  a.x.d = a.d.data();
+  a.x.s = a.s.data();
+}
+
+// The integer GEMM (QuantKernels::gemm) of M activation rows with nn weight rows of K values.
+void check_quant_gemm(const QuantKernels* t, int type, const char* tname, i64 K, i64 M, i64 nn) {
+  const i64 rb = row_bytes(type, K);
+  vector<uint8_t> w((size_t)(nn * rb));
+  vector<double> wd((size_t)(nn * K));
+  for (i64 n = 0; n < nn; n++) {
+    rand_row(type, w.data() + n * rb, K);
+    // Some rows at the extremes of the values (Q8_0: -128 and 127 bytes; 4-bit: all nibbles 15).
+    if (n % 5 == 3)
+      for (i64 i = 0; i < rb; i++)
+        if (type == QT_Q8_0 ? i % 34 >= 2 : type == QT_Q4_0 ? i % 18 >= 2 : type == QT_Q5_0 ? i % 22 >= 2 : i % 144 >= 16)
+          w[n * rb + i] = type == QT_Q8_0 ? 0x80 : 0xff;
+    decode_row(type, w.data() + n * rb, wd.data() + n * K, K);
+  }
+  Acts a;
+  rand_acts(type, M, K, a);
+  const i64 ldy = nn + 3;
+  vector<float> y((size_t)(M * ldy), NAN);
+  t->gemm[type](w.data(), rb, nn, a.x, M, y.data(), ldy);
+  for (i64 m = 0; m < M; m++) {
+    for (i64 n = 0; n < ldy; n++) {
+      const float got = y[m * ldy + n];
+      g_checks++;
+      if (n >= nn) {  // beyond the nn rows: untouched
+        if (!std::isnan(got)) {
+          std::printf("FAIL: quant %s %s gemm K=%lld M=%lld nn=%lld wrote y[%lld][%lld]\n", t->name, tname, (long long)K,
+                      (long long)M, (long long)nn, (long long)m, (long long)n);
+          g_failures++;
+          return;
+        }
+        continue;
+      }
+      double acc = 0, mag = 0;
+      for (i64 k = 0; k < K; k++) {
+        acc += wd[n * K + k] * a.xd[m * K + k];
+        mag += std::fabs(wd[n * K + k] * a.xd[m * K + k]);
+      }
+      if (!std::isfinite(got) || std::fabs(got - acc) > 2e-5 * mag + 1e-30) {
+        std::printf("FAIL: quant %s %s gemm K=%lld M=%lld nn=%lld: row %lld x weight row %lld = %.9g, expected %.9g (scale %.3g)\n",
+                    t->name, tname, (long long)K, (long long)M, (long long)nn, (long long)m, (long long)n, got, acc, mag);
+        g_failures++;
+        return;
+      }
+    }
+  }
+}
+
 void check_quant_type(const QuantKernels* t, int type, const char* tname) {
   const i64 K = 512;
   const int M = 5;
+  if (t->gemm[type]) {
+    // Every activation-row tail (M mod 4) and weight-row tail (nn mod 8), one and several blocks.
+    const i64 blk = type == QT_Q4_K ? 256 : 32;
+    for (const i64 k : {blk, 3 * blk, (i64)1024})
+      for (const i64 m : {1, 2, 3, 4, 5, 8, 11})
+        for (const i64 nn : {1, 5, 8, 9, 13, 16}) check_quant_gemm(t, type, tname, k, m, nn);
+  }
   const i64 rb = row_bytes(type, K);
   const int gn = t->gemv_rows[type] ? t->gemv_n[type] : 0;
   const int N = std::max(8, gn);
@@ -577,31 +684,10 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
     rand_row(type, w.data() + n * rb, K);
     decode_row(type, w.data() + n * rb, wd.data() + n * K, K);
   }
-  // Activations in the type's dot-product format, and their values in double.
-  vector<int8_t> q((size_t)(M * K));
-  vector<float> d((size_t)(M * K / 32)), f((size_t)(M * K));
-  vector<int16_t> s((size_t)(M * K / 16));
-  vector<double> xd((size_t)(M * K));
-  QX x{nullptr, nullptr, nullptr, nullptr, K};
-  if (type == QT_F16) {
-    for (i64 i = 0; i < M * K; i++) xd[i] = f[i] = (float)half_to_double(rand_half());
-    x.f = f.data();
-  } else {
-    const int blk = type == QT_Q4_K ? 256 : 32;
-    for (i64 i = 0; i < M * K / blk; i++) d[i] = type == QT_Q4_K ? (float)(urand() * 0.02 + 1e-4) : (float)half_to_double(rand_half());
-    for (i64 i = 0; i < M * K; i++) {
-      q[i] = (int8_t)irand(-127, 127);
-      xd[i] = (double)d[i / blk] * q[i];
-    }
-    for (i64 i = 0; i < M * K / 16; i++) {
-      int sum = 0;
-      for (int j = 0; j < 16; j++) sum += q[i * 16 + j];
-      s[i] = (int16_t)sum;
-    }
-    x.q = q.data();
-    x.d = d.data();
-    x.s = type == QT_Q4_K ? s.data() : nullptr;
-  }
+  Acts a;
+  rand_acts(type, M, K, a);
+  const QX& x = a.x;
+  const vector<double>& xd = a.xd;
   auto expect = [&](int m, int n, double& mag) {
     double acc = 0;
     mag = 0;
@@ -633,12 +719,20 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
         }
   }
   if (gn > 0) {
-    vector<float> y((size_t)gn, NAN);
-    t->gemv_rows[type](w.data(), rb, x, y.data());
-    for (int n = 0; n < gn; n++) {
-      double mag;
-      const double want = expect(0, n, mag);
-      close(y[n], want, mag, "gemv_rows", 0, n);
+    // Activation row 0 (uniform values) and row 2 (all +-127), as the one row of generation.
+    for (const int m : {0, 2}) {
+      QX xm = x;
+      if (x.q) xm.q = x.q + m * K;
+      if (x.d) xm.d = x.d + m * K / (type == QT_Q4_K ? 256 : 32);
+      if (x.s) xm.s = x.s + m * K / (type == QT_Q4_K ? 16 : 32);
+      if (x.f) xm.f = x.f + m * K;
+      vector<float> y((size_t)gn, NAN);
+      t->gemv_rows[type](w.data(), rb, xm, y.data());
+      for (int n = 0; n < gn; n++) {
+        double mag;
+        const double want = expect(m, n, mag);
+        close(y[n], want, mag, "gemv_rows", m, n);
+      }
     }
   }
   if (t->dequant[type]) {
@@ -664,7 +758,7 @@ void run_quant(const QuantKernels* t) {
   const struct {
     int type;
     const char* name;
-  } types[] = {{QT_Q8_0, "Q8_0"}, {QT_Q4_0, "Q4_0"}, {QT_Q4_K, "Q4_K"}, {QT_F16, "F16"}};
+  } types[] = {{QT_Q8_0, "Q8_0"}, {QT_Q4_0, "Q4_0"}, {QT_Q5_0, "Q5_0"}, {QT_Q4_K, "Q4_K"}, {QT_F16, "F16"}};
   for (const auto& ty : types) check_quant_type(t, ty.type, ty.name);
   if (t->f16_to_f32) {
     vector<uint16_t> h(100);

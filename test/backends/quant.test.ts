@@ -68,28 +68,32 @@ function onEachIsa(t: TestContext, body: (isa: string) => void): void {
 
 describe("native quantised products", () => {
   for (const type of TYPES) {
-    it(`${type}: equal to the rounded activations times the dequantised weights, on every ISA, 1 to 13 rows`, (t) => {
-      const K = type.endsWith("_K") ? 512 : 96;
-      const N = 37;
-      // moxing writes neither Q5_K nor Q6_K: those are random bytes with small scales (any block of
-      // bytes is a valid block of these types).
-      const w =
-        type === "Q5_K" || type === "Q6_K"
-          ? new QuantizedTensor(type, [N, K], randomBlocks(type, N, K))
-          : QuantizedTensor.quantize(type, [N, K], values(N * K, 1));
-      onEachIsa(t, (isa) => {
-        for (const M of [1, 2, 3, 4, 5, 8, 13]) {
-          const x = values(M * K, 10 + M);
-          const y = new Float32Array(M * N).fill(Number.NaN);
-          assert.ok((nativeBackend as NonNullable<typeof nativeBackend>).quantMatmul?.(GGML_TYPE[type], w.data, x, y, M, N, K));
-          const { y: want, mag } = reference(type, w, x, M);
-          for (let i = 0; i < M * N; i++) {
-            const err = Math.abs((y[i] as number) - (want[i] as number));
-            if (!(err <= 2e-6 * (mag[i] as number) + 1e-6))
-              assert.fail(`${type} ${isa} M=${M} [${Math.floor(i / N)}, ${i % N}]: ${y[i]} vs ${want[i]} (|products| ${mag[i]})`);
+    it(`${type}: equal to the rounded activations times the dequantised weights, on every ISA, 1 to 67 rows`, (t) => {
+      // Row lengths of one and of several blocks; 37 weight rows: AVX2's integer GEMM (8 rows and
+      // more) takes 16 rows per task and repacks 8 at a time, so both leave a tail.
+      // 67 rows of the longer K: over 32768 values, so the activations are quantised on the pool.
+      for (const K of type.endsWith("_K") ? [256, 512] : [96, 544]) {
+        const N = 37;
+        // moxing writes neither Q5_K nor Q6_K: those are random bytes with small scales (any block of
+        // bytes is a valid block of these types).
+        const w =
+          type === "Q5_K" || type === "Q6_K"
+            ? new QuantizedTensor(type, [N, K], randomBlocks(type, N, K))
+            : QuantizedTensor.quantize(type, [N, K], values(N * K, 1));
+        onEachIsa(t, (isa) => {
+          for (const M of [1, 2, 3, 4, 5, 8, 13, 21, ...(K >= 512 ? [67] : [])]) {
+            const x = values(M * K, 10 + M);
+            const y = new Float32Array(M * N).fill(Number.NaN);
+            assert.ok((nativeBackend as NonNullable<typeof nativeBackend>).quantMatmul?.(GGML_TYPE[type], w.data, x, y, M, N, K));
+            const { y: want, mag } = reference(type, w, x, M);
+            for (let i = 0; i < M * N; i++) {
+              const err = Math.abs((y[i] as number) - (want[i] as number));
+              if (!(err <= 2e-6 * (mag[i] as number) + 1e-6))
+                assert.fail(`${type} ${isa} K=${K} M=${M} [${Math.floor(i / N)}, ${i % N}]: ${y[i]} vs ${want[i]} (|products| ${mag[i]})`);
+            }
           }
-        }
-      });
+        });
+      }
     });
   }
 
