@@ -8,6 +8,12 @@
 // must outlive the step (parameters, their .grad, optimizer state, caches) is created outside any
 // arena or inside `persistent(...)`. With MOXING_ARENA_CHECK=1, reset() fills recycled buffers
 // with NaN so a use after reset shows up as NaN instead of silently wrong numbers.
+//
+// Buffers come in size classes (four per doubling: a request is rounded up by at most 25%, and a
+// free buffer of up to twice the size serves it when its own class has none) and a tensor gets a
+// view of exactly its length. Length-bucketed batches change (B, T) every step; with one pool per
+// exact length almost every buffer of such a step would be new (zero-filled, page-faulted, and
+// counted as external memory, which drives V8 into major GCs). With classes, nearby shapes share.
 
 import { type DType, getBackend, type TypedArray } from "./backend.js";
 import type { Tensor } from "./tensor.js";
@@ -16,7 +22,8 @@ let current: MemoryArena | null = null;
 
 export class MemoryArena {
   private readonly free = new Map<string, TypedArray[]>();
-  private readonly used = new Set<TypedArray>();
+  /** Views handed out since the last reset -> the class-sized buffers they are views of. */
+  private readonly used = new Map<TypedArray, TypedArray>();
   private tracker: TypedArray[] | null = null;
   private readonly poison = globalThis.process?.env?.MOXING_ARENA_CHECK === "1";
   // Buffers taken per size since the last reset, and in the step before: what a step needs.
@@ -43,7 +50,7 @@ export class MemoryArena {
    *  trainer whose shapes change from step to step (RNNs packed by length, trees batched by level,
    *  length-bucketed batches) keeps about two steps' worth of buffers, not every size it ever saw. */
   reset(): void {
-    for (const buf of this.used) this.recycle(buf);
+    for (const buf of this.used.values()) this.recycle(buf);
     this.used.clear();
     for (const [key, list] of this.free) {
       const keep = Math.max(this.takenNow.get(key) ?? 0, this.takenBefore.get(key) ?? 0);
@@ -57,7 +64,11 @@ export class MemoryArena {
   /** Hand one buffer back before the reset, when the caller knows no tensor uses it any more
    *  (autograd does this for gradient temporaries). Buffers the arena does not own are ignored. */
   release(buf: TypedArray): void {
-    if (this.used.delete(buf)) this.recycle(buf);
+    const whole = this.used.get(buf);
+    if (whole) {
+      this.used.delete(buf);
+      this.recycle(whole);
+    }
   }
 
   /** Run fn and also return the buffers it took from the arena. */
@@ -90,10 +101,18 @@ export class MemoryArena {
   }
 
   take(dtype: DType, n: number): TypedArray {
-    const key = keyOf(dtype, n);
+    // Its own size class first, then the next three (up to twice the size), then a new buffer.
+    let cls = sizeClass(n);
+    let whole: TypedArray | undefined;
+    for (let c = cls, i = 0; i < 4 && !whole; i++, c = sizeClass(c + 1)) {
+      whole = this.free.get(keyOf(dtype, c))?.pop();
+      if (whole) cls = c;
+    }
+    whole ??= allocFresh(dtype, cls, this);
+    const key = keyOf(dtype, cls);
     this.takenNow.set(key, (this.takenNow.get(key) ?? 0) + 1);
-    const buf = this.free.get(key)?.pop() ?? allocFresh(dtype, n, this);
-    this.used.add(buf);
+    const buf = whole.length === n ? whole : whole.subarray(0, n);
+    this.used.set(buf, whole);
     this.tracker?.push(buf);
     return buf;
   }
@@ -101,6 +120,13 @@ export class MemoryArena {
 
 function keyOf(dtype: DType, n: number): string {
   return dtype === "int32" ? `i${n}` : `f${n}`;
+}
+
+/** n rounded up to four steps per doubling: m·2^k with m in {4, 5, 6, 7} (exact up to 8). */
+export function sizeClass(n: number): number {
+  if (n <= 8) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 2);
+  return Math.ceil(n / step) * step;
 }
 
 /** V8's limit on a typed array's length. */

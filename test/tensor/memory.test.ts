@@ -60,6 +60,25 @@ describe(`MemoryArena (${mx.getBackend().name})`, () => {
     assert.equal(arena.owned, owned);
     assert.equal(arena.bytes, peak);
   });
+  test("nearby sizes share buffers (size classes): a step a little smaller than the last allocates nothing", () => {
+    const arena = new mx.MemoryArena();
+    const step = (n: number) => arena.run(() => mx.ones([n]).mul(2).add(1).sum().item());
+    arena.reset();
+    assert.equal(step(4000), 12000);
+    const owned = arena.owned;
+    for (const n of [3900, 3500, 2900, 4000]) {
+      arena.reset();
+      assert.equal(step(n), 3 * n);
+      assert.equal(arena.owned, owned, `a step of ${n} after one of 4000 took new buffers`);
+    }
+    // Buffers are views of exactly the requested length.
+    arena.reset();
+    const t = arena.run(() => mx.ones([1000]));
+    assert.equal(t.data.length, 1000);
+    assert.equal(mx.sizeClass(1000), 1024);
+    assert.equal(mx.sizeClass(1025), 1280);
+    assert.equal(mx.sizeClass(7), 7);
+  });
   test("with NaN poisoning of recycled buffers the losses are unchanged", () => {
     const code = [
       "import('./src/index.ts').then((mx) => {",
