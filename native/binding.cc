@@ -586,12 +586,20 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
       !get_buf(a, 4, lse, F32) || !get_buf(a, 5, dout, F32) || !get_buf(a, 6, dq, F32) ||
       !get_buf(a, 7, dk, F32) || !get_buf(a, 8, dv, F32))
     return nullptr;
-  i64 bh, T, S, hs, nq, nl, sk, nk;
+  i64 bh, T, S, hs, nq, nl, sk;
   double scale;
   bool causal;
-  if (!attn_dims(a, "attentionBackward", bh, T, S, hs, scale, causal, nq, nl, sk) ||
-      !sizes(env, "attentionBackward", {bh, S, hs}, nk))
+  if (!attn_dims(a, "attentionBackward", bh, T, S, hs, scale, causal, nq, nl, sk)) return nullptr;
+  // P[6]: the batch-head stride of k, v, dk and dv (0: contiguous, S * hs), as forward's.
+  const i64 given = I(a.P[6]);
+  const i64 kvs = given > 0 ? given : sk;
+  if (kvs < sk) {
+    range_error(env, "moxing native: attentionBackward kv stride smaller than S * hs");
     return nullptr;
+  }
+  i64 nk = 0;
+  if (bh > 0 && (__builtin_mul_overflow(bh - 1, kvs, &nk) || __builtin_add_overflow(nk, sk, &nk)))
+    return range_error(env, "moxing native: attentionBackward kv stride times batch-heads overflows 64 bits"), nullptr;
   if (!need(env, q, nq, "moxing native: attentionBackward q too small") ||
       !need(env, k, nk, "moxing native: attentionBackward k too small") ||
       !need(env, v, nk, "moxing native: attentionBackward v too small") ||
@@ -603,7 +611,7 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
       !need(env, dv, nk, "moxing native: attentionBackward dv too small"))
     return nullptr;
   fused_attention_bwd(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), F32P(dout), F32P(dq), F32P(dk), F32P(dv), bh,
-                      T, S, hs, scale, causal);
+                      T, S, hs, scale, causal, kvs);
   return undefined(env);
 }
 

@@ -56,7 +56,7 @@ void fused_attention(const float* q, const float* k, const float* v, float* out,
                      i64 hs, double scale, bool causal, i64 kv_stride = 0);
 void fused_attention_bwd(const float* q, const float* k, const float* v, const float* out, const float* lse,
                          const float* dout, float* dq, float* dk, float* dv, i64 bh, i64 T, i64 S, i64 hs,
-                         double scale, bool causal);
+                         double scale, bool causal, i64 kv_stride = 0);
 void fused_adamw(float* p, const float* g, float* m, float* v, i64 n, double lr, double b1, double b2, double eps,
                  double wd, double bc1, double bc2);
 

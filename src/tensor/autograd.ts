@@ -262,7 +262,8 @@ export const GRAD_RULES = {
       return [dq, dk, dv];
     }
     // Right-padded keys (ops.ts, attentionByLengths): per batch entry, its h heads over its first L
-    // keys, copied out of (h, S, d) into (h, L, d) when L < S; padded keys get zero gradient.
+    // keys, read and written in place in (h, S, d) with the kernel's kv stride S·d; padded keys get
+    // zero gradient.
     const h: number = n.saved.heads;
     const [nq, nk] = [h * T * d, h * S * d];
     const [qd, kd, vd, od, gd, dqd, dkd, dvd] = [buf(q), buf(k), buf(v), buf(n.out), buf(g), buf(dq), buf(dk), buf(dv)] as const;
@@ -270,23 +271,13 @@ export const GRAD_RULES = {
       const L = lengths[b] as number;
       const rows = (x: Float32Array) => x.subarray(b * nq, (b + 1) * nq);
       const keys = (x: Float32Array) => x.subarray(b * nk, (b + 1) * nk);
-      const take = (x: Float32Array) => {
-        if (L === S) return x;
-        const out = new Float32Array(h * L * d);
-        for (let j = 0; j < h; j++) out.set(x.subarray(j * S * d, j * S * d + L * d), j * L * d);
-        return out;
-      };
-      const [kb, vb] = [take(keys(kd)), take(keys(vd))];
-      const [dkb, dvb] = L === S ? [keys(dkd), keys(dvd)] : [new Float32Array(h * L * d), new Float32Array(h * L * d)];
       const lb = lse.subarray(b * h * T, (b + 1) * h * T);
-      f.attentionBackward(rows(qd), kb, vb, rows(od), lb, rows(gd), rows(dqd), dkb, dvb, h, T, L, d, scale, false);
+      const [dkb, dvb] = [keys(dkd), keys(dvd)];
+      f.attentionBackward(rows(qd), keys(kd), keys(vd), rows(od), lb, rows(gd), rows(dqd), dkb, dvb, h, T, L, d, scale, false, S * d);
       if (L === S) continue;
-      for (const [dst, src] of [
-        [keys(dkd), dkb],
-        [keys(dvd), dvb],
-      ] as const) {
-        dst.fill(0);
-        for (let j = 0; j < h; j++) dst.set(src.subarray(j * L * d, (j + 1) * L * d), j * S * d);
+      for (let j = 0; j < h; j++) {
+        dkb.fill(0, j * S * d + L * d, (j + 1) * S * d);
+        dvb.fill(0, j * S * d + L * d, (j + 1) * S * d);
       }
     }
     return [dq, dk, dv];

@@ -153,7 +153,8 @@ export interface FusedKernels {
     causal: boolean,
     kvStride?: number,
   ): void;
-  /** Gradients of attention given dout, recomputing the weights from lse; dq, dk, dv are overwritten. */
+  /** Gradients of attention given dout, recomputing the weights from lse; dq, dk, dv are overwritten
+   *  (their first S positions per batch-head; kvStride as forward's, for k, v, dk and dv alike). */
   attentionBackward(
     q: Float32Array,
     k: Float32Array,
@@ -170,6 +171,7 @@ export interface FusedKernels {
     hs: number,
     scale: number,
     causal: boolean,
+    kvStride?: number,
   ): void;
   /** One AdamW step in place over a parameter buffer (PyTorch's torch.optim.AdamW semantics).
    *  bc1 = 1 - beta1^t and bc2 = 1 - beta2^t are the bias corrections for step t. */

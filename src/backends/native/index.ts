@@ -249,13 +249,14 @@ function makeBackend(A: Addon): Backend {
       P[6] = kvStride ?? 0;
       A.attention(q, k, v, out, lse);
     },
-    attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal) {
+    attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal, kvStride) {
       P[0] = bh;
       P[1] = T;
       P[2] = S;
       P[3] = hs;
       P[4] = scale;
       P[5] = causal ? 1 : 0;
+      P[6] = kvStride ?? 0;
       A.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv);
     },
   };
