@@ -154,7 +154,7 @@ async function main(): Promise<void> {
           pad,
           MAX_LENGTH,
         );
-        return { loss: model.forward(b, { labelSmoothing: 0.1 }).loss as Tensor, tokens: b.tokens };
+        return { loss: model.forward(b, { labelSmoothing: 0.1, labelledOnly: true }).loss as Tensor, tokens: b.tokens };
       });
       clipGradNorm(params, 1);
       optimizer.step();

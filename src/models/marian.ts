@@ -419,7 +419,7 @@ export interface MarianInputs {
 }
 
 export interface MarianOutput {
-  logits: Tensor; // (B, T, decoder_vocab_size)
+  logits: Tensor; // (B, T, decoder_vocab_size); (N, decoder_vocab_size) with labelledOnly
   loss: Tensor | null;
   encoderLastHiddenState: Tensor; // (B, S, C)
 }
@@ -502,11 +502,20 @@ export class MarianMTModel extends Module {
     const padding = cache ? cache.sourcePadding : paddingOrNull(attentionMask, null);
     let x = this.model.decoder.forward(decoderInputIds, cross, padding, cache);
     if (opts.lastOnly) x = slice(x, 1, (x.shape[1] as number) - 1);
-    return add(linear(x, this.lmHead), this.final_logits_bias); // (B, T, V)
+    return this.head(x); // (B, T, V)
   }
 
-  /** Logits and, with labels, the cross-entropy (optionally label-smoothed) over non-ignored targets. */
-  forward(inputs: MarianInputs, opts: { labelSmoothing?: number } = {}): MarianOutput {
+  /** The output head: x (..., C) -> logits (..., V), final_logits_bias added in the same op. */
+  head(x: Tensor): Tensor {
+    return linear(x, this.lmHead, reshape(this.final_logits_bias, [this.config.decoder_vocab_size]));
+  }
+
+  /** Logits and, with labels, the cross-entropy (optionally label-smoothed) over non-ignored targets.
+   *  With labels and `labelledOnly`, the output head runs only at the labelled positions (those not
+   *  -100), and logits are (N, V) for those N positions in row-major order: the loss and gradients
+   *  are the same, without the head's GEMM and softmax over padding (with length-bucketed batches
+   *  about a third of the positions; the head is a step's largest GEMM). Training uses it. */
+  forward(inputs: MarianInputs, opts: { labelSmoothing?: number; labelledOnly?: boolean } = {}): MarianOutput {
     const { inputIds, labels } = inputs;
     const mask = inputs.attentionMask ?? null;
     let dec = inputs.decoderInputIds ?? null;
@@ -515,8 +524,28 @@ export class MarianMTModel extends Module {
       dec = shiftTokensRight(labels, this.config.pad_token_id, this.config.decoder_start_token_id);
     }
     const encoderLastHiddenState = this.encode(inputIds, mask);
+    const smoothing = { ignoreIndex: IGNORE_INDEX, labelSmoothing: opts.labelSmoothing ?? 0 };
+    if (labels && opts.labelledOnly) {
+      checkIds("decoderInputIds", dec, this.config.decoder_vocab_size);
+      const x = this.model.decoder.forward(dec, this.crossKeysValues(encoderLastHiddenState), paddingOrNull(mask, null), null); // (B, T, C)
+      const [B, T, C] = x.shape as [number, number, number];
+      if (labels.ndim !== 2 || labels.shape[0] !== B || labels.shape[1] !== T)
+        throw new Error(`Marian.forward: labels have shape [${labels.shape.join(", ")}] but the decoder inputs [${B}, ${T}]`);
+      const l = labels.contiguousData() as Int32Array;
+      let n = 0;
+      for (let i = 0; i < l.length; i++) if (l[i] !== IGNORE_INDEX) n++;
+      const rows = new Int32Array(n);
+      const targets = new Int32Array(n);
+      for (let i = 0, j = 0; i < l.length; i++) {
+        if (l[i] === IGNORE_INDEX) continue;
+        rows[j] = i;
+        targets[j++] = l[i] as number;
+      }
+      const logits = this.head(index(reshape(x, [B * T, C]), new Tensor(rows, [n]))); // (N, V)
+      return { logits, loss: crossEntropy(logits, new Tensor(targets, [n]), smoothing), encoderLastHiddenState };
+    }
     const logits = this.decode(dec, encoderLastHiddenState, mask);
-    const loss = labels ? crossEntropy(logits, labels, { ignoreIndex: IGNORE_INDEX, labelSmoothing: opts.labelSmoothing ?? 0 }) : null;
+    const loss = labels ? crossEntropy(logits, labels, smoothing) : null;
     return { logits, loss, encoderLastHiddenState };
   }
 
