@@ -114,7 +114,13 @@ describe("Marian", () => {
   test("labelledOnly: the head at labelled positions only gives the same loss, logits and gradients", () => {
     const m = new MarianMTModel({ ...model.config, dropout: 0 }, { seed: 3 });
     mx.noGrad(() => m.final_logits_bias.normal_({ generator: new mx.Generator(4) }));
-    const inputs = { inputIds: ints(e.input_ids), attentionMask: ints(e.attention_mask), labels: ints(e.labels) };
+    // The fixture's padding is on the right (the source is packed); left padding takes the unpacked path.
+    const left = e.attention_mask.map((r) => [...r].reverse());
+    for (const mask of [e.attention_mask, left])
+      sameAsFull(m, { inputIds: ints(e.input_ids), attentionMask: ints(mask), labels: ints(e.labels) });
+  });
+
+  function sameAsFull(m: MarianMTModel, inputs: { inputIds: mx.Tensor; attentionMask: mx.Tensor; labels: mx.Tensor }): void {
     const run = (labelledOnly: boolean) => {
       for (const p of m.parameters()) p.grad = null;
       const out = m.forward(inputs, { labelSmoothing: 0.1, labelledOnly });
@@ -138,7 +144,7 @@ describe("Marian", () => {
     full.grads.forEach((g, k) => {
       assertClose(`grad ${k}`, only.grads[k] as number[], g, 1e-4, 1e-6);
     });
-  });
+  }
 
   test("loads every tied name and checks them", () => {
     const file = readSafetensors(join(dir, "model.safetensors"));
