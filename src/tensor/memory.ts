@@ -20,19 +20,25 @@ import type { Tensor } from "./tensor.js";
 
 let current: MemoryArena | null = null;
 
+/** Steps whose needs the arena remembers when deciding which free buffers to keep. */
+const KEEP_STEPS = 8;
+
 export class MemoryArena {
   private readonly free = new Map<string, TypedArray[]>();
   /** Views handed out since the last reset -> the class-sized buffers they are views of. */
   private readonly used = new Map<TypedArray, TypedArray>();
   private tracker: TypedArray[] | null = null;
   private readonly poison = globalThis.process?.env?.MOXING_ARENA_CHECK === "1";
-  // Buffers taken per size since the last reset, and in the step before: what a step needs.
+  // Buffers taken per size class since the last reset, and in each of the steps before (the last
+  // KEEP_STEPS): what a step needs.
   private takenNow = new Map<string, number>();
-  private takenBefore = new Map<string, number>();
+  private takenBefore: Map<string, number>[] = [];
   /** Bytes of all buffers the arena owns (its high-water mark). */
   bytes = 0;
   /** Bytes of the buffers the arena owns now. */
   owned = 0;
+  /** Bytes of all the new buffers the arena has allocated (a steady state adds nothing). */
+  allocated = 0;
 
   /** Run fn with this arena supplying new tensor buffers. Nested runs restore the outer arena. */
   run<T>(fn: () => T): T {
@@ -46,18 +52,22 @@ export class MemoryArena {
   }
 
   /** Take back every buffer handed out since the last reset; tensors that use them become invalid.
-   *  Free buffers beyond what this step or the one before took of their size are dropped, so a
-   *  trainer whose shapes change from step to step (RNNs packed by length, trees batched by level,
-   *  length-bucketed batches) keeps about two steps' worth of buffers, not every size it ever saw. */
+   *  Free buffers beyond what any of the last KEEP_STEPS steps took of their size class are
+   *  dropped, so a trainer whose shapes change from step to step (RNNs packed by length, trees
+   *  batched by level, length-bucketed batches) keeps the buffers of its recent shapes, not every
+   *  size it ever saw. (Keeping only the last step's or two let a length-bucketed trainer allocate
+   *  tens of MB afresh every step, and that fresh external memory drove V8 into two major GCs a step.) */
   reset(): void {
     for (const buf of this.used.values()) this.recycle(buf);
     this.used.clear();
+    this.takenBefore.unshift(this.takenNow);
+    if (this.takenBefore.length > KEEP_STEPS) this.takenBefore.pop();
     for (const [key, list] of this.free) {
-      const keep = Math.max(this.takenNow.get(key) ?? 0, this.takenBefore.get(key) ?? 0);
+      let keep = 0;
+      for (const m of this.takenBefore) keep = Math.max(keep, m.get(key) ?? 0);
       while (list.length > keep) this.owned -= (list.pop() as TypedArray).length * 4;
       if (list.length === 0) this.free.delete(key);
     }
-    this.takenBefore = this.takenNow;
     this.takenNow = new Map();
   }
 
@@ -146,6 +156,7 @@ function allocFresh(dtype: DType, n: number, arena: MemoryArena | null): TypedAr
     throw new RangeError(`out of memory allocating a tensor of ${n} elements (${fmtBytes(n * 4)}): ${(e as Error).message}`);
   }
   if (arena) {
+    arena.allocated += n * 4;
     arena.owned += n * 4;
     arena.bytes = Math.max(arena.bytes, arena.owned);
   }
