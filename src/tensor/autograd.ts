@@ -397,9 +397,20 @@ class Gradients {
   }
 
   /** A leaf gets a contiguous gradient of its own (no two leaves share one buffer), outside the
-   *  arena: parameter gradients outlive a step (accumulation, clipping, the optimizer). */
+   *  arena: parameter gradients outlive a step (accumulation, clipping, the optimizer). A leaf
+   *  whose last gradient was handed back by recycleGrad gets that buffer again. */
   intoLeaf(t: Tensor, g: Tensor): void {
     const prev = t.grad;
+    const spare = prev ? undefined : spareGrads.get(t);
+    if (spare) {
+      spareGrads.delete(t);
+      if (sameShape(spare.shape, t.shape)) {
+        (spare.data as Float32Array).set(g.contiguousData() as Float32Array);
+        t.grad = spare;
+        this.drop(g);
+        return;
+      }
+    }
     t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
     this.drop(g);
   }
@@ -468,6 +479,22 @@ class Gradients {
 /** The backward pass: order the graph, then apply the rules from the root back to the leaves,
  *  accumulating each leaf's gradient into .grad; then release the graph so memory does not grow
  *  from step to step. */
+// Gradient buffers handed back by recycleGrad, for the leaf's next gradient.
+const spareGrads = new WeakMap<Tensor, Tensor>();
+
+/**
+ * Set a leaf's .grad to null (as zero_grad(set_to_none=True)) and keep its buffer for the leaf's
+ * next backward, which writes the new gradient into it instead of allocating one: a training loop
+ * then allocates no gradient memory after its first step (a fresh buffer per parameter per step is
+ * a zero-fill, page faults, and external memory that drives V8 into major GCs). The old gradient
+ * tensor must not be used after the next backward.
+ */
+export function recycleGrad(t: Tensor): void {
+  const g = t.grad;
+  t.grad = null;
+  if (g && g.dtype === "float32" && g.offset === 0 && g.isContiguous() && g.data.length === g.size && !g.requiresGrad) spareGrads.set(t, g);
+}
+
 export function runBackward(root: Tensor, grad?: Tensor): void {
   if (root._released) {
     throw new Error("backward: this graph was already released by an earlier backward(); recompute the forward pass");
