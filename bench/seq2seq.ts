@@ -6,7 +6,7 @@
 //
 //   node scripts/bible-pairs.mjs --out data/bible         (once; needs Debian's diatheke + sword texts)
 //   node --import tsx bench/seq2seq.ts [--data data/bible] [--rounds 6] [--steps 3] [--batch-size 32]
-//        [--bucket 100] [--threads 2] [--json]
+//        [--bucket 100] [--threads 2] [--warmup 4] [--json]
 //        [--d-model 256 --layers 3 --heads 4 --ffn 1024 --vocab-size 8000]   (train-seq2seq's default size)
 //
 // With --data the examples are the English->Spanish training pairs tokenized by a joint byte-level
@@ -51,6 +51,9 @@ const stepsPerRound = flag("steps", 3);
 const batchSize = flag("batch-size", 32);
 const threads = flag("threads", 2);
 const bucket = flag("bucket", 100);
+// Warm-up steps each, before the measured rounds: moxing's step arena settles on the buffers of
+// the batches' shapes over a few steps (as PyTorch's caching allocator does).
+const warmup = flag("warmup", 4);
 const dataDir = str("data");
 const layers = flag("layers", 3);
 const heads = flag("heads", 4);
@@ -113,7 +116,7 @@ async function main(): Promise<void> {
   writeFileSync(idsFile, JSON.stringify({ config: { ...model.config }, train: ex }));
 
   // The batches, the same for both, as the trainer makes them, padded to the longest row (rounded up to 8).
-  const total = rounds * stepsPerRound + 2;
+  const total = rounds * stepsPerRound + warmup;
   const order = epochOrder(ex, batchSize, bucket, new Generator(3));
   const batches = Array.from({ length: total }, (_, i) => order.slice(i * batchSize, (i + 1) * batchSize));
   const meanLen = (side: "src" | "tgt") => batches.flat().reduce((n, i) => n + (ex[i] as Example)[side].length, 0) / batches.flat().length;
@@ -167,12 +170,12 @@ async function main(): Promise<void> {
 
   const mx: { ms: number; cpu_ms: number }[] = [];
   const pt: { ms: number; cpu_ms: number }[] = [];
-  // Two warm-up steps each (allocation, caches), then alternating rounds.
-  for (const i of [0, 1]) moxingStep(batches[i] as number[]);
-  py.stdin.write(`${JSON.stringify({ steps: batches.slice(0, 2) })}\n`);
+  // Warm-up steps each (allocation, caches), then alternating rounds.
+  for (let i = 0; i < warmup; i++) moxingStep(batches[i] as number[]);
+  py.stdin.write(`${JSON.stringify({ steps: batches.slice(0, warmup) })}\n`);
   await next();
   for (let r = 0; r < rounds; r++) {
-    const chunk = batches.slice(2 + r * stepsPerRound, 2 + (r + 1) * stepsPerRound);
+    const chunk = batches.slice(warmup + r * stepsPerRound, warmup + (r + 1) * stepsPerRound);
     const m = chunk.map((b) => moxingStep(b));
     py.stdin.write(`${JSON.stringify({ steps: chunk })}\n`);
     const t = (await next()).steps as { ms: number; cpu_ms: number }[];

@@ -79,6 +79,30 @@ describe(`MemoryArena (${mx.getBackend().name})`, () => {
     assert.equal(mx.sizeClass(1025), 1280);
     assert.equal(mx.sizeClass(7), 7);
   });
+  test("zeroGrad({ recycle: true }) gives the same gradients and reuses each parameter's gradient buffer", () => {
+    const run = (recycle: boolean) => {
+      const model = new mx.GPT({ n_layer: 1, n_head: 2, n_embd: 16, block_size: 8, vocab_size: 11 }, { seed: 1 });
+      const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-2 });
+      const g = new mx.Generator(2);
+      const grads: number[][] = [];
+      const buffers = new Set<unknown>();
+      for (let i = 0; i < 3; i++) {
+        opt.zeroGrad({ recycle });
+        const x = mx.randint(0, 11, [2, 8], { generator: g });
+        model.forward(x, { targets: x }).loss?.backward();
+        const p = model.parameters()[0] as mx.Tensor;
+        grads.push(p.grad?.toArray() ?? []);
+        buffers.add(p.grad?.data);
+        opt.step();
+      }
+      return { grads, buffers: buffers.size };
+    };
+    const plain = run(false);
+    const recycled = run(true);
+    assert.deepEqual(recycled.grads, plain.grads);
+    assert.equal(plain.buffers, 3);
+    assert.equal(recycled.buffers, 1);
+  });
   test("with NaN poisoning of recycled buffers the losses are unchanged", () => {
     const code = [
       "import('./src/index.ts').then((mx) => {",
