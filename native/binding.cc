@@ -491,7 +491,18 @@ napi_value js_cross_entropy(napi_env env, napi_callback_info info) {
       !need(env, losses, rows, "moxing native: crossEntropy losses too small") ||
       !need(env, lse, rows, "moxing native: crossEntropy lse too small"))
     return nullptr;
-  fused_cross_entropy(F32P(logits), I32P(t), F32P(losses), F32P(lse), rows, cols, ignore, ls);
+  // An optional fifth buffer receives the softmax (P[4] = 1), for a backward without exp.
+  Buf probs{};
+  const bool with_probs = a.P[4] != 0.0;
+  if (with_probs) {
+    if (a.argc < 5) {
+      napi_throw_type_error(env, nullptr, "moxing native: crossEntropy with probs needs a fifth buffer");
+      return nullptr;
+    }
+    if (!get_buf(a, 4, probs, F32) || !need(env, probs, n, "moxing native: crossEntropy probs too small")) return nullptr;
+  }
+  fused_cross_entropy(F32P(logits), I32P(t), F32P(losses), F32P(lse), with_probs ? F32P(probs) : nullptr, rows, cols,
+                      ignore, ls);
   return undefined(env);
 }
 
@@ -512,7 +523,9 @@ napi_value js_cross_entropy_bwd(napi_env env, napi_callback_info info) {
       !need(env, lse, rows, "moxing native: crossEntropyBackward lse too small") ||
       !need(env, dl, rows, "moxing native: crossEntropyBackward dlosses too small"))
     return nullptr;
-  fused_cross_entropy_bwd(F32P(logits), I32P(t), F32P(lse), F32P(dl), F32P(dlogits), rows, cols, ignore, ls);
+  // P[4] = 1: the first buffer holds the forward's softmax, not logits.
+  fused_cross_entropy_bwd(F32P(logits), I32P(t), F32P(lse), F32P(dl), F32P(dlogits), rows, cols, ignore, ls,
+                          a.P[4] != 0.0);
   return undefined(env);
 }
 

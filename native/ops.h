@@ -45,10 +45,11 @@ void fused_layernorm_bwd(const float* x, const float* w, const float* mean, cons
 void fused_gelu(const float* x, float* out, i64 n, bool tanh_approx);
 void fused_gelu_bwd(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx);
 void fused_bias_gelu(float* x, const float* bias, float* out, i64 rows, i64 cols, bool tanh_approx);
-void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, i64 rows, i64 cols,
-                         i64 ignore, double ls);
+// probs (may be null): also the softmax of each kept row; from_probs: `logits` holds that softmax.
+void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, float* probs, i64 rows,
+                         i64 cols, i64 ignore, double ls);
 void fused_cross_entropy_bwd(const float* logits, const int32_t* t, const float* lse, const float* dlosses,
-                             float* dlogits, i64 rows, i64 cols, i64 ignore, double ls);
+                             float* dlogits, i64 rows, i64 cols, i64 ignore, double ls, bool from_probs);
 // Scaled dot-product attention (attention.cc): q (bh, T, hs), k and v (bh, S, hs), out (bh, T, hs), lse (bh, T).
 // Batch-head b of k and v starts kv_stride elements after b - 1 (0: S * hs, contiguous), so a KV
 // cache of capacity > S is read in place.

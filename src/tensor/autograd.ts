@@ -225,10 +225,12 @@ export const GRAD_RULES = {
     if (!f?.crossEntropyBackward) throw new Error("cross_entropy backward: the backend lost its fused kernel mid-graph");
     const x = inp(n, 0);
     const [rows, cols] = x.shape as [number, number];
-    const dx = empty(x.shape);
     const s = n.saved;
+    // With the forward's softmax saved, the gradient is written over it: no exponentials, no new buffer.
+    const probs: Tensor | undefined = s.probs;
+    const dx = probs ?? empty(x.shape);
     f.crossEntropyBackward(
-      x.contiguousData() as Float32Array,
+      (probs ?? x).contiguousData() as Float32Array,
       s.targets,
       s.lse,
       g.contiguousData() as Float32Array,
@@ -237,6 +239,7 @@ export const GRAD_RULES = {
       cols,
       s.ignoreIndex,
       s.labelSmoothing,
+      probs !== undefined,
     );
     return [dx];
   },
