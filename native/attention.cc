@@ -114,13 +114,16 @@ void fused_attention(const float* q, const float* k, const float* v, float* out,
 
 void fused_attention_bwd(const float* q, const float* k, const float* v, const float* out, const float* lse,
                          const float* dout, float* dq, float* dk, float* dv, i64 bh, i64 T, i64 S, i64 hs,
-                         double scale, bool causal) {
+                         double scale, bool causal, i64 kv_stride) {
   if (bh <= 0) return;
-  const size_t nq = (size_t)(bh * T * hs), nk = (size_t)(bh * S * hs);
+  const i64 kvs = kv_stride > 0 ? kv_stride : S * hs;
+  const size_t nq = (size_t)(bh * T * hs);
   if (T <= 0 || S <= 0 || hs <= 0) {
     std::memset(dq, 0, sizeof(float) * nq);
-    std::memset(dk, 0, sizeof(float) * nk);
-    std::memset(dv, 0, sizeof(float) * nk);
+    for (i64 b = 0; b < bh; b++) {
+      std::memset(dk + b * kvs, 0, sizeof(float) * (size_t)(S * hs));
+      std::memset(dv + b * kvs, 0, sizeof(float) * (size_t)(S * hs));
+    }
     return;
   }
   Attn a{};
@@ -137,6 +140,7 @@ void fused_attention_bwd(const float* q, const float* k, const float* v, const f
   a.T = T;
   a.S = S;
   a.hs = hs;
+  a.kvs = kvs;
   a.scale = (float)scale;
   a.causal = causal;
   const Kernels* K = kernel_for(F_ATTENTION_BWD);

@@ -491,7 +491,18 @@ napi_value js_cross_entropy(napi_env env, napi_callback_info info) {
       !need(env, losses, rows, "moxing native: crossEntropy losses too small") ||
       !need(env, lse, rows, "moxing native: crossEntropy lse too small"))
     return nullptr;
-  fused_cross_entropy(F32P(logits), I32P(t), F32P(losses), F32P(lse), rows, cols, ignore, ls);
+  // An optional fifth buffer receives the softmax (P[4] = 1), for a backward without exp.
+  Buf probs{};
+  const bool with_probs = a.P[4] != 0.0;
+  if (with_probs) {
+    if (a.argc < 5) {
+      napi_throw_type_error(env, nullptr, "moxing native: crossEntropy with probs needs a fifth buffer");
+      return nullptr;
+    }
+    if (!get_buf(a, 4, probs, F32) || !need(env, probs, n, "moxing native: crossEntropy probs too small")) return nullptr;
+  }
+  fused_cross_entropy(F32P(logits), I32P(t), F32P(losses), F32P(lse), with_probs ? F32P(probs) : nullptr, rows, cols,
+                      ignore, ls);
   return undefined(env);
 }
 
@@ -512,7 +523,9 @@ napi_value js_cross_entropy_bwd(napi_env env, napi_callback_info info) {
       !need(env, lse, rows, "moxing native: crossEntropyBackward lse too small") ||
       !need(env, dl, rows, "moxing native: crossEntropyBackward dlosses too small"))
     return nullptr;
-  fused_cross_entropy_bwd(F32P(logits), I32P(t), F32P(lse), F32P(dl), F32P(dlogits), rows, cols, ignore, ls);
+  // P[4] = 1: the first buffer holds the forward's softmax, not logits.
+  fused_cross_entropy_bwd(F32P(logits), I32P(t), F32P(lse), F32P(dl), F32P(dlogits), rows, cols, ignore, ls,
+                          a.P[4] != 0.0);
   return undefined(env);
 }
 
@@ -586,12 +599,20 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
       !get_buf(a, 4, lse, F32) || !get_buf(a, 5, dout, F32) || !get_buf(a, 6, dq, F32) ||
       !get_buf(a, 7, dk, F32) || !get_buf(a, 8, dv, F32))
     return nullptr;
-  i64 bh, T, S, hs, nq, nl, sk, nk;
+  i64 bh, T, S, hs, nq, nl, sk;
   double scale;
   bool causal;
-  if (!attn_dims(a, "attentionBackward", bh, T, S, hs, scale, causal, nq, nl, sk) ||
-      !sizes(env, "attentionBackward", {bh, S, hs}, nk))
+  if (!attn_dims(a, "attentionBackward", bh, T, S, hs, scale, causal, nq, nl, sk)) return nullptr;
+  // P[6]: the batch-head stride of k, v, dk and dv (0: contiguous, S * hs), as forward's.
+  const i64 given = I(a.P[6]);
+  const i64 kvs = given > 0 ? given : sk;
+  if (kvs < sk) {
+    range_error(env, "moxing native: attentionBackward kv stride smaller than S * hs");
     return nullptr;
+  }
+  i64 nk = 0;
+  if (bh > 0 && (__builtin_mul_overflow(bh - 1, kvs, &nk) || __builtin_add_overflow(nk, sk, &nk)))
+    return range_error(env, "moxing native: attentionBackward kv stride times batch-heads overflows 64 bits"), nullptr;
   if (!need(env, q, nq, "moxing native: attentionBackward q too small") ||
       !need(env, k, nk, "moxing native: attentionBackward k too small") ||
       !need(env, v, nk, "moxing native: attentionBackward v too small") ||
@@ -603,7 +624,7 @@ napi_value js_attention_bwd(napi_env env, napi_callback_info info) {
       !need(env, dv, nk, "moxing native: attentionBackward dv too small"))
     return nullptr;
   fused_attention_bwd(F32P(q), F32P(k), F32P(v), F32P(out), F32P(lse), F32P(dout), F32P(dq), F32P(dk), F32P(dv), bh,
-                      T, S, hs, scale, causal);
+                      T, S, hs, scale, causal, kvs);
   return undefined(env);
 }
 

@@ -109,17 +109,18 @@ void fused_gelu_bwd(const float* x, const float* dy, float* dx, i64 n, bool tanh
   for_elems(n, [&](i64 a, i64 b) { K->gelu_bwd(x + a, dy + a, dx + a, b - a, tanh_approx); });
 }
 
-void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, i64 rows, i64 cols,
-                         i64 ignore, double ls) {
+void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, float* probs, i64 rows,
+                         i64 cols, i64 ignore, double ls) {
   const Kernels* K = kernel_for(F_CROSS_ENTROPY);
-  for_rows(rows, cols, [&](i64 r0, i64 r1) { K->cross_entropy_rows(logits, t, losses, lse, r0, r1, cols, ignore, ls); });
+  for_rows(rows, cols,
+           [&](i64 r0, i64 r1) { K->cross_entropy_rows(logits, t, losses, lse, probs, r0, r1, cols, ignore, ls); });
 }
 
 void fused_cross_entropy_bwd(const float* logits, const int32_t* t, const float* lse, const float* dlosses,
-                             float* dlogits, i64 rows, i64 cols, i64 ignore, double ls) {
+                             float* dlogits, i64 rows, i64 cols, i64 ignore, double ls, bool from_probs) {
   const Kernels* K = kernel_for(F_CROSS_ENTROPY);
   for_rows(rows, cols, [&](i64 r0, i64 r1) {
-    K->cross_entropy_bwd_rows(logits, t, lse, dlosses, dlogits, r0, r1, cols, ignore, ls);
+    K->cross_entropy_bwd_rows(logits, t, lse, dlosses, dlogits, r0, r1, cols, ignore, ls, from_probs);
   });
 }
 

@@ -52,10 +52,12 @@ struct Kernels {
   void (*gelu)(const float* x, float* out, i64 n, bool tanh_approx);
   void (*gelu_bwd)(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx);
   void (*bias_gelu_rows)(float* x, const float* bias, float* out, i64 r0, i64 r1, i64 cols, bool tanh_approx);
-  void (*cross_entropy_rows)(const float* logits, const int32_t* t, float* losses, float* lse, i64 r0, i64 r1,
-                             i64 cols, i64 ignore, double ls);
+  // probs (may be null): also write each kept row's softmax there, for a backward without exp.
+  void (*cross_entropy_rows)(const float* logits, const int32_t* t, float* losses, float* lse, float* probs, i64 r0,
+                             i64 r1, i64 cols, i64 ignore, double ls);
+  // from_probs: `logits` holds the forward's softmax (dlogits may be the same buffer).
   void (*cross_entropy_bwd_rows)(const float* logits, const int32_t* t, const float* lse, const float* dlosses,
-                                 float* dlogits, i64 r0, i64 r1, i64 cols, i64 ignore, double ls);
+                                 float* dlogits, i64 r0, i64 r1, i64 cols, i64 ignore, double ls, bool from_probs);
   void (*adamw)(float* p, const float* g, float* m, float* v, i64 n, const AdamWArgs& a);
   // Attention (flash-attention style tiles, see attention_body.inc): forward for rows [r0, r1) of
   // batch-head b, or one row without packing (generation); backward for keys [k0, k1) of b (dq

@@ -45,10 +45,11 @@ void fused_layernorm_bwd(const float* x, const float* w, const float* mean, cons
 void fused_gelu(const float* x, float* out, i64 n, bool tanh_approx);
 void fused_gelu_bwd(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx);
 void fused_bias_gelu(float* x, const float* bias, float* out, i64 rows, i64 cols, bool tanh_approx);
-void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, i64 rows, i64 cols,
-                         i64 ignore, double ls);
+// probs (may be null): also the softmax of each kept row; from_probs: `logits` holds that softmax.
+void fused_cross_entropy(const float* logits, const int32_t* t, float* losses, float* lse, float* probs, i64 rows,
+                         i64 cols, i64 ignore, double ls);
 void fused_cross_entropy_bwd(const float* logits, const int32_t* t, const float* lse, const float* dlosses,
-                             float* dlogits, i64 rows, i64 cols, i64 ignore, double ls);
+                             float* dlogits, i64 rows, i64 cols, i64 ignore, double ls, bool from_probs);
 // Scaled dot-product attention (attention.cc): q (bh, T, hs), k and v (bh, S, hs), out (bh, T, hs), lse (bh, T).
 // Batch-head b of k and v starts kv_stride elements after b - 1 (0: S * hs, contiguous), so a KV
 // cache of capacity > S is read in place.
@@ -56,7 +57,7 @@ void fused_attention(const float* q, const float* k, const float* v, float* out,
                      i64 hs, double scale, bool causal, i64 kv_stride = 0);
 void fused_attention_bwd(const float* q, const float* k, const float* v, const float* out, const float* lse,
                          const float* dout, float* dq, float* dk, float* dv, i64 bh, i64 T, i64 S, i64 hs,
-                         double scale, bool causal);
+                         double scale, bool causal, i64 kv_stride = 0);
 void fused_adamw(float* p, const float* g, float* m, float* v, i64 n, double lr, double b1, double b2, double eps,
                  double wd, double bc1, double bc2);
 

@@ -330,8 +330,12 @@ void test_rows() {
       const int ignore = -100;
       if (rows > 2) t[1] = ignore;
       if (rows > 3) t[2] = cols + 5;
-      fused_cross_entropy(x.data(), t.data(), losses.data(), lse.data(), rows, cols, ignore, ls);
-      fused_cross_entropy_bwd(x.data(), t.data(), lse.data(), dl.data(), d.data(), rows, cols, ignore, ls);
+      fused_cross_entropy(x.data(), t.data(), losses.data(), lse.data(), nullptr, rows, cols, ignore, ls);
+      fused_cross_entropy_bwd(x.data(), t.data(), lse.data(), dl.data(), d.data(), rows, cols, ignore, ls, false);
+      // The same with the softmax kept by the forward and the backward computed from it, in place.
+      vector<float> losses2((size_t)rows), lse2((size_t)rows), p(N, NAN);
+      fused_cross_entropy(x.data(), t.data(), losses2.data(), lse2.data(), p.data(), rows, cols, ignore, ls);
+      fused_cross_entropy_bwd(p.data(), t.data(), lse2.data(), dl.data(), p.data(), rows, cols, ignore, ls, true);
       vector<double> wl((size_t)rows), wlse((size_t)rows), wd(N);
       for (int r = 0; r < rows; r++) {
         const float* xr = x.data() + (size_t)r * cols;
@@ -339,8 +343,8 @@ void test_rows() {
         for (int c = 0; c < cols; c++) m = std::fmax(m, xr[c]);
         for (int c = 0; c < cols; c++) s += std::exp(xr[c] - m), sum += xr[c];
         const double l = m + std::log(s);
-        wlse[(size_t)r] = l;
         const int tr = t[(size_t)r];
+        wlse[(size_t)r] = tr == ignore ? 0 : l;  // an ignored row has no log-sum-exp
         const bool valid = tr != ignore && tr >= 0 && tr < cols;
         wl[(size_t)r] = tr == ignore ? 0 : !valid ? NAN : (1 - ls) * (l - xr[tr]) + ls * (l - sum / cols);
         for (int c = 0; c < cols; c++)
@@ -352,6 +356,10 @@ void test_rows() {
       close("cross_entropy lse", lse.data(), wlse.data(), (size_t)rows, 1e-6, 1e-6);
       std::snprintf(what, sizeof what, "cross_entropy_bwd ls=%g %dx%d", ls, rows, cols);
       close(what, d.data(), wd.data(), N, 1e-5, 1e-7);
+      std::snprintf(what, sizeof what, "cross_entropy with probs ls=%g %dx%d", ls, rows, cols);
+      close(what, losses2.data(), wl.data(), (size_t)rows, 1e-5, 1e-5);
+      std::snprintf(what, sizeof what, "cross_entropy_bwd from probs ls=%g %dx%d", ls, rows, cols);
+      close(what, p.data(), wd.data(), N, 1e-5, 1e-7);
     }
   }
   // AdamW

@@ -181,6 +181,51 @@ export interface CrossKV {
   v: Tensor;
 }
 
+/**
+ * The real positions of a right-padded (B, T) batch, kept as a packed (N, C) tensor of rows in
+ * row-major order. Training runs every position-wise op (projections, feed-forward, LayerNorm,
+ * dropout, residuals) on the N rows only and unpacks to (B, T) just for attention; with
+ * length-bucketed batches about a third of the positions are padding. Position t of row b is kept
+ * when t < lengths[b].
+ */
+export interface Packing {
+  B: number;
+  T: number;
+  lengths: Int32Array;
+  /** (N) int32: the padded position (b·T + t) of each packed row. */
+  rows: Tensor;
+  /** (B·T) int32: the packed row of each padded position; padding reads row 0. Padded queries'
+   *  outputs are dropped and padded keys are masked (by length, or causally), so what they hold
+   *  never reaches a kept row, and their gradients are zero. */
+  slots: Tensor;
+}
+
+export function packing(lengths: Int32Array, T: number): Packing {
+  const B = lengths.length;
+  let N = 0;
+  for (const l of lengths) N += l;
+  const rows = new Int32Array(N);
+  const slots = new Int32Array(B * T);
+  let n = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < (lengths[b] as number); t++) {
+      rows[n] = b * T + t;
+      slots[b * T + t] = n++;
+    }
+  }
+  return { B, T, lengths, rows: new Tensor(rows, [N]), slots: new Tensor(slots, [B * T]) };
+}
+
+/** (B, T, C) -> packed (N, C). */
+function pack(x: Tensor, p: Packing): Tensor {
+  return index(reshape(x, [p.B * p.T, x.shape[2] as number]), p.rows);
+}
+
+/** Packed (N, C) -> (B, T, C). */
+function unpack(x: Tensor, p: Packing): Tensor {
+  return reshape(index(x, p.slots), [p.B, p.T, x.shape[1] as number]);
+}
+
 /** Multi-head attention with separate q, k, v projections (MarianAttention / BartAttention). */
 export class MarianAttention extends Module {
   readonly q_proj: Linear;
@@ -212,24 +257,32 @@ export class MarianAttention extends Module {
     return transpose(reshape(x, [B, T, this.numHeads, this.headDim]), 1, 2);
   }
 
-  /** Keys and values of `kv` (B, S, C), for cross-attention. */
-  keysValues(kv: Tensor): CrossKV {
-    return { k: this.heads(this.k_proj.forward(kv)), v: this.heads(this.v_proj.forward(kv)) };
+  /** Keys and values of `kv` (B, S, C), or packed (N, C) with its packing, for cross-attention. */
+  keysValues(kv: Tensor, packed: Packing | null = null): CrossKV {
+    const proj = (l: Linear) => (packed ? unpack(l.forward(kv), packed) : l.forward(kv));
+    return { k: this.heads(proj(this.k_proj)), v: this.heads(proj(this.v_proj)) };
   }
 
   /**
    * x (B, T, C) attends to itself (self-attention; causal in the decoder, with an optional KV cache)
    * or to precomputed keys and values (cross-attention); padded keys get no attention.
    */
-  forward(x: Tensor, o: { causal?: boolean; keyPadding?: KeyPadding | null; cache?: KVCache | null; cross?: CrossKV | null }): Tensor {
-    const [B, T, C] = x.shape as [number, number, number];
-    const q = this.heads(this.q_proj.forward(x));
+  forward(
+    x: Tensor,
+    o: { causal?: boolean; keyPadding?: KeyPadding | null; cache?: KVCache | null; cross?: CrossKV | null; packed?: Packing | null },
+  ): Tensor {
+    // Packed rows (N, C) are unpacked to (B, T, C) for attention and packed again after it.
+    const p = o.packed ?? null;
+    const proj = (l: Linear) => (p ? unpack(l.forward(x), p) : l.forward(x));
+    const q = this.heads(proj(this.q_proj));
+    const [B, , T] = q.shape as [number, number, number];
+    const C = this.embedDim;
     let k: Tensor;
     let v: Tensor;
     if (o.cross) ({ k, v } = o.cross);
     else {
-      k = this.heads(this.k_proj.forward(x));
-      v = this.heads(this.v_proj.forward(x));
+      k = this.heads(proj(this.k_proj));
+      v = this.heads(proj(this.v_proj));
       if (o.cache) ({ k, v } = o.cache.append(k, v));
     }
     const S = k.shape[2] as number;
@@ -248,7 +301,8 @@ export class MarianAttention extends Module {
       needWeights: this.storeAttention,
     }); // (B, nh, T, hs)
     if (this.storeAttention) this.attentionWeights = weights ? weights.detach() : null;
-    return this.out_proj.forward(reshape(transpose(out, 1, 2), [B, T, C]));
+    const merged = reshape(transpose(out, 1, 2), [B, T, C]);
+    return this.out_proj.forward(p ? pack(merged, p) : merged);
   }
 }
 
@@ -269,9 +323,10 @@ class EncoderLayer extends Module {
     this.fc2 = this.module("fc2", new Linear(c.encoder_ffn_dim, c.d_model, { generator: g }));
     this.final_layer_norm = this.module("final_layer_norm", new LayerNorm(c.d_model));
   }
-  forward(x: Tensor, padding: KeyPadding | null): Tensor {
+  /** x (B, S, C), or packed (N, C) with its packing. */
+  forward(x: Tensor, padding: KeyPadding | null, packed: Packing | null = null): Tensor {
     const drop = (t: Tensor, p: number) => dropout(t, p, this.training, this.g);
-    x = this.self_attn_layer_norm.forward(add(x, drop(this.self_attn.forward(x, { keyPadding: padding }), this.c.dropout)));
+    x = this.self_attn_layer_norm.forward(add(x, drop(this.self_attn.forward(x, { keyPadding: padding, packed }), this.c.dropout)));
     const h = drop(activate(this.fc1.forward(x), this.c.activation_function), this.c.activation_dropout);
     return this.final_layer_norm.forward(add(x, drop(this.fc2.forward(h), this.c.dropout)));
   }
@@ -299,10 +354,11 @@ class DecoderLayer extends Module {
     this.fc2 = this.module("fc2", new Linear(c.decoder_ffn_dim, c.d_model, { generator: g }));
     this.final_layer_norm = this.module("final_layer_norm", new LayerNorm(c.d_model));
   }
-  forward(x: Tensor, cross: CrossKV, sourcePadding: KeyPadding | null, cache: KVCache | null): Tensor {
+  /** x (B, T, C), or packed (N, C) with its packing (whose padded positions come after every kept one). */
+  forward(x: Tensor, cross: CrossKV, sourcePadding: KeyPadding | null, cache: KVCache | null, packed: Packing | null = null): Tensor {
     const drop = (t: Tensor, p: number) => dropout(t, p, this.training, this.g);
-    x = this.self_attn_layer_norm.forward(add(x, drop(this.self_attn.forward(x, { causal: true, cache }), this.c.dropout)));
-    const attended = this.encoder_attn.forward(x, { cross, keyPadding: sourcePadding });
+    x = this.self_attn_layer_norm.forward(add(x, drop(this.self_attn.forward(x, { causal: true, cache, packed }), this.c.dropout)));
+    const attended = this.encoder_attn.forward(x, { cross, keyPadding: sourcePadding, packed });
     x = this.encoder_attn_layer_norm.forward(add(x, drop(attended, this.c.dropout)));
     const h = drop(activate(this.fc1.forward(x), this.c.activation_function), this.c.activation_dropout);
     return this.final_layer_norm.forward(add(x, drop(this.fc2.forward(h), this.c.dropout)));
@@ -332,10 +388,12 @@ class MarianEncoder extends Module {
     this.module("embed_tokens", embed_tokens);
     this.layers = this.module("layers", new ModuleList(Array.from({ length: c.encoder_layers }, () => new EncoderLayer(c, g))));
   }
-  forward(ids: Tensor, padding: KeyPadding | null): Tensor {
-    let x = dropout(embed(this.embed_tokens, this.positions, ids, 0, this.c), this.c.dropout, this.training, this.g);
-    for (const layer of this.layers) x = layer.forward(x, padding);
-    return x; // (B, S, C)
+  /** (B, S, C), or packed (N, C) when given a packing of the source. */
+  forward(ids: Tensor, padding: KeyPadding | null, packed: Packing | null = null): Tensor {
+    let x = embed(this.embed_tokens, this.positions, ids, 0, this.c);
+    x = dropout(packed ? pack(x, packed) : x, this.c.dropout, this.training, this.g);
+    for (const layer of this.layers) x = layer.forward(x, padding, packed);
+    return x;
   }
 }
 
@@ -351,13 +409,21 @@ class MarianDecoder extends Module {
     this.module("embed_tokens", embed_tokens);
     this.layers = this.module("layers", new ModuleList(Array.from({ length: c.decoder_layers }, () => new DecoderLayer(c, g))));
   }
-  forward(ids: Tensor, cross: CrossKV[], sourcePadding: KeyPadding | null, cache: MarianCache | null): Tensor {
+  /** (B, T, C), or packed (N, C) when given a packing of the target. */
+  forward(
+    ids: Tensor,
+    cross: CrossKV[],
+    sourcePadding: KeyPadding | null,
+    cache: MarianCache | null,
+    packed: Packing | null = null,
+  ): Tensor {
     const start = cache?.self[0]?.length ?? 0;
-    let x = dropout(embed(this.embed_tokens, this.positions, ids, start, this.c), this.c.dropout, this.training, this.g);
+    let x = embed(this.embed_tokens, this.positions, ids, start, this.c);
+    x = dropout(packed ? pack(x, packed) : x, this.c.dropout, this.training, this.g);
     this.layers.items.forEach((layer, i) => {
-      x = layer.forward(x, cross[i] as CrossKV, sourcePadding, cache?.self[i] ?? null);
+      x = layer.forward(x, cross[i] as CrossKV, sourcePadding, cache?.self[i] ?? null, packed);
     });
-    return x; // (B, T, C)
+    return x;
   }
 }
 
@@ -419,7 +485,7 @@ export interface MarianInputs {
 }
 
 export interface MarianOutput {
-  logits: Tensor; // (B, T, decoder_vocab_size)
+  logits: Tensor; // (B, T, decoder_vocab_size); (N, decoder_vocab_size) with labelledOnly
   loss: Tensor | null;
   encoderLastHiddenState: Tensor; // (B, S, C)
 }
@@ -477,8 +543,8 @@ export class MarianMTModel extends Module {
   }
 
   /** Cross-attention keys and values of every decoder layer for an encoder output. */
-  crossKeysValues(encoderHidden: Tensor): CrossKV[] {
-    return this.model.decoder.layers.items.map((l) => l.encoder_attn.keysValues(encoderHidden));
+  crossKeysValues(encoderHidden: Tensor, packed: Packing | null = null): CrossKV[] {
+    return this.model.decoder.layers.items.map((l) => l.encoder_attn.keysValues(encoderHidden, packed));
   }
 
   /** Caches for generating up to maxLen target positions for `batch` rows. */
@@ -502,11 +568,20 @@ export class MarianMTModel extends Module {
     const padding = cache ? cache.sourcePadding : paddingOrNull(attentionMask, null);
     let x = this.model.decoder.forward(decoderInputIds, cross, padding, cache);
     if (opts.lastOnly) x = slice(x, 1, (x.shape[1] as number) - 1);
-    return add(linear(x, this.lmHead), this.final_logits_bias); // (B, T, V)
+    return this.head(x); // (B, T, V)
   }
 
-  /** Logits and, with labels, the cross-entropy (optionally label-smoothed) over non-ignored targets. */
-  forward(inputs: MarianInputs, opts: { labelSmoothing?: number } = {}): MarianOutput {
+  /** The output head: x (..., C) -> logits (..., V), final_logits_bias added in the same op. */
+  head(x: Tensor): Tensor {
+    return linear(x, this.lmHead, reshape(this.final_logits_bias, [this.config.decoder_vocab_size]));
+  }
+
+  /** Logits and, with labels, the cross-entropy (optionally label-smoothed) over non-ignored targets.
+   *  With labels and `labelledOnly`, the output head runs only at the labelled positions (those not
+   *  -100), and logits are (N, V) for those N positions in row-major order: the loss and gradients
+   *  are the same, without the head's GEMM and softmax over padding (with length-bucketed batches
+   *  about a third of the positions; the head is a step's largest GEMM). Training uses it. */
+  forward(inputs: MarianInputs, opts: { labelSmoothing?: number; labelledOnly?: boolean } = {}): MarianOutput {
     const { inputIds, labels } = inputs;
     const mask = inputs.attentionMask ?? null;
     let dec = inputs.decoderInputIds ?? null;
@@ -514,10 +589,55 @@ export class MarianMTModel extends Module {
       if (!labels) throw new Error("Marian.forward: give decoderInputIds or labels (from which the decoder inputs are made)");
       dec = shiftTokensRight(labels, this.config.pad_token_id, this.config.decoder_start_token_id);
     }
+    const smoothing = { ignoreIndex: IGNORE_INDEX, labelSmoothing: opts.labelSmoothing ?? 0 };
+    if (labels && opts.labelledOnly) return this.forwardLabelled(inputIds, mask, dec, labels, smoothing);
     const encoderLastHiddenState = this.encode(inputIds, mask);
     const logits = this.decode(dec, encoderLastHiddenState, mask);
-    const loss = labels ? crossEntropy(logits, labels, { ignoreIndex: IGNORE_INDEX, labelSmoothing: opts.labelSmoothing ?? 0 }) : null;
+    const loss = labels ? crossEntropy(logits, labels, smoothing) : null;
     return { logits, loss, encoderLastHiddenState };
+  }
+
+  /** forward's labelledOnly path. Source positions are packed when the padding is on the right;
+   *  target positions up to each row's last label always are (later ones influence no label: the
+   *  decoder is causal). The head runs at the labelled rows of the packed target. The encoder output
+   *  returned is then packed (N, C), the source's real tokens in row-major order. */
+  private forwardLabelled(
+    inputIds: Tensor,
+    mask: Tensor | null,
+    dec: Tensor,
+    labels: Tensor,
+    smoothing: { ignoreIndex: number; labelSmoothing: number },
+  ): MarianOutput {
+    checkIds("inputIds", inputIds, this.config.vocab_size);
+    checkIds("decoderInputIds", dec, this.config.decoder_vocab_size);
+    const [B, T] = dec.shape as [number, number];
+    if (labels.ndim !== 2 || labels.shape[0] !== B || labels.shape[1] !== T)
+      throw new Error(`Marian.forward: labels have shape [${labels.shape.join(", ")}] but the decoder inputs [${B}, ${T}]`);
+    const padding = paddingOrNull(mask, inputIds);
+    const source = padding?.lengths ? packing(padding.lengths, inputIds.shape[1] as number) : null;
+    const enc = this.model.encoder.forward(inputIds, padding, source);
+    // Target: each row up to its last label; the head's rows are the labelled ones among them.
+    const l = labels.contiguousData() as Int32Array;
+    const lengths = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      let n = T;
+      while (n > 0 && l[b * T + n - 1] === IGNORE_INDEX) n--;
+      lengths[b] = n;
+    }
+    const target = packing(lengths, T);
+    const heads: number[] = [];
+    const targets: number[] = [];
+    (target.rows.data as Int32Array).forEach((pos, j) => {
+      const y = l[pos] as number;
+      if (y === IGNORE_INDEX) return;
+      heads.push(j);
+      targets.push(y);
+    });
+    const x = this.model.decoder.forward(dec, this.crossKeysValues(enc, source), padding, null, target); // (N, C)
+    const rows = heads.length === x.shape[0] ? x : index(x, new Tensor(Int32Array.from(heads), [heads.length]));
+    const logits = this.head(rows); // (labelled, V)
+    const loss = crossEntropy(logits, new Tensor(Int32Array.from(targets), [targets.length]), smoothing);
+    return { logits, loss, encoderLastHiddenState: enc };
   }
 
   /** AdamW groups: Linear weights decay; biases, LayerNorms and embeddings do not. */

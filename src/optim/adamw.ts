@@ -1,6 +1,7 @@
 // AdamW (Loshchilov & Hutter 2019): Adam with weight decay decoupled from the gradient, with
 // torch.optim.AdamW's exact update. Runs the backend's fused one-pass kernel when it has one.
 
+import { recycleGrad } from "../tensor/autograd.js";
 import { getBackend } from "../tensor/backend.js";
 import { zerosLike } from "../tensor/creation.js";
 import { persistent } from "../tensor/memory.js";
@@ -50,8 +51,16 @@ export class AdamW {
     for (const g of this.groups) g.lr = lr;
   }
 
-  zeroGrad(): void {
-    for (const g of this.groups) for (const p of g.params) p.grad = null;
+  /** Set every parameter's .grad to null (zero_grad(set_to_none=True)). With recycle, the buffers
+   *  are kept for the next backward to write into (autograd's recycleGrad): a training loop then
+   *  allocates no gradient memory after its first step; the old gradients must not be used after it. */
+  zeroGrad(opts: { recycle?: boolean } = {}): void {
+    for (const g of this.groups) {
+      for (const p of g.params) {
+        if (opts.recycle) recycleGrad(p);
+        else p.grad = null;
+      }
+    }
   }
 
   step(): void {

@@ -225,10 +225,12 @@ export const GRAD_RULES = {
     if (!f?.crossEntropyBackward) throw new Error("cross_entropy backward: the backend lost its fused kernel mid-graph");
     const x = inp(n, 0);
     const [rows, cols] = x.shape as [number, number];
-    const dx = empty(x.shape);
     const s = n.saved;
+    // With the forward's softmax saved, the gradient is written over it: no exponentials, no new buffer.
+    const probs: Tensor | undefined = s.probs;
+    const dx = probs ?? empty(x.shape);
     f.crossEntropyBackward(
-      x.contiguousData() as Float32Array,
+      (probs ?? x).contiguousData() as Float32Array,
       s.targets,
       s.lse,
       g.contiguousData() as Float32Array,
@@ -237,6 +239,7 @@ export const GRAD_RULES = {
       cols,
       s.ignoreIndex,
       s.labelSmoothing,
+      probs !== undefined,
     );
     return [dx];
   },
@@ -262,7 +265,8 @@ export const GRAD_RULES = {
       return [dq, dk, dv];
     }
     // Right-padded keys (ops.ts, attentionByLengths): per batch entry, its h heads over its first L
-    // keys, copied out of (h, S, d) into (h, L, d) when L < S; padded keys get zero gradient.
+    // keys, read and written in place in (h, S, d) with the kernel's kv stride S·d; padded keys get
+    // zero gradient.
     const h: number = n.saved.heads;
     const [nq, nk] = [h * T * d, h * S * d];
     const [qd, kd, vd, od, gd, dqd, dkd, dvd] = [buf(q), buf(k), buf(v), buf(n.out), buf(g), buf(dq), buf(dk), buf(dv)] as const;
@@ -270,23 +274,13 @@ export const GRAD_RULES = {
       const L = lengths[b] as number;
       const rows = (x: Float32Array) => x.subarray(b * nq, (b + 1) * nq);
       const keys = (x: Float32Array) => x.subarray(b * nk, (b + 1) * nk);
-      const take = (x: Float32Array) => {
-        if (L === S) return x;
-        const out = new Float32Array(h * L * d);
-        for (let j = 0; j < h; j++) out.set(x.subarray(j * S * d, j * S * d + L * d), j * L * d);
-        return out;
-      };
-      const [kb, vb] = [take(keys(kd)), take(keys(vd))];
-      const [dkb, dvb] = L === S ? [keys(dkd), keys(dvd)] : [new Float32Array(h * L * d), new Float32Array(h * L * d)];
       const lb = lse.subarray(b * h * T, (b + 1) * h * T);
-      f.attentionBackward(rows(qd), kb, vb, rows(od), lb, rows(gd), rows(dqd), dkb, dvb, h, T, L, d, scale, false);
+      const [dkb, dvb] = [keys(dkd), keys(dvd)];
+      f.attentionBackward(rows(qd), keys(kd), keys(vd), rows(od), lb, rows(gd), rows(dqd), dkb, dvb, h, T, L, d, scale, false, S * d);
       if (L === S) continue;
-      for (const [dst, src] of [
-        [keys(dkd), dkb],
-        [keys(dvd), dvb],
-      ] as const) {
-        dst.fill(0);
-        for (let j = 0; j < h; j++) dst.set(src.subarray(j * L * d, (j + 1) * L * d), j * S * d);
+      for (let j = 0; j < h; j++) {
+        dkb.fill(0, j * S * d + L * d, (j + 1) * S * d);
+        dvb.fill(0, j * S * d + L * d, (j + 1) * S * d);
       }
     }
     return [dq, dk, dv];
@@ -406,9 +400,20 @@ class Gradients {
   }
 
   /** A leaf gets a contiguous gradient of its own (no two leaves share one buffer), outside the
-   *  arena: parameter gradients outlive a step (accumulation, clipping, the optimizer). */
+   *  arena: parameter gradients outlive a step (accumulation, clipping, the optimizer). A leaf
+   *  whose last gradient was handed back by recycleGrad gets that buffer again. */
   intoLeaf(t: Tensor, g: Tensor): void {
     const prev = t.grad;
+    const spare = prev ? undefined : spareGrads.get(t);
+    if (spare) {
+      spareGrads.delete(t);
+      if (sameShape(spare.shape, t.shape)) {
+        (spare.data as Float32Array).set(g.contiguousData() as Float32Array);
+        t.grad = spare;
+        this.drop(g);
+        return;
+      }
+    }
     t.grad = persistent(() => (prev ? add(prev, g) : ops.clone(g)));
     this.drop(g);
   }
@@ -477,6 +482,22 @@ class Gradients {
 /** The backward pass: order the graph, then apply the rules from the root back to the leaves,
  *  accumulating each leaf's gradient into .grad; then release the graph so memory does not grow
  *  from step to step. */
+// Gradient buffers handed back by recycleGrad, for the leaf's next gradient.
+const spareGrads = new WeakMap<Tensor, Tensor>();
+
+/**
+ * Set a leaf's .grad to null (as zero_grad(set_to_none=True)) and keep its buffer for the leaf's
+ * next backward, which writes the new gradient into it instead of allocating one: a training loop
+ * then allocates no gradient memory after its first step (a fresh buffer per parameter per step is
+ * a zero-fill, page faults, and external memory that drives V8 into major GCs). The old gradient
+ * tensor must not be used after the next backward.
+ */
+export function recycleGrad(t: Tensor): void {
+  const g = t.grad;
+  t.grad = null;
+  if (g && g.dtype === "float32" && g.offset === 0 && g.isContiguous() && g.data.length === g.size && !g.requiresGrad) spareGrads.set(t, g);
+}
+
 export function runBackward(root: Tensor, grad?: Tensor): void {
   if (root._released) {
     throw new Error("backward: this graph was already released by an earlier backward(); recompute the forward pass");

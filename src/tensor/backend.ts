@@ -109,7 +109,8 @@ export interface FusedKernels {
    *  pre-activation for backward), and out = gelu(x). */
   biasGelu(x: Float32Array, bias: Float32Array, out: Float32Array, rows: number, cols: number, approximate: "tanh" | "none"): void;
   /** Per-row loss of cross-entropy on logits (rows, cols) against targets; rows whose target equals
-   *  ignoreIndex get loss 0. Writes the row's log-sum-exp to lse for backward. */
+   *  ignoreIndex get loss 0. Writes the row's log-sum-exp to lse for backward (0 for ignored rows), and with probs the
+   *  softmax of every row not ignored (so backward needs no exponentials). */
   crossEntropy(
     logits: Float32Array,
     targets: Int32Array,
@@ -119,8 +120,10 @@ export interface FusedKernels {
     cols: number,
     ignoreIndex: number,
     labelSmoothing: number,
+    probs?: Float32Array,
   ): void;
-  /** dlogits = scale_r * (softmax - smoothed one-hot) per row, where scale_r = dlosses[r] (0 for ignored rows). */
+  /** dlogits = scale_r * (softmax - smoothed one-hot) per row, where scale_r = dlosses[r] (0 for ignored rows).
+   *  With fromProbs, `logits` is the softmax the forward wrote, and dlogits may be that same buffer. */
   crossEntropyBackward(
     logits: Float32Array,
     targets: Int32Array,
@@ -131,6 +134,7 @@ export interface FusedKernels {
     cols: number,
     ignoreIndex: number,
     labelSmoothing: number,
+    fromProbs?: boolean,
   ): void;
   /** Scaled dot-product attention for bh = batch × heads independent problems, one pass per
    *  query row with an online softmax, so the (T, S) weight matrix is never stored:
@@ -153,7 +157,8 @@ export interface FusedKernels {
     causal: boolean,
     kvStride?: number,
   ): void;
-  /** Gradients of attention given dout, recomputing the weights from lse; dq, dk, dv are overwritten. */
+  /** Gradients of attention given dout, recomputing the weights from lse; dq, dk, dv are overwritten
+   *  (their first S positions per batch-head; kvStride as forward's, for k, v, dk and dv alike). */
   attentionBackward(
     q: Float32Array,
     k: Float32Array,
@@ -170,6 +175,7 @@ export interface FusedKernels {
     hs: number,
     scale: number,
     causal: boolean,
+    kvStride?: number,
   ): void;
   /** One AdamW step in place over a parameter buffer (PyTorch's torch.optim.AdamW semantics).
    *  bc1 = 1 - beta1^t and bc2 = 1 - beta2^t are the bias corrections for step t. */

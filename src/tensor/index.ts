@@ -4,7 +4,7 @@ export { enableGrad, GRAD_RULES, isGradEnabled, noGrad } from "./autograd.js";
 export type { Backend, DType, FusedKernels, MatView, TypedArray, View } from "./backend.js";
 export { getBackend, listBackends, registerBackend, setBackend } from "./backend.js";
 export * from "./creation.js";
-export { MemoryArena, packTensors, persistent, scoped } from "./memory.js";
+export { MemoryArena, packTensors, persistent, scoped, sizeClass } from "./memory.js";
 export type { CrossEntropyOptions } from "./ops.js";
 export {
   abs,

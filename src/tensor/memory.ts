@@ -8,24 +8,37 @@
 // must outlive the step (parameters, their .grad, optimizer state, caches) is created outside any
 // arena or inside `persistent(...)`. With MOXING_ARENA_CHECK=1, reset() fills recycled buffers
 // with NaN so a use after reset shows up as NaN instead of silently wrong numbers.
+//
+// Buffers come in size classes (four per doubling: a request is rounded up by at most 25%, and a
+// free buffer of up to twice the size serves it when its own class has none) and a tensor gets a
+// view of exactly its length. Length-bucketed batches change (B, T) every step; with one pool per
+// exact length almost every buffer of such a step would be new (zero-filled, page-faulted, and
+// counted as external memory, which drives V8 into major GCs). With classes, nearby shapes share.
 
 import { type DType, getBackend, type TypedArray } from "./backend.js";
 import type { Tensor } from "./tensor.js";
 
 let current: MemoryArena | null = null;
 
+/** Steps whose needs the arena remembers when deciding which free buffers to keep. */
+const KEEP_STEPS = 8;
+
 export class MemoryArena {
   private readonly free = new Map<string, TypedArray[]>();
-  private readonly used = new Set<TypedArray>();
+  /** Views handed out since the last reset -> the class-sized buffers they are views of. */
+  private readonly used = new Map<TypedArray, TypedArray>();
   private tracker: TypedArray[] | null = null;
   private readonly poison = globalThis.process?.env?.MOXING_ARENA_CHECK === "1";
-  // Buffers taken per size since the last reset, and in the step before: what a step needs.
+  // Buffers taken per size class since the last reset, and in each of the steps before (the last
+  // KEEP_STEPS): what a step needs.
   private takenNow = new Map<string, number>();
-  private takenBefore = new Map<string, number>();
+  private takenBefore: Map<string, number>[] = [];
   /** Bytes of all buffers the arena owns (its high-water mark). */
   bytes = 0;
   /** Bytes of the buffers the arena owns now. */
   owned = 0;
+  /** Bytes of all the new buffers the arena has allocated (a steady state adds nothing). */
+  allocated = 0;
 
   /** Run fn with this arena supplying new tensor buffers. Nested runs restore the outer arena. */
   run<T>(fn: () => T): T {
@@ -39,25 +52,33 @@ export class MemoryArena {
   }
 
   /** Take back every buffer handed out since the last reset; tensors that use them become invalid.
-   *  Free buffers beyond what this step or the one before took of their size are dropped, so a
-   *  trainer whose shapes change from step to step (RNNs packed by length, trees batched by level,
-   *  length-bucketed batches) keeps about two steps' worth of buffers, not every size it ever saw. */
+   *  Free buffers beyond what any of the last KEEP_STEPS steps took of their size class are
+   *  dropped, so a trainer whose shapes change from step to step (RNNs packed by length, trees
+   *  batched by level, length-bucketed batches) keeps the buffers of its recent shapes, not every
+   *  size it ever saw. (Keeping only the last step's or two let a length-bucketed trainer allocate
+   *  tens of MB afresh every step, and that fresh external memory drove V8 into two major GCs a step.) */
   reset(): void {
-    for (const buf of this.used) this.recycle(buf);
+    for (const buf of this.used.values()) this.recycle(buf);
     this.used.clear();
+    this.takenBefore.unshift(this.takenNow);
+    if (this.takenBefore.length > KEEP_STEPS) this.takenBefore.pop();
     for (const [key, list] of this.free) {
-      const keep = Math.max(this.takenNow.get(key) ?? 0, this.takenBefore.get(key) ?? 0);
+      let keep = 0;
+      for (const m of this.takenBefore) keep = Math.max(keep, m.get(key) ?? 0);
       while (list.length > keep) this.owned -= (list.pop() as TypedArray).length * 4;
       if (list.length === 0) this.free.delete(key);
     }
-    this.takenBefore = this.takenNow;
     this.takenNow = new Map();
   }
 
   /** Hand one buffer back before the reset, when the caller knows no tensor uses it any more
    *  (autograd does this for gradient temporaries). Buffers the arena does not own are ignored. */
   release(buf: TypedArray): void {
-    if (this.used.delete(buf)) this.recycle(buf);
+    const whole = this.used.get(buf);
+    if (whole) {
+      this.used.delete(buf);
+      this.recycle(whole);
+    }
   }
 
   /** Run fn and also return the buffers it took from the arena. */
@@ -90,10 +111,18 @@ export class MemoryArena {
   }
 
   take(dtype: DType, n: number): TypedArray {
-    const key = keyOf(dtype, n);
+    // Its own size class first, then the next three (up to twice the size), then a new buffer.
+    let cls = sizeClass(n);
+    let whole: TypedArray | undefined;
+    for (let c = cls, i = 0; i < 4 && !whole; i++, c = sizeClass(c + 1)) {
+      whole = this.free.get(keyOf(dtype, c))?.pop();
+      if (whole) cls = c;
+    }
+    whole ??= allocFresh(dtype, cls, this);
+    const key = keyOf(dtype, cls);
     this.takenNow.set(key, (this.takenNow.get(key) ?? 0) + 1);
-    const buf = this.free.get(key)?.pop() ?? allocFresh(dtype, n, this);
-    this.used.add(buf);
+    const buf = whole.length === n ? whole : whole.subarray(0, n);
+    this.used.set(buf, whole);
     this.tracker?.push(buf);
     return buf;
   }
@@ -101,6 +130,13 @@ export class MemoryArena {
 
 function keyOf(dtype: DType, n: number): string {
   return dtype === "int32" ? `i${n}` : `f${n}`;
+}
+
+/** n rounded up to four steps per doubling: m·2^k with m in {4, 5, 6, 7} (exact up to 8). */
+export function sizeClass(n: number): number {
+  if (n <= 8) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 2);
+  return Math.ceil(n / step) * step;
 }
 
 /** V8's limit on a typed array's length. */
@@ -120,6 +156,7 @@ function allocFresh(dtype: DType, n: number, arena: MemoryArena | null): TypedAr
     throw new RangeError(`out of memory allocating a tensor of ${n} elements (${fmtBytes(n * 4)}): ${(e as Error).message}`);
   }
   if (arena) {
+    arena.allocated += n * 4;
     arena.owned += n * 4;
     arena.bytes = Math.max(arena.bytes, arena.owned);
   }

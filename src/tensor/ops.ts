@@ -653,8 +653,21 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
     const xc = contiguous(x2);
     losses = empty([rows]);
     const lse = new Float32Array(rows);
-    f.crossEntropy(flat(xc), t, losses.data as Float32Array, lse, rows, C, ignoreIndex, labelSmoothing);
-    losses = record("cross_entropy", [xc], losses, { targets: t, lse, ignoreIndex, labelSmoothing });
+    // When a backward will follow, the forward also keeps the softmax it computes anyway, and the
+    // backward turns it into the gradient in place instead of computing every exponential again.
+    const probs = isGradEnabled() && xc.requiresGrad ? empty([rows, C]) : null;
+    f.crossEntropy(
+      flat(xc),
+      t,
+      losses.data as Float32Array,
+      lse,
+      rows,
+      C,
+      ignoreIndex,
+      labelSmoothing,
+      probs?.data as Float32Array | undefined,
+    );
+    losses = record("cross_entropy", [xc], losses, { targets: t, lse, ignoreIndex, labelSmoothing, probs: probs ?? undefined });
   } else {
     const logp = logSoftmax(x2, -1);
     const tt = new Tensor(t, [rows, 1]);

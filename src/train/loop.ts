@@ -199,7 +199,7 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
       const t0 = performance.now();
       const lr = getLr(step, spec.schedule);
       optimizer.setLr(lr);
-      optimizer.zeroGrad();
+      optimizer.zeroGrad({ recycle: true });
       const { loss, norm, tokens } = optimizerStep(arena, { params, optimizer, gradAccum: accum, gradClip: spec.gradClip }, spec.trainStep);
       if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
         optimizer.zeroGrad();
@@ -209,7 +209,8 @@ export async function runLoop(spec: LoopSpec, hooks: LoopHooks = {}): Promise<Lo
             "Lower the learning rate (or clip gradients) and start again",
         );
       }
-      optimizer.zeroGrad(); // free the gradients before evaluation and the next step
+      // The gradients are done with; their buffers are kept for the next step's backward to write into.
+      optimizer.zeroGrad({ recycle: true });
       step++;
       tokensSeen += tokens;
       lastLoss = loss;

@@ -199,7 +199,7 @@ export function evaluateSeq2Seq(
     // Each batch's tensors go back to the arena before the next: memory is that of one batch.
     const [sum, n] = scoped(() => {
       const b = collatePairs(examples.slice(i, i + o.batchSize), pad, o.maxLength);
-      return [(model.forward(b).loss as Tensor).item() * b.tokens, b.tokens] as const;
+      return [(model.forward(b, { labelledOnly: true }).loss as Tensor).item() * b.tokens, b.tokens] as const;
     });
     total += sum;
     count += n;
@@ -354,7 +354,7 @@ export async function trainSeq2Seq(opts: Seq2SeqTrainOptions, hooks: LoopHooks =
         `${examples.length} training pairs${o.valid ? `, ${o.valid.source.length} held out` : ""}, vocabulary ${tokenizer.vocabSize}; ${o.maxSteps} steps of ${o.batchSize}`,
       trainStep: () => {
         const b = collatePairs(nextBatch(), pad, maxLength);
-        return { loss: model.forward(b, { labelSmoothing: o.labelSmoothing }).loss as Tensor, tokens: b.tokens };
+        return { loss: model.forward(b, { labelSmoothing: o.labelSmoothing, labelledOnly: true }).loss as Tensor, tokens: b.tokens };
       },
       evaluate: o.valid
         ? () => {

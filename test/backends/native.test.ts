@@ -869,7 +869,7 @@ describe("native backend", () => {
             sx += logits[r * cols + c]!;
           }
           const l = m + Math.log(s);
-          elseRef[r] = l;
+          elseRef[r] = targets[r] === ignore ? 0 : l; // ignored rows: no log-sum-exp (0)
           el[r] = targets[r] === ignore ? 0 : (1 - ls) * (l - logits[r * cols + targets[r]!]!) + ls * (l - sx / cols);
         }
         close(lse, elseRef, 1e-6, 1e-5, "ce lse");
@@ -878,14 +878,28 @@ describe("native backend", () => {
         const dlogits = new Float32Array(rows * cols).fill(NaN);
         B!.fused!.crossEntropyBackward!(logits, targets, lse, dl, dlogits, rows, cols, ignore, ls);
         const ed = new Float64Array(rows * cols);
+        const ep = new Float64Array(rows * cols);
         for (let r = 0; r < rows; r++) {
           if (targets[r] === ignore) continue;
           for (let c = 0; c < cols; c++) {
             const p = Math.exp(logits[r * cols + c]! - elseRef[r]!);
+            ep[r * cols + c] = p;
             ed[r * cols + c] = dl[r]! * (p - ls / cols - (c === targets[r] ? 1 - ls : 0));
           }
         }
         close(dlogits, ed, 1e-4, 1e-6, `ce backward ${rows}x${cols} ls=${ls}`);
+        // With probs: the forward also writes the softmax of every kept row (ignored rows' are
+        // unspecified), and the backward from it, in place over it, gives the same gradient.
+        const probs = new Float32Array(rows * cols).fill(NaN);
+        const losses2 = new Float32Array(rows);
+        B!.fused!.crossEntropy!(logits, targets, losses2, lse, rows, cols, ignore, ls, probs);
+        close(losses2, el, 1e-5, 1e-5, `ce loss with probs ${rows}x${cols} ls=${ls}`);
+        for (let r = 0; r < rows; r++) {
+          if (targets[r] === ignore) probs.fill(0, r * cols, (r + 1) * cols);
+        }
+        close(probs, ep, 1e-5, 1e-7, `ce probs ${rows}x${cols} ls=${ls}`);
+        B!.fused!.crossEntropyBackward!(probs, targets, lse, dl, probs, rows, cols, ignore, ls, true);
+        close(probs, ed, 1e-4, 1e-6, `ce backward from probs ${rows}x${cols} ls=${ls}`);
       }
     }
   });

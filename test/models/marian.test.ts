@@ -111,6 +111,41 @@ describe("Marian", () => {
     assert.ok(Math.abs((out.loss as mx.Tensor).item() - total / n) < 1e-4);
   });
 
+  test("labelledOnly: the head at labelled positions only gives the same loss, logits and gradients", () => {
+    const m = new MarianMTModel({ ...model.config, dropout: 0 }, { seed: 3 });
+    mx.noGrad(() => m.final_logits_bias.normal_({ generator: new mx.Generator(4) }));
+    // The fixture's padding is on the right (the source is packed); left padding takes the unpacked path.
+    const left = e.attention_mask.map((r) => [...r].reverse());
+    for (const mask of [e.attention_mask, left])
+      sameAsFull(m, { inputIds: ints(e.input_ids), attentionMask: ints(mask), labels: ints(e.labels) });
+  });
+
+  function sameAsFull(m: MarianMTModel, inputs: { inputIds: mx.Tensor; attentionMask: mx.Tensor; labels: mx.Tensor }): void {
+    const run = (labelledOnly: boolean) => {
+      for (const p of m.parameters()) p.grad = null;
+      const out = m.forward(inputs, { labelSmoothing: 0.1, labelledOnly });
+      (out.loss as mx.Tensor).backward();
+      return {
+        loss: (out.loss as mx.Tensor).item(),
+        logits: out.logits.toArray(),
+        grads: m.parameters().map((p) => p.grad?.toArray() ?? []),
+      };
+    };
+    const full = run(false);
+    const only = run(true);
+    assert.ok(Math.abs(only.loss - full.loss) < 1e-6, `${only.loss} vs ${full.loss}`);
+    const V = m.config.decoder_vocab_size;
+    const kept = e.labels.flat().flatMap((y, i) => (y === -100 ? [] : [i]));
+    assert.ok(kept.length < e.labels.flat().length, "the fixture's labels include padding");
+    assert.equal(only.logits.length, kept.length * V);
+    kept.forEach((i, j) => {
+      assertClose(`logits row ${i}`, only.logits.slice(j * V, (j + 1) * V), full.logits.slice(i * V, (i + 1) * V), 1e-5, 1e-6);
+    });
+    full.grads.forEach((g, k) => {
+      assertClose(`grad ${k}`, only.grads[k] as number[], g, 1e-4, 1e-6);
+    });
+  }
+
   test("loads every tied name and checks them", () => {
     const file = readSafetensors(join(dir, "model.safetensors"));
     const shared = file.tensors.get("model.shared.weight") as { shape: number[]; data: Float32Array };

@@ -60,6 +60,49 @@ describe(`MemoryArena (${mx.getBackend().name})`, () => {
     assert.equal(arena.owned, owned);
     assert.equal(arena.bytes, peak);
   });
+  test("nearby sizes share buffers (size classes): a step a little smaller than the last allocates nothing", () => {
+    const arena = new mx.MemoryArena();
+    const step = (n: number) => arena.run(() => mx.ones([n]).mul(2).add(1).sum().item());
+    arena.reset();
+    assert.equal(step(4000), 12000);
+    const owned = arena.owned;
+    for (const n of [3900, 3500, 2900, 4000]) {
+      arena.reset();
+      assert.equal(step(n), 3 * n);
+      assert.equal(arena.owned, owned, `a step of ${n} after one of 4000 took new buffers`);
+    }
+    // Buffers are views of exactly the requested length.
+    arena.reset();
+    const t = arena.run(() => mx.ones([1000]));
+    assert.equal(t.data.length, 1000);
+    assert.equal(mx.sizeClass(1000), 1024);
+    assert.equal(mx.sizeClass(1025), 1280);
+    assert.equal(mx.sizeClass(7), 7);
+  });
+  test("zeroGrad({ recycle: true }) gives the same gradients and reuses each parameter's gradient buffer", () => {
+    const run = (recycle: boolean) => {
+      const model = new mx.GPT({ n_layer: 1, n_head: 2, n_embd: 16, block_size: 8, vocab_size: 11 }, { seed: 1 });
+      const opt = new mx.AdamW(model.optimGroups(0.1), { lr: 1e-2 });
+      const g = new mx.Generator(2);
+      const grads: number[][] = [];
+      const buffers = new Set<unknown>();
+      for (let i = 0; i < 3; i++) {
+        opt.zeroGrad({ recycle });
+        const x = mx.randint(0, 11, [2, 8], { generator: g });
+        model.forward(x, { targets: x }).loss?.backward();
+        const p = model.parameters()[0] as mx.Tensor;
+        grads.push(p.grad?.toArray() ?? []);
+        buffers.add(p.grad?.data);
+        opt.step();
+      }
+      return { grads, buffers: buffers.size };
+    };
+    const plain = run(false);
+    const recycled = run(true);
+    assert.deepEqual(recycled.grads, plain.grads);
+    assert.equal(plain.buffers, 3);
+    assert.equal(recycled.buffers, 1);
+  });
   test("with NaN poisoning of recycled buffers the losses are unchanged", () => {
     const code = [
       "import('./src/index.ts').then((mx) => {",

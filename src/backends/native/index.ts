@@ -62,7 +62,7 @@ interface Addon {
   gelu(x: Float32Array, out: Float32Array): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   biasGelu?(x: Float32Array, bias: Float32Array, out: Float32Array): void;
-  crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array): void;
+  crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, lse: Float32Array, probs?: Float32Array): void;
   crossEntropyBackward(logits: Float32Array, targets: Int32Array, lse: Float32Array, dlosses: Float32Array, dlogits: Float32Array): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array): void;
   attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array): void;
@@ -214,18 +214,23 @@ function makeBackend(A: Addon): Backend {
       P[2] = approximate === "tanh" ? 1 : 0;
       (A.biasGelu as NonNullable<Addon["biasGelu"]>)(x, bias, out);
     },
-    crossEntropy(logits, targets, losses, lse, rows, cols, ignoreIndex, labelSmoothing) {
+    // crossEntropy: P[0..5) = rows, cols, ignoreIndex, labelSmoothing, 1 when probs is given
+    crossEntropy(logits, targets, losses, lse, rows, cols, ignoreIndex, labelSmoothing, probs) {
       P[0] = rows;
       P[1] = cols;
       P[2] = ignoreIndex;
       P[3] = labelSmoothing;
-      A.crossEntropy(logits, targets, losses, lse);
+      P[4] = probs ? 1 : 0;
+      if (probs) A.crossEntropy(logits, targets, losses, lse, probs);
+      else A.crossEntropy(logits, targets, losses, lse);
     },
-    crossEntropyBackward(logits, targets, lse, dlosses, dlogits, rows, cols, ignoreIndex, labelSmoothing) {
+    // crossEntropyBackward: P[4] = 1 when `logits` holds the forward's softmax
+    crossEntropyBackward(logits, targets, lse, dlosses, dlogits, rows, cols, ignoreIndex, labelSmoothing, fromProbs) {
       P[0] = rows;
       P[1] = cols;
       P[2] = ignoreIndex;
       P[3] = labelSmoothing;
+      P[4] = fromProbs ? 1 : 0;
       A.crossEntropyBackward(logits, targets, lse, dlosses, dlogits);
     },
     adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
@@ -249,13 +254,14 @@ function makeBackend(A: Addon): Backend {
       P[6] = kvStride ?? 0;
       A.attention(q, k, v, out, lse);
     },
-    attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal) {
+    attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, T, S, hs, scale, causal, kvStride) {
       P[0] = bh;
       P[1] = T;
       P[2] = S;
       P[3] = hs;
       P[4] = scale;
       P[5] = causal ? 1 : 0;
+      P[6] = kvStride ?? 0;
       A.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv);
     },
   };
