@@ -15,6 +15,7 @@
 import { KVCache } from "../nn/attention.js";
 import { Embedding, LayerNorm, Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
+import { type Packing, pack, packing, unpack } from "../nn/packing.js";
 import type { ParamGroup } from "../optim/adamw.js";
 import { noGrad } from "../tensor/autograd.js";
 import { empty } from "../tensor/creation.js";
@@ -179,51 +180,6 @@ export interface KeyPadding {
 export interface CrossKV {
   k: Tensor; // (B, nh, S, hs)
   v: Tensor;
-}
-
-/**
- * The real positions of a right-padded (B, T) batch, kept as a packed (N, C) tensor of rows in
- * row-major order. Training runs every position-wise op (projections, feed-forward, LayerNorm,
- * dropout, residuals) on the N rows only and unpacks to (B, T) just for attention; with
- * length-bucketed batches about a third of the positions are padding. Position t of row b is kept
- * when t < lengths[b].
- */
-export interface Packing {
-  B: number;
-  T: number;
-  lengths: Int32Array;
-  /** (N) int32: the padded position (b·T + t) of each packed row. */
-  rows: Tensor;
-  /** (B·T) int32: the packed row of each padded position; padding reads row 0. Padded queries'
-   *  outputs are dropped and padded keys are masked (by length, or causally), so what they hold
-   *  never reaches a kept row, and their gradients are zero. */
-  slots: Tensor;
-}
-
-export function packing(lengths: Int32Array, T: number): Packing {
-  const B = lengths.length;
-  let N = 0;
-  for (const l of lengths) N += l;
-  const rows = new Int32Array(N);
-  const slots = new Int32Array(B * T);
-  let n = 0;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < (lengths[b] as number); t++) {
-      rows[n] = b * T + t;
-      slots[b * T + t] = n++;
-    }
-  }
-  return { B, T, lengths, rows: new Tensor(rows, [N]), slots: new Tensor(slots, [B * T]) };
-}
-
-/** (B, T, C) -> packed (N, C). */
-function pack(x: Tensor, p: Packing): Tensor {
-  return index(reshape(x, [p.B * p.T, x.shape[2] as number]), p.rows);
-}
-
-/** Packed (N, C) -> (B, T, C). */
-function unpack(x: Tensor, p: Packing): Tensor {
-  return reshape(index(x, p.slots), [p.B, p.T, x.shape[1] as number]);
 }
 
 /** Multi-head attention with separate q, k, v projections (MarianAttention / BartAttention). */

@@ -4,6 +4,8 @@
 // real positions run as one packed (N, C) matrix of rows, and only attention, which needs each
 // sequence's positions side by side, sees them unpacked to (B, T, C). The padded positions' results
 // are never computed, so the loss and gradients at the real positions are those of the padded batch.
+// Marian's encoder and decoder pack the same way for training (padded keys there are masked by
+// length, or causally).
 
 import { index, reshape } from "../tensor/ops.js";
 import { Tensor } from "../tensor/tensor.js";
@@ -27,7 +29,7 @@ export function packing(lengths: ArrayLike<number>, T: number): Packing {
   const lens = Int32Array.from(lengths as ArrayLike<number>);
   let N = 0;
   for (const l of lens) {
-    if (!Number.isInteger(l) || l < 1 || l > T) throw new Error(`packing: a row length must be from 1 to ${T} (got ${l})`);
+    if (!Number.isInteger(l) || l < 0 || l > T) throw new Error(`packing: a row length must be from 0 to ${T} (got ${l})`);
     N += l;
   }
   const rows = new Int32Array(N);

@@ -71,8 +71,9 @@ describe("padding-free forward", () => {
     const p = packing([2, 3], 4);
     assert.deepEqual([...p.rows.data], [0, 1, 4, 5, 6]);
     assert.deepEqual([...p.slots.data], [0, 1, 0, 0, 2, 3, 4, 0]);
-    assert.throws(() => packing([0, 3], 4), /row length must be from 1 to 4/);
-    assert.throws(() => packing([5], 4), /row length must be from 1 to 4/);
+    assert.equal(packing([0, 3], 4).rows.size, 3, "a row with no real positions packs nothing");
+    assert.throws(() => packing([5], 4), /row length must be from 0 to 4/);
+    assert.throws(() => packing([1.5], 4), /row length must be from 0 to 4/);
   });
 
   test("GPT with learned positions: same logits, loss and gradients", () => {
