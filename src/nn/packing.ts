@@ -26,10 +26,12 @@ export interface Packing {
 
 export function packing(lengths: ArrayLike<number>, T: number): Packing {
   const B = lengths.length;
-  const lens = Int32Array.from(lengths as ArrayLike<number>);
+  const lens = new Int32Array(B);
   let N = 0;
-  for (const l of lens) {
+  for (let b = 0; b < B; b++) {
+    const l = lengths[b] as number;
     if (!Number.isInteger(l) || l < 0 || l > T) throw new Error(`packing: a row length must be from 0 to ${T} (got ${l})`);
+    lens[b] = l;
     N += l;
   }
   const rows = new Int32Array(N);
