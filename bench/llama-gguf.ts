@@ -5,6 +5,11 @@
 //
 //   node --import tsx bench/llama-gguf.ts                                  both shapes, F16 Q8_0 Q4_0 Q4_K, 1 and 2 threads
 //   node --import tsx bench/llama-gguf.ts --model smollm2-135m --type Q8_0 --threads 1 --reps 3 --json
+//   node --import tsx bench/llama-gguf.ts --model qwen3-0.6b --type Q4_K_M --peer-addon /path/to/other/moxing_native.node
+//
+// --peer-addon: the peer is moxing again with another build of the native addon (MOXING_NATIVE_ADDON;
+// e.g. main's, to measure a kernel change on whole models) instead of llama.cpp. --type takes
+// llama.cpp's mixes too (Q4_K_M, Q5_K_M).
 //
 // The models are tools/shaped_models.ts's: SmolLM2-135M's and Qwen3-0.6B's exact shapes with random
 // weights (written on demand under .tmp/shaped-models/). Each engine runs in its own child process
@@ -45,6 +50,8 @@ const tokens = Number(flag("tokens", "32"));
 const promptLen = Number(flag("prompt", "128"));
 const reps = Number(flag("reps", "3"));
 const asJson = argv.includes("--json");
+const peerAddon = flag("peer-addon", "");
+const peerName = peerAddon ? `moxing with ${peerAddon}` : "llama.cpp";
 const NODE_LLAMA_CPP = "node-llama-cpp@3.21.1";
 
 /** Fixed pseudo-random ids below `vocab` (the same for both engines). */
@@ -229,6 +236,7 @@ interface Row {
   type: string;
   threads: number;
   moxing: Turn & { info: Record<string, unknown> };
+  /** The peer: llama.cpp, or moxing with --peer-addon's build. */
   llama_cpp: Turn & { info: Record<string, unknown> };
   generate_ratio: number;
   prompt_ratio: number;
@@ -255,21 +263,27 @@ async function measure(model: string, type: string, threads: number): Promise<Ro
     MOXING_THREADS: String(threads),
     MOXING_QUIET: "1",
   });
-  const lc = startChild(
-    [
-      "--llamacpp-worker",
-      gguf,
-      "--threads",
-      String(threads),
-      "--vocab",
-      String(vocab),
-      "--prompt",
-      String(promptLen),
-      "--tokens",
-      String(tokens),
-    ],
-    { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) },
-  );
+  const lc = peerAddon
+    ? startChild(["--moxing-worker", gguf, "--prompt", String(promptLen), "--tokens", String(tokens)], {
+        MOXING_THREADS: String(threads),
+        MOXING_QUIET: "1",
+        MOXING_NATIVE_ADDON: peerAddon,
+      })
+    : startChild(
+        [
+          "--llamacpp-worker",
+          gguf,
+          "--threads",
+          String(threads),
+          "--vocab",
+          String(vocab),
+          "--prompt",
+          String(promptLen),
+          "--tokens",
+          String(tokens),
+        ],
+        { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) },
+      );
   const [mi, li] = [await mox.ready, await lc.ready];
   await mox.turn(); // warm-up each
   await lc.turn();
@@ -310,14 +324,20 @@ async function main(): Promise<void> {
         if (!asJson) {
           const f = (v: number) => v.toFixed(1);
           console.log(
-            `${model} ${type} ${threads}t  generate: moxing ${f(row.moxing.tokens_per_s)} tok/s (${f(row.moxing.cpu_ms_per_token)} cpu ms/tok), llama.cpp ${f(row.llama_cpp.tokens_per_s)} (${f(row.llama_cpp.cpu_ms_per_token)}), ratio ${row.generate_ratio.toFixed(2)}` +
-              ` | prompt ${promptLen}: moxing ${f(row.moxing.prompt_tokens_per_s)} tok/s, llama.cpp ${f(row.llama_cpp.prompt_tokens_per_s)}, ratio ${row.prompt_ratio.toFixed(2)}` +
-              ` | peak RSS: moxing ${row.moxing.max_rss_mb.toFixed(0)} MB, llama.cpp ${row.llama_cpp.max_rss_mb.toFixed(0)} MB`,
+            `${model} ${type} ${threads}t  generate: moxing ${f(row.moxing.tokens_per_s)} tok/s (${f(row.moxing.cpu_ms_per_token)} cpu ms/tok), ${peerName} ${f(row.llama_cpp.tokens_per_s)} (${f(row.llama_cpp.cpu_ms_per_token)}), ratio ${row.generate_ratio.toFixed(2)}` +
+              ` | prompt ${promptLen}: moxing ${f(row.moxing.prompt_tokens_per_s)} tok/s, ${peerName} ${f(row.llama_cpp.prompt_tokens_per_s)}, ratio ${row.prompt_ratio.toFixed(2)}` +
+              ` | peak RSS: moxing ${row.moxing.max_rss_mb.toFixed(0)} MB, ${peerName} ${row.llama_cpp.max_rss_mb.toFixed(0)} MB`,
           );
         }
       }
   if (asJson)
-    console.log(JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, tokens, prompt: promptLen, reps, rows }, null, 1));
+    console.log(
+      JSON.stringify(
+        { date: new Date().toISOString(), cpu: cpus()[0]?.model, peer: peerName, tokens, prompt: promptLen, reps, rows },
+        null,
+        1,
+      ),
+    );
 }
 
 main().catch((e) => {

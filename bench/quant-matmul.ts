@@ -2,9 +2,10 @@
 // projections of Qwen3-0.6B's or SmolLM2-135M's shape, for prompt processing (M activation rows) and
 // generation (M = 1):
 // GOP/s (2·M·N·K per second), median of --reps runs, on 1 and 2 threads. Weights are moxing's own
-// quantisation of random normal values.
+// quantisation of random normal values (one layer's; --layers copies it).
 //   node --import tsx bench/quant-matmul.ts [--model qwen3-0.6b|smollm2-135m] [--layers 1] [--m 128,1]
-//                                           [--types Q8_0,Q4_0,Q5_0,Q4_K,F16] [--threads 1,2] [--reps 7]
+//                                           [--types Q8_0,Q4_0,Q5_0,Q4_K,Q5_K,Q6_K,F16,BF16] [--threads 1,2] [--reps 7]
+// MOXING_NATIVE_ADDON=path/to/moxing_native.node measures another build (e.g. main's) with this script.
 import { nativeBackend, nativeInfo, nativeTesting } from "../src/backends/native/index.js";
 import { GGML_TYPE, type GGMLTypeName, quantizeRow, rowBytes } from "../src/quant/ggml.js";
 import { median } from "./timing.js";
@@ -42,6 +43,7 @@ const SHAPES: Record<string, [number, number][]> = {
 };
 const layers = Number(flag("layers", "1"));
 const shapes = Array.from({ length: layers }, () => SHAPES[flag("model", "qwen3-0.6b")] as [number, number][]).flat();
+const SHAPES_PER_LAYER = (SHAPES[flag("model", "qwen3-0.6b")] as [number, number][]).length;
 
 let seed = 1;
 const rand = () => {
@@ -54,7 +56,11 @@ const be = nativeBackend;
 if (!be?.quantMatmul) throw new Error("the native backend with quantMatmul is required");
 console.log(`quant isa ${nativeInfo().quant}`);
 for (const type of types) {
-  const ws = shapes.map(([N, K]) => {
+  const wsFirst: Uint8Array[] = [];
+  // One layer is quantised; further layers are copies of it in buffers of their own (the kernels'
+  // speed does not depend on the values, and the K-quants' reference quantisers take seconds a layer).
+  const ws = shapes.map(([N, K], i) => {
+    if (i >= SHAPES_PER_LAYER) return (wsFirst[i % SHAPES_PER_LAYER] as Uint8Array).slice();
     const rb = rowBytes(type, K);
     const w = new Uint8Array(N * rb);
     const row = new Float32Array(K);
@@ -62,6 +68,7 @@ for (const type of types) {
       for (let k = 0; k < K; k++) row[k] = gauss() * 0.02;
       quantizeRow(type, row, 0, K, w, n * rb);
     }
+    wsFirst[i] = w;
     return w;
   });
   for (const M of Ms) {

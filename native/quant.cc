@@ -5,9 +5,9 @@
 //
 // Threading: generation (one activation row) splits the weight's rows into chunks over the pool.
 // Prompt processing (kTileRows activation rows or more) runs the kernel table's integer GEMM where it
-// has one (AVX2: Q8_0, Q4_0, Q5_0, Q4_K), kGemmRows weight rows per task; the other types (F16, the
-// rest of the K-quants, every type on the generic table) are decoded a tile at a time to float32 and
-// multiplied by the float GEMM. Between 2 and kTileRows rows, each task dots a weight row with 4
+// has one (AVX2: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K), kGemmRows weight rows per task; the other types
+// (F16, BF16, every type on the generic table) are decoded a tile at a time to float32 and multiplied
+// by the float GEMM. Between 2 and kTileRows rows, each task dots a weight row with 4
 // activation rows at a time, so a weight block is decoded once per 4 rows.
 #ifndef NAPI_VERSION
 #define NAPI_VERSION 8

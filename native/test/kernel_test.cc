@@ -498,9 +498,25 @@ i64 row_bytes(int type, i64 K) {
     case QT_Q4_0: return K / 32 * 18;
     case QT_Q5_0: return K / 32 * 22;
     case QT_Q4_K: return K / 256 * 144;
-    case QT_F16: return K * 2;
+    case QT_Q5_K: return K / 256 * 176;
+    case QT_Q6_K: return K / 256 * 210;
+    case QT_F16:
+    case QT_BF16: return K * 2;
   }
   return 0;
+}
+
+// The K-quants: super-blocks of 256, activations in Q8_K (float32 scale per 256, sums of 16).
+bool k_quant(int type) { return type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K; }
+
+// A normal bfloat16 of magnitude between 2^-6 and 2^2 and random sign.
+uint16_t rand_bf16() { return (uint16_t)((irand(0, 1) << 15) | (irand(121, 129) << 7) | irand(0, 127)); }
+
+double bf16_to_double(uint16_t h) {
+  const uint32_t bits = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
 }
 
 // A random weight row: random quant bytes, ordinary float16 scales.
@@ -509,11 +525,16 @@ void rand_row(int type, uint8_t* w, i64 K) {
   for (i64 i = 0; i < n; i++) w[i] = (uint8_t)irand(0, 255);
   if (type == QT_F16) {
     for (i64 i = 0; i < K; i++) put_half(w + 2 * i, rand_half());
-  } else if (type == QT_Q4_K) {
+  } else if (type == QT_BF16) {
+    for (i64 i = 0; i < K; i++) put_half(w + 2 * i, rand_bf16());
+  } else if (type == QT_Q4_K || type == QT_Q5_K) {
+    const i64 bb = type == QT_Q4_K ? 144 : 176;
     for (i64 b = 0; b < K / 256; b++) {
-      put_half(w + b * 144, rand_half() & 0x7fff);  // d
-      put_half(w + b * 144 + 2, rand_half() & 0x7fff);  // dmin
+      put_half(w + b * bb, rand_half() & 0x7fff);  // d
+      put_half(w + b * bb + 2, rand_half() & 0x7fff);  // dmin
     }
+  } else if (type == QT_Q6_K) {
+    for (i64 b = 0; b < K / 256; b++) put_half(w + b * 210 + 208, rand_half());  // d (the int8 scales: any bytes)
   } else {
     const i64 bb = type == QT_Q8_0 ? 34 : type == QT_Q4_0 ? 18 : 22;
     for (i64 b = 0; b < K / 32; b++) put_half(w + b * bb, rand_half());
@@ -530,6 +551,8 @@ uint16_t ld16(const uint8_t* p) {
 void decode_row(int type, const uint8_t* w, double* out, i64 K) {
   if (type == QT_F16) {
     for (i64 i = 0; i < K; i++) out[i] = half_to_double(ld16(w + 2 * i));
+  } else if (type == QT_BF16) {
+    for (i64 i = 0; i < K; i++) out[i] = bf16_to_double(ld16(w + 2 * i));
   } else if (type == QT_Q8_0) {
     for (i64 b = 0; b < K / 32; b++) {
       const uint8_t* p = w + b * 34;
@@ -556,12 +579,14 @@ void decode_row(int type, const uint8_t* w, double* out, i64 K) {
         out[b * 32 + j + 16] = d * ((int)((p[6 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
       }
     }
-  } else if (type == QT_Q4_K) {
+  } else if (type == QT_Q4_K || type == QT_Q5_K) {
+    const bool five = type == QT_Q5_K;
     for (i64 b = 0; b < K / 256; b++) {
-      const uint8_t* p = w + b * 144;
+      const uint8_t* p = w + b * (five ? 176 : 144);
       const double d = half_to_double(ld16(p)), dmin = half_to_double(ld16(p + 2));
       const uint8_t* sc = p + 4;
-      const uint8_t* q = p + 16;
+      const uint8_t* qh = p + 16;  // Q5_K: bit j of byte l is the fifth bit of value l of sub-block j
+      const uint8_t* q = p + (five ? 48 : 16);
       auto scale_min = [&](int j, int& s, int& m) {
         if (j < 4) {
           s = sc[j] & 63;
@@ -576,10 +601,30 @@ void decode_row(int type, const uint8_t* w, double* out, i64 K) {
         int s1, m1, s2, m2;
         scale_min(j, s1, m1);
         scale_min(j + 1, s2, m2);
-        for (int l = 0; l < 32; l++) y[l] = d * s1 * (q[l] & 0xf) - dmin * m1;
-        for (int l = 0; l < 32; l++) y[32 + l] = d * s2 * (q[l] >> 4) - dmin * m2;
+        for (int l = 0; l < 32; l++) y[l] = d * s1 * ((q[l] & 0xf) + (five ? 16 * ((qh[l] >> j) & 1) : 0)) - dmin * m1;
+        for (int l = 0; l < 32; l++) y[32 + l] = d * s2 * ((q[l] >> 4) + (five ? 16 * ((qh[l] >> (j + 1)) & 1) : 0)) - dmin * m2;
         y += 64;
         q += 32;
+      }
+    }
+  } else if (type == QT_Q6_K) {
+    // ql[128] (low 4 bits), qh[64] (high 2 bits), int8 scales[16] (one per 16 values), f16 d;
+    // value = d · scale · (q - 32), in halves of 128 as dequantize_row_q6_K
+    for (i64 b = 0; b < K / 256; b++) {
+      const uint8_t* p = w + b * 210;
+      const double d = half_to_double(ld16(p + 208));
+      const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192);
+      for (int h = 0; h < 2; h++) {
+        const uint8_t* ql = p + 64 * h;
+        const uint8_t* qh = p + 128 + 32 * h;
+        double* y = out + b * 256 + 128 * h;
+        for (int l = 0; l < 32; l++) {
+          const int is = 8 * h + l / 16;
+          y[l] = d * sc[is] * ((int)((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32);
+          y[l + 32] = d * sc[is + 2] * ((int)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
+          y[l + 64] = d * sc[is + 4] * ((int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+          y[l + 96] = d * sc[is + 6] * ((int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
       }
     }
   }
@@ -602,14 +647,15 @@ void rand_acts(int type, i64 M, i64 K, Acts& a) {
   a.s.assign((size_t)(M * K / 16), 0);
   a.xd.assign((size_t)(M * K), 0.);
   a.x = QX{nullptr, nullptr, nullptr, nullptr, K};
-  if (type == QT_F16) {
-    for (i64 i = 0; i < M * K; i++) a.xd[i] = a.f[i] = (float)half_to_double(rand_half());
+  if (type == QT_F16 || type == QT_BF16) {
+    for (i64 i = 0; i < M * K; i++)
+      a.xd[i] = a.f[i] = (float)(type == QT_F16 ? half_to_double(rand_half()) : bf16_to_double(rand_bf16()));
     a.x.f = a.f.data();
     return;
   }
-  const int blk = type == QT_Q4_K ? 256 : 32;
-  const int sum = type == QT_Q4_K ? 16 : 32;  // Q8_K: sums of 16, Q8_0: of each block
-  for (i64 i = 0; i < M * K / blk; i++) a.d[i] = type == QT_Q4_K ? (float)(urand() * 0.02 + 1e-4) : (float)half_to_double(rand_half());
+  const int blk = k_quant(type) ? 256 : 32;
+  const int sum = k_quant(type) ? 16 : 32;  // Q8_K: sums of 16, Q8_0: of each block
+  for (i64 i = 0; i < M * K / blk; i++) a.d[i] = k_quant(type) ? (float)(urand() * 0.02 + 1e-4) : (float)half_to_double(rand_half());
   // Mostly uniform values, some rows at the extremes (the int16 sums' worst case: +-127 throughout).
   for (i64 i = 0; i < M * K; i++) {
     const i64 row = i / K;
@@ -626,6 +672,20 @@ void rand_acts(int type, i64 M, i64 K, Acts& a) {
   a.x.s = a.s.data();
 }
 
+// A row at the extremes of the values (Q8_0: -128 bytes; 4-, 5- and 6-bit: all bits set, the largest
+// values), its scales kept (Q6_K's: random int8 of either sign). F16 and BF16 rows stay as they are.
+void extreme_row(int type, uint8_t* w, i64 rb) {
+  if (type == QT_F16 || type == QT_BF16) return;
+  for (i64 i = 0; i < rb; i++)
+    if (type == QT_Q8_0   ? i % 34 >= 2
+        : type == QT_Q4_0 ? i % 18 >= 2
+        : type == QT_Q5_0 ? i % 22 >= 2
+        : type == QT_Q4_K ? i % 144 >= 16
+        : type == QT_Q5_K ? i % 176 >= 16
+                          : i % 210 < 192)
+      w[i] = type == QT_Q8_0 ? 0x80 : 0xff;
+}
+
 // The integer GEMM (QuantKernels::gemm) of M activation rows with nn weight rows of K values.
 void check_quant_gemm(const QuantKernels* t, int type, const char* tname, i64 K, i64 M, i64 nn) {
   const i64 rb = row_bytes(type, K);
@@ -633,11 +693,7 @@ void check_quant_gemm(const QuantKernels* t, int type, const char* tname, i64 K,
   vector<double> wd((size_t)(nn * K));
   for (i64 n = 0; n < nn; n++) {
     rand_row(type, w.data() + n * rb, K);
-    // Some rows at the extremes of the values (Q8_0: -128 and 127 bytes; 4-bit: all nibbles 15).
-    if (n % 5 == 3)
-      for (i64 i = 0; i < rb; i++)
-        if (type == QT_Q8_0 ? i % 34 >= 2 : type == QT_Q4_0 ? i % 18 >= 2 : type == QT_Q5_0 ? i % 22 >= 2 : i % 144 >= 16)
-          w[n * rb + i] = type == QT_Q8_0 ? 0x80 : 0xff;
+    if (n % 5 == 3) extreme_row(type, w.data() + n * rb, rb);
     decode_row(type, w.data() + n * rb, wd.data() + n * K, K);
   }
   Acts a;
@@ -678,7 +734,7 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
   const int M = 5;
   if (t->gemm[type]) {
     // Every activation-row tail (M mod 4) and weight-row tail (nn mod 8), one and several blocks.
-    const i64 blk = type == QT_Q4_K ? 256 : 32;
+    const i64 blk = k_quant(type) ? 256 : 32;
     for (const i64 k : {blk, 3 * blk, (i64)1024})
       for (const i64 m : {1, 2, 3, 4, 5, 8, 11})
         for (const i64 nn : {1, 5, 8, 9, 13, 16}) check_quant_gemm(t, type, tname, k, m, nn);
@@ -690,6 +746,7 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
   vector<double> wd((size_t)(N * K));
   for (int n = 0; n < N; n++) {
     rand_row(type, w.data() + n * rb, K);
+    if (n == 3) extreme_row(type, w.data() + n * rb, rb);
     decode_row(type, w.data() + n * rb, wd.data() + n * K, K);
   }
   Acts a;
@@ -731,8 +788,8 @@ void check_quant_type(const QuantKernels* t, int type, const char* tname) {
     for (const int m : {0, 2}) {
       QX xm = x;
       if (x.q) xm.q = x.q + m * K;
-      if (x.d) xm.d = x.d + m * K / (type == QT_Q4_K ? 256 : 32);
-      if (x.s) xm.s = x.s + m * K / (type == QT_Q4_K ? 16 : 32);
+      if (x.d) xm.d = x.d + m * K / (k_quant(type) ? 256 : 32);
+      if (x.s) xm.s = x.s + m * K / (k_quant(type) ? 16 : 32);
       if (x.f) xm.f = x.f + m * K;
       vector<float> y((size_t)gn, NAN);
       t->gemv_rows[type](w.data(), rb, xm, y.data());
@@ -766,7 +823,8 @@ void run_quant(const QuantKernels* t) {
   const struct {
     int type;
     const char* name;
-  } types[] = {{QT_Q8_0, "Q8_0"}, {QT_Q4_0, "Q4_0"}, {QT_Q5_0, "Q5_0"}, {QT_Q4_K, "Q4_K"}, {QT_F16, "F16"}};
+  } types[] = {{QT_Q8_0, "Q8_0"}, {QT_Q4_0, "Q4_0"}, {QT_Q5_0, "Q5_0"}, {QT_Q4_K, "Q4_K"}, {QT_Q5_K, "Q5_K"},
+                 {QT_Q6_K, "Q6_K"}, {QT_F16, "F16"},   {QT_BF16, "BF16"}};
   for (const auto& ty : types) check_quant_type(t, ty.type, ty.name);
   if (t->f16_to_f32) {
     vector<uint16_t> h(100);

@@ -1,23 +1,27 @@
 // `moxing quantize`: write a Llama-family model as a GGUF file whose matrices are in a smaller GGML
-// type (8-bit Q8_0, 4-bit Q4_0 or Q4_K, or float16/bfloat16), quantised as ggml's reference
-// quantisers do, for llama.cpp and for moxing itself.
+// type (8-bit Q8_0, 4- to 6-bit Q4_0, Q5_0 and the K-quants, llama.cpp's Q4_K_M and Q5_K_M mixes, or
+// float16/bfloat16), quantised as ggml's reference quantisers do, for llama.cpp and for moxing itself.
 
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { CheckpointError } from "../io/checkpoint.js";
 import { GGUFError, readGGUFHeader } from "../io/gguf.js";
-import { isLlamaGGUF, loadLlamaGGUF, writeLlamaGGUF } from "../io/gguf-llama.js";
+import { isLlamaGGUF, type LlamaGGUFMix, loadLlamaGGUF, writeLlamaGGUF } from "../io/gguf-llama.js";
 import { isLlamaDir, loadLlamaDir } from "../io/llama.js";
 import { detectFormat } from "../io/model-files.js";
 import type { GGMLTypeName } from "../quant/ggml.js";
 import type { Command } from "./util.js";
 import { parseFlags, UsageError } from "./util.js";
 
-const TYPES: Record<string, GGMLTypeName> = {
+const TYPES: Record<string, GGMLTypeName | LlamaGGUFMix> = {
   q8_0: "Q8_0",
   q5_0: "Q5_0",
   q4_0: "Q4_0",
   q4_k: "Q4_K",
+  q5_k: "Q5_K",
+  q6_k: "Q6_K",
+  q4_k_m: "Q4_K_M",
+  q5_k_m: "Q5_K_M",
   f16: "F16",
   bf16: "BF16",
   f32: "F32",
@@ -30,19 +34,23 @@ Usage: moxing quantize --model PATH --type TYPE --out FILE.gguf
   --model PATH   a Hugging Face directory of a Llama, Mistral, Qwen2 or Qwen3 model
                  (config.json, safetensors, tokenizer.json), or a llama/qwen2/qwen3 .gguf file
   --type TYPE    q8_0 (8.5 bits per weight with the scales), q5_0 (5.5), q4_0 (4.5), q4_k (4.5,
-                 K-quant super-blocks), f16, bf16 or f32
+                 K-quant super-blocks), q5_k (5.5), q6_k (6.56), f16, bf16 or f32; or llama.cpp's
+                 mixes q4_k_m and q5_k_m: q4_k (q5_k) with the output head (the embedding, where
+                 tied) in q6_k, and attn_v and ffn_down in q6_k in the first and last eighth of the
+                 layers and every third layer between, as llama-quantize picks them
   --out FILE     the GGUF file to write (replaced atomically; not the input file)
 
 Every matrix is quantised, the token embedding and the output head included; norms and biases stay
-float32. A matrix whose rows are not whole blocks of the type (32 values; 256 for q4_k) falls back
-as llama.cpp's llama-quantize does: q4_k to q5_0, anything else to f16. Quantisation is ggml's
-reference (quantize_row_q8_0_ref, _q5_0_ref, _q4_0_ref, _q4_K_ref), so the bytes are those
+float32. A matrix whose rows are not whole blocks of the type (32 values; 256 for the K-quants)
+falls back as llama.cpp's llama-quantize does: q4_k and q5_k to q5_0, q6_k to q8_0, anything else to
+f16. Quantisation is ggml's reference (quantize_row_q8_0_ref, _q5_0_ref, _q4_0_ref, _q4_K_ref,
+_q5_K_ref, _q6_K_ref), so the bytes are those
 llama.cpp's own quantiser writes for these types without an importance matrix. Matrices already in
 the asked type are copied as they are.
 Prints the input and output sizes as JSON.`;
 
 export const quantizeCommand: Command = {
-  summary: "write a Llama-family model as a quantised GGUF (q8_0, q4_0, q4_k)",
+  summary: "write a Llama-family model as a quantised GGUF (q8_0, q4_0, q4_k, q6_k, q4_k_m, ...)",
   help: HELP,
   run(argv) {
     const { values: v, positionals } = parseFlags("quantize", argv, {
@@ -80,8 +88,9 @@ export const quantizeCommand: Command = {
     const { model, tokenizer } = loaded;
     const tty = process.stderr.isTTY;
     try {
+      const mix = type === "Q4_K_M" || type === "Q5_K_M" ? type : undefined;
       writeLlamaGGUF(v.out, model, tokenizer, {
-        type,
+        ...(mix ? { mix } : { type: type as GGMLTypeName }),
         onTensor: (name, i, n) => {
           if (tty) process.stderr.write(`\rquantize: ${i + 1}/${n} ${name.padEnd(32)}`);
         },

@@ -586,10 +586,34 @@ function llama3RopeFactors(c: LlamaConfig): Float32Array | null {
   return out;
 }
 
+/** llama.cpp's mixed K-quant recipes (llama-quant.cpp's llama_tensor_get_type for a Llama-family
+ *  model without experts): the matrices in Q4_K (Q4_K_M) or Q5_K (Q5_K_M), except the output head
+ *  (the token embedding where the two are tied) in Q6_K, and attn_v and ffn_down in Q6_K in the
+ *  layers use_more_bits picks: the first and last eighth of the layers and every third one between. */
+export type LlamaGGUFMix = "Q4_K_M" | "Q5_K_M";
+const MIX_BASE: Record<LlamaGGUFMix, GGMLTypeName> = { Q4_K_M: "Q4_K", Q5_K_M: "Q5_K" };
+const MIX_FILE_TYPES: Record<LlamaGGUFMix, number> = { Q4_K_M: 15, Q5_K_M: 17 };
+
+/** llama-quant.cpp's use_more_bits. */
+function useMoreBits(i: number, n: number): boolean {
+  const e = Math.floor(n / 8);
+  return i < e || i >= Math.floor((7 * n) / 8) || (i - e) % 3 === 2;
+}
+
+/** The type a mix writes the GGUF tensor `gguf` in (before typeForRow's fallback for its rows). */
+export function mixType(mix: LlamaGGUFMix, gguf: string, layers: number, tied: boolean): GGMLTypeName {
+  if (gguf === "output.weight" || (tied && gguf === "token_embd.weight")) return "Q6_K";
+  const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(gguf);
+  if (m && useMoreBits(Number(m[1]), layers)) return "Q6_K";
+  return MIX_BASE[mix];
+}
+
 export interface LlamaGGUFOptions {
   /** GGML type of the matrices (default F32; see typeForRow for rows that do not fit its blocks);
    *  vectors (norms, biases) are always F32. */
   type?: GGMLTypeName;
+  /** Instead of one type: a llama.cpp mix (its matrices' types as llama-quantize picks them). */
+  mix?: LlamaGGUFMix;
   name?: string;
   /** Called after each tensor is encoded (progress). */
   onTensor?: (name: string, index: number, count: number) => void;
@@ -608,15 +632,16 @@ export function llamaGGUF(
 ): { metadata: [string, GGUFValue][]; tensors: GGUFTensorOut[] } {
   const c = model.config;
   const arch: LlamaGGUFArch = c.model_type === "mistral" ? "llama" : c.model_type;
-  const type = opts.type ?? "F32";
+  const type = opts.mix ? MIX_BASE[opts.mix] : (opts.type ?? "F32");
   if (!(type in FILE_TYPES)) throw new GGUFError(`unknown GGML type ${type}`);
+  if (opts.mix && !(opts.mix in MIX_BASE)) throw new GGUFError(`unknown quantisation mix ${opts.mix}`);
   if (arch === "qwen3" && c.attention_bias) throw new GGUFError("llama.cpp's qwen3 has no attention biases; this model has them");
   if (c.rope_scaling?.rope_type === "linear" && arch !== "llama")
     throw new GGUFError(`linear rope scaling is written only for the llama architecture`);
   const metadata: [string, GGUFValue][] = [
     ["general.architecture", str(arch)],
     ["general.name", str(opts.name ?? "moxing")],
-    ["general.file_type", u32(FILE_TYPES[type])],
+    ["general.file_type", u32(opts.mix ? MIX_FILE_TYPES[opts.mix] : FILE_TYPES[type])],
     ["general.quantization_version", u32(2)],
     ["general.alignment", u32(32)],
     [`${arch}.vocab_size`, u32(c.vocab_size)],
@@ -660,7 +685,8 @@ export function llamaGGUF(
     const heads = name.includes(".q_proj.") ? c.num_attention_heads : c.num_key_value_heads;
     const shape = [...w.shape];
     const gguf = ggufNameOf(name) as string;
-    const want: GGMLTypeName = shape.length === 2 && type !== "F32" ? typeForRow(type, shape[1] as number) : "F32";
+    const asked = opts.mix ? mixType(opts.mix, gguf, c.num_hidden_layers, c.tie_word_embeddings) : type;
+    const want: GGMLTypeName = shape.length === 2 && type !== "F32" ? typeForRow(asked, shape[1] as number) : "F32";
     if (want === "F32") {
       const v = floatValues(w);
       if (permute) permuteRows(v, shape.length === 2 ? (shape[1] as number) : 1, heads, c.head_dim, true);

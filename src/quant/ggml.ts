@@ -9,10 +9,10 @@
 // same order (Math.fround), so the results are bit for bit the same, as test/quant/ggml.test.ts
 // checks against fixtures written by tools/gguf_quant_fixtures.py.
 //
-// Quantisers (Q8_0, Q5_0, Q4_0, Q4_K, F16, BF16) follow ggml's reference functions
-// (quantize_row_q8_0_ref, quantize_row_q5_0_ref, quantize_row_q4_0_ref, quantize_row_q4_K_ref in
-// ggml-quants.c): Q8_0, Q5_0 and Q4_0 give gguf-py's bytes exactly; Q4_K (which gguf-py cannot quantise) gives the bytes of the C
-// reference compiled without floating-point contraction.
+// Quantisers (Q8_0, Q5_0, Q4_0, Q4_K, Q5_K, Q6_K, F16, BF16) follow ggml's reference functions
+// (quantize_row_q8_0_ref, _q5_0_ref, _q4_0_ref, _q4_K_ref, _q5_K_ref, _q6_K_ref in ggml-quants.c):
+// Q8_0, Q5_0 and Q4_0 give gguf-py's bytes exactly; the K-quants (which gguf-py cannot quantise) give
+// the bytes of the C reference compiled without floating-point contraction.
 
 /** The GGML types moxing reads, by their id in a GGUF file. */
 export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q5_0: 6, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
@@ -42,7 +42,17 @@ export const GGML_TYPE_INFO: Readonly<Record<GGMLTypeName, GGMLTypeInfo>> = {
 };
 
 /** The types `quantizeRow` writes (what `moxing quantize --type` offers, plus the float types). */
-export const QUANTIZE_TYPES = ["F32", "F16", "BF16", "Q8_0", "Q5_0", "Q4_0", "Q4_K"] as const satisfies readonly GGMLTypeName[];
+export const QUANTIZE_TYPES = [
+  "F32",
+  "F16",
+  "BF16",
+  "Q8_0",
+  "Q5_0",
+  "Q4_0",
+  "Q4_K",
+  "Q5_K",
+  "Q6_K",
+] as const satisfies readonly GGMLTypeName[];
 
 export function ggmlTypeById(id: number): GGMLTypeInfo | undefined {
   return Object.values(GGML_TYPE_INFO).find((t) => t.id === id);
@@ -314,9 +324,17 @@ export function quantizeRow(type: GGMLTypeName, x: Float32Array, xOff: number, n
     case "Q5_0":
       for (let b = 0; b < n / 32; b++) quantizeQ5_0(x, xOff + 32 * b, out, outOff + 22 * b);
       return;
-    case "Q4_K": {
+    case "Q4_K":
+    case "Q5_K": {
       const scratch = new Q4KScratch();
-      for (let b = 0; b < n / QK_K; b++) quantizeQ4_K(x, xOff + QK_K * b, out, outOff + 144 * b, scratch);
+      const five = type === "Q5_K";
+      const bytes = five ? 176 : 144;
+      for (let b = 0; b < n / QK_K; b++) quantizeQ45_K(x, xOff + QK_K * b, out, outOff + bytes * b, scratch, five);
+      return;
+    }
+    case "Q6_K": {
+      const scratch = new Q6KScratch();
+      for (let b = 0; b < n / QK_K; b++) quantizeQ6_K(x, xOff + QK_K * b, out, outOff + 210 * b, scratch);
       return;
     }
     default:
@@ -498,8 +516,11 @@ function makeQkx2Quants(
 
 const RDELTA = fr(0.1);
 
-/** quantize_row_q4_K_ref for one super-block of 256 values. */
-function quantizeQ4_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s: Q4KScratch): void {
+/** quantize_row_q4_K_ref (five false) or quantize_row_q5_K_ref (five true) for one super-block of 256
+ *  values: the same fit, with 5-bit values (0..31, a narrower search: rmin -0.5, 15 steps) for Q5_K,
+ *  their fifth bits in qh. */
+function quantizeQ45_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s: Q4KScratch, five: boolean): void {
+  const nmax = five ? 31 : 15;
   const { L, weights, mins, scales } = s;
   let maxScale = 0;
   let maxMin = 0;
@@ -511,7 +532,8 @@ function quantizeQ4_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s
     }
     const avX = fr(Math.sqrt(fr(sumX2 / 32)));
     for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(x[xo + 32 * j + l] as number));
-    makeQkx2Quants(x, xo + 32 * j, weights, L, 32 * j, s, 15, -1, RDELTA, 20);
+    if (five) makeQkx2Quants(x, xo + 32 * j, weights, L, 32 * j, s, 31, -0.5, RDELTA, 15);
+    else makeQkx2Quants(x, xo + 32 * j, weights, L, 32 * j, s, 15, -1, RDELTA, 20);
     scales[j] = s.scale;
     mins[j] = s.min;
     if (s.scale > maxScale) maxScale = s.scale;
@@ -547,11 +569,135 @@ function quantizeQ4_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s
     const dm = fr(dminh * mj);
     for (let ii = 0; ii < 32; ii++) {
       const l = nearestInt(fr(fr((x[xo + 32 * j + ii] as number) + dm) / d));
-      L[32 * j + ii] = Math.max(0, Math.min(15, l));
+      L[32 * j + ii] = Math.max(0, Math.min(nmax, l));
     }
   }
-  for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
-    for (let l = 0; l < 32; l++) out[q + l] = (L[j + l] as number) | ((L[j + l + 32] as number) << 4);
+  if (!five) {
+    for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
+      for (let l = 0; l < 32; l++) out[q + l] = (L[j + l] as number) | ((L[j + l + 32] as number) << 4);
+    }
+    return;
+  }
+  // qh[32] at 16 (bit 2c of byte l: the fifth bit of value l of sub-block 2c; bit 2c+1: of 2c+1),
+  // then the low nibbles at 48 as Q4_K's
+  out.fill(0, o + 16, o + 48);
+  for (let c = 0; c < 4; c++) {
+    for (let l = 0; l < 32; l++) {
+      const l1 = L[64 * c + l] as number;
+      const l2 = L[64 * c + 32 + l] as number;
+      out[o + 16 + l] = (out[o + 16 + l] as number) | ((l1 >> 4) << (2 * c)) | ((l2 >> 4) << (2 * c + 1));
+      out[o + 48 + 32 * c + l] = (l1 & 15) | ((l2 & 15) << 4);
+    }
+  }
+}
+
+/** make_qx_quants with rmse_type 1 (weights x²), n = 16, nmax = 32: the signed scale of 16 values
+ *  fitted to -32..31 (written to L as 0..63), searching 18 candidate scales around -32 / max. */
+function makeQxQuants16(x: Float32Array, xo: number, L: Uint8Array, lo: number): number {
+  const n = 16;
+  const nmax = 32;
+  let max = 0;
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const v = x[xo + i] as number;
+    const ax = Math.abs(v);
+    if (ax > amax) {
+      amax = ax;
+      max = v;
+    }
+  }
+  if (amax < GROUP_MAX_EPS) {
+    L.fill(0, lo, lo + n);
+    return 0;
+  }
+  const level = (iscale: number, v: number) => Math.max(-nmax, Math.min(nmax - 1, nearestInt(fr(iscale * v))));
+  let iscale = fr(-nmax / max);
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = x[xo + i] as number;
+    const l = level(iscale, v);
+    L[lo + i] = l + nmax;
+    const w = fr(v * v);
+    sumlx = fr(sumlx + fr(fr(w * v) * l));
+    suml2 = fr(suml2 + fr(fr(w * l) * l));
+  }
+  let scale = suml2 ? fr(sumlx / suml2) : 0;
+  let best = fr(scale * sumlx);
+  for (let is = -9; is <= 9; is++) {
+    if (is === 0) continue;
+    iscale = fr(-fr(nmax + fr(TENTH * is)) / max);
+    sumlx = 0;
+    suml2 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[xo + i] as number;
+      const l = level(iscale, v);
+      const w = fr(v * v);
+      sumlx = fr(sumlx + fr(fr(w * v) * l));
+      suml2 = fr(suml2 + fr(fr(w * l) * l));
+    }
+    if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
+      for (let i = 0; i < n; i++) L[lo + i] = nmax + level(iscale, x[xo + i] as number);
+      scale = fr(sumlx / suml2);
+      best = fr(scale * sumlx);
+    }
+  }
+  return scale;
+}
+
+const TENTH = fr(0.1);
+const GROUP_MAX_EPS = fr(1e-15);
+
+class Q6KScratch {
+  readonly L = new Uint8Array(QK_K);
+  readonly scales = new Float32Array(16);
+}
+
+/** quantize_row_q6_K_ref for one super-block of 256 values: ql[128] (low 4 bits), qh[64] (high 2
+ *  bits), int8 scales[16] (one per 16 values), float16 d; value = d · scale · (q - 32). */
+function quantizeQ6_K(x: Float32Array, xo: number, out: Uint8Array, o: number, s: Q6KScratch): void {
+  const { L, scales } = s;
+  let maxScale = 0;
+  let maxAbsScale = 0;
+  for (let ib = 0; ib < 16; ib++) {
+    const scale = makeQxQuants16(x, xo + 16 * ib, L, 16 * ib);
+    scales[ib] = scale;
+    if (Math.abs(scale) > maxAbsScale) {
+      maxAbsScale = Math.abs(scale);
+      maxScale = scale;
+    }
+  }
+  if (maxAbsScale < GROUP_MAX_EPS) {
+    out.fill(0, o, o + 210);
+    return;
+  }
+  const iscale = fr(-128 / maxScale);
+  const dBits = floatToHalf(fr(1 / iscale));
+  putU16(out, o + 208, dBits);
+  const dh = halfToFloatTable()[dBits] as number;
+  for (let ib = 0; ib < 16; ib++) out[o + 192 + ib] = Math.min(127, nearestInt(fr(iscale * (scales[ib] as number)))) & 0xff;
+  for (let j = 0; j < 16; j++) {
+    const sc = ((out[o + 192 + j] as number) << 24) >> 24;
+    const d = fr(dh * sc);
+    if (!d) continue;
+    for (let ii = 0; ii < 16; ii++) {
+      const l = nearestInt(fr((x[xo + 16 * j + ii] as number) / d));
+      L[16 * j + ii] = Math.max(-32, Math.min(31, l)) + 32;
+    }
+  }
+  for (let h = 0; h < 2; h++) {
+    const ql = o + 64 * h;
+    const qh = o + 128 + 32 * h;
+    const j = 128 * h;
+    for (let l = 0; l < 32; l++) {
+      const q1 = L[j + l] as number;
+      const q2 = L[j + l + 32] as number;
+      const q3 = L[j + l + 64] as number;
+      const q4 = L[j + l + 96] as number;
+      out[ql + l] = (q1 & 15) | ((q3 & 15) << 4);
+      out[ql + l + 32] = (q2 & 15) | ((q4 & 15) << 4);
+      out[qh + l] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+    }
   }
 }
 

@@ -74,12 +74,7 @@ describe("native quantised products", () => {
       // 67 rows of the longer K: over 32768 values, so the activations are quantised on the pool.
       for (const K of type.endsWith("_K") ? [256, 512] : [96, 544]) {
         const N = 37;
-        // moxing writes neither Q5_K nor Q6_K: those are random bytes with small scales (any block of
-        // bytes is a valid block of these types).
-        const w =
-          type === "Q5_K" || type === "Q6_K"
-            ? new QuantizedTensor(type, [N, K], randomBlocks(type, N, K))
-            : QuantizedTensor.quantize(type, [N, K], values(N * K, 1));
+        const w = QuantizedTensor.quantize(type, [N, K], values(N * K, 1));
         onEachIsa(t, (isa) => {
           for (const M of [1, 2, 3, 4, 5, 8, 13, 21, ...(K >= 512 ? [67] : [])]) {
             const x = values(M * K, 10 + M);
@@ -96,6 +91,55 @@ describe("native quantised products", () => {
       }
     });
   }
+
+  it("every type's results agree between the instruction sets (each set's own kernels, not the generic fallback)", (t) => {
+    const be = nativeBackend;
+    if (!be?.quantMatmul || isas().length < 2) return t.skip("one instruction set");
+    const before = nativeInfo().isa;
+    try {
+      for (const isa of isas()) {
+        assert.ok(nativeTesting.setIsa(isa as never));
+        // x86 sets serve all eight types with their own kernels (a type left out would fall back to
+        // the generic kernels, and this comparison would prove nothing for it).
+        if (isa !== "generic")
+          assert.deepEqual(
+            [...nativeInfo().quantTypes].sort((a, b) => a - b),
+            [1, 2, 6, 8, 12, 13, 14, 30],
+            isa,
+          );
+      }
+      for (const type of TYPES) {
+        const K = 512;
+        const N = 21;
+        // The K-quants as random bytes with small scales (any block of bytes is a valid block of
+        // these types: every 6-bit scale and minimum, Q6_K's int8 scales of either sign).
+        const w =
+          type === "Q5_K" || type === "Q6_K"
+            ? new QuantizedTensor(type, [N, K], randomBlocks(type, N, K))
+            : QuantizedTensor.quantize(type, [N, K], values(N * K, 2));
+        for (const M of [1, 3, 9]) {
+          const x = values(M * K, 20 + M);
+          const { mag } = reference(type, w, x, M);
+          const results = isas().map((isa) => {
+            assert.ok(nativeTesting.setIsa(isa as never));
+            const y = new Float32Array(M * N);
+            be.quantMatmul?.(GGML_TYPE[type], w.data, x, y, M, N, K);
+            return y;
+          });
+          const [first, ...rest] = results as [Float32Array, ...Float32Array[]];
+          rest.forEach((y, j) => {
+            for (let i = 0; i < M * N; i++) {
+              // the same integer sums; only the float32 order of the per-block scalings differs
+              if (!(Math.abs((y[i] as number) - (first[i] as number)) <= 1e-6 * (mag[i] as number) + 1e-7))
+                assert.fail(`${type} M=${M} [${i}]: ${isas()[j + 1]} ${y[i]} vs ${isas()[0]} ${first[i]}`);
+            }
+          });
+        }
+      }
+    } finally {
+      nativeTesting.setIsa(before as never);
+    }
+  });
 
   it("the quantised kernels' instruction set is reported and follows the forced set", (t) => {
     if (!nativeBackend) return t.skip("no native addon");

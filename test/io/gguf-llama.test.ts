@@ -12,7 +12,7 @@ import { after, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import "../../src/index.js";
 import { type GGUFValue, readGGUF, readGGUFHeader, writeGGUF } from "../../src/io/gguf.js";
-import { ggufNameOf, llamaGGUF, loadLlamaGGUF, permuteRows, typeForRow, writeLlamaGGUF } from "../../src/io/gguf-llama.js";
+import { ggufNameOf, llamaGGUF, loadLlamaGGUF, mixType, permuteRows, typeForRow, writeLlamaGGUF } from "../../src/io/gguf-llama.js";
 import { loadLlamaDir } from "../../src/io/llama.js";
 import { Llama } from "../../src/models/llama.js";
 import { QEmbedding, QLinear } from "../../src/nn/quantized.js";
@@ -109,11 +109,14 @@ describe("quantised files", () => {
   const want = logits(model);
   for (const [type, tol] of [
     // Relative RMS error of the logits of this random model: float16 activations and weights
-    // about 1e-3, 8-bit blocks about 3e-2, 4-bit about 0.3; a wrong block layout gives about 1.
+    // about 1e-3, 8-bit blocks about 3e-2, 6-bit 0.07, 5-bit 0.13, 4-bit about 0.3; a wrong block
+    // layout gives about 1.
     ["F16", 2e-3],
     ["Q8_0", 0.04],
     ["Q4_0", 0.45],
     ["Q4_K", 0.4],
+    ["Q5_K", 0.2],
+    ["Q6_K", 0.12],
   ] as const) {
     test(`${type}: the matrices stay ${type} in memory, about the file's size, and the logits stay close`, () => {
       const path = fresh();
@@ -151,6 +154,38 @@ describe("quantised files", () => {
       assert.deepEqual(raw(again, b), raw(path, a));
     });
   }
+
+  test("the Q4_K_M mix: Q6_K where llama-quantize puts it, Q4_K elsewhere, the logits close", () => {
+    const path = fresh();
+    writeLlamaGGUF(path, model, tokenizer, { mix: "Q4_K_M" });
+    const h = readGGUFHeader(path);
+    const types = Object.fromEntries(h.tensors.map((t) => [t.name, t.typeName]));
+    // 2 layers: use_more_bits picks layer 1 (the last eighth: i >= 7·2/8), not layer 0
+    assert.equal(types["output.weight"], "Q6_K");
+    assert.equal(types["token_embd.weight"], "Q4_K", "untied: the embedding stays in the base type");
+    assert.equal(types["blk.0.attn_v.weight"], "Q4_K");
+    assert.equal(types["blk.1.attn_v.weight"], "Q6_K");
+    assert.equal(types["blk.0.ffn_down.weight"], "Q4_K");
+    assert.equal(types["blk.1.ffn_down.weight"], "Q6_K");
+    assert.equal(types["blk.1.attn_q.weight"], "Q4_K");
+    assert.equal(types["blk.1.ffn_gate.weight"], "Q4_K");
+    assert.equal(h.metadata.get("general.file_type")?.value, 15, "LLAMA_FTYPE_MOSTLY_Q4_K_M");
+    assert.equal(mixType("Q5_K_M", "blk.3.ffn_up.weight", 24, true), "Q5_K");
+    assert.equal(mixType("Q5_K_M", "token_embd.weight", 24, true), "Q6_K", "tied: the embedding is the output head");
+    // 28 layers (Qwen3-0.6B): the first 3, the last 4 and every third between
+    const picked = Array.from({ length: 28 }, (_, i) => i).filter(
+      (i) => mixType("Q4_K_M", `blk.${i}.ffn_down.weight`, 28, true) === "Q6_K",
+    );
+    assert.deepEqual(picked, [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27]);
+    const got = logits(loadLlamaGGUF(path).model);
+    let err = 0;
+    let norm = 0;
+    for (let i = 0; i < got.length; i++) {
+      err += ((got[i] as number) - (want[i] as number)) ** 2;
+      norm += (want[i] as number) ** 2;
+    }
+    assert.ok(Math.sqrt(err / norm) < 0.4, `logits differ by ${Math.sqrt(err / norm)} (relative RMS)`);
+  });
 
   test("rows that are not whole blocks fall back as llama-quantize's do", () => {
     assert.equal(typeForRow("Q4_K", 512), "Q4_K");

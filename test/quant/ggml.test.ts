@@ -1,6 +1,6 @@
 // GGML's block formats against llama.cpp's own code: dequantisation bit for bit as gguf-py computes
 // it, and quantisation byte for byte as gguf-py (Q8_0, Q4_0, BF16), numpy (F16) and ggml's C
-// reference (Q4_K) write it. Fixtures: tools/gguf_quant_fixtures.py.
+// reference (Q4_K, Q5_K, Q6_K) write it. Fixtures: tools/gguf_quant_fixtures.py.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -72,6 +72,8 @@ describe("quantisation writes the reference bytes", () => {
     ["Q5_0", "gguf-py"],
     ["Q4_0", "gguf-py"],
     ["Q4_K", "ggml's quantize_row_q4_K_ref"],
+    ["Q5_K", "ggml's quantize_row_q5_K_ref"],
+    ["Q6_K", "ggml's quantize_row_q6_K_ref"],
     ["F16", "numpy"],
     ["BF16", "gguf-py"],
   ];
@@ -172,7 +174,7 @@ describe("QuantizedTensor", () => {
     assert.throws(() => new QuantizedTensor("Q4_K", [2, 100]), /not a whole number of 256-value blocks/);
   });
   test("quantize then dequantize is close for every writable type", () => {
-    for (const type of ["F16", "BF16", "Q8_0", "Q5_0", "Q4_0", "Q4_K"] as GGMLTypeName[]) {
+    for (const type of ["F16", "BF16", "Q8_0", "Q5_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K"] as GGMLTypeName[]) {
       const q = QuantizedTensor.quantize(type, [2, 256], input.subarray(0, 512));
       const back = q.toFloat32();
       let err = 0;
@@ -185,7 +187,7 @@ describe("QuantizedTensor", () => {
     }
   });
   test("quantizeRow refuses types it does not write", () => {
-    assert.throws(() => quantizeRow("Q6_K", new Float32Array(256), 0, 256, new Uint8Array(210), 0), /does not write Q6_K/);
+    assert.throws(() => quantizeRow("Q3_K" as GGMLTypeName, new Float32Array(256), 0, 256, new Uint8Array(110), 0), /does not write Q3_K/);
     const out = new Float32Array(32);
     dequantizeRow("Q8_0", new Uint8Array(34), 0, out, 0, 32);
     assert.deepEqual([...out], new Array(32).fill(0));

@@ -382,11 +382,13 @@ export interface NativeInfo {
   available: Isa[];
   /** The set serving the quantised matrix products ("avx512vnni", "avx2", "generic"; "none" without them). */
   quant: string;
+  /** The GGML type ids that set runs with its own kernels (the others by the generic set's). */
+  quantTypes: number[];
 }
 
 /** Which instruction set serves each kernel family, the sets this CPU runs, and the thread count. */
 export function nativeInfo(): NativeInfo {
-  if (!addon) return { isa: "none", threads: 0, kernels: {}, available: [], quant: "none" };
+  if (!addon) return { isa: "none", threads: 0, kernels: {}, available: [], quant: "none", quantTypes: [] };
   const i = addon.info();
   return {
     isa: i.isa,
@@ -394,6 +396,7 @@ export function nativeInfo(): NativeInfo {
     kernels: i.kernels ?? {},
     available: (i.available ?? i.isa).split(",").filter(Boolean) as Isa[],
     quant: addon.quantInfo ? addon.quantInfo().isa : "none",
+    quantTypes: addon.quantInfo ? addon.quantInfo().types : [],
   };
 }
 
