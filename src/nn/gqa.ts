@@ -76,8 +76,9 @@ export class GroupedQueryAttention extends Module {
       k = this.k_norm.forward(k);
     }
     const start = cache?.length ?? 0;
-    q = rope.apply(transpose(q, 1, 2), start); // (B, nh, T, hs)
-    k = rope.apply(transpose(k, 1, 2), start); // (B, nkv, T, hs)
+    // Rotated as the projections lay them out (B, T, n, hs), then viewed heads-first.
+    q = transpose(rope.apply(q, start, true), 1, 2); // (B, nh, T, hs)
+    k = transpose(rope.apply(k, start, true), 1, 2); // (B, nkv, T, hs)
     if (cache) ({ k, v } = cache.append(k, v)); // (B, nkv, S, hs)
     const S = k.shape[2] as number;
     const g = nh / nkv;
