@@ -89,6 +89,8 @@ struct QuantKernels {
 
 // Weight rows per call of QuantKernels::gemm (a multiple of 8).
 constexpr i64 kGemmRows = 16;
+// The most products quantMatmulMany runs with one activation matrix (q, k, v: 3).
+constexpr int kMaxGroup = 4;
 
 extern const QuantKernels quant_generic;
 extern const QuantKernels quant_avx2;

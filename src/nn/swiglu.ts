@@ -5,7 +5,7 @@
 import { silu, swiglu } from "../tensor/ops.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Module } from "./module.js";
-import { type ParamFactory, prefixed, QLinear } from "./quantized.js";
+import { type ParamFactory, prefixed, QLinear, qlinearMany } from "./quantized.js";
 
 // SiLU (swish) is one op of tensor/ops.ts, as is the gating silu(gate) · up.
 export { silu };
@@ -25,6 +25,7 @@ export class SwiGLU extends Module {
   }
   /** (B, T, C) -> (B, T, C). */
   forward(x: Tensor): Tensor {
-    return this.down_proj.forward(swiglu(this.gate_proj.forward(x), this.up_proj.forward(x))); // (B, T, I) inside
+    const [gate, up] = qlinearMany(x, [this.gate_proj, this.up_proj]) as [Tensor, Tensor]; // (B, T, I), one call where the weights allow
+    return this.down_proj.forward(swiglu(gate, up));
   }
 }

@@ -68,6 +68,18 @@ export interface Backend {
    *  activations quantised to the weight type's dot-product type). False, computing nothing, when the
    *  backend has no kernel for that type and row length; core then decodes rows and uses matmul. */
   quantMatmul?(ggmlType: number, w: Uint8Array, x: Float32Array, y: Float32Array, M: number, N: number, K: number): boolean;
+  /** Optional: quantMatmul of one x (M, K) with several weights of one type (N_i, K) at once,
+   *  y_i (M, N_i) = x · W_iᵀ: x is quantised once and, in generation, all the products run as one job
+   *  over the threads (a layer's q, k and v). False, computing nothing, where quantMatmul would be. */
+  quantMatmulMany?(
+    ggmlType: number,
+    ws: readonly Uint8Array[],
+    x: Float32Array,
+    ys: readonly Float32Array[],
+    M: number,
+    Ns: readonly number[],
+    K: number,
+  ): boolean;
 }
 
 /** Fused kernels work on contiguous row-major buffers of `rows` rows of `cols` columns. */

@@ -98,6 +98,8 @@ interface Addon {
   alloc?(bytes: number): ArrayBuffer | null;
   /** Quantised products (native/quant.cc); P[0] GGML type, P[1] N, P[2] K, P[3] M. */
   quantMatmul?(w: Uint8Array, x: Float32Array, y: Float32Array): void;
+  /** (w_0..w_{n-1}, x, y_0..y_{n-1}); P[0] GGML type, P[1] K, P[2] M, P[3] n, P[4 + i] N_i. */
+  quantMatmulMany?(...args: (Uint8Array | Float32Array)[]): void;
   quantInfo?(): { isa: string; types: number[] };
   mapFile?(path: string): ArrayBuffer | null;
   /** Interface revision (absent before 2). */
@@ -407,6 +409,29 @@ function makeBackend(A: Addon): Backend {
       P[2] = K;
       P[3] = M;
       (A.quantMatmul as NonNullable<Addon["quantMatmul"]>)(w, x, y);
+      return true;
+    },
+    quantMatmulMany(ggmlType, ws, x, ys, M, Ns, K): boolean {
+      const n = ws.length;
+      if (!A.quantMatmulMany || n < 1 || n > 4 || ys.length !== n || Ns.length !== n) return false;
+      if (!quantTypes.has(ggmlType) || K % quantBlock(ggmlType) !== 0) return false;
+      P[0] = ggmlType;
+      P[1] = K;
+      P[2] = M;
+      P[3] = n;
+      for (let i = 0; i < n; i++) P[4 + i] = Ns[i] as number;
+      if (n === 2) A.quantMatmulMany(ws[0] as Uint8Array, ws[1] as Uint8Array, x, ys[0] as Float32Array, ys[1] as Float32Array);
+      else if (n === 3) {
+        A.quantMatmulMany(
+          ws[0] as Uint8Array,
+          ws[1] as Uint8Array,
+          ws[2] as Uint8Array,
+          x,
+          ys[0] as Float32Array,
+          ys[1] as Float32Array,
+          ys[2] as Float32Array,
+        );
+      } else A.quantMatmulMany(...ws, x, ...ys);
       return true;
     },
   };
