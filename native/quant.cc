@@ -157,8 +157,11 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
   if (kind == ACT_F16 || kind == ACT_BF16) {
     if ((i64)A.f.size() < M * K) A.f.resize((size_t)(M * K));
     float* f = A.f.data();
+    const auto vec = kind == ACT_F16 ? quant_table()->round_f16 : nullptr;
     for_blocks(M, M * K, [&](i64 m) {
-      for (i64 i = m * K; i < (m + 1) * K; i++) f[i] = kind == ACT_F16 ? h2f(f2h(x[i])) : round_bf16(x[i]);
+      if (vec) vec(x + m * K, f + m * K, K);
+      else
+        for (i64 i = m * K; i < (m + 1) * K; i++) f[i] = kind == ACT_F16 ? h2f(f2h(x[i])) : round_bf16(x[i]);
     });
     out.f = f;
     return out;
@@ -171,6 +174,14 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
     if ((i64)A.s.size() < M * nb) A.s.resize((size_t)(M * nb));
     float* D = A.d.data();
     int16_t* S = A.s.data();
+    if (const auto vec = quant_table()->quantize_q8_0) {
+      // Rows of blocks at a time (a call per block would cost more than the block).
+      for_blocks(M, M * K, [&](i64 m) { vec(x + m * K, Q + m * K, D + m * nb, S + m * nb, nb); });
+      out.q = Q;
+      out.d = D;
+      out.s = S;
+      return out;
+    }
     for_blocks(M * nb, M * K, [&](i64 b) {
       const float* xb = x + 32 * b;
       int8_t* q = Q + 32 * b;

@@ -873,6 +873,68 @@ void run_quant(const QuantKernels* t) {
       }
     }
   }
+  // The activations: float16 rounding (to nearest, ties to even: the nearest of the two neighbouring
+  // halves, checked in double) and Q8_0 blocks (ggml's quantize_row_q8_0, written out here).
+  if (t->round_f16) {
+    vector<float> x = randv(203, 4.0), out(203);
+    x[0] = 1.0f + 1.0f / 2048;  // exactly between two halves: ties to even (1.0)
+    x[1] = 1.0f + 3.0f / 2048;  // ties to even (1 + 2/1024)
+    x[2] = 3e-6f;               // a subnormal half
+    t->round_f16(x.data(), out.data(), (i64)x.size());
+    for (size_t i = 0; i < x.size(); i++) {
+      g_checks++;
+      // The candidates: every half with the same sign near x; the result must be the nearest (even on ties).
+      double best = 0, bd = 1e300;
+      int bh = 0;
+      for (int h = 0; h < 0x7c00; h++) {
+        const double v = half_to_double((uint16_t)((x[i] < 0 ? 0x8000 : 0) | h)), dd = std::fabs(v - (double)x[i]);
+        if (dd < bd || (dd == bd && (h & 1) == 0 && (bh & 1))) {
+          bd = dd;
+          best = v;
+          bh = h;
+        }
+      }
+      if ((double)out[i] != best) {
+        std::printf("FAIL: quant %s round_f16: %.9g -> %.9g, expected %.9g\n", t->name, x[i], out[i], best);
+        g_failures++;
+        break;
+      }
+    }
+  }
+  if (t->quantize_q8_0) {
+    const i64 nb = 7;
+    vector<float> x = randv(32 * nb, 3.0);
+    for (int j = 0; j < 32; j++) x[(size_t)(32 + j)] = 0.0f;                  // an all-zero block
+    x[64] = -5.0f;                                                              // a negative extreme
+    for (int j = 1; j < 32; j++) x[(size_t)(96 + j)] = (float)j * (5.0f / 127); // values on the grid
+    x[96] = 5.0f;
+    vector<int8_t> q((size_t)(32 * nb));
+    vector<float> d((size_t)nb);
+    vector<int16_t> sm((size_t)nb);
+    t->quantize_q8_0(x.data(), q.data(), d.data(), sm.data(), nb);
+    for (i64 b = 0; b < nb; b++) {
+      g_checks++;
+      float amax = 0;
+      for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(x[(size_t)(32 * b + j)]));
+      const float db = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+      int sum = 0;
+      bool ok = true;
+      for (int j = 0; j < 32; j++) {
+        const int want = (int)std::nearbyint(x[(size_t)(32 * b + j)] * id);  // float product, then ties to even
+        sum += want;
+        ok = ok && q[(size_t)(32 * b + j)] == want;
+      }
+      // d is db rounded to float16: within half a float16 step of it, and itself a float16 value.
+      const double rel = std::fabs((double)d[(size_t)b] - db) / (db > 0 ? db : 1);
+      ok = ok && rel <= 1.0 / 2048 && sm[(size_t)b] == sum;
+      if (!ok) {
+        std::printf("FAIL: quant %s quantize_q8_0 block %lld (d %.9g, expected about %.9g; sum %d, expected %d)\n", t->name,
+                    (long long)b, d[(size_t)b], db, sm[(size_t)b], sum);
+        g_failures++;
+        break;
+      }
+    }
+  }
   std::printf("quant %s: %s\n", t->name, g_failures == fails ? "ok" : "FAILED");
 }
 
