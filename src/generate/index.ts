@@ -125,16 +125,16 @@ export function sampleNext(
 function argmaxFinite(x: Float32Array): number {
   let best = 0;
   let bestValue = x[0] as number;
-  let bad = false;
+  let poison = 0; // v · 0 is NaN for a NaN or infinite v, 0 otherwise: no branch per value
   for (let i = 0; i < x.length; i++) {
     const v = x[i] as number;
+    poison += v * 0;
     if (v > bestValue) {
       best = i;
       bestValue = v;
     }
-    bad ||= v - v !== 0;
   }
-  if (bad) checkLogits(x);
+  if (poison !== 0) checkLogits(x);
   return best;
 }
 
