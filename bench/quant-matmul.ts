@@ -96,7 +96,7 @@ for (const type of types) {
                 GGML_TYPE[type],
                 idx.map((i) => ws[i] as Uint8Array),
                 x,
-                Ns.map((N, j) => ys[j] as Float32Array).map((b, j) => b.subarray(0, M * (Ns[j] as number))),
+                Ns.map((N, j) => (ys[j] as Float32Array).subarray(0, M * N)),
                 M,
                 Ns,
                 K,

@@ -142,7 +142,9 @@ describe("native quantised products", () => {
     const x = tensor(Array.from(values(2 * 3 * K, 70)), { shape: [2, 3, K] });
     noGrad(() => {
       const got = qlinearMany(x, layers);
-      layers.forEach((l, i) => assert.deepEqual(got[i]?.toArray(), l.forward(x).toArray(), `layer ${i}`));
+      layers.forEach((l, i) => {
+        assert.deepEqual(got[i]?.toArray(), l.forward(x).toArray(), `layer ${i}`);
+      });
     });
   });
 
