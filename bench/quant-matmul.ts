@@ -4,8 +4,9 @@
 // GOP/s (2·M·N·K per second), median of --reps runs, on 1 and 2 threads. Weights are moxing's own
 // quantisation of random normal values (one layer's; --layers copies it).
 //   node --import tsx bench/quant-matmul.ts [--model qwen3-0.6b|smollm2-135m] [--layers 1] [--m 128,1]
-//                                           [--types Q8_0,Q4_0,Q5_0,Q4_K,Q5_K,Q6_K,F16,BF16] [--threads 1,2] [--reps 7]
+//                                           [--types Q8_0,Q4_0,Q5_0,Q4_K,Q5_K,Q6_K,F16,BF16] [--threads 1,2] [--reps 7] [--group]
 // MOXING_NATIVE_ADDON=path/to/moxing_native.node measures another build (e.g. main's) with this script.
+// --group: q, k and v, and gate and up, each as one quantMatmulMany call (as the Llama layers run them).
 import { nativeBackend, nativeInfo, nativeTesting } from "../src/backends/native/index.js";
 import { GGML_TYPE, type GGMLTypeName, quantizeRow, rowBytes } from "../src/quant/ggml.js";
 import { median } from "./timing.js";
@@ -19,6 +20,7 @@ const Ms = flag("m", "128,1").split(",").map(Number);
 const types = flag("types", "Q8_0,Q4_0,Q5_0,Q4_K,F16").split(",") as GGMLTypeName[];
 const threads = flag("threads", "1,2").split(",").map(Number);
 const reps = Number(flag("reps", "7"));
+const group = argv.includes("--group");
 // (N, K) of the projections of one layer: q, k, v, o, gate, up, down; --layers copies with distinct
 // weights (30 layers: more than the caches hold, so the weights stream from memory as in generation).
 const SHAPES: Record<string, [number, number][]> = {
@@ -54,6 +56,7 @@ const gauss = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math
 
 const be = nativeBackend;
 if (!be?.quantMatmul) throw new Error("the native backend with quantMatmul is required");
+if (group && !be.quantMatmulMany) throw new Error("--group needs an addon with quantMatmulMany");
 console.log(`quant isa ${nativeInfo().quant}`);
 for (const type of types) {
   const wsFirst: Uint8Array[] = [];
@@ -76,19 +79,53 @@ for (const type of types) {
       nativeTesting.setThreads(T);
       const x = new Float32Array(M * 3072).map(() => gauss());
       const y = new Float32Array(M * 3072);
+      const ys = [0, 1, 2].map(() => new Float32Array(M * 3072));
       const times: number[] = [];
       for (let r = 0; r < reps + 1; r++) {
         const t0 = performance.now();
-        shapes.forEach(([N, K], i) => {
-          be.quantMatmul?.(GGML_TYPE[type], ws[i] as Uint8Array, x, y, M, N, K);
-        });
+        if (group) {
+          // Per layer of 7: [q, k, v], o, [gate, up], down.
+          for (let l = 0; l < shapes.length; l += 7) {
+            const call = (idx: number[]) => {
+              const [, K] = shapes[idx[0] as number] as [number, number];
+              if (idx.length === 1)
+                return be.quantMatmul?.(
+                  GGML_TYPE[type],
+                  ws[idx[0] as number] as Uint8Array,
+                  x,
+                  y,
+                  M,
+                  (shapes[idx[0] as number] as [number, number])[0],
+                  K,
+                );
+              const Ns = idx.map((i) => (shapes[i] as [number, number])[0]);
+              return be.quantMatmulMany?.(
+                GGML_TYPE[type],
+                idx.map((i) => ws[i] as Uint8Array),
+                x,
+                Ns.map((N, j) => (ys[j] as Float32Array).subarray(0, M * N)),
+                M,
+                Ns,
+                K,
+              );
+            };
+            call([l, l + 1, l + 2]);
+            call([l + 3]);
+            call([l + 4, l + 5]);
+            call([l + 6]);
+          }
+        } else {
+          shapes.forEach(([N, K], i) => {
+            be.quantMatmul?.(GGML_TYPE[type], ws[i] as Uint8Array, x, y, M, N, K);
+          });
+        }
         if (r > 0) times.push(performance.now() - t0);
       }
       const ops = shapes.reduce((s, [N, K]) => s + 2 * M * N * K, 0);
       const ms = median(times);
       const bytes = ws.reduce((s, w) => s + w.length, 0);
       console.log(
-        `${type} M=${M} threads=${T}: ${ms.toFixed(2)} ms, ${(ops / ms / 1e6).toFixed(1)} GOP/s, weights ${(bytes / ms / 1e6).toFixed(1)} GB/s`,
+        `${type} M=${M} threads=${T}${group ? " grouped" : ""}: ${ms.toFixed(2)} ms, ${(ops / ms / 1e6).toFixed(1)} GOP/s, weights ${(bytes / ms / 1e6).toFixed(1)} GB/s`,
       );
     }
   }

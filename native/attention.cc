@@ -8,9 +8,10 @@
 // This file splits the work into tasks and owns the scratch memory; the tiles are computed by the
 // attention families' kernels (attention_body.inc, one build per ISA, chosen at load time). Tasks:
 // forward (batch-head, row group), backward (batch-head, key group; key groups split one entry only
-// when there are fewer entries than threads, their dq partials summed after). One or two query
-// rows (generation with a KV cache, T = 1) take a row path without packing, parallel over the
-// batch-head entries.
+// when there are fewer entries than threads, their dq partials summed after). Forward, up to 8
+// query rows (generation with a KV cache: T = 1, or grouped-query attention's g query heads of one
+// key/value head as g rows) take a row path without packing, parallel over the rows: packing the
+// keys for the tiles cost as much as the few rows' products (the backward's row path stays at T <= 2).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -84,7 +85,7 @@ void fused_attention(const float* q, const float* k, const float* v, float* out,
   const Kernels* K = kernel_for(F_ATTENTION);
   const int threads = pool_threads();
   const double work = (double)bh * T * S * hs * (causal && T > 1 ? 0.5 : 1.0);
-  if (T <= 2) {
+  if (T <= 8) {
     // Row path: tasks are runs of (batch-head, row) pairs.
     const i64 rows = bh * T;
     const i64 ntasks = std::min<i64>(rows, 4 * (i64)threads);

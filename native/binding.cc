@@ -437,6 +437,128 @@ napi_value js_layernorm_bwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// P[0] = rows, P[1] = cols, P[2] = eps
+napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 4)) return nullptr;
+  Buf x, w, out, rstd;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, w, F32, true) || !get_buf(a, 2, out, F32) || !get_buf(a, 3, rstd, F32))
+    return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  i64 n = 0;
+  if (!sizes(env, "rmsNorm", {rows, cols}, n) || !need(env, x, n, "moxing native: rmsNorm x too small") ||
+      !need(env, out, n, "moxing native: rmsNorm out too small") ||
+      !need(env, rstd, rows, "moxing native: rmsNorm rstd too small") ||
+      (w.p && !need(env, w, cols, "moxing native: rmsNorm weight too small")))
+    return nullptr;
+  if (n > 0) fused_rmsnorm(F32P(x), F32P(w), F32P(out), F32P(rstd), rows, cols, a.P[2]);
+  return undefined(env);
+}
+
+// P[0] = rows, P[1] = cols
+napi_value js_rmsnorm_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 6)) return nullptr;
+  Buf x, w, rstd, dy, dx, dw;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, w, F32, true) || !get_buf(a, 2, rstd, F32) ||
+      !get_buf(a, 3, dy, F32) || !get_buf(a, 4, dx, F32) || !get_buf(a, 5, dw, F32, true))
+    return nullptr;
+  const i64 rows = I(a.P[0]), cols = I(a.P[1]);
+  i64 n = 0;
+  if (!sizes(env, "rmsNormBackward", {rows, cols}, n) ||
+      !need(env, x, n, "moxing native: rmsNormBackward x too small") ||
+      !need(env, dy, n, "moxing native: rmsNormBackward dy too small") ||
+      !need(env, dx, n, "moxing native: rmsNormBackward dx too small") ||
+      !need(env, rstd, rows, "moxing native: rmsNormBackward rstd too small") ||
+      (w.p && !need(env, w, cols, "moxing native: rmsNormBackward weight too small")) ||
+      (dw.p && !need(env, dw, cols, "moxing native: rmsNormBackward dweight too small")))
+    return nullptr;
+  if (n > 0) fused_rmsnorm_bwd(F32P(x), F32P(w), F32P(rstd), F32P(dy), F32P(dx), F32P(dw), rows, cols);
+  return undefined(env);
+}
+
+// P[0] = n (elements)
+napi_value js_silu(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 2)) return nullptr;
+  Buf x, out;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, out, F32)) return nullptr;
+  const i64 n = I(a.P[0]);
+  if (n < 0 || !need(env, x, n, "moxing native: silu x too small") ||
+      !need(env, out, n, "moxing native: silu output too small"))
+    return nullptr;
+  fused_silu(F32P(x), F32P(out), n);
+  return undefined(env);
+}
+
+napi_value js_silu_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf x, dy, dx;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, dy, F32) || !get_buf(a, 2, dx, F32)) return nullptr;
+  const i64 n = I(a.P[0]);
+  if (n < 0 || !need(env, x, n, "moxing native: siluBackward x too small") ||
+      !need(env, dy, n, "moxing native: siluBackward dy too small") ||
+      !need(env, dx, n, "moxing native: siluBackward dx too small"))
+    return nullptr;
+  fused_silu_bwd(F32P(x), F32P(dy), F32P(dx), n);
+  return undefined(env);
+}
+
+napi_value js_swiglu(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 3)) return nullptr;
+  Buf g, u, out;
+  if (!get_buf(a, 0, g, F32) || !get_buf(a, 1, u, F32) || !get_buf(a, 2, out, F32)) return nullptr;
+  const i64 n = I(a.P[0]);
+  if (n < 0 || !need(env, g, n, "moxing native: swiglu gate too small") ||
+      !need(env, u, n, "moxing native: swiglu up too small") ||
+      !need(env, out, n, "moxing native: swiglu output too small"))
+    return nullptr;
+  fused_swiglu(F32P(g), F32P(u), F32P(out), n);
+  return undefined(env);
+}
+
+napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 5)) return nullptr;
+  Buf g, u, dy, dg, du;
+  if (!get_buf(a, 0, g, F32) || !get_buf(a, 1, u, F32) || !get_buf(a, 2, dy, F32) || !get_buf(a, 3, dg, F32) ||
+      !get_buf(a, 4, du, F32))
+    return nullptr;
+  const i64 n = I(a.P[0]);
+  if (n < 0 || !need(env, g, n, "moxing native: swigluBackward gate too small") ||
+      !need(env, u, n, "moxing native: swigluBackward up too small") ||
+      !need(env, dy, n, "moxing native: swigluBackward dy too small") ||
+      !need(env, dg, n, "moxing native: swigluBackward dgate too small") ||
+      !need(env, du, n, "moxing native: swigluBackward dup too small"))
+    return nullptr;
+  fused_swiglu_bwd(F32P(g), F32P(u), F32P(dy), F32P(dg), F32P(du), n);
+  return undefined(env);
+}
+
+// P[0..5) = n, T, H, hs, inverse
+napi_value js_rope(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a, 4)) return nullptr;
+  Buf x, c, s, out;
+  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, c, F32) || !get_buf(a, 2, s, F32) || !get_buf(a, 3, out, F32))
+    return nullptr;
+  const i64 n = I(a.P[0]), T = I(a.P[1]), H = I(a.P[2]), hs = I(a.P[3]);
+  i64 total = 0, table = 0;
+  if (hs % 2 != 0) {
+    napi_throw_range_error(env, nullptr, "moxing native: rope needs an even head size");
+    return nullptr;
+  }
+  if (!sizes(env, "rope", {n, T, H, hs}, total) || !sizes(env, "rope", {T, hs}, table) ||
+      !need(env, x, total, "moxing native: rope x too small") ||
+      !need(env, out, total, "moxing native: rope output too small") ||
+      !need(env, c, table, "moxing native: rope cos too small") || !need(env, s, table, "moxing native: rope sin too small"))
+    return nullptr;
+  if (total > 0) fused_rope(F32P(x), F32P(c), F32P(s), F32P(out), n, T, H, hs, a.P[4] != 0.0);
+  return undefined(env);
+}
+
 napi_value js_gelu(napi_env env, napi_callback_info info) {
   Args a;
   if (!get_args(env, info, a, 2)) return nullptr;
@@ -760,6 +882,13 @@ napi_value init(napi_env env, napi_value exports) {
       {"softmaxBackward", js_softmax_bwd},
       {"layerNorm", js_layernorm},
       {"layerNormBackward", js_layernorm_bwd},
+      {"rmsNorm", js_rmsnorm},
+      {"rmsNormBackward", js_rmsnorm_bwd},
+      {"silu", js_silu},
+      {"siluBackward", js_silu_bwd},
+      {"swiglu", js_swiglu},
+      {"swigluBackward", js_swiglu_bwd},
+      {"rope", js_rope},
       {"gelu", js_gelu},
       {"geluBackward", js_gelu_bwd},
       {"biasGelu", js_bias_gelu},
@@ -779,10 +908,10 @@ napi_value init(napi_env env, napi_value exports) {
     napi_set_named_property(env, exports, f.name, v);
   }
   quant_register(env, exports, P);
-  // Interface revision: 2 added alloc and attention's kv stride (P[6]). The TypeScript side checks
-  // it so a stale build is never handed parameters it would ignore.
+  // Interface revision: 2 added alloc and attention's kv stride (P[6]); 3 rmsNorm, silu, swiglu and
+  // rope. The TypeScript side checks it so a stale build is never handed parameters it would ignore.
   napi_value abi;
-  napi_create_int32(env, 2, &abi);
+  napi_create_int32(env, 3, &abi);
   napi_set_named_property(env, exports, "abi", abi);
   napi_value maxd;
   napi_create_int32(env, MAXD, &maxd);

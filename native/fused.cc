@@ -1,4 +1,5 @@
-// Fused row kernels (softmax, layer norm, cross-entropy), GELU and AdamW: threading over rows or
+// Fused row kernels (softmax, layer norm, RMSNorm, rotary positions, cross-entropy), GELU, SiLU,
+// SwiGLU and AdamW: threading over rows or
 // elements here, the arithmetic in each family's kernel table (kernels_body.inc, one build per ISA).
 #include <algorithm>
 #include <cmath>
@@ -92,6 +93,63 @@ void fused_layernorm_bwd(const float* x, const float* w, const float* mean, cons
       if (db) db[c] += (float)sb;
     }
   }
+}
+
+void fused_rmsnorm(const float* x, const float* w, float* out, float* rstd, i64 rows, i64 cols, double eps) {
+  const Kernels* K = kernel_for(F_LAYERNORM);
+  for_rows(rows, cols, [&](i64 r0, i64 r1) { K->rmsnorm_rows(x, w, out, rstd, r0, r1, cols, eps); });
+}
+
+void fused_rmsnorm_bwd(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw,
+                       i64 rows, i64 cols) {
+  const Kernels* K = kernel_for(F_LAYERNORM);
+  const int T = pool_threads();
+  const bool par = T > 1 && rows >= 2 && rows * cols >= (1 << 15);
+  const i64 pieces = par ? std::min<i64>(rows, T) : 1;
+  const i64 per = (rows + pieces - 1) / pieces;
+  // Each piece sums its rows' dw in double; the pieces are added in a fixed order (deterministic).
+  std::vector<double> part(dw ? (size_t)(pieces * cols) : 0, 0.0);
+  auto task = [&](i64 t) {
+    const i64 r0 = t * per, r1 = std::min(rows, (t + 1) * per);
+    if (r0 < r1) K->rmsnorm_bwd_rows(x, w, rstd, dy, dx, dw ? part.data() + t * cols : nullptr, r0, r1, cols);
+  };
+  if (pieces > 1)
+    parallel_for(pieces, task);
+  else
+    task(0);
+  if (dw)
+    for (i64 c = 0; c < cols; c++) {
+      double s = 0;
+      for (i64 t = 0; t < pieces; t++) s += part[(size_t)(t * cols + c)];
+      dw[c] += (float)s;
+    }
+}
+
+void fused_silu(const float* x, float* out, i64 n) {
+  const Kernels* K = kernel_for(F_GELU);
+  for_elems(n, [&](i64 a, i64 b) { K->silu(x + a, out + a, b - a); });
+}
+
+void fused_silu_bwd(const float* x, const float* dy, float* dx, i64 n) {
+  const Kernels* K = kernel_for(F_GELU);
+  for_elems(n, [&](i64 a, i64 b) { K->silu_bwd(x + a, dy + a, dx + a, b - a); });
+}
+
+void fused_swiglu(const float* gate, const float* up, float* out, i64 n) {
+  const Kernels* K = kernel_for(F_GELU);
+  for_elems(n, [&](i64 a, i64 b) { K->swiglu(gate + a, up + a, out + a, b - a); });
+}
+
+void fused_swiglu_bwd(const float* gate, const float* up, const float* dy, float* dgate, float* dup, i64 n) {
+  const Kernels* K = kernel_for(F_GELU);
+  for_elems(n, [&](i64 a, i64 b) { K->swiglu_bwd(gate + a, up + a, dy + a, dgate + a, dup + a, b - a); });
+}
+
+void fused_rope(const float* x, const float* cos, const float* sin, float* out, i64 n, i64 T, i64 H, i64 hs,
+                bool inverse) {
+  const Kernels* K = kernel_for(F_ELEMENTWISE);
+  for_rows(n * T * H, hs,
+           [&](i64 r0, i64 r1) { K->rope_rows(x, cos, sin, out, r0, r1, T, H, hs, inverse); });
 }
 
 void fused_gelu(const float* x, float* out, i64 n, bool tanh_approx) {

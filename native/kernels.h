@@ -49,6 +49,18 @@ struct Kernels {
   // dw / db (when not null) are this range's partial sums, in double, added to.
   void (*layernorm_bwd_rows)(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
                              float* dx, double* dw, double* db, i64 r0, i64 r1, i64 cols);
+  // RMSNorm (family F_LAYERNORM): rstd per row; dw (when not null) this range's partial sums, added to.
+  void (*rmsnorm_rows)(const float* x, const float* w, float* out, float* rstd, i64 r0, i64 r1, i64 cols, double eps);
+  void (*rmsnorm_bwd_rows)(const float* x, const float* w, const float* rstd, const float* dy, float* dx, double* dw,
+                           i64 r0, i64 r1, i64 cols);
+  // SiLU and SwiGLU's silu(gate) * up (family F_GELU, the activations).
+  void (*silu)(const float* x, float* out, i64 n);
+  void (*silu_bwd)(const float* x, const float* dy, float* dx, i64 n);
+  void (*swiglu)(const float* gate, const float* up, float* out, i64 n);
+  void (*swiglu_bwd)(const float* gate, const float* up, const float* dy, float* dgate, float* dup, i64 n);
+  // Rotary positions (family F_ELEMENTWISE) over rows [r0, r1) of hs values of x (n, T, H, hs).
+  void (*rope_rows)(const float* x, const float* cos, const float* sin, float* out, i64 r0, i64 r1, i64 T, i64 H,
+                    i64 hs, bool inverse);
   void (*gelu)(const float* x, float* out, i64 n, bool tanh_approx);
   void (*gelu_bwd)(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx);
   void (*bias_gelu_rows)(float* x, const float* bias, float* out, i64 r0, i64 r1, i64 cols, bool tanh_approx);
@@ -73,7 +85,8 @@ struct Kernels {
 #define MX_KERNEL_TABLE(NAME, GEMM)                                                                   \
   {                                                                                                  \
     NAME, GEMM, k_unary, k_binary, k_softmax_rows, k_softmax_bwd_rows, k_layernorm_rows,             \
-        k_layernorm_bwd_rows, k_gelu, k_gelu_bwd, k_bias_gelu_rows, k_cross_entropy_rows,            \
+        k_layernorm_bwd_rows, k_rmsnorm_rows, k_rmsnorm_bwd_rows, k_silu, k_silu_bwd, k_swiglu,      \
+        k_swiglu_bwd, k_rope_rows, k_gelu, k_gelu_bwd, k_bias_gelu_rows, k_cross_entropy_rows,            \
         k_cross_entropy_bwd_rows, k_adamw, k_attn_fwd_rows, k_attn_fwd_row, k_attn_bwd_keys,         \
         k_attn_bwd_rows, BR, BC                                                                      \
   }

@@ -42,6 +42,16 @@ void fused_layernorm(const float* x, const float* w, const float* b, float* out,
                      i64 cols, double eps);
 void fused_layernorm_bwd(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
                          float* dx, float* dw, float* db, i64 rows, i64 cols);
+void fused_rmsnorm(const float* x, const float* w, float* out, float* rstd, i64 rows, i64 cols, double eps);
+void fused_rmsnorm_bwd(const float* x, const float* w, const float* rstd, const float* dy, float* dx, float* dw,
+                       i64 rows, i64 cols);
+void fused_silu(const float* x, float* out, i64 n);
+void fused_silu_bwd(const float* x, const float* dy, float* dx, i64 n);
+void fused_swiglu(const float* gate, const float* up, float* out, i64 n);
+void fused_swiglu_bwd(const float* gate, const float* up, const float* dy, float* dgate, float* dup, i64 n);
+// x (n, T, H, hs) contiguous, cos / sin (T, hs); out may be x.
+void fused_rope(const float* x, const float* cos, const float* sin, float* out, i64 n, i64 T, i64 H, i64 hs,
+                bool inverse);
 void fused_gelu(const float* x, float* out, i64 n, bool tanh_approx);
 void fused_gelu_bwd(const float* x, const float* dy, float* dx, i64 n, bool tanh_approx);
 void fused_bias_gelu(float* x, const float* bias, float* out, i64 rows, i64 cols, bool tanh_approx);

@@ -157,8 +157,11 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
   if (kind == ACT_F16 || kind == ACT_BF16) {
     if ((i64)A.f.size() < M * K) A.f.resize((size_t)(M * K));
     float* f = A.f.data();
+    const auto vec = kind == ACT_F16 ? quant_table()->round_f16 : nullptr;
     for_blocks(M, M * K, [&](i64 m) {
-      for (i64 i = m * K; i < (m + 1) * K; i++) f[i] = kind == ACT_F16 ? h2f(f2h(x[i])) : round_bf16(x[i]);
+      if (vec) vec(x + m * K, f + m * K, K);
+      else
+        for (i64 i = m * K; i < (m + 1) * K; i++) f[i] = kind == ACT_F16 ? h2f(f2h(x[i])) : round_bf16(x[i]);
     });
     out.f = f;
     return out;
@@ -171,6 +174,14 @@ QX quantize_acts(int type, const float* x, i64 M, i64 K) {
     if ((i64)A.s.size() < M * nb) A.s.resize((size_t)(M * nb));
     float* D = A.d.data();
     int16_t* S = A.s.data();
+    if (const auto vec = quant_table()->quantize_q8_0) {
+      // Rows of blocks at a time (a call per block would cost more than the block).
+      for_blocks(M, M * K, [&](i64 m) { vec(x + m * K, Q + m * K, D + m * nb, S + m * nb, nb); });
+      out.q = Q;
+      out.d = D;
+      out.s = S;
+      return out;
+    }
     for_blocks(M * nb, M * K, [&](i64 b) {
       const float* xb = x + 32 * b;
       int8_t* q = Q + 32 * b;
@@ -331,36 +342,72 @@ const i64 kTileRows = [] {
   return e && *e ? (i64)std::atoll(e) : (i64)8;
 }();
 
-// y (M, N) = x (M, K) · Wᵀ for W (N, K) in `type`. The caller has checked the sizes.
-void quant_matmul(int type, const uint8_t* w, i64 N, i64 K, const float* x, i64 M, float* y) {
-  const QX qx = quantize_acts(type, x, M, K);
+// The products of several weights (the same type and K) with one activation matrix x (M, K), already
+// quantised: y_i (M, N_i) = x · W_iᵀ. One pool job runs all of them where they go row by row
+// (generation), so a layer's q, k and v (or gate and up) cost one quantisation of x and one round trip
+// through the pool instead of three.
+void quant_matmul_q(int type, const uint8_t* const* ws, const i64* Ns, float* const* ys, int count, i64 K, const QX& qx,
+                    i64 M) {
   const int T = pool_threads();
   const QuantKernels* k = quant_table();
+  const i64 rb = quant_row_bytes(type, K);
   if (M >= kTileRows && k->gemm[type]) {
-    GemmCtx c{k->gemm[type], dot_for(type), w, quant_row_bytes(type, K), qx, y, M, N};
-    pool_run((N + kGemmRows - 1) / kGemmRows, gemm_task, &c);
+    for (int i = 0; i < count; i++) {
+      GemmCtx c{k->gemm[type], dot_for(type), ws[i], rb, qx, ys[i], M, Ns[i]};
+      pool_run((Ns[i] + kGemmRows - 1) / kGemmRows, gemm_task, &c);
+    }
     return;
   }
   auto dq = k->dequant[type] ? k->dequant[type] : quant_generic.dequant[type];
   if (M >= kTileRows && dq) {
-    TileCtx c{dq, w, quant_row_bytes(type, K), rounded_floats(type, qx, M, K), y, M, N, K, 64};
-    pool_run((N + c.nchunk - 1) / c.nchunk, tile_task, &c);
+    const float* xf = rounded_floats(type, qx, M, K);
+    for (int i = 0; i < count; i++) {
+      TileCtx c{dq, ws[i], rb, xf, ys[i], M, Ns[i], K, 64};
+      pool_run((Ns[i] + c.nchunk - 1) / c.nchunk, tile_task, &c);
+    }
     return;
   }
-  QCtx c{dot_for(type), quant_table()->gemv_rows[type], quant_table()->gemv_n[type], w, quant_row_bytes(type, K), qx, y, M, N, 0, 0, 0};
-  if (M == 1) {
-    // About 4 chunks per thread (rows of 4), so a thread slowed by a busy core is caught up by the others.
-    i64 ch = (N + 4 * T - 1) / (4 * T);
-    ch = (ch + 3) / 4 * 4;
-    c.nchunk = ch < 8 ? 8 : ch;
-    c.mchunk = 1;
-  } else {
-    c.nchunk = 16;
-    c.mchunk = 64;  // 64 activation rows stay in L2 while 16 weight rows pass over them
+  struct Many {
+    QCtx c[kMaxGroup];
+    i64 first[kMaxGroup + 1];  // task ids of product i: [first[i], first[i + 1])
+    int count;
+  } g;
+  g.count = count;
+  i64 Ntot = 0;
+  for (int i = 0; i < count; i++) Ntot += Ns[i];
+  // Generation: about 4 chunks per thread over all the products' rows (rows of 4), so a thread slowed
+  // by a busy core is caught up by the others.
+  i64 ch = (Ntot + 4 * T - 1) / (4 * T);
+  ch = (ch + 3) / 4 * 4;
+  g.first[0] = 0;
+  for (int i = 0; i < count; i++) {
+    QCtx& c = g.c[i];
+    c = QCtx{dot_for(type), k->gemv_rows[type], k->gemv_n[type], ws[i], rb, qx, ys[i], M, Ns[i], 0, 0, 0};
+    if (M == 1) {
+      c.nchunk = ch < 8 ? 8 : ch;
+      c.mchunk = 1;
+    } else {
+      c.nchunk = 16;
+      c.mchunk = 64;  // 64 activation rows stay in L2 while 16 weight rows pass over them
+    }
+    c.ntn = (Ns[i] + c.nchunk - 1) / c.nchunk;
+    g.first[i + 1] = g.first[i] + c.ntn * ((M + c.mchunk - 1) / c.mchunk);
   }
-  c.ntn = (N + c.nchunk - 1) / c.nchunk;
-  const i64 tm = (M + c.mchunk - 1) / c.mchunk;
-  pool_run(c.ntn * tm, qtask, &c);
+  pool_run(
+      g.first[count],
+      [](void* p, i64 t) {
+        const Many& m = *static_cast<const Many*>(p);
+        int i = 0;
+        while (t >= m.first[i + 1]) i++;
+        qtask(const_cast<QCtx*>(&m.c[i]), t - m.first[i]);
+      },
+      &g);
+}
+
+// y (M, N) = x (M, K) · Wᵀ for W (N, K) in `type`. The caller has checked the sizes.
+void quant_matmul(int type, const uint8_t* w, i64 N, i64 K, const float* x, i64 M, float* y) {
+  const QX qx = quantize_acts(type, x, M, K);
+  quant_matmul_q(type, &w, &N, &y, 1, K, qx, M);
 }
 
 namespace {
@@ -415,6 +462,57 @@ napi_value js_quant_matmul(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   quant_matmul(type, static_cast<const uint8_t*>(w), N, K, static_cast<const float*>(x), M, static_cast<float*>(y));
+  return undef(env);
+}
+
+// quantMatmulMany(w_0, .., w_{n-1}, x, y_0, .., y_{n-1}): P[0] type, P[1] K, P[2] M, P[3] n (2..kMaxGroup),
+// P[4 + i] N_i. The products of one activation matrix with n weights (quant_matmul_q).
+napi_value js_quant_matmul_many(napi_env env, napi_callback_info info) {
+  const double* P = nullptr;
+  size_t argc = 2 * kMaxGroup + 1;
+  napi_value argv[2 * kMaxGroup + 1];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, &data) != napi_ok) return nullptr;
+  P = static_cast<const double*>(data);
+  const double dt = P[0], dk = P[1], dm = P[2], dc = P[3];
+  const bool ints = dt == std::floor(dt) && dk == std::floor(dk) && dm == std::floor(dm) && dc == std::floor(dc);
+  if (!ints || dt < 0 || dt >= QT_MAX || dk < 1 || dm < 1 || dk > 1e12 || dm > 1e12 || dc < 1 || dc > kMaxGroup ||
+      argc != (size_t)(2 * dc + 1)) {
+    napi_throw_range_error(env, nullptr, "quantMatmulMany: bad type, sizes or argument count");
+    return nullptr;
+  }
+  const int type = (int)dt, count = (int)dc;
+  const i64 K = (i64)dk, M = (i64)dm;
+  const i64 rb = quant_row_bytes(type, K);
+  if (!rb || !quant_generic.dot[type]) {
+    napi_throw_range_error(env, nullptr, "quantMatmulMany: no kernel for this type and row length");
+    return nullptr;
+  }
+  const uint8_t* ws[kMaxGroup];
+  float* ys[kMaxGroup];
+  i64 Ns[kMaxGroup];
+  void* x;
+  size_t xl;
+  if (!typed(env, argv[count], napi_float32_array, &x, &xl) || (double)M * (double)K > (double)xl) {
+    napi_throw_range_error(env, nullptr, "quantMatmulMany: x is not a Float32Array of M·K values");
+    return nullptr;
+  }
+  for (int i = 0; i < count; i++) {
+    void *w, *y;
+    size_t wl, yl;
+    const double dn = P[4 + i];
+    if (dn != std::floor(dn) || dn < 1 || dn > 1e12 || !typed(env, argv[i], napi_uint8_array, &w, &wl) ||
+        !typed(env, argv[count + 1 + i], napi_float32_array, &y, &yl) || (double)rb * dn > (double)wl ||
+        (double)M * dn > (double)yl) {
+      napi_throw_range_error(env, nullptr, "quantMatmulMany: a weight or output is not of its sizes");
+      return nullptr;
+    }
+    ws[i] = static_cast<const uint8_t*>(w);
+    ys[i] = static_cast<float*>(y);
+    Ns[i] = (i64)dn;
+  }
+  const QX qx = quantize_acts(type, static_cast<const float*>(x), M, K);
+  quant_matmul_q(type, ws, Ns, ys, count, K, qx, M);
   return undef(env);
 }
 
@@ -507,7 +605,10 @@ void quant_register(napi_env env, napi_value exports, double* P) {
     const char* name;
     napi_callback cb;
   };
-  const Fn fns[] = {{"quantMatmul", js_quant_matmul}, {"quantInfo", js_quant_info}, {"mapFile", js_map_file}};
+  const Fn fns[] = {{"quantMatmul", js_quant_matmul},
+                    {"quantMatmulMany", js_quant_matmul_many},
+                    {"quantInfo", js_quant_info},
+                    {"mapFile", js_map_file}};
   for (const Fn& f : fns) {
     napi_value v;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, P, &v);

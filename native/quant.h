@@ -85,10 +85,16 @@ struct QuantKernels {
   // 8 rows' own lanes, and a block's sums need no horizontal addition. False (nothing written)
   // where that buffer cannot be allocated.
   bool (*gemm[QT_MAX])(const uint8_t* w, i64 ldw, i64 nn, const QX& x, i64 M, float* y, i64 ldy);
+  // Optional, the activations (null: quant.cc's scalar loops, which give the same values): n values
+  // rounded to float16 (F16 weights), and nb blocks of 32 quantised to Q8_0 (q, d, s of QX).
+  void (*round_f16)(const float* x, float* out, i64 n);
+  void (*quantize_q8_0)(const float* x, int8_t* q, float* d, int16_t* s, i64 nb);
 };
 
 // Weight rows per call of QuantKernels::gemm (a multiple of 8).
 constexpr i64 kGemmRows = 16;
+// The most products quantMatmulMany runs with one activation matrix (q, k, v: 3).
+constexpr int kMaxGroup = 4;
 
 extern const QuantKernels quant_generic;
 extern const QuantKernels quant_avx2;

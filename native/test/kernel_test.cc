@@ -322,6 +322,97 @@ void test_rows() {
       std::snprintf(what, sizeof what, "bias_gelu out tanh=%d %dx%d", th, rows, cols);
       close(what, outb.data(), wantb.data(), N, 1e-5, 1e-6);
     }
+    // RMSNorm with and without a weight, forward and backward
+    for (int affine = 0; affine < 2; affine++) {
+      vector<float> x = randv(N, 3.0), w = randv((size_t)cols), out(N), rstd((size_t)rows), dy = randv(N), dx(N),
+                    dw((size_t)cols, 0.5f);
+      const double eps = 1e-6;
+      fused_rmsnorm(x.data(), affine ? w.data() : nullptr, out.data(), rstd.data(), rows, cols, eps);
+      fused_rmsnorm_bwd(x.data(), affine ? w.data() : nullptr, rstd.data(), dy.data(), dx.data(),
+                        affine ? dw.data() : nullptr, rows, cols);
+      vector<double> want(N), dxw(N), dww((size_t)cols, 0.5);
+      for (int r = 0; r < rows; r++) {
+        const float* xr = x.data() + (size_t)r * cols;
+        double ms = 0;
+        for (int c = 0; c < cols; c++) ms += (double)xr[c] * xr[c];
+        const double rs = 1 / std::sqrt(ms / cols + eps);
+        double sgx = 0;
+        for (int c = 0; c < cols; c++) {
+          const size_t i = (size_t)r * cols + c;
+          const double g = dy[i] * (affine ? w[(size_t)c] : 1.0);
+          want[i] = xr[c] * rs * (affine ? w[(size_t)c] : 1.0);
+          sgx += g * xr[c];
+          dww[(size_t)c] += dy[i] * xr[c] * rs;
+        }
+        for (int c = 0; c < cols; c++) {
+          const size_t i = (size_t)r * cols + c;
+          const double g = dy[i] * (affine ? w[(size_t)c] : 1.0);
+          dxw[i] = rs * (g - xr[c] * rs * rs * sgx / cols);
+        }
+      }
+      std::snprintf(what, sizeof what, "rmsnorm affine=%d %dx%d", affine, rows, cols);
+      close(what, out.data(), want.data(), N, 1e-5, 1e-5);
+      std::snprintf(what, sizeof what, "rmsnorm_bwd dx affine=%d %dx%d", affine, rows, cols);
+      close(what, dx.data(), dxw.data(), N, 1e-4, 1e-5, true);
+      if (affine) {
+        std::snprintf(what, sizeof what, "rmsnorm_bwd dw %dx%d", rows, cols);
+        close(what, dw.data(), dww.data(), (size_t)cols, 1e-5, 1e-4, true);
+      }
+    }
+    // SiLU and SwiGLU forward and backward
+    {
+      vector<float> x = randv(N, 8.0), u = randv(N, 2.0), out(N), outg(N), dy = randv(N), dx(N), dg(N), du(N);
+      fused_silu(x.data(), out.data(), (i64)N);
+      fused_silu_bwd(x.data(), dy.data(), dx.data(), (i64)N);
+      fused_swiglu(x.data(), u.data(), outg.data(), (i64)N);
+      fused_swiglu_bwd(x.data(), u.data(), dy.data(), dg.data(), du.data(), (i64)N);
+      vector<double> want(N), dwant(N), wantg(N), dgw(N), duw(N);
+      for (size_t i = 0; i < N; i++) {
+        const double v = x[i], sg = 1 / (1 + std::exp(-v)), d = sg * (1 + v * (1 - sg));
+        want[i] = v * sg;
+        dwant[i] = dy[i] * d;
+        wantg[i] = v * sg * u[i];
+        dgw[i] = dy[i] * u[i] * d;
+        duw[i] = dy[i] * v * sg;
+      }
+      std::snprintf(what, sizeof what, "silu n%zu", N);
+      close(what, out.data(), want.data(), N, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "silu_bwd n%zu", N);
+      close(what, dx.data(), dwant.data(), N, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "swiglu n%zu", N);
+      close(what, outg.data(), wantg.data(), N, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "swiglu_bwd dgate n%zu", N);
+      close(what, dg.data(), dgw.data(), N, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "swiglu_bwd dup n%zu", N);
+      close(what, du.data(), duw.data(), N, 1e-5, 1e-6);
+    }
+    // Rotary positions: rows of `cols` (rounded up to even) as (n, T, H, hs) with T = 3, H = 2 where
+    // the rows allow; forward and the inverse (transpose), in place for the inverse.
+    {
+      const int hs = cols + (cols & 1), T = rows % 3 == 0 ? 3 : 1, H = rows % 2 == 0 ? 2 : 1;
+      const int nrow = rows - rows % (T * H), n = nrow / (T * H), half = hs / 2;
+      const size_t M = (size_t)nrow * hs;
+      vector<float> x = randv(M, 3.0), c = randv((size_t)T * hs), sn = randv((size_t)T * hs), out(M);
+      fused_rope(x.data(), c.data(), sn.data(), out.data(), n, T, H, hs, false);
+      vector<float> back = x;
+      fused_rope(back.data(), c.data(), sn.data(), back.data(), n, T, H, hs, true);
+      vector<double> want(M), wantb(M);
+      for (int r = 0; r < nrow; r++) {
+        const int t = (r / H) % T;
+        const float *xr = x.data() + (size_t)r * hs, *cr = c.data() + (size_t)t * hs, *sr = sn.data() + (size_t)t * hs;
+        for (int i = 0; i < half; i++) {
+          const double x1 = xr[i], x2 = xr[i + half];
+          want[(size_t)r * hs + i] = x1 * cr[i] - x2 * sr[i];
+          want[(size_t)r * hs + i + half] = x2 * cr[i + half] + x1 * sr[i + half];
+          wantb[(size_t)r * hs + i] = x1 * cr[i] + x2 * sr[i + half];
+          wantb[(size_t)r * hs + i + half] = x2 * cr[i + half] - x1 * sr[i];
+        }
+      }
+      std::snprintf(what, sizeof what, "rope %dx%dx%dx%d", n, T, H, hs);
+      close(what, out.data(), want.data(), M, 1e-5, 1e-6);
+      std::snprintf(what, sizeof what, "rope inverse %dx%dx%dx%d", n, T, H, hs);
+      close(what, back.data(), wantb.data(), M, 1e-5, 1e-6);
+    }
     // cross-entropy with an ignored row, an out-of-range target and label smoothing
     for (double ls : {0.0, 0.1}) {
       vector<float> x = randv(N, 6.0), losses((size_t)rows), lse((size_t)rows), dl = randv((size_t)rows), d(N);
@@ -835,6 +926,68 @@ void run_quant(const QuantKernels* t) {
       g_checks++;
       if ((double)out[i] != half_to_double(h[i])) {
         std::printf("FAIL: quant %s f16_to_f32: %#x -> %.9g, expected %.9g\n", t->name, h[i], out[i], half_to_double(h[i]));
+        g_failures++;
+        break;
+      }
+    }
+  }
+  // The activations: float16 rounding (to nearest, ties to even: the nearest of the two neighbouring
+  // halves, checked in double) and Q8_0 blocks (ggml's quantize_row_q8_0, written out here).
+  if (t->round_f16) {
+    vector<float> x = randv(203, 4.0), out(203);
+    x[0] = 1.0f + 1.0f / 2048;  // exactly between two halves: ties to even (1.0)
+    x[1] = 1.0f + 3.0f / 2048;  // ties to even (1 + 2/1024)
+    x[2] = 3e-6f;               // a subnormal half
+    t->round_f16(x.data(), out.data(), (i64)x.size());
+    for (size_t i = 0; i < x.size(); i++) {
+      g_checks++;
+      // The candidates: every half with the same sign near x; the result must be the nearest (even on ties).
+      double best = 0, bd = 1e300;
+      int bh = 0;
+      for (int h = 0; h < 0x7c00; h++) {
+        const double v = half_to_double((uint16_t)((x[i] < 0 ? 0x8000 : 0) | h)), dd = std::fabs(v - (double)x[i]);
+        if (dd < bd || (dd == bd && (h & 1) == 0 && (bh & 1))) {
+          bd = dd;
+          best = v;
+          bh = h;
+        }
+      }
+      if ((double)out[i] != best) {
+        std::printf("FAIL: quant %s round_f16: %.9g -> %.9g, expected %.9g\n", t->name, x[i], out[i], best);
+        g_failures++;
+        break;
+      }
+    }
+  }
+  if (t->quantize_q8_0) {
+    const i64 nb = 7;
+    vector<float> x = randv(32 * nb, 3.0);
+    for (int j = 0; j < 32; j++) x[(size_t)(32 + j)] = 0.0f;                  // an all-zero block
+    x[64] = -5.0f;                                                              // a negative extreme
+    for (int j = 1; j < 32; j++) x[(size_t)(96 + j)] = (float)j * (5.0f / 127); // values on the grid
+    x[96] = 5.0f;
+    vector<int8_t> q((size_t)(32 * nb));
+    vector<float> d((size_t)nb);
+    vector<int16_t> sm((size_t)nb);
+    t->quantize_q8_0(x.data(), q.data(), d.data(), sm.data(), nb);
+    for (i64 b = 0; b < nb; b++) {
+      g_checks++;
+      float amax = 0;
+      for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(x[(size_t)(32 * b + j)]));
+      const float db = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+      int sum = 0;
+      bool ok = true;
+      for (int j = 0; j < 32; j++) {
+        const int want = (int)std::nearbyint(x[(size_t)(32 * b + j)] * id);  // float product, then ties to even
+        sum += want;
+        ok = ok && q[(size_t)(32 * b + j)] == want;
+      }
+      // d is db rounded to float16: within half a float16 step of it, and itself a float16 value.
+      const double rel = std::fabs((double)d[(size_t)b] - db) / (db > 0 ? db : 1);
+      ok = ok && rel <= 1.0 / 2048 && sm[(size_t)b] == sum;
+      if (!ok) {
+        std::printf("FAIL: quant %s quantize_q8_0 block %lld (d %.9g, expected about %.9g; sum %d, expected %d)\n", t->name,
+                    (long long)b, d[(size_t)b], db, sm[(size_t)b], sum);
         g_failures++;
         break;
       }

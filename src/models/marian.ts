@@ -31,7 +31,7 @@ import {
   relu,
   reshape,
   scaledDotProductAttention,
-  sigmoid,
+  silu,
   slice,
   transpose,
 } from "../tensor/ops.js";
@@ -163,7 +163,7 @@ export function marianSinusoids(nPos: number, dim: number): Tensor {
 }
 
 function activate(x: Tensor, fn: MarianActivation): Tensor {
-  if (fn === "swish" || fn === "silu") return mul(x, sigmoid(x));
+  if (fn === "swish" || fn === "silu") return silu(x);
   if (fn === "relu") return relu(x);
   return gelu(x, fn === "gelu_new" ? "tanh" : "none");
 }

@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import type { KVCache } from "./attention.js";
 import { Module } from "./module.js";
 import { type Packing, pack, unpack } from "./packing.js";
-import { asFloat, type ParamFactory, prefixed, QLinear } from "./quantized.js";
+import { asFloat, type ParamFactory, prefixed, QLinear, qlinearMany } from "./quantized.js";
 import { RMSNorm } from "./rmsnorm.js";
 import type { RotaryEmbedding } from "./rotary.js";
 
@@ -67,17 +67,23 @@ export class GroupedQueryAttention extends Module {
   forward(x: Tensor, rope: RotaryEmbedding, cache: KVCache | null = null, packed: Packing | null = null): Tensor {
     const [B, T] = packed ? [packed.B, packed.T] : (x.shape as [number, number, number]);
     const [nh, nkv, hs] = [this.nHead, this.nKV, this.headDim];
-    const proj = (l: QLinear) => (packed ? unpack(l.forward(x), packed) : l.forward(x)); // (B, T, n·hs)
-    let q = reshape(proj(this.q_proj), [B, T, nh, hs]);
-    let k = reshape(proj(this.k_proj), [B, T, nkv, hs]);
-    let v = transpose(reshape(proj(this.v_proj), [B, T, nkv, hs]), 1, 2); // (B, nkv, T, hs)
+    // q, k and v from one call where the weights allow (nn/quantized.ts's qlinearMany).
+    const [pq, pk, pv] = qlinearMany(x, [this.q_proj, this.k_proj, this.v_proj]).map((y) => (packed ? unpack(y, packed) : y)) as [
+      Tensor,
+      Tensor,
+      Tensor,
+    ]; // (B, T, n·hs)
+    let q = reshape(pq, [B, T, nh, hs]);
+    let k = reshape(pk, [B, T, nkv, hs]);
+    let v = transpose(reshape(pv, [B, T, nkv, hs]), 1, 2); // (B, nkv, T, hs)
     if (this.q_norm && this.k_norm) {
       q = this.q_norm.forward(q);
       k = this.k_norm.forward(k);
     }
     const start = cache?.length ?? 0;
-    q = rope.apply(transpose(q, 1, 2), start); // (B, nh, T, hs)
-    k = rope.apply(transpose(k, 1, 2), start); // (B, nkv, T, hs)
+    // Rotated as the projections lay them out (B, T, n, hs), then viewed heads-first.
+    q = transpose(rope.apply(q, start, true), 1, 2); // (B, nh, T, hs)
+    k = transpose(rope.apply(k, start, true), 1, 2); // (B, nkv, T, hs)
     if (cache) ({ k, v } = cache.append(k, v)); // (B, nkv, S, hs)
     const S = k.shape[2] as number;
     const g = nh / nkv;

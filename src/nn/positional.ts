@@ -3,7 +3,7 @@
 // rotating queries and keys (RoPE, Su et al. 2021).
 
 import { empty } from "../tensor/creation.js";
-import { add, cat, mul, neg, slice } from "../tensor/ops.js";
+import { rope, slice } from "../tensor/ops.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /** The (maxLen, dim) table PE[pos, 2i] = sin(pos / 10000^(2i/dim)), PE[pos, 2i+1] = cos(...). */
@@ -39,14 +39,9 @@ export function ropeTables(maxLen: number, headDim: number, base = 10000): { cos
   return { cos, sin };
 }
 
-/** Rotate x (..., T, hs) at positions start..start+T-1: x·cos + rotate_half(x)·sin. */
-export function applyRope(x: Tensor, tables: { cos: Tensor; sin: Tensor }, start: number): Tensor {
-  const T = x.shape[x.ndim - 2] as number;
-  const hs = x.shape[x.ndim - 1] as number;
-  const cos = slice(tables.cos, 0, start, start + T); // (T, hs)
-  const sin = slice(tables.sin, 0, start, start + T);
-  const x1 = slice(x, -1, 0, hs / 2);
-  const x2 = slice(x, -1, hs / 2, hs);
-  const rotated = cat([neg(x2), x1], x.ndim - 1);
-  return add(mul(x, cos), mul(rotated, sin));
+/** Rotate x (..., T, hs) at positions start..start+T-1: x·cos + rotate_half(x)·sin (one op,
+ *  tensor/ops.ts's rope). With headsLast, x is (..., T, H, hs). */
+export function applyRope(x: Tensor, tables: { cos: Tensor; sin: Tensor }, start: number, headsLast = false): Tensor {
+  const T = x.shape[x.ndim - (headsLast ? 3 : 2)] as number;
+  return rope(x, slice(tables.cos, 0, start, start + T), slice(tables.sin, 0, start, start + T), headsLast); // tables (T, hs)
 }

@@ -106,6 +106,50 @@ export function quantizedLinear(x: Tensor, w: QuantizedTensor, bias: Tensor | nu
   return out;
 }
 
+/**
+ * The outputs of several layers on one input, as [l.forward(x) for l of layers]: where every weight is
+ * quantised in one type and nothing needs a gradient or adds an adapter, one native call quantises x
+ * once and runs all the products as one job (a layer's q, k and v projections, or SwiGLU's gate and
+ * up); otherwise each layer's own forward.
+ */
+export function qlinearMany(x: Tensor, layers: readonly QLinear[]): Tensor[] {
+  const be = getBackend();
+  const w0 = layers[0]?.weight;
+  const K = x.shape[x.ndim - 1] as number;
+  const fits =
+    be.quantMatmulMany &&
+    w0 instanceof QuantizedTensor &&
+    layers.length >= 2 &&
+    layers.length <= 4 &&
+    !(isGradEnabled() && x.requiresGrad) &&
+    layers.every((l) => l.weight instanceof QuantizedTensor && l.weight.type === w0.type && l.weight.cols === K && !l.adapter?.enabled);
+  if (fits && x.size > 0) {
+    const x2 = contiguous(x);
+    const M = x2.size / K;
+    const ws = layers.map((l) => l.weight as QuantizedTensor);
+    const outs = ws.map((w) => empty([...x.shape.slice(0, -1), w.rows]));
+    const xs = (x2.data as Float32Array).subarray(x2.offset, x2.offset + x2.size);
+    const ys = outs.map((o) => o.data as Float32Array);
+    const done = be.quantMatmulMany?.(
+      GGML_TYPE[w0.type],
+      ws.map((w) => w.data),
+      xs,
+      ys,
+      M,
+      ws.map((w) => w.rows),
+      K,
+    );
+    if (done) {
+      layers.forEach((l, i) => {
+        const o = outs[i] as Tensor;
+        if (l.bias) be.binary("add", o, broadcastView(l.bias, o.shape), o.data as Float32Array);
+      });
+      return outs;
+    }
+  }
+  return layers.map((l) => l.forward(x));
+}
+
 /** Linear with a float32 or quantised weight (out_features, in_features), built from given tensors. */
 export class QLinear extends Module {
   readonly weight: AnyWeight;

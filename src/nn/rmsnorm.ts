@@ -3,22 +3,14 @@
 // before every sublayer, and Qwen3 also on each attention head's queries and keys.
 
 import { full } from "../tensor/creation.js";
-import { add, div, mean, mul, sqrt } from "../tensor/ops.js";
+import { rmsNorm } from "../tensor/ops.js";
 import { fmtShape } from "../tensor/shape.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Module } from "./module.js";
 
-/** x (..., C) normalised by its root mean square over the last dim, times weight (C). Written with
- *  primitives, so its gradient comes from theirs (as Hugging Face's LlamaRMSNorm computes it in float32). */
-export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
-  const C = x.shape[x.ndim - 1] as number;
-  if (weight && (weight.ndim !== 1 || weight.shape[0] !== C)) {
-    throw new Error(`rmsNorm: weight has shape ${fmtShape(weight.shape)} but the normalised dim has size ${C}`);
-  }
-  const ms = mean(mul(x, x), -1, true); // (..., 1)
-  const y = mul(x, div(1, sqrt(add(ms, eps))));
-  return weight ? mul(y, weight) : y;
-}
+// One op (tensor/ops.ts): a fused kernel forward and backward where the backend has it, else the
+// composition of primitives that specifies it.
+export { rmsNorm };
 
 export class RMSNorm extends Module {
   readonly weight: Tensor;

@@ -98,9 +98,10 @@ export class RotaryEmbedding {
     return { cos: this.cos, sin: this.sin };
   }
 
-  /** Rotate x (..., T, headDim) holding positions start .. start + T - 1. */
-  apply(x: Tensor, start: number): Tensor {
-    const T = x.shape[x.ndim - 2] as number;
-    return applyRope(x, this.tables(start + T), start);
+  /** Rotate x (..., T, headDim) holding positions start .. start + T - 1; with headsLast, x is
+   *  (..., T, H, headDim) (a projection's output, rotated before the heads are transposed). */
+  apply(x: Tensor, start: number, headsLast = false): Tensor {
+    const T = x.shape[x.ndim - (headsLast ? 3 : 2)] as number;
+    return applyRope(x, this.tables(start + T), start, headsLast);
   }
 }

@@ -2,15 +2,13 @@
 // Qwen and Mistral: FFN(x) = W_down (SiLU(W_gate x) ⊙ W_up x), three bias-free projections.
 // Parameter names follow Hugging Face's LlamaMLP (gate_proj, up_proj, down_proj).
 
-import { mul, sigmoid } from "../tensor/ops.js";
+import { silu, swiglu } from "../tensor/ops.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { Module } from "./module.js";
-import { type ParamFactory, prefixed, QLinear } from "./quantized.js";
+import { type ParamFactory, prefixed, QLinear, qlinearMany } from "./quantized.js";
 
-/** SiLU (swish): x · σ(x) (Elfwing et al. 2017; Ramachandran et al. 2017). */
-export function silu(x: Tensor): Tensor {
-  return mul(x, sigmoid(x));
-}
+// SiLU (swish) is one op of tensor/ops.ts, as is the gating silu(gate) · up.
+export { silu };
 
 export class SwiGLU extends Module {
   readonly gate_proj: QLinear;
@@ -27,6 +25,7 @@ export class SwiGLU extends Module {
   }
   /** (B, T, C) -> (B, T, C). */
   forward(x: Tensor): Tensor {
-    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x))); // (B, T, I) inside
+    const [gate, up] = qlinearMany(x, [this.gate_proj, this.up_proj]) as [Tensor, Tensor]; // (B, T, I), one call where the weights allow
+    return this.down_proj.forward(swiglu(gate, up));
   }
 }

@@ -220,6 +220,52 @@ export const GRAD_RULES = {
     f.geluBackward(x.contiguousData() as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, n.saved.approximate);
     return [dx];
   },
+  rms_norm: (n, g) => {
+    const f = fused();
+    if (!f?.rmsNormBackward) throw new Error("rms_norm backward: the backend lost its fused kernel mid-graph");
+    const x = inp(n, 0);
+    const { weight, rstd } = n.saved as { weight: Tensor | null; rstd: Float32Array };
+    const C = x.shape[x.ndim - 1] as number;
+    const dx = empty(x.shape);
+    const dw = weight && need(n, 1) ? zeros([C]) : null;
+    f.rmsNormBackward(
+      x.contiguousData() as Float32Array,
+      weight ? (weight.contiguousData() as Float32Array) : null,
+      rstd,
+      g.contiguousData() as Float32Array,
+      dx.data as Float32Array,
+      dw ? (dw.data as Float32Array) : null,
+      x.size / C,
+      C,
+    );
+    return weight ? [dx, dw] : [dx];
+  },
+  silu: (n, g) => {
+    const f = fused();
+    if (!f?.siluBackward) throw new Error("silu backward: the backend lost its fused kernel mid-graph");
+    const x = inp(n, 0);
+    const dx = empty(x.shape);
+    f.siluBackward(x.contiguousData() as Float32Array, g.contiguousData() as Float32Array, dx.data as Float32Array, x.size);
+    return [dx];
+  },
+  swiglu: (n, g) => {
+    const f = fused();
+    if (!f?.swigluBackward) throw new Error("swiglu backward: the backend lost its fused kernel mid-graph");
+    const [gate, up] = [inp(n, 0), inp(n, 1)];
+    const [dg, du] = [empty(gate.shape), empty(up.shape)];
+    const buf = (t: Tensor) => t.contiguousData() as Float32Array;
+    f.swigluBackward(buf(gate), buf(up), buf(g), buf(dg), buf(du), gate.size);
+    return [need(n, 0) ? dg : null, need(n, 1) ? du : null];
+  },
+  // The op is linear in x: its gradient is the transposed map (the rotation by minus the angle).
+  rope: (n, g) => {
+    const f = fused();
+    if (!f?.rope) throw new Error("rope backward: the backend lost its fused kernel mid-graph");
+    const { cos, sin, n: rows, T, H, hs } = n.saved;
+    const dx = empty(g.shape);
+    f.rope(g.contiguousData() as Float32Array, cos, sin, dx.data as Float32Array, rows, T, H, hs, true);
+    return [dx];
+  },
   cross_entropy: (n, g) => {
     const f = fused();
     if (!f?.crossEntropyBackward) throw new Error("cross_entropy backward: the backend lost its fused kernel mid-graph");
@@ -303,6 +349,7 @@ const IGNORES_INPUT_VALUES = new Set<OpName>([
   "copy",
   "gather",
   "where",
+  "rope",
 ]);
 /** Ops whose rule reads the op's output. */
 const READS_OUTPUT = new Set<OpName>(["exp", "sqrt", "tanh", "sigmoid", "div", "pow", "max", "softmax", "log_softmax", "attention"]);

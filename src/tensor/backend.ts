@@ -68,6 +68,18 @@ export interface Backend {
    *  activations quantised to the weight type's dot-product type). False, computing nothing, when the
    *  backend has no kernel for that type and row length; core then decodes rows and uses matmul. */
   quantMatmul?(ggmlType: number, w: Uint8Array, x: Float32Array, y: Float32Array, M: number, N: number, K: number): boolean;
+  /** Optional: quantMatmul of one x (M, K) with several weights of one type (N_i, K) at once,
+   *  y_i (M, N_i) = x · W_iᵀ: x is quantised once and, in generation, all the products run as one job
+   *  over the threads (a layer's q, k and v). False, computing nothing, where quantMatmul would be. */
+  quantMatmulMany?(
+    ggmlType: number,
+    ws: readonly Uint8Array[],
+    x: Float32Array,
+    ys: readonly Float32Array[],
+    M: number,
+    Ns: readonly number[],
+    K: number,
+  ): boolean;
 }
 
 /** Fused kernels work on contiguous row-major buffers of `rows` rows of `cols` columns. */
@@ -101,6 +113,50 @@ export interface FusedKernels {
     dbias: Float32Array | null,
     rows: number,
     cols: number,
+  ): void;
+  /** RMSNorm (Zhang & Sennrich 2019) per row: out = x * rstd * weight, rstd = 1 / sqrt(mean(x²) + eps),
+   *  also written to rstd (length rows) for backward. weight may be null (no gain). */
+  rmsNorm(
+    x: Float32Array,
+    weight: Float32Array | null,
+    out: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /** dx (overwritten) and dweight (accumulated into, may be null) from the forward's rstd. */
+  rmsNormBackward(
+    x: Float32Array,
+    weight: Float32Array | null,
+    rstd: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dweight: Float32Array | null,
+    rows: number,
+    cols: number,
+  ): void;
+  /** out = silu(x) = x·σ(x) over n elements. */
+  silu(x: Float32Array, out: Float32Array, n: number): void;
+  siluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array, n: number): void;
+  /** SwiGLU's gate: out = silu(gate) · up over n elements. */
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, n: number): void;
+  /** dgate and dup (both overwritten) of swiglu. */
+  swigluBackward(gate: Float32Array, up: Float32Array, dy: Float32Array, dgate: Float32Array, dup: Float32Array, n: number): void;
+  /** Rotary positions in the rotate-half layout: x holds (n, T, H, hs) contiguous, cos and sin (T, hs)
+   *  (the rows of the positions x holds); out = x·cos + rotate_half(x)·sin per head, with
+   *  rotate_half(x) = [-x2, x1]. With inverse, the transpose of that linear map (for Llama's tables,
+   *  whose halves are equal, the rotation by minus the angle): the gradient of the forward. out may be x. */
+  rope(
+    x: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    out: Float32Array,
+    n: number,
+    T: number,
+    H: number,
+    hs: number,
+    inverse: boolean,
   ): void;
   /** out = gelu(x); approximate "tanh" or "none" (exact, erf). */
   gelu(x: Float32Array, out: Float32Array, approximate: "tanh" | "none"): void;

@@ -602,6 +602,93 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   return y;
 }
 
+/** RMSNorm over the last dim (Zhang & Sennrich 2019): x / sqrt(mean(x²) + eps) · weight, LayerNorm
+ *  without the mean subtraction and the bias. The composition below is the specification (it is
+ *  Hugging Face's LlamaRMSNorm in float32); the fused kernel is one pass per row. */
+export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
+  const C = x.shape[x.ndim - 1] as number;
+  if (weight && (weight.ndim !== 1 || weight.shape[0] !== C)) {
+    throw new Error(`rmsNorm: weight has shape ${fmtShape(weight.shape)} but the normalised dim has size ${C}`);
+  }
+  const f = fusedPair("rmsNorm", "rmsNormBackward");
+  if (f && x.size > 0 && x.dtype === "float32") {
+    const xc = contiguous(x);
+    const rows = xc.size / C;
+    const out = empty(x.shape);
+    const rstd = new Float32Array(rows);
+    f.rmsNorm(flat(xc), weight && flat(weight), out.data as Float32Array, rstd, rows, C, eps);
+    return record("rms_norm", weight ? [xc, weight] : [xc], out, { rstd, weight });
+  }
+  const ms = mean(mul(x, x), -1, true); // (..., 1)
+  const y = mul(x, div(1, sqrt(add(ms, eps))));
+  return weight ? mul(y, weight) : y;
+}
+
+/** SiLU (swish, Elfwing et al. 2017; Ramachandran et al. 2017): x · σ(x). */
+export function silu(x: Tensor): Tensor {
+  const f = fusedPair("silu", "siluBackward");
+  if (f && x.size > 0 && x.dtype === "float32") {
+    const xc = contiguous(x);
+    const out = empty(x.shape);
+    f.silu(flat(xc), out.data as Float32Array, xc.size);
+    return record("silu", [xc], out);
+  }
+  return mul(x, sigmoid(x));
+}
+
+/** SwiGLU's gating (Shazeer 2020): silu(gate) · up, for gate and up of one shape. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  if (!sameShape(gate.shape, up.shape)) {
+    throw new Error(`swiglu: gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} must have the same shape`);
+  }
+  const f = fusedPair("swiglu", "swigluBackward");
+  if (f && gate.size > 0 && gate.dtype === "float32" && up.dtype === "float32") {
+    const [g, u] = [contiguous(gate), contiguous(up)];
+    const out = empty(gate.shape);
+    f.swiglu(flat(g), flat(u), out.data as Float32Array, g.size);
+    return record("swiglu", [g, u], out);
+  }
+  return mul(silu(gate), up);
+}
+
+/**
+ * Rotary position embeddings in the rotate-half layout (GPT-NeoX, Llama): x·cos + rotate_half(x)·sin,
+ * rotate_half(x) = [-x2, x1] over each head's halves. cos and sin are (T, hs), the rows of the T
+ * positions x holds. x is (..., T, hs), or with `headsLast` (..., T, H, hs): the heads after the
+ * positions, as projections produce them, so the rotation needs no transposed copy.
+ */
+export function rope(x: Tensor, cos: Tensor, sin: Tensor, headsLast = false): Tensor {
+  const hs = x.shape[x.ndim - 1] as number;
+  const tDim = x.ndim - (headsLast ? 3 : 2);
+  const T = x.shape[tDim] as number;
+  if (tDim < 0 || hs % 2 !== 0) throw new Error(`rope: x ${fmtShape(x.shape)} needs (..., T, ${headsLast ? "H, " : ""}hs) with hs even`);
+  for (const [name, t] of [
+    ["cos", cos],
+    ["sin", sin],
+  ] as const) {
+    if (t.ndim !== 2 || t.shape[0] !== T || t.shape[1] !== hs) {
+      throw new Error(`rope: ${name} has shape ${fmtShape(t.shape)}; x ${fmtShape(x.shape)} needs [${T}, ${hs}]`);
+    }
+  }
+  // The fused op differentiates x only: tables that need a gradient take the composition.
+  const f = fusedPair("rope", "rope");
+  if (f && x.size > 0 && x.dtype === "float32" && !(isGradEnabled() && (cos.requiresGrad || sin.requiresGrad))) {
+    const xc = contiguous(x);
+    const H = headsLast ? (x.shape[x.ndim - 2] as number) : 1;
+    const n = xc.size / (T * H * hs);
+    const out = empty(x.shape);
+    const [c, s] = [flat(contiguous(cos)), flat(contiguous(sin))];
+    f.rope(flat(xc), c, s, out.data as Float32Array, n, T, H, hs, false);
+    return record("rope", [xc], out, { cos: c, sin: s, n, T, H, hs });
+  }
+  // Tables broadcast over the heads: (T, hs) -> (T, 1, hs).
+  const [cb, sb] = headsLast ? [reshape(cos, [T, 1, hs]), reshape(sin, [T, 1, hs])] : [cos, sin];
+  const x1 = slice(x, -1, 0, hs / 2);
+  const x2 = slice(x, -1, hs / 2, hs);
+  const rotated = cat([neg(x2), x1], x.ndim - 1);
+  return add(mul(x, cb), mul(rotated, sb));
+}
+
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 /** GELU (Hendrycks & Gimpel 2016): exact x·Φ(x) with erf, or GPT-2's tanh approximation. */

@@ -12,7 +12,7 @@ import { describe, it, type TestContext } from "node:test";
 import { nativeBackend, nativeInfo, nativeMapFile, nativeTesting } from "../../src/backends/native/index.js";
 import "../../src/backends/reference/index.js";
 import { Llama } from "../../src/models/llama.js";
-import { QLinear, randomParams } from "../../src/nn/quantized.js";
+import { QLinear, qlinearMany, randomParams } from "../../src/nn/quantized.js";
 import { GGML_TYPE, type GGMLTypeName, QuantizedTensor, roundActivations } from "../../src/quant/ggml.js";
 import { getBackend, setBackend } from "../../src/tensor/backend.js";
 import { Generator, noGrad, tensor } from "../../src/tensor/index.js";
@@ -139,6 +139,57 @@ describe("native quantised products", () => {
     } finally {
       nativeTesting.setIsa(before as never);
     }
+  });
+
+  it("quantMatmulMany: several weights with one activation matrix equal their products one by one, on every ISA", (t) => {
+    const be = nativeBackend;
+    if (!be?.quantMatmulMany) return t.skip("no native addon");
+    for (const type of ["F16", "Q8_0", "Q4_0", "Q4_K"] as GGMLTypeName[]) {
+      const K = type === "Q4_K" ? 512 : 96;
+      const Ns = [37, 8, 5];
+      const ws = Ns.map((N, i) => QuantizedTensor.quantize(type, [N, K], values(N * K, 30 + i)));
+      onEachIsa(t, (isa) => {
+        for (const M of [1, 3, 13]) {
+          const x = values(M * K, 40 + M);
+          for (const n of [2, 3]) {
+            const ys = Ns.slice(0, n).map((N) => new Float32Array(M * N).fill(Number.NaN));
+            const ok = be.quantMatmulMany?.(
+              GGML_TYPE[type],
+              ws.slice(0, n).map((w) => w.data),
+              x,
+              ys,
+              M,
+              Ns.slice(0, n),
+              K,
+            );
+            assert.ok(ok);
+            ys.forEach((y, i) => {
+              const one = new Float32Array(M * (Ns[i] as number));
+              assert.ok(be.quantMatmul?.(GGML_TYPE[type], (ws[i] as QuantizedTensor).data, x, one, M, Ns[i] as number, K));
+              assert.deepEqual(y, one, `${type} ${isa} M=${M} product ${i} of ${n}`);
+            });
+          }
+        }
+      });
+    }
+    const w = new Uint8Array(34 * 2 * 3);
+    const x = new Float32Array(64);
+    assert.throws(() => be.quantMatmulMany?.(8, [w, w], x, [new Float32Array(3), new Float32Array(2)], 1, [3, 3], 64), /not of its sizes/);
+    assert.throws(() => be.quantMatmulMany?.(8, [w, w], x, [new Float32Array(3), new Float32Array(3)], 2, [3, 3], 64), /M·K/);
+  });
+
+  it("qlinearMany: the outputs of several quantised layers on one input, biases included, as their forwards", () => {
+    const K = 64;
+    const layers = [24, 8, 8].map(
+      (N, i) => new QLinear(QuantizedTensor.quantize("Q8_0", [N, K], values(N * K, 50 + i)), tensor(Array.from(values(N, 60 + i)))),
+    );
+    const x = tensor(Array.from(values(2 * 3 * K, 70)), { shape: [2, 3, K] });
+    noGrad(() => {
+      const got = qlinearMany(x, layers);
+      layers.forEach((l, i) => {
+        assert.deepEqual(got[i]?.toArray(), l.forward(x).toArray(), `layer ${i}`);
+      });
+    });
   });
 
   it("the quantised kernels' instruction set is reported and follows the forced set", (t) => {

@@ -230,6 +230,43 @@ describe(`conformance: fused kernels vs the composite specification (${ACTIVE})`
       same(`layer_norm plain ${s}`, (x) => mx.layerNorm(x, null, null), [rnd(s, 46, -3, 3)], { rtol: 1e-4, atol: 1e-5 });
     }
   });
+  test("rms_norm", () => {
+    for (const s of shapes) {
+      const C = s[s.length - 1] as number;
+      same(`rms_norm weight ${s}`, (x, w) => mx.rmsNorm(x, w, 1e-6), [rnd(s, 143, -3, 3), rnd([C], 144, 0.5, 1.5)], {
+        rtol: 1e-4,
+        atol: 1e-5,
+      });
+      same(`rms_norm plain ${s}`, (x) => mx.rmsNorm(x, null, 1e-5), [rnd(s, 146, -3, 3)], { rtol: 1e-4, atol: 1e-5 });
+    }
+    same("rms_norm transposed input", (x, w) => mx.rmsNorm(x, w), [rnd([9, 6], 147, -2, 2).T, rnd([9], 148)], { rtol: 1e-4, atol: 1e-5 });
+  });
+  test("silu and swiglu", () => {
+    for (const s of shapes) {
+      same(`silu ${s}`, (x) => mx.silu(x), [rnd(s, 150, -8, 8)], { atol: 2e-6 });
+      same(`swiglu ${s}`, (g, u) => mx.swiglu(g, u), [rnd(s, 151, -8, 8), rnd(s, 152, -2, 2)], { atol: 2e-6 });
+    }
+    same("swiglu transposed gate", (g, u) => mx.swiglu(g, u), [rnd([7, 5], 153, -4, 4).T, rnd([5, 7], 154)], { atol: 2e-6 });
+  });
+  test("rope (heads first and heads last)", () => {
+    for (const [T, H, hs] of [
+      [1, 1, 2],
+      [5, 3, 8],
+      [4, 2, 22],
+      [3, 4, 64],
+    ] as [number, number, number][]) {
+      // Table rows of positions 2 .. 2 + T - 1 of a longer table, as a KV cache's next positions.
+      const cos = rnd([T + 2, hs], 155, -1, 1).slice(0, 2, T + 2);
+      const sin = rnd([T + 2, hs], 156, -1, 1).slice(0, 2, T + 2);
+      same(`rope (2, ${H}, ${T}, ${hs})`, (x) => mx.rope(x, cos, sin), [rnd([2, H, T, hs], 157, -3, 3)], { atol: 2e-6 });
+      same(`rope heads last (2, ${T}, ${H}, ${hs})`, (x) => mx.rope(x, cos, sin, true), [rnd([2, T, H, hs], 158, -3, 3)], {
+        atol: 2e-6,
+      });
+      same(`rope transposed (${T}, ${H}, ${hs})`, (x) => mx.rope(x.transpose(0, 1), cos, sin), [rnd([T, H, hs], 159, -3, 3)], {
+        atol: 2e-6,
+      });
+    }
+  });
   test("gelu", () => {
     for (const s of shapes) {
       same(`gelu exact ${s}`, (x) => x.gelu("none"), [rnd(s, 47, -6, 6)], { atol: 2e-6 });
@@ -413,6 +450,11 @@ describe(`conformance: exact values (${ACTIVE})`, () => {
     assertClose("layer_norm", mx.layerNorm(mx.tensor([1, 2, 3]), null, null, 0).toArray(), [-Math.sqrt(1.5), 0, Math.sqrt(1.5)]);
     assertClose("gelu exact", mx.tensor([1, -1]).gelu("none").toArray(), [0.8413447460685429, -0.15865525393145707]);
     assertClose("gelu tanh", mx.tensor([1]).gelu("tanh").toArray(), [0.8411919906082768]);
+    assertClose("rms_norm", mx.rmsNorm(mx.tensor([3, 4]), mx.tensor([1, 2]), 0).toArray(), [3 / Math.sqrt(12.5), 8 / Math.sqrt(12.5)]);
+    assertClose("silu", mx.silu(mx.tensor([1, -2])).toArray(), [1 / (1 + Math.exp(-1)), -2 / (1 + Math.exp(2))]);
+    assertClose("swiglu", mx.swiglu(mx.tensor([1]), mx.tensor([3])).toArray(), [3 / (1 + Math.exp(-1))]);
+    // A quarter turn: (x1, x2) = (1, 2) -> (-2, 1).
+    assertClose("rope", mx.rope(mx.tensor([[1, 2]]), mx.tensor([[0, 0]]), mx.tensor([[1, 1]])).toArray(), [-2, 1]);
     assertClose("erf", mx.tensor([0.5, -2]).erf().toArray(), [0.5204998778130465, -0.9953222650189527]);
     assertClose("ce", [mx.crossEntropy(mx.tensor([[0, 0]]), mx.tensor([1], { dtype: "int32" })).item()], [Math.LN2]);
     assert.ok(Number.isNaN(mx.tensor([1, Number.NaN, 3]).max().item()), "max propagates NaN");

@@ -2,6 +2,7 @@
 // non-contiguous (transposed, sliced, expanded) inputs. Runs on whichever backend is active.
 
 import { describe, test } from "node:test";
+import type { Tensor } from "../../src/index.js";
 import { gradcheck, mx, rnd, spaced } from "../helpers.js";
 
 const B = mx.getBackend().name;
@@ -110,6 +111,17 @@ describe(`gradcheck (${B})`, () => {
   test("linear with a GELU epilogue", () => {
     gradcheck("linear+gelu", (x, w, b) => mx.linear(x, w, b, "gelu"), [rnd([2, 3, 4], 110), rnd([5, 4], 111), rnd([5], 112)]);
     gradcheck("linear+gelu_tanh", (x, w, b) => mx.linear(x, w, b, "gelu_tanh"), [rnd([3, 4], 113), rnd([5, 4], 114), rnd([5], 115)]);
+  });
+  test("rms_norm, silu, swiglu and rope", () => {
+    gradcheck("rms_norm", (x, w) => mx.rmsNorm(x, w, 1e-6), [rnd([2, 3, 6], 93), rnd([6], 94, 0.5, 1.5)]);
+    gradcheck("rms_norm no weight", (x) => mx.rmsNorm(x, null, 1e-5), [rnd([3, 5], 95)]);
+    gradcheck("silu", (x) => mx.silu(x), [rnd([3, 4], 96, -4, 4)]);
+    gradcheck("swiglu", (g, u) => mx.swiglu(g, u), [rnd([3, 4], 97, -4, 4), rnd([3, 4], 98)]);
+    const angles = rnd([3, 2], 99, -3, 3);
+    const half = (f: (t: Tensor) => Tensor) => mx.cat([f(angles), f(angles)], 1); // (T, hs): equal halves, as Llama's
+    const [cos, sin] = [half((a) => a.cos()), half((a) => a.sin())];
+    gradcheck("rope", (x) => mx.rope(x, cos, sin), [rnd([2, 3, 4], 100)]);
+    gradcheck("rope heads last", (x) => mx.rope(x, cos, sin, true), [rnd([2, 3, 2, 4], 101)]);
   });
   test("layer_norm affine", () => {
     gradcheck("layer_norm", (x, w, b) => mx.layerNorm(x, w, b), [rnd([2, 3, 6], 90), rnd([6], 91, 0.5, 1.5), rnd([6], 92)]);

@@ -59,6 +59,21 @@ interface Addon {
     dw: Float32Array | null,
     db: Float32Array | null,
   ): void;
+  /** Added with interface revision 3 (absent from older builds). */
+  rmsNorm?(x: Float32Array, w: Float32Array | null, out: Float32Array, rstd: Float32Array): void;
+  rmsNormBackward?(
+    x: Float32Array,
+    w: Float32Array | null,
+    rstd: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array | null,
+  ): void;
+  silu?(x: Float32Array, out: Float32Array): void;
+  siluBackward?(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  swiglu?(gate: Float32Array, up: Float32Array, out: Float32Array): void;
+  swigluBackward?(gate: Float32Array, up: Float32Array, dy: Float32Array, dgate: Float32Array, dup: Float32Array): void;
+  rope?(x: Float32Array, cos: Float32Array, sin: Float32Array, out: Float32Array): void;
   gelu(x: Float32Array, out: Float32Array): void;
   geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   biasGelu?(x: Float32Array, bias: Float32Array, out: Float32Array): void;
@@ -83,6 +98,8 @@ interface Addon {
   alloc?(bytes: number): ArrayBuffer | null;
   /** Quantised products (native/quant.cc); P[0] GGML type, P[1] N, P[2] K, P[3] M. */
   quantMatmul?(w: Uint8Array, x: Float32Array, y: Float32Array): void;
+  /** (w_0..w_{n-1}, x, y_0..y_{n-1}); P[0] GGML type, P[1] K, P[2] M, P[3] n, P[4 + i] N_i. */
+  quantMatmulMany?(...args: (Uint8Array | Float32Array)[]): void;
   quantInfo?(): { isa: string; types: number[] };
   mapFile?(path: string): ArrayBuffer | null;
   /** Interface revision (absent before 2). */
@@ -200,6 +217,44 @@ function makeBackend(A: Addon): Backend {
       P[1] = cols;
       A.layerNormBackward(x, weight, mean, rstd, dy, dx, dweight, dbias);
     },
+    // rmsNorm: P[0..3) = rows, cols, eps
+    rmsNorm(x, weight, out, rstd, rows, cols, eps) {
+      P[0] = rows;
+      P[1] = cols;
+      P[2] = eps;
+      (A.rmsNorm as NonNullable<Addon["rmsNorm"]>)(x, weight, out, rstd);
+    },
+    rmsNormBackward(x, weight, rstd, dy, dx, dweight, rows, cols) {
+      P[0] = rows;
+      P[1] = cols;
+      (A.rmsNormBackward as NonNullable<Addon["rmsNormBackward"]>)(x, weight, rstd, dy, dx, dweight);
+    },
+    // silu, swiglu and their backward: P[0] = elements
+    silu(x, out, n) {
+      P[0] = n;
+      (A.silu as NonNullable<Addon["silu"]>)(x, out);
+    },
+    siluBackward(x, dy, dx, n) {
+      P[0] = n;
+      (A.siluBackward as NonNullable<Addon["siluBackward"]>)(x, dy, dx);
+    },
+    swiglu(gate, up, out, n) {
+      P[0] = n;
+      (A.swiglu as NonNullable<Addon["swiglu"]>)(gate, up, out);
+    },
+    swigluBackward(gate, up, dy, dgate, dup, n) {
+      P[0] = n;
+      (A.swigluBackward as NonNullable<Addon["swigluBackward"]>)(gate, up, dy, dgate, dup);
+    },
+    // rope: P[0..5) = n, T, H, hs, inverse
+    rope(x, cos, sin, out, n, T, H, hs, inverse) {
+      P[0] = n;
+      P[1] = T;
+      P[2] = H;
+      P[3] = hs;
+      P[4] = inverse ? 1 : 0;
+      (A.rope as NonNullable<Addon["rope"]>)(x, cos, sin, out);
+    },
     gelu(x, out, approximate) {
       P[0] = approximate === "tanh" ? 1 : 0;
       A.gelu(x, out);
@@ -275,6 +330,10 @@ function makeBackend(A: Addon): Backend {
     delete partial.attentionBackward;
   }
   if (typeof A.biasGelu !== "function") delete (fused as Partial<FusedKernels>).biasGelu;
+  // An addon built before these kernels (interface revision 3): core composes them from primitives.
+  for (const k of ["rmsNorm", "rmsNormBackward", "silu", "siluBackward", "swiglu", "swigluBackward", "rope"] as const) {
+    if (typeof A[k] !== "function") delete (fused as Partial<FusedKernels>)[k];
+  }
   // An addon built before alloc existed leaves core with plain buffers, as MOXING_HUGE_PAGES=0 does.
   const alloc = typeof A.alloc === "function" && process.env.MOXING_HUGE_PAGES !== "0" ? A.alloc.bind(A) : null;
 
@@ -350,6 +409,29 @@ function makeBackend(A: Addon): Backend {
       P[2] = K;
       P[3] = M;
       (A.quantMatmul as NonNullable<Addon["quantMatmul"]>)(w, x, y);
+      return true;
+    },
+    quantMatmulMany(ggmlType, ws, x, ys, M, Ns, K): boolean {
+      const n = ws.length;
+      if (!A.quantMatmulMany || n < 1 || n > 4 || ys.length !== n || Ns.length !== n) return false;
+      if (!quantTypes.has(ggmlType) || K % quantBlock(ggmlType) !== 0) return false;
+      P[0] = ggmlType;
+      P[1] = K;
+      P[2] = M;
+      P[3] = n;
+      for (let i = 0; i < n; i++) P[4 + i] = Ns[i] as number;
+      if (n === 2) A.quantMatmulMany(ws[0] as Uint8Array, ws[1] as Uint8Array, x, ys[0] as Float32Array, ys[1] as Float32Array);
+      else if (n === 3) {
+        A.quantMatmulMany(
+          ws[0] as Uint8Array,
+          ws[1] as Uint8Array,
+          ws[2] as Uint8Array,
+          x,
+          ys[0] as Float32Array,
+          ys[1] as Float32Array,
+          ys[2] as Float32Array,
+        );
+      } else A.quantMatmulMany(...ws, x, ...ys);
       return true;
     },
   };
