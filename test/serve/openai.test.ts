@@ -326,7 +326,13 @@ describe("scheduling", () => {
     const it = stream[Symbol.asyncIterator]();
     await it.next();
     await it.next(); // the first request is decoding
-    const second = await client.chat.completions.create({ model: "random", messages: [{ role: "user", content: "bye" }], max_tokens: 5 });
+    // The random model may sample an end token first: keep it from ending, so it decodes its 5 tokens.
+    const second = await client.chat.completions.create({
+      model: "random",
+      messages: [{ role: "user", content: "bye" }],
+      max_tokens: 5,
+      logit_bias: noEnd,
+    });
     assert.equal(second.usage?.completion_tokens, 5);
     let rest = 0;
     for (let r = await it.next(); !r.done; r = await it.next()) if (r.value.choices[0]?.delta.content) rest++;
