@@ -23,6 +23,9 @@ Usage: moxing train-autoencoder (--data FILE | --dataset sotu) --out DIR [flags]
   --resume / --overwrite
 Model: --vocab-size ${A.vocabSize} (words)  --embed-dim ${S.embed_dim}  --hidden-size ${S.hidden_size}  --latent-size ${S.latent_size}
        --word-dropout ${S.word_dropout}  --max-length ${S.max_length} (words)
+       --one-way-encoder     read the sentence left to right only (default: both ways)
+       --code-as-first-state  give the decoder z only as its first state (Bowman et al.'s form;
+                             default: also beside every input word)
 Training: --batch-size ${A.batchSize}  --max-steps ${A.maxSteps}  --learning-rate ${A.learningRate}  --seed ${A.seed}
           --kl-anneal-steps N   step where the KL weight reaches 0.5 on its logistic curve (default max/3)
           --eval-interval N     held-out reconstruction loss, KL, token and sentence accuracy
@@ -46,6 +49,8 @@ export const trainAutoencoderCommand: Command = {
       dataset: { type: "string" },
       out: { type: "string" },
       plain: { type: "boolean" },
+      "one-way-encoder": { type: "boolean" },
+      "code-as-first-state": { type: "boolean" },
       resume: { type: "boolean" },
       overwrite: { type: "boolean" },
       "vocab-size": { type: "string" },
@@ -79,6 +84,8 @@ export const trainAutoencoderCommand: Command = {
         word_dropout: opt("word-dropout", { min: 0 }),
         max_length: opt("max-length", { int: true, min: 2 }),
         variational: v.plain ? false : undefined,
+        bidirectional: v["one-way-encoder"] ? false : undefined,
+        feed_latent: v["code-as-first-state"] ? false : undefined,
       }).filter(([, x]) => x !== undefined),
     );
     const r = await runWithProgress((hooks) =>

@@ -3,7 +3,7 @@
 // equals an uninterrupted one.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -68,5 +68,20 @@ describe("train-autoencoder", () => {
     assert.equal(i.code, 0, i.stderr);
     assert.equal(i.stdout.trimEnd().split("\n").length, 4);
     assertOneLineError(await moxing(["interpolate", "--model", whole, "--from", "a"]), /--to TEXT are required/, 2);
+  });
+
+  test("a directory from before feed_latent / bidirectional loads in its own form", async () => {
+    const old = join(tmp, "old");
+    await trainAutoencoder({ ...opts(old), maxSteps: 2, model: { ...opts(old).model, feed_latent: false, bidirectional: false } });
+    const file = join(old, "config.json");
+    const cfg = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    delete cfg.feed_latent;
+    delete cfg.bidirectional;
+    writeFileSync(file, JSON.stringify(cfg));
+    const { model } = loadSentenceVAE(old);
+    assert.equal(model.config.feed_latent, false);
+    assert.equal(model.config.bidirectional, false);
+    assert.deepEqual(model.stateDict().get("decoder.weight_ih_l0")?.shape, [4 * 24, 16]); // words only, no code beside them
+    assert.deepEqual(model.stateDict().get("to_mu.weight")?.shape, [6, 24]); // one direction's final state
   });
 });
