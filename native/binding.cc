@@ -483,8 +483,8 @@ napi_value js_silu(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, a, 2)) return nullptr;
   Buf x, out;
   if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, out, F32)) return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, x, n, "moxing native: silu x too small") ||
+  i64 n = 0;
+  if (!sizes(env, "silu", {I(a.P[0])}, n) || !need(env, x, n, "moxing native: silu x too small") ||
       !need(env, out, n, "moxing native: silu output too small"))
     return nullptr;
   fused_silu(F32P(x), F32P(out), n);
@@ -496,8 +496,8 @@ napi_value js_silu_bwd(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, a, 3)) return nullptr;
   Buf x, dy, dx;
   if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, dy, F32) || !get_buf(a, 2, dx, F32)) return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, x, n, "moxing native: siluBackward x too small") ||
+  i64 n = 0;
+  if (!sizes(env, "siluBackward", {I(a.P[0])}, n) || !need(env, x, n, "moxing native: siluBackward x too small") ||
       !need(env, dy, n, "moxing native: siluBackward dy too small") ||
       !need(env, dx, n, "moxing native: siluBackward dx too small"))
     return nullptr;
@@ -510,8 +510,8 @@ napi_value js_swiglu(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, a, 3)) return nullptr;
   Buf g, u, out;
   if (!get_buf(a, 0, g, F32) || !get_buf(a, 1, u, F32) || !get_buf(a, 2, out, F32)) return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, g, n, "moxing native: swiglu gate too small") ||
+  i64 n = 0;
+  if (!sizes(env, "swiglu", {I(a.P[0])}, n) || !need(env, g, n, "moxing native: swiglu gate too small") ||
       !need(env, u, n, "moxing native: swiglu up too small") ||
       !need(env, out, n, "moxing native: swiglu output too small"))
     return nullptr;
@@ -526,8 +526,9 @@ napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
   if (!get_buf(a, 0, g, F32) || !get_buf(a, 1, u, F32) || !get_buf(a, 2, dy, F32) || !get_buf(a, 3, dg, F32) ||
       !get_buf(a, 4, du, F32))
     return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, g, n, "moxing native: swigluBackward gate too small") ||
+  i64 n = 0;
+  if (!sizes(env, "swigluBackward", {I(a.P[0])}, n) ||
+      !need(env, g, n, "moxing native: swigluBackward gate too small") ||
       !need(env, u, n, "moxing native: swigluBackward up too small") ||
       !need(env, dy, n, "moxing native: swigluBackward dy too small") ||
       !need(env, dg, n, "moxing native: swigluBackward dgate too small") ||
@@ -546,11 +547,9 @@ napi_value js_rope(napi_env env, napi_callback_info info) {
     return nullptr;
   const i64 n = I(a.P[0]), T = I(a.P[1]), H = I(a.P[2]), hs = I(a.P[3]);
   i64 total = 0, table = 0;
-  if (hs % 2 != 0) {
-    napi_throw_range_error(env, nullptr, "moxing native: rope needs an even head size");
-    return nullptr;
-  }
-  if (!sizes(env, "rope", {n, T, H, hs}, total) || !sizes(env, "rope", {T, hs}, table) ||
+  if (!sizes(env, "rope", {n, T, H, hs}, total)) return nullptr;
+  if (hs % 2 != 0) return range_error(env, "moxing native: rope needs an even head size"), nullptr;
+  if (!sizes(env, "rope", {T, hs}, table) ||
       !need(env, x, total, "moxing native: rope x too small") ||
       !need(env, out, total, "moxing native: rope output too small") ||
       !need(env, c, table, "moxing native: rope cos too small") || !need(env, s, table, "moxing native: rope sin too small"))
