@@ -120,7 +120,11 @@ void fused_attention_bwd(const float* q, const float* k, const float* v, const f
   const i64 kvs = kv_stride > 0 ? kv_stride : S * hs;
   const size_t nq = (size_t)(bh * T * hs);
   if (T <= 0 || S <= 0 || hs <= 0) {
+    // Every gradient is 0. dk and dv are zeroed head by head (heads may lie kvs apart); with no keys
+    // or no features a head holds nothing, and bh is then bounded by no buffer (a valid call may
+    // pass 2^53): no loop over it.
     std::memset(dq, 0, sizeof(float) * nq);
+    if (S <= 0 || hs <= 0) return;
     for (i64 b = 0; b < bh; b++) {
       std::memset(dk + b * kvs, 0, sizeof(float) * (size_t)(S * hs));
       std::memset(dv + b * kvs, 0, sizeof(float) * (size_t)(S * hs));

@@ -477,64 +477,49 @@ napi_value js_rmsnorm_bwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// P[0] = n (elements)
-napi_value js_silu(napi_env env, napi_callback_info info) {
+// An element-wise op: P[0] = n; argv[i] a Float32Array of at least n elements, named parts[i] in its
+// "too small" error (at most 8). Runs run(buffers, n) once they are checked.
+template <class F>
+napi_value elementwise(napi_env env, napi_callback_info info, const char* op, std::initializer_list<const char*> parts,
+                       F run) {
   Args a;
-  if (!get_args(env, info, a, 2)) return nullptr;
-  Buf x, out;
-  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, out, F32)) return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, x, n, "moxing native: silu x too small") ||
-      !need(env, out, n, "moxing native: silu output too small"))
-    return nullptr;
-  fused_silu(F32P(x), F32P(out), n);
+  if (!get_args(env, info, a, parts.size())) return nullptr;
+  Buf b[8];
+  for (size_t i = 0; i < parts.size(); i++)
+    if (!get_buf(a, i, b[i], F32)) return nullptr;
+  i64 n = 0;
+  if (!sizes(env, op, {I(a.P[0])}, n)) return nullptr;
+  size_t i = 0;
+  for (const char* part : parts) {
+    const Buf& x = b[i++];
+    if ((x.p == nullptr && n > 0) || x.len < n) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg, "moxing native: %s %s too small", op, part);
+      return range_error(env, msg), nullptr;
+    }
+  }
+  run(b, n);
   return undefined(env);
+}
+
+napi_value js_silu(napi_env env, napi_callback_info info) {
+  return elementwise(env, info, "silu", {"x", "output"}, [](Buf* b, i64 n) { fused_silu(F32P(b[0]), F32P(b[1]), n); });
 }
 
 napi_value js_silu_bwd(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a, 3)) return nullptr;
-  Buf x, dy, dx;
-  if (!get_buf(a, 0, x, F32) || !get_buf(a, 1, dy, F32) || !get_buf(a, 2, dx, F32)) return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, x, n, "moxing native: siluBackward x too small") ||
-      !need(env, dy, n, "moxing native: siluBackward dy too small") ||
-      !need(env, dx, n, "moxing native: siluBackward dx too small"))
-    return nullptr;
-  fused_silu_bwd(F32P(x), F32P(dy), F32P(dx), n);
-  return undefined(env);
+  return elementwise(env, info, "siluBackward", {"x", "dy", "dx"},
+                     [](Buf* b, i64 n) { fused_silu_bwd(F32P(b[0]), F32P(b[1]), F32P(b[2]), n); });
 }
 
 napi_value js_swiglu(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a, 3)) return nullptr;
-  Buf g, u, out;
-  if (!get_buf(a, 0, g, F32) || !get_buf(a, 1, u, F32) || !get_buf(a, 2, out, F32)) return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, g, n, "moxing native: swiglu gate too small") ||
-      !need(env, u, n, "moxing native: swiglu up too small") ||
-      !need(env, out, n, "moxing native: swiglu output too small"))
-    return nullptr;
-  fused_swiglu(F32P(g), F32P(u), F32P(out), n);
-  return undefined(env);
+  return elementwise(env, info, "swiglu", {"gate", "up", "output"},
+                     [](Buf* b, i64 n) { fused_swiglu(F32P(b[0]), F32P(b[1]), F32P(b[2]), n); });
 }
 
 napi_value js_swiglu_bwd(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a, 5)) return nullptr;
-  Buf g, u, dy, dg, du;
-  if (!get_buf(a, 0, g, F32) || !get_buf(a, 1, u, F32) || !get_buf(a, 2, dy, F32) || !get_buf(a, 3, dg, F32) ||
-      !get_buf(a, 4, du, F32))
-    return nullptr;
-  const i64 n = I(a.P[0]);
-  if (n < 0 || !need(env, g, n, "moxing native: swigluBackward gate too small") ||
-      !need(env, u, n, "moxing native: swigluBackward up too small") ||
-      !need(env, dy, n, "moxing native: swigluBackward dy too small") ||
-      !need(env, dg, n, "moxing native: swigluBackward dgate too small") ||
-      !need(env, du, n, "moxing native: swigluBackward dup too small"))
-    return nullptr;
-  fused_swiglu_bwd(F32P(g), F32P(u), F32P(dy), F32P(dg), F32P(du), n);
-  return undefined(env);
+  return elementwise(env, info, "swigluBackward", {"gate", "up", "dy", "dgate", "dup"}, [](Buf* b, i64 n) {
+    fused_swiglu_bwd(F32P(b[0]), F32P(b[1]), F32P(b[2]), F32P(b[3]), F32P(b[4]), n);
+  });
 }
 
 // P[0..5) = n, T, H, hs, inverse
@@ -546,11 +531,9 @@ napi_value js_rope(napi_env env, napi_callback_info info) {
     return nullptr;
   const i64 n = I(a.P[0]), T = I(a.P[1]), H = I(a.P[2]), hs = I(a.P[3]);
   i64 total = 0, table = 0;
-  if (hs % 2 != 0) {
-    napi_throw_range_error(env, nullptr, "moxing native: rope needs an even head size");
-    return nullptr;
-  }
-  if (!sizes(env, "rope", {n, T, H, hs}, total) || !sizes(env, "rope", {T, hs}, table) ||
+  if (!sizes(env, "rope", {n, T, H, hs}, total)) return nullptr;
+  if (hs % 2 != 0) return range_error(env, "moxing native: rope needs an even head size"), nullptr;
+  if (!sizes(env, "rope", {T, hs}, table) ||
       !need(env, x, total, "moxing native: rope x too small") ||
       !need(env, out, total, "moxing native: rope output too small") ||
       !need(env, c, table, "moxing native: rope cos too small") || !need(env, s, table, "moxing native: rope sin too small"))
