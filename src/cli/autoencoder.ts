@@ -109,7 +109,7 @@ export const trainAutoencoderCommand: Command = {
       ),
     );
     const ev = r.eval
-      ? `; held-out reconstruction ${r.eval.reconstruction?.toFixed(3)}, KL ${r.eval.kl?.toFixed(3)}, token accuracy ${((r.eval.token_accuracy ?? 0) * 100).toFixed(1)}%, sentence accuracy ${((r.eval.sentence_accuracy ?? 0) * 100).toFixed(1)}%`
+      ? `; held-out reconstruction ${r.eval.reconstruction?.toFixed(3)}, KL ${r.eval.kl?.toFixed(3)}, token accuracy ${((r.eval.token_accuracy ?? 0) * 100).toFixed(1)}%, sentence accuracy ${((r.eval.sentence_accuracy ?? 0) * 100).toFixed(1)}%, BLEU ${r.eval.bleu?.toFixed(1)}`
       : "";
     console.log(`${r.status === "interrupted" ? "stopped" : "done"}: ${r.step} steps${ev}; model saved in ${v.out}`);
     return r.status === "interrupted" ? interruptExitStatus() : 0;

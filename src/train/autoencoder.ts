@@ -5,12 +5,13 @@
 // sentences; a word vocabulary is built from the training ones. Each step reconstructs a random
 // batch; the VAE's loss is reconstruction + β·KL with β on Bowman et al.'s logistic schedule, centred
 // at a third of the run (klAnnealSteps sets the centre). Evaluation: held-out reconstruction loss, KL,
-// and the token and sentence accuracy of greedy reconstructions from the codes' means.
+// the token and sentence accuracy of greedy reconstructions from the codes' means, and their BLEU.
 
 import { join } from "node:path";
 import { DataError, textDigest } from "../data/text.js";
 import { checkModelDir, checkpointFile, readJSONFile } from "../io/checkpoint.js";
 import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
+import { corpusBleu } from "../metrics/bleu.js";
 import { klWeight, SENTENCE_VAE_DEFAULTS, SentenceVAE, type SentenceVAEConfig, WordVocab } from "../models/sentence-vae.js";
 import { AdamW } from "../optim/adamw.js";
 import { tensor } from "../tensor/creation.js";
@@ -177,8 +178,17 @@ export async function trainAutoencoder(opts: AutoencoderOptions, hooks: LoopHook
               rec += r * n;
               kl += q * n;
             }
-            const acc = model.reconstructionAccuracy(heldIds);
-            lastEval = { reconstruction: rec / heldIds.length, kl: kl / heldIds.length, ...acc };
+            const got = model.reconstruct(heldIds);
+            const acc = model.reconstructionAccuracy(heldIds, got);
+            // Word-position accuracy counts every word after a dropped or added one as wrong; BLEU
+            // against the sentence (as far as max_length keeps it) credits the words written back.
+            const want = heldIds.map((s) => vocab.decode(s.slice(0, model.config.max_length - 1)));
+            const bleu = corpusBleu(
+              got.map((g) => vocab.decode(g)),
+              [want],
+              { tokenize: "none" },
+            ).score;
+            lastEval = { reconstruction: rec / heldIds.length, kl: kl / heldIds.length, ...acc, bleu };
             return lastEval;
           }
         : undefined,

@@ -43,7 +43,7 @@ describe("train-autoencoder", () => {
     const l = losses(whole);
     assert.equal(l.length, 16);
     assert.ok((l[15] as number) < (l[0] as number), `${l[0]} -> ${l[15]}`);
-    assert.ok(r.eval && r.eval.token_accuracy !== undefined);
+    assert.ok(r.eval && r.eval.token_accuracy !== undefined && r.eval.bleu !== undefined && r.eval.bleu >= 0);
     const { model, vocab } = loadSentenceVAE(whole);
     assert.deepEqual(
       model.reconstructionAccuracy([vocab.encode(SENTENCES[0] as string)]),
