@@ -6,7 +6,7 @@
 // `moxing` command (printed as it runs), so each can be rerun alone.
 //
 //   nice node --import tsx bench/families.ts [--out runs/families] [--only listops-tree-lstm,han-sotu,...]
-//        [--lanes 2] [--steps listops=3000,han-sotu=350,han-spam=900,mlm=1000,bert-sotu=N,bert-spam=N,autoencoder=2000,subjects=700]
+//        [--lanes 2] [--steps listops=3000,han-sotu=350,han-spam=900,mlm=1000,bert-sotu=N,bert-spam=N,autoencoder=12000,subjects=700]
 //        [--subjects-size 256,3,4,1024]
 //
 // --lanes N runs N jobs at a time, each with MOXING_THREADS=1 when N > 1 (the output of each job in
@@ -229,7 +229,7 @@ const INTERPOLATE = ["we must work together to build a stronger economy .", "the
 
 function autoencoderJob(plain: boolean): Job {
   const dir = join(out, plain ? "autoencoder" : "vae");
-  const steps = stepsOf("autoencoder", 2000);
+  const steps = stepsOf("autoencoder", 12000);
   const interpolation = join(dir, "interpolation.txt");
   return {
     name: plain ? "autoencoder" : "vae",
@@ -244,7 +244,7 @@ function autoencoderJob(plain: boolean): Job {
           dir,
           "--max-steps",
           String(steps),
-          ...(plain ? ["--plain"] : []),
+          ...(plain ? ["--plain", "--word-dropout", "0"] : []), // word dropout is the VAE's remedy
           ...(existsSync(join(dir, "trainer_state.json")) ? ["--resume"] : []),
         ],
         logFile,

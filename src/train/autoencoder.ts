@@ -84,7 +84,7 @@ export interface AutoencoderOptions {
   overwrite?: boolean;
 }
 
-export const AUTOENCODER_DEFAULTS = { vocabSize: 5000, batchSize: 32, maxSteps: 2000, learningRate: 1e-3, seed: 42 };
+export const AUTOENCODER_DEFAULTS = { vocabSize: 5000, batchSize: 32, maxSteps: 2000, learningRate: 3e-3, seed: 42 };
 
 interface State extends SavedState {
   rng: { model: ReturnType<Generator["getState"]>; batches: ReturnType<Generator["getState"]> };
