@@ -1,9 +1,7 @@
 #!/usr/bin/env node
-// Pretraining data for subject-line generation: PEGASUS's gap sentences (Zhang et al. 2020). From
-// each document the "principal" sentence (the one with the highest ROUGE-L F against the rest of the
-// document, their Ind-Orig choice) is cut out and replaced by <mask>; the model learns to write it
-// back. Writing the sentence that best sums up a text is the closest self-supervised task to writing
-// a subject line, and it needs no labels, so it can use far more text than the 5,375 labelled mails.
+// Pretraining data for subject-line generation: PEGASUS's gap sentences (src/data/gap-sentences.ts).
+// Writing the sentence that best sums up a text is the closest self-supervised task to writing a
+// subject line, and it needs no labels, so it can use far more text than the 5,375 labelled mails.
 //
 //   node --import tsx scripts/gap-sentences.mjs [--out data/gap-sentences]
 //
@@ -17,40 +15,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { gapSentence as gap } from "../src/data/gap-sentences.ts";
 import { sentencesOf } from "../src/data/silver.ts";
 import { sotuAddresses } from "../src/data/sotu.ts";
 import { spamSubjects } from "../src/data/subjects.ts";
-import { rougeL } from "../src/metrics/rouge.ts";
 
 const { values } = parseArgs({ options: { out: { type: "string", default: "data/gap-sentences" } } });
-const MASK = "<mask>";
-const words = (s) => s.split(/\s+/).filter(Boolean).length;
-
-/** {source, target} for a document given as sentences (or lines), or null if none is a fit gap. */
-function gap(sentences) {
-  let best = -1;
-  let bestScore = 0;
-  sentences.forEach((s, i) => {
-    const n = words(s);
-    if (n < 3 || n > 25) return; // the length of a subject line, not a paragraph
-    const rest = sentences.filter((_, j) => j !== i).join(" ");
-    const f = rougeL(s, rest).fmeasure;
-    if (f > bestScore) {
-      bestScore = f;
-      best = i;
-    }
-  });
-  if (best < 0) return null;
-  // At most 90 words around the gap, so that a 128-token source keeps it after truncation.
-  const source = sentences
-    .map((s, i) => (i === best ? MASK : s))
-    .join(" ")
-    .split(/\s+/);
-  const at = source.indexOf(MASK);
-  const from = Math.max(0, Math.min(at - 45, source.length - 90));
-  return { source: source.slice(from, from + 90).join(" "), target: sentences[best] };
-}
-
 const pairs = [];
 let mails = 0;
 for (const m of spamSubjects().train) {
