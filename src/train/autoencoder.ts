@@ -55,9 +55,12 @@ export function loadSentenceVAE(dir: string): { model: SentenceVAE; vocab: WordV
     throw new DataError(`${file("vocab.json")}: expected a list of words`);
   const vocab = new WordVocab(words as string[]);
   const config = Object.fromEntries(Object.keys(SENTENCE_VAE_DEFAULTS).map((k) => [k, cfg[k]])) as unknown as SentenceVAEConfig;
-  // Absent in directories written before these options existed.
-  config.feed_latent = cfg.feed_latent === true;
-  config.bidirectional = cfg.bidirectional === true;
+  // Absent (false) in directories written before these options existed.
+  for (const k of ["feed_latent", "bidirectional"] as const) {
+    if (cfg[k] !== undefined && typeof cfg[k] !== "boolean")
+      throw new DataError(`${file("config.json")}: ${k} must be true or false (got ${JSON.stringify(cfg[k])})`);
+    config[k] = cfg[k] === true;
+  }
   if (config.vocab_size !== vocab.size)
     throw new DataError(`${dir}: vocab.json has ${vocab.size} words but config.json's vocab_size is ${config.vocab_size}`);
   const model = new SentenceVAE(config, { seed: 0 });

@@ -83,5 +83,7 @@ describe("train-autoencoder", () => {
     assert.equal(model.config.bidirectional, false);
     assert.deepEqual(model.stateDict().get("decoder.weight_ih_l0")?.shape, [4 * 24, 16]); // words only, no code beside them
     assert.deepEqual(model.stateDict().get("to_mu.weight")?.shape, [6, 24]); // one direction's final state
+    writeFileSync(file, JSON.stringify({ ...cfg, feed_latent: "yes" }));
+    assert.throws(() => loadSentenceVAE(old), /feed_latent must be true or false \(got "yes"\)/);
   });
 });
